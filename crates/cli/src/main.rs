@@ -1,0 +1,2 @@
+//! The `bpfpatch` command.
+fn main() {}
