@@ -1,2 +1,40 @@
-//! Reference interpreter of the full RFC 9669 instruction set, and the conformance runner
+//! Reference interpreter of the full RFC 9669 instruction set with Linux semantics, the loader
+//! checks it runs first, and the conformance runner.
+//!
+//! Pipeline: raw slots → [`Program::load`] (the [`verify`] checks, then lowering into a compact
+//! internal form with absolute targets) → [`Vm::run`] on an [`Input`] → [`RunOutcome`] or a
+//! [`RunError`] naming the slot. Programs may contain the kernel-internal forms (AX, tail call,
+//! nospec) when loaded with [`LoadOptions::INTERNAL`], so rewritten programs run too.
+//!
+//! ```
+//! use bpfpatch_insn::{AluOp, Op, Operand, Reg, Width};
+//! use bpfpatch_vm::{Input, LoadOptions, Program, Vm};
+//!
+//! let ops = [
+//!     Op::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(-7) },
+//!     Op::Alu { width: Width::W64, op: AluOp::SDiv, dst: Reg::R0, src: Operand::Imm(2) },
+//!     Op::Exit,
+//! ];
+//! let slots: Vec<_> = ops.iter().flat_map(|op| op.encode().to_vec()).collect();
+//! let prog = Program::load(&slots, &LoadOptions::default()).unwrap();
+//! let out = Vm::conformance().run(&prog, Input::default()).unwrap();
+//! assert_eq!(out.r0, (-3i64) as u64);
+//! ```
+//!
+//! The semantics, instruction by instruction, are stated in the documentation of [`Vm`]'s
+//! module ([`interp`]); the address space in [`memory`]; the loader's rules in [`verify`].
 #![deny(missing_docs)]
+
+mod error;
+pub mod helpers;
+pub mod interp;
+pub mod memory;
+mod program;
+pub mod verify;
+
+pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
+pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
+pub use interp::{Input, RunOutcome, Vm, VmConfig};
+pub use memory::Memory;
+pub use program::{CODE_BASE, Program};
+pub use verify::{LoadOptions, verify};
