@@ -25,6 +25,7 @@
 //! module ([`interp`]); the address space in [`memory`]; the loader's rules in [`verify`].
 #![deny(missing_docs)]
 
+pub mod conformance;
 mod error;
 pub mod helpers;
 pub mod interp;
@@ -32,6 +33,10 @@ pub mod memory;
 mod program;
 pub mod verify;
 
+pub use conformance::{
+    ConformanceOptions, Expectation, FileError, FileOutcome, Status, Summary, Transform, conformance_report,
+    run_conformance, run_data_file,
+};
 pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
 pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
 pub use interp::{Input, RunOutcome, Vm, VmConfig};
