@@ -102,6 +102,25 @@ pub(crate) fn i16_in(text: &str, what: &'static str) -> Result<i16, AsmErrorKind
     i16::try_from(v).map_err(|_| out_of_range(what, text, i16::MIN.into(), i16::MAX.into()))
 }
 
+/// A 32-bit immediate as llvm-mc reads it: any value in `i32::MIN..=u32::MAX`, decimal or hex,
+/// stored as its low 32 bits (`4294967295` and `0xffffffff` are both `-1`).
+pub(crate) fn imm32_llvm(text: &str) -> Result<i32, AsmErrorKind> {
+    let v = parse(text)?.value();
+    if v < i128::from(i32::MIN) || v > i128::from(u32::MAX) {
+        return Err(out_of_range("immediate", text, i32::MIN.into(), u32::MAX.into()));
+    }
+    // In i32::MIN..=u32::MAX: the low 32 bits are the bit pattern.
+    #[allow(clippy::cast_possible_truncation)]
+    let bits = v as i32;
+    Ok(bits)
+}
+
+/// A 32-bit signed value (long jump and call distances).
+pub(crate) fn i32_in(text: &str, what: &'static str) -> Result<i32, AsmErrorKind> {
+    let v = signed_in(text, what, i32::MIN.into(), i32::MAX.into())?;
+    i32::try_from(v).map_err(|_| out_of_range(what, text, i32::MIN.into(), i32::MAX.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +153,17 @@ mod tests {
         assert_eq!(imm64("-9223372036854775808"), Ok(1 << 63));
         assert!(matches!(imm64("-9223372036854775809"), Err(AsmErrorKind::OutOfRange { .. })));
         assert!(matches!(imm64("0x10000000000000000"), Err(AsmErrorKind::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn imm32_llvm_forms() {
+        assert_eq!(imm32_llvm("4294967295"), Ok(-1));
+        assert_eq!(imm32_llvm("0xffffffff"), Ok(-1));
+        assert_eq!(imm32_llvm("-0x80000000"), Ok(i32::MIN));
+        assert!(matches!(imm32_llvm("-2147483649"), Err(AsmErrorKind::OutOfRange { .. })));
+        assert!(matches!(imm32_llvm("4294967296"), Err(AsmErrorKind::OutOfRange { .. })));
+        assert_eq!(i32_in("-0x80000000", "x"), Ok(i32::MIN));
+        assert!(matches!(i32_in("0x80000000", "x"), Err(AsmErrorKind::OutOfRange { .. })));
     }
 
     #[test]
