@@ -1,2 +1,436 @@
-//! Read and write clang-built BPF ELF objects (text, relocations, BTF, BTF.ext)
+//! Read, rewrite and write clang-built BPF ELF objects (`clang -O2 -g -target bpf[eb]`).
+//!
+//! # Model
+//! [`BpfObject::parse`] reads an ELF32/ELF64 object of either byte order with the `object`
+//! crate's low-level read API and keeps:
+//! - the original bytes, from which every section the model does not own is copied verbatim;
+//! - every section header, raw ([`SectionHeader`]), and every symbol, raw ([`Symbol`]);
+//! - one [`Program`] per executable `SHT_PROGBITS` section: its instructions as raw
+//!   [`bpfpatch_insn::Insn`] slots and its relocations mapped onto slots ([`Reloc`]);
+//!   subprograms are the `STT_FUNC` symbols of the section ([`BpfObject::subprograms`]);
+//! - `.BTF` (header and strings, [`Btf`]) and `.BTF.ext` (func_info, line_info, CO-RE
+//!   relocations, [`BtfExt`]), together with the `.rel.BTF.ext` entries on record `insn_off`s.
+//!
+//! # Owned and copied sections (the writer's rule)
+//! The writer re-encodes what the model owns: program sections, their relocation sections, the
+//! symbol table, and — after a rewrite touched them — `.BTF.ext` and `.rel.BTF.ext`. Every other
+//! section (strings, data, maps, `.BTF`, DWARF and its relocations, `SHT_LLVM_ADDRSIG`, groups,
+//! anything unknown) is **kept, byte-identical, at the same index**. Nothing is dropped and no
+//! section or symbol is added or removed, so section and symbol indices never change and tables
+//! that refer to them (`SHT_LLVM_ADDRSIG`, `SHT_GROUP`, `sh_link`/`sh_info`) stay valid. DWARF is
+//! not rewritten: after a rewrite its addresses describe the old code (counted in
+//! [`RewriteReport::stale_foreign_refs`]).
+//!
+//! Sections are laid out in their original file order at their original offsets shifted by the
+//! growth of what precedes them, so an object written without changes is byte-identical to the
+//! input (the corpus test checks this for every object).
+//!
+//! # Rewriting
+//! [`BpfObject::replace_program`] takes a program's new instructions and a [`SlotMap`] from old
+//! slots to new ones, and moves relocations, symbols and `.BTF.ext` records with their
+//! instructions. Relocated `call`/ld_imm64 immediates are owned by this layer (see
+//! [`BpfObject::relocated_slots`]): whatever a pass left there is replaced by the addend the
+//! relocation needs.
 #![deny(missing_docs)]
+
+mod btf;
+mod btf_ext;
+mod check;
+mod elf;
+mod error;
+mod rewrite;
+mod write;
+
+pub use btf::Btf;
+pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
+pub use check::{Finding, FindingKind, check};
+pub use elf::{SectionHeader, Symbol};
+pub use error::{BtfError, BtfExtError, InfoKind, ObjectError, RewriteError, SectionRef};
+pub use rewrite::{DroppedReloc, IdentityMap, RewriteReport, SlotMap, TableMap};
+
+use bpfpatch_insn::{Endian, Insn, slots_from_bytes};
+use elf::{Elf, RawReloc, SHF_EXECINSTR, SHT_PROGBITS, SHT_RELA};
+
+/// ELF relocation types of `EM_BPF`.
+pub mod reloc_type {
+    /// `R_BPF_NONE`.
+    pub const NONE: u32 = 0;
+    /// `R_BPF_64_64`: 64-bit address in an ld_imm64 (first slot's `imm` holds the addend).
+    pub const R_BPF_64_64: u32 = 1;
+    /// `R_BPF_64_ABS64`: 64-bit data.
+    pub const R_BPF_64_ABS64: u32 = 2;
+    /// `R_BPF_64_ABS32`: 32-bit data.
+    pub const R_BPF_64_ABS32: u32 = 3;
+    /// `R_BPF_64_NODYLD32`: 32-bit data not resolved by the dynamic loader (`.BTF`, `.BTF.ext`).
+    pub const R_BPF_64_NODYLD32: u32 = 4;
+    /// `R_BPF_64_32`: call target (`(S + A) / 8 - 1` in `imm`).
+    pub const R_BPF_64_32: u32 = 10;
+
+    /// The ELF name of a BPF relocation type.
+    #[must_use]
+    pub fn name(t: u32) -> &'static str {
+        match t {
+            NONE => "R_BPF_NONE",
+            R_BPF_64_64 => "R_BPF_64_64",
+            R_BPF_64_ABS64 => "R_BPF_64_ABS64",
+            R_BPF_64_ABS32 => "R_BPF_64_ABS32",
+            R_BPF_64_NODYLD32 => "R_BPF_64_NODYLD32",
+            R_BPF_64_32 => "R_BPF_64_32",
+            _ => "R_BPF_unknown",
+        }
+    }
+}
+
+/// A relocation on an instruction slot of a program section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    /// The slot (`r_offset / 8`) the relocation applies to.
+    pub slot: usize,
+    /// The ELF relocation type ([`reloc_type`]).
+    pub r_type: u32,
+    /// Index of the symbol in the symbol table.
+    pub symbol: u32,
+    /// The explicit addend of a RELA entry (0 for REL, whose addend is in the instruction).
+    pub addend: i64,
+}
+
+/// One executable section: a BPF program (or `.text` with subprograms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    section: usize,
+    name: String,
+    endian: Endian,
+    insns: Vec<Insn>,
+    relocs: Vec<Reloc>,
+    rel_section: Option<usize>,
+    rela: bool,
+}
+
+impl Program {
+    /// Index of the section in the section header table.
+    #[must_use]
+    pub fn section(&self) -> usize {
+        self.section
+    }
+
+    /// The section name (`xdp`, `tc`, `.text`, ...).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Byte order of the instructions.
+    #[must_use]
+    pub fn endian(&self) -> Endian {
+        self.endian
+    }
+
+    /// The instruction slots.
+    #[must_use]
+    pub fn insns(&self) -> &[Insn] {
+        &self.insns
+    }
+
+    /// The relocations on this section, in table order.
+    #[must_use]
+    pub fn relocs(&self) -> &[Reloc] {
+        &self.relocs
+    }
+
+    /// Index of the relocation section applying to this one, if any.
+    #[must_use]
+    pub fn rel_section(&self) -> Option<usize> {
+        self.rel_section
+    }
+}
+
+/// A subprogram: a function symbol of a program section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subprogram {
+    /// The symbol's name.
+    pub name: String,
+    /// Index of the symbol.
+    pub symbol: u32,
+    /// First slot.
+    pub start: usize,
+    /// Length in slots.
+    pub len: usize,
+}
+
+/// A parsed BPF object; see the crate documentation for the model and the writer's rule.
+#[derive(Clone, Debug)]
+pub struct BpfObject {
+    data: Vec<u8>,
+    elf: Elf,
+    programs: Vec<Program>,
+    btf: Option<(usize, Btf)>,
+    btf_ext: Option<(usize, BtfExt)>,
+    btf_ext_rel: Option<usize>,
+    /// Relocation sections the model does not own: (index, target section, entries).
+    foreign_relocs: Vec<(usize, u32, Vec<RawReloc>)>,
+}
+
+fn is_program(h: &SectionHeader) -> bool {
+    h.sh_type == SHT_PROGBITS && h.flags & SHF_EXECINSTR != 0
+}
+
+impl BpfObject {
+    /// Parses an object.
+    ///
+    /// # Errors
+    /// A typed [`ObjectError`] naming the section, entry and offset of the first problem:
+    /// malformed ELF structures, sections outside the file, executable sections that are not whole
+    /// instructions, relocations on program sections that are unaligned, outside the section or
+    /// name a missing symbol, malformed `.BTF` or `.BTF.ext`. Never panics.
+    pub fn parse(bytes: &[u8]) -> Result<BpfObject, ObjectError> {
+        let mut elf = Elf::parse(bytes)?;
+        let mut programs = Vec::new();
+        let mut prog_of_section = vec![None; elf.sections.len()];
+        for (i, h) in elf.sections.iter().enumerate() {
+            if !is_program(h) {
+                continue;
+            }
+            let section = elf.section_ref(i);
+            if h.size % 8 != 0 {
+                return Err(ObjectError::TextSize { section, size: h.size });
+            }
+            let bytes = section_bytes(bytes, h).ok_or(ObjectError::SectionOutOfBounds {
+                section: section.clone(),
+                offset: h.offset,
+                size: h.size,
+                file_len: bytes.len() as u64,
+            })?;
+            let insns = slots_from_bytes(bytes, elf.endian)
+                .map_err(|_| ObjectError::TextSize { section: section.clone(), size: h.size })?;
+            prog_of_section[i] = Some(programs.len());
+            programs.push(Program {
+                section: i,
+                name: section.name,
+                endian: elf.endian,
+                insns,
+                relocs: Vec::new(),
+                rel_section: None,
+                rela: false,
+            });
+        }
+        let find = |name: &str| elf.names.iter().position(|n| n == name).filter(|&i| i != 0);
+        let btf = match find(".BTF") {
+            Some(i) => {
+                let h = &elf.sections[i];
+                let b = section_bytes(bytes, h).unwrap_or_default();
+                let btf = Btf::parse(b).map_err(|error| ObjectError::Btf { section: elf.section_ref(i), error })?;
+                Some((i, btf))
+            }
+            None => None,
+        };
+        let mut btf_ext = match find(".BTF.ext") {
+            Some(i) => {
+                let h = &elf.sections[i];
+                let b = section_bytes(bytes, h).unwrap_or_default();
+                let ext = BtfExt::parse(b, btf.as_ref().map(|b| &b.1))
+                    .map_err(|error| ObjectError::BtfExt { section: elf.section_ref(i), error })?;
+                Some((i, ext))
+            }
+            None => None,
+        };
+        let mut btf_ext_rel = None;
+        let mut foreign_relocs = Vec::new();
+        let nsyms = elf.symbols.len();
+        for (ri, entries) in core::mem::take(&mut elf.relocs) {
+            let rh = &elf.sections[ri];
+            let target = rh.info;
+            let rela = rh.sh_type == SHT_RELA;
+            let tgt = usize::try_from(target).unwrap_or(usize::MAX);
+            if let Some(Some(p)) = prog_of_section.get(tgt) {
+                let prog: &mut Program = &mut programs[*p];
+                let section = elf.section_ref(tgt);
+                if prog.rel_section.is_some() {
+                    return Err(ObjectError::Duplicate { section, what: "relocation section" });
+                }
+                let size = elf.sections[tgt].size;
+                let mut relocs = Vec::with_capacity(entries.len());
+                for (index, r) in entries.iter().enumerate() {
+                    if r.offset >= size {
+                        return Err(ObjectError::RelocOutOfRange { section, index, offset: r.offset, size });
+                    }
+                    if r.offset % 8 != 0 {
+                        return Err(ObjectError::RelocUnaligned { section, index, offset: r.offset });
+                    }
+                    if r.sym as usize >= nsyms {
+                        return Err(ObjectError::RelocSymbol { section, index, symbol: r.sym, count: nsyms });
+                    }
+                    relocs.push(Reloc {
+                        slot: usize::try_from(r.offset / 8).unwrap_or(0),
+                        r_type: r.r_type,
+                        symbol: r.sym,
+                        addend: r.addend,
+                    });
+                }
+                prog.relocs = relocs;
+                prog.rel_section = Some(ri);
+                prog.rela = rela;
+            } else if let Some((ei, ext)) = btf_ext.as_mut().filter(|(ei, _)| *ei == tgt) {
+                if btf_ext_rel.is_some() {
+                    return Err(ObjectError::Duplicate { section: elf.section_ref(*ei), what: "relocation section" });
+                }
+                ext.attach_relocs(&entries);
+                btf_ext_rel = Some(ri);
+            } else {
+                foreign_relocs.push((ri, target, entries));
+            }
+        }
+        Ok(BpfObject { data: bytes.to_vec(), elf, programs, btf, btf_ext, btf_ext_rel, foreign_relocs })
+    }
+
+    /// Byte order of the object.
+    #[must_use]
+    pub fn endian(&self) -> Endian {
+        self.elf.endian
+    }
+
+    /// Whether the object is ELFCLASS64.
+    #[must_use]
+    pub fn is_64(&self) -> bool {
+        self.elf.is_64
+    }
+
+    /// The section headers as parsed (offsets and sizes are the input's).
+    #[must_use]
+    pub fn section_headers(&self) -> &[SectionHeader] {
+        &self.elf.sections
+    }
+
+    /// The name of section `index`.
+    #[must_use]
+    pub fn section_name(&self, index: usize) -> Option<&str> {
+        self.elf.names.get(index).map(String::as_str)
+    }
+
+    /// Reference to section `index` for messages.
+    #[must_use]
+    pub fn section_ref(&self, index: usize) -> SectionRef {
+        self.elf.section_ref(index)
+    }
+
+    /// The input bytes of section `index` (empty for `SHT_NOBITS`), as parsed.
+    #[must_use]
+    pub fn original_section_data(&self, index: usize) -> Option<&[u8]> {
+        let h = self.elf.sections.get(index)?;
+        if !h.has_file_data() {
+            return Some(&[]);
+        }
+        section_bytes(&self.data, h)
+    }
+
+    /// The programs (executable sections), in section order.
+    #[must_use]
+    pub fn programs(&self) -> &[Program] {
+        &self.programs
+    }
+
+    /// The program in section `name`.
+    #[must_use]
+    pub fn program_by_name(&self, name: &str) -> Option<(usize, &Program)> {
+        self.programs.iter().enumerate().find(|(_, p)| p.name == name)
+    }
+
+    /// The symbol table (index 0 is the null symbol).
+    #[must_use]
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.elf.symbols
+    }
+
+    /// Subprograms of program `prog`: its function symbols sorted by start (then symbol index).
+    ///
+    /// Symbols whose value or size is not a multiple of 8 are reported by [`check`] and rounded
+    /// down here.
+    #[must_use]
+    pub fn subprograms(&self, prog: usize) -> Vec<Subprogram> {
+        let Some(p) = self.programs.get(prog) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Subprogram> = self
+            .elf
+            .symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_func() && s.section() == Some(p.section))
+            .map(|(i, s)| Subprogram {
+                name: s.name.clone(),
+                symbol: u32::try_from(i).unwrap_or(u32::MAX),
+                start: usize::try_from(s.value / 8).unwrap_or(usize::MAX),
+                len: usize::try_from(s.size / 8).unwrap_or(usize::MAX),
+            })
+            .collect();
+        v.sort_by_key(|s| (s.start, s.symbol));
+        v
+    }
+
+    /// The `.BTF` section, if present.
+    #[must_use]
+    pub fn btf(&self) -> Option<&Btf> {
+        self.btf.as_ref().map(|b| &b.1)
+    }
+
+    /// The `.BTF.ext` section, if present.
+    #[must_use]
+    pub fn btf_ext(&self) -> Option<&BtfExt> {
+        self.btf_ext.as_ref().map(|b| &b.1)
+    }
+
+    /// func_info records of program `prog` (empty when it has none).
+    #[must_use]
+    pub fn func_info(&self, prog: usize) -> &[FuncInfo] {
+        match (self.btf_ext(), self.programs.get(prog)) {
+            (Some(x), Some(p)) => x.func_info.block(&p.name).map_or(&[], |b| &b.records),
+            _ => &[],
+        }
+    }
+
+    /// line_info records of program `prog`.
+    #[must_use]
+    pub fn line_info(&self, prog: usize) -> &[LineInfo] {
+        match (self.btf_ext(), self.programs.get(prog)) {
+            (Some(x), Some(p)) => x.line_info.block(&p.name).map_or(&[], |b| &b.records),
+            _ => &[],
+        }
+    }
+
+    /// CO-RE relocation records of program `prog`.
+    #[must_use]
+    pub fn core_relos(&self, prog: usize) -> &[CoreRelo] {
+        match (self.btf_ext(), self.programs.get(prog)) {
+            (Some(x), Some(p)) => x.core_relo.block(&p.name).map_or(&[], |b| &b.records),
+            _ => &[],
+        }
+    }
+
+    /// The file name and source text of a line_info record, from `.BTF`'s strings.
+    #[must_use]
+    pub fn line_text(&self, li: &LineInfo) -> Option<(String, String)> {
+        let btf = self.btf()?;
+        Some((btf.string(li.file_name_off).ok()?, btf.string(li.line_off).ok()?))
+    }
+
+    /// Slots of program `prog` whose `imm` field belongs to a relocation (relocated `call`s and
+    /// ld_imm64s), sorted. A patching engine must treat these fields as opaque (not as
+    /// PC-relative targets) and passes must not rewrite them; [`BpfObject::replace_program`]
+    /// re-establishes them.
+    #[must_use]
+    pub fn relocated_slots(&self, prog: usize) -> Vec<usize> {
+        let Some(p) = self.programs.get(prog) else {
+            return Vec::new();
+        };
+        let mut v: Vec<usize> = p.relocs.iter().map(|r| r.slot).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// The file bytes of a section with file data, if inside the file.
+fn section_bytes<'a>(data: &'a [u8], h: &SectionHeader) -> Option<&'a [u8]> {
+    let start = usize::try_from(h.offset).ok()?;
+    let len = usize::try_from(h.size).ok()?;
+    data.get(start..start.checked_add(len)?)
+}

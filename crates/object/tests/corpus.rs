@@ -1,0 +1,92 @@
+//! Corpus tests: every object under `corpus/build` (built by `scripts/corpus.sh`; the directory
+//! can be overridden with `BPFPATCH_CORPUS`). Skipped with a notice when the corpus is absent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bpfpatch_object::{BpfObject, IdentityMap, check};
+use std::path::PathBuf;
+
+fn corpus() -> Option<Vec<PathBuf>> {
+    let dir = std::env::var_os("BPFPATCH_CORPUS")
+        .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build")), PathBuf::from);
+    if !dir.is_dir() {
+        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
+        return None;
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        println!("corpus empty, skipped");
+        return None;
+    }
+    Some(files)
+}
+
+/// Identity round trip: parse + write gives the input byte for byte; re-encoding `.BTF.ext` and
+/// replacing every program by itself (identity map) too; `check` finds nothing.
+#[test]
+fn corpus_identity_round_trip_and_check() {
+    let Some(files) = corpus() else { return };
+    let (mut ok, mut failed, mut insns, mut progs) = (0usize, Vec::new(), 0usize, 0usize);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let res = (|| -> Result<(usize, usize), String> {
+            let obj = BpfObject::parse(&bytes).map_err(|e| format!("parse: {e}"))?;
+            let out = obj.write().map_err(|e| format!("write: {e}"))?;
+            if out != bytes {
+                return Err(format!("identity write differs at byte {:?}", common::first_diff(&out, &bytes)));
+            }
+            if let Some(ext) = obj.btf_ext() {
+                let (enc, _) = ext.encode().map_err(|e| format!("encode: {e}"))?;
+                if enc != ext.raw() {
+                    return Err(format!(
+                        "BTF.ext canonical encoding differs at {:?}",
+                        common::first_diff(&enc, ext.raw())
+                    ));
+                }
+            }
+            let mut obj2 = obj.clone();
+            for pi in 0..obj2.programs().len() {
+                let insns = obj2.programs()[pi].insns().to_vec();
+                let n = insns.len();
+                obj2.replace_program(pi, insns, &IdentityMap(n)).map_err(|e| format!("replace: {e}"))?;
+            }
+            let out2 = obj2.write().map_err(|e| format!("write after identity rewrite: {e}"))?;
+            if out2 != bytes {
+                return Err(format!("identity rewrite differs at byte {:?}", common::first_diff(&out2, &bytes)));
+            }
+            let findings = check(&obj);
+            if let Some(f) = findings.first() {
+                return Err(format!("check: {} findings, first: {f}", findings.len()));
+            }
+            Ok((obj.programs().iter().map(|p| p.insns().len()).sum(), obj.programs().len()))
+        })();
+        match res {
+            Ok((n, p)) => {
+                ok += 1;
+                insns += n;
+                progs += p;
+            }
+            Err(e) => failed.push(format!("{}: {e}", f.display())),
+        }
+    }
+    println!("corpus: {} objects, {progs} program sections, {insns} instruction slots", files.len());
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    println!("identity round trip + check: {ok} passed, {} failed", failed.len());
+    assert!(failed.is_empty());
+}
