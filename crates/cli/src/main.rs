@@ -1,2 +1,40 @@
-//! The `bpfpatch` command.
-fn main() {}
+//! The `bpfpatch` command: disassemble, run, check conformance, rewrite and benchmark eBPF
+//! programs. Every subcommand exits 0 on success and 1 with a one-line `error: ...` on bad
+//! input; a panic (exit 101) from any input is a bug.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Linear-time patching of eBPF programs.
+#[derive(Debug, Parser)]
+#[command(name = "bpfpatch", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one program (a conformance `.data` file or a raw image) and print r0.
+    Run(cmd::run::Args),
+    /// Run conformance vectors (`.data` files, or directories of them) and count passes.
+    Conformance(cmd::conformance::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::main(&a),
+        Command::Conformance(a) => cmd::conformance::main(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the chain of causes joined, as `error: outer: inner`.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: its clap arguments (`Args`) and its body (`main`).
+
+pub mod conformance;
+pub mod run;
