@@ -3,6 +3,7 @@
 //! input; a panic (exit 101) from any input is a bug.
 
 mod cmd;
+mod input;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Disassemble a program: `<slot>: <text>` per instruction, in llvm-objdump's syntax.
+    Disasm(cmd::disasm::Args),
     /// Run one program (a conformance `.data` file or a raw image) and print r0.
     Run(cmd::run::Args),
     /// Run conformance vectors (`.data` files, or directories of them) and count passes.
@@ -26,6 +29,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Disasm(a) => cmd::disasm::main(&a),
         Command::Run(a) => cmd::run::main(&a),
         Command::Conformance(a) => cmd::conformance::main(&a),
     };

@@ -1,4 +1,5 @@
 //! One module per subcommand: its clap arguments (`Args`) and its body (`main`).
 
 pub mod conformance;
+pub mod disasm;
 pub mod run;

@@ -1,0 +1,92 @@
+//! End-to-end tests of the `bpfpatch` binary: output formats and exit codes.
+
+use assert_cmd::Command;
+use std::path::PathBuf;
+
+fn bpfpatch() -> Command {
+    Command::cargo_bin("bpfpatch").unwrap()
+}
+
+fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("../shared/conformance absent: skipped");
+        None
+    }
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, contents).unwrap();
+    p
+}
+
+#[test]
+fn run_prints_r0_in_hex() {
+    let f = temp_file("add.data", b"-- asm\nmov %r0, 40\nadd %r0, 2\nexit\n-- result\n0x2a\n");
+    bpfpatch().arg("run").arg(&f).assert().success().stdout("0x2a\n");
+}
+
+#[test]
+fn run_rejects_a_faulting_program_with_one_error_line() {
+    // Load from address 0: out of every region.
+    let f = temp_file("fault.data", b"-- asm\nmov %r1, 0\nldxdw %r0, [%r1]\nexit\n");
+    let out = bpfpatch().arg("run").arg(&f).assert().code(1).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn disasm_prints_slot_and_llvm_text() {
+    // mov64 r0, 1 ; lddw r1, 0x100000002 ; if r1 > 0x5 goto +0x3 ; exit
+    let f = temp_file("p.data", b"-- asm\nmov %r0, 1\nlddw %r1, 0x100000002\njgt %r1, 5, +3\nexit\n");
+    bpfpatch()
+        .arg("disasm")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout("0: r0 = 0x1\n1: r1 = 0x100000002 ll\n3: if r1 > 0x5 goto +0x3\n4: exit\n");
+}
+
+#[test]
+fn disasm_reads_raw_images_in_both_byte_orders() {
+    // mov64 r1, r2 ; exit
+    let le = temp_file("le.bin", &[0xbf, 0x21, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    let be = temp_file("be.bin", &[0xbf, 0x12, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    bpfpatch().args(["disasm", "--raw"]).arg(&le).assert().success().stdout("0: r1 = r2\n1: exit\n");
+    bpfpatch().args(["disasm", "--raw", "--big-endian"]).arg(&be).assert().success().stdout("0: r1 = r2\n1: exit\n");
+}
+
+#[test]
+fn disasm_names_the_invalid_slot() {
+    let f = temp_file("bad.bin", &[0x95, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+    let out = bpfpatch().args(["disasm", "--raw"]).arg(&f).assert().code(1).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("slot 1") && err.contains("unknown opcode"), "{err}");
+}
+
+#[test]
+fn conformance_counts_and_exit_code() {
+    let Some(dir) = shared() else { return };
+    bpfpatch()
+        .arg("conformance")
+        .arg(dir.join("tests"))
+        .arg(dir.join("negative"))
+        .assert()
+        .success()
+        .stdout(predicates::str::is_match(r"(?m)^\d+ passed, 0 failed\n\z").unwrap());
+    // A positive vector with the wrong expectation fails and the command exits 1.
+    let f = temp_file("wrong.data", b"-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n");
+    bpfpatch().arg("conformance").arg(&f).assert().code(1).stdout(predicates::str::contains("0 passed, 1 failed"));
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_panic() {
+    bpfpatch().args(["disasm", "/nonexistent/x.data"]).assert().code(1);
+    bpfpatch().args(["run", "/nonexistent/x.data"]).assert().code(1);
+}
