@@ -1,4 +1,5 @@
 //! End-to-end tests of the `bpfpatch` binary: output formats and exit codes.
+#![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
 use std::path::PathBuf;
