@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 fn corpus() -> Option<Vec<PathBuf>> {
     let dir = std::env::var_os("BPFPATCH_CORPUS")
-        .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build")), PathBuf::from);
+        .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")), PathBuf::from);
     if !dir.is_dir() {
         println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
         return None;
