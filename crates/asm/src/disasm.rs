@@ -2,7 +2,13 @@
 //!
 //! [`disasm_insn`] prints the text after llvm-objdump's address and raw-byte columns, without
 //! the `<symbol+offset>` suffix it appends to jump targets. See the crate documentation for the
-//! syntax, the llvm quirks kept, and the documented differences.
+//! syntax and the llvm quirks kept.
+//!
+//! Two [`Fidelity`] levels share one printer ([`Disasm`]'s `Display`): [`Fidelity::Llvm`] is
+//! llvm's text verbatim, including where it loses information; [`Fidelity::Lossless`] changes
+//! exactly those forms (listed on [`Fidelity::Lossless`]) so that [`crate::assemble_llvm`] reads
+//! every instruction back unchanged. Where llvm prints `<unknown>` for a valid instruction both
+//! levels print its meaning in llvm's style.
 
 use bpfpatch_insn::{
     AluOp, AtomicOp, CallKind, Cond, DecodeError, DecodeOptions, Insn, LdImm64Kind, Op, Operand, Reg, Size, Slot,
@@ -15,7 +21,7 @@ use core::fmt::{self, Write as _};
 pub enum Dialect {
     /// `llvm-objdump-19 -d` (no `--mcpu`): sub-64-bit loads, stores and `lock +=` print `r`
     /// registers. Instructions llvm prints as `<unknown>` in this mode (32-bit atomics other
-    /// than `lock +=`) are printed as in [`Dialect::McpuV4`].
+    /// than `lock +=` and fetch-add) are printed as in [`Dialect::McpuV4`].
     #[default]
     Default,
     /// `llvm-objdump-19 -d --mcpu=v4` (alu32): sub-64-bit unsigned loads, register stores and
@@ -23,40 +29,67 @@ pub enum Dialect {
     McpuV4,
 }
 
-/// Options for [`disasm_program`].
+/// Whether to print llvm's text verbatim or a text that keeps every bit of the instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Fidelity {
+    /// Exactly what llvm-objdump-19 prints in the chosen [`Dialect`], for every instruction it
+    /// does not print as `<unknown>`, even where that text loses information (so reading it
+    /// back may give a different instruction, as with llvm-mc). `<unknown>` forms print their
+    /// RFC 9669 meaning in llvm's style (`tail_call`, `nospec`, the `--mcpu=v4` atomic text).
+    #[default]
+    Llvm,
+    /// llvm's text except where it loses information, so that [`crate::assemble_llvm`] gives
+    /// back the same slots for every decodable instruction. The forms that differ from llvm:
+    /// - bpf-to-bpf call: `call local +0x5` (llvm: `call 0x5`, as for a helper);
+    /// - kfunc call: `call kfunc 0x4d`, or `call kfunc 0x4d, 0x2` with a module index in `off`
+    ///   (llvm: `call 0x4d`);
+    /// - ld_imm64 with a pseudo `src_reg` and a non-zero high word (map value offsets):
+    ///   `ld_pseudo\tr2, 0x2, 0x4000000003`, the whole 64-bit immediate (llvm: the low word);
+    /// - LD_IND with a non-zero immediate: `r0 = *(u16 *)skb[r3 - 0x4]` (llvm: `skb[r3]`);
+    /// - [`Dialect::Default`] only, 32-bit fetch-add: the `--mcpu=v4` text
+    ///   `w2 = atomic_fetch_add((u32 *)(r1 + 0x0), w2)` (llvm ignores the fetch bit and prints
+    ///   `lock *(u32 *)(r1 + 0x0) += r2`).
+    Lossless,
+}
+
+/// Options for [`disasm_program`] and [`disasm_listing`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct DisasmOptions {
     /// Which instructions decode (kernel-internal forms print as `r11`, `tail_call`, `nospec`).
     pub decode: DecodeOptions,
     /// Which llvm-objdump output to reproduce.
     pub dialect: Dialect,
+    /// llvm's text verbatim (default) or the round-trippable text.
+    pub fidelity: Fidelity,
 }
 
-/// An instruction with a dialect, printable with `{}`.
+/// An instruction with an output style, printable with `{}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Disasm<'a> {
     /// The instruction.
     pub op: &'a Op,
-    /// The output style.
+    /// Which llvm-objdump output to reproduce.
     pub dialect: Dialect,
+    /// llvm's text verbatim or the round-trippable text.
+    pub fidelity: Fidelity,
 }
 
 impl fmt::Display for Disasm<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_op(f, self.op, self.dialect)
+        write_op(f, self.op, self.dialect, self.fidelity)
     }
 }
 
-/// The llvm-objdump text of one instruction ([`Dialect::Default`]).
+/// The llvm-objdump-19 text of one instruction ([`Dialect::Default`], [`Fidelity::Llvm`]).
 #[must_use]
 pub fn disasm_insn(op: &Op) -> String {
-    Disasm { op, dialect: Dialect::Default }.to_string()
+    disasm_insn_with(op, Dialect::Default, Fidelity::Llvm)
 }
 
-/// The llvm-objdump text of one instruction in the given dialect.
+/// The text of one instruction in the given dialect and fidelity.
 #[must_use]
-pub fn disasm_insn_with(op: &Op, dialect: Dialect) -> String {
-    Disasm { op, dialect }.to_string()
+pub fn disasm_insn_with(op: &Op, dialect: Dialect, fidelity: Fidelity) -> String {
+    Disasm { op, dialect, fidelity }.to_string()
 }
 
 /// Decodes and disassembles a program: each instruction's first slot and its text.
@@ -65,10 +98,14 @@ pub fn disasm_insn_with(op: &Op, dialect: Dialect) -> String {
 /// The first slot that does not decode under `opts.decode`.
 pub fn disasm_program(insns: &[Insn], opts: DisasmOptions) -> Result<Vec<(Slot, String)>, DecodeError> {
     let ops = decode_program(insns, opts.decode)?;
-    Ok(ops.iter().map(|(slot, op)| (*slot, Disasm { op, dialect: opts.dialect }.to_string())).collect())
+    Ok(ops
+        .iter()
+        .map(|(slot, op)| (*slot, Disasm { op, dialect: opts.dialect, fidelity: opts.fidelity }.to_string()))
+        .collect())
 }
 
-/// A whole listing, one `<slot>: <text>` line per instruction (what [`crate::assemble_llvm`] reads back).
+/// A whole listing, one `<slot>: <text>` line per instruction (what [`crate::assemble_llvm`] reads
+/// back: the same slots with [`Fidelity::Lossless`]).
 ///
 /// # Errors
 /// The first slot that does not decode under `opts.decode`.
@@ -162,8 +199,9 @@ pub(crate) fn cond_sym(c: Cond) -> &'static str {
     }
 }
 
-fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect) -> fmt::Result {
+fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect, fidelity: Fidelity) -> fmt::Result {
     let v4 = dialect == Dialect::McpuV4;
+    let lossless = fidelity == Fidelity::Lossless;
     // Register width llvm uses for the value of a sub-64-bit memory access.
     let narrow = |size: Size| if v4 && size != Size::DW { Width::W32 } else { Width::W64 };
     match *op {
@@ -190,14 +228,20 @@ fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect) -> fmt::Resul
         }
         Op::LdImm64 { dst, kind: LdImm64Kind::Imm, lo, hi } => write!(f, "{} = {} ll", r(dst), Hex(join64(lo, hi))),
         Op::LdImm64 { dst, kind, lo, hi } => {
-            let v = u64::from_ne_bytes(join64(lo, hi).to_ne_bytes());
+            // llvm prints the low word only (unsigned); lossless prints the whole immediate.
+            let v = if lossless {
+                u64::from_ne_bytes(join64(lo, hi).to_ne_bytes())
+            } else {
+                u32::from_ne_bytes(lo.to_ne_bytes()).into()
+            };
             write!(f, "ld_pseudo\t{}, {:#x}, {v:#x}", r(dst), kind.src())
         }
         Op::LdPacket { size, index, imm } => {
             write!(f, "r0 = *(u{} *)skb[", bits(size))?;
             match index {
                 None => write!(f, "{}]", Hex(imm.into())),
-                Some(x) if imm == 0 => write!(f, "{}]", r(x)),
+                // llvm drops LD_IND's immediate.
+                Some(x) if imm == 0 || !lossless => write!(f, "{}]", r(x)),
                 Some(x) => {
                     let sign = if imm < 0 { '-' } else { '+' };
                     write!(f, "{} {sign} {:#x}]", r(x), imm.unsigned_abs())
@@ -230,6 +274,11 @@ fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect) -> fmt::Resul
                 AtomicOp::Or { fetch: false } => write!(f, "lock *(u{b} *)({a}) |= {}", R(src, w)),
                 AtomicOp::And { fetch: false } => write!(f, "lock *(u{b} *)({a}) &= {}", R(src, w)),
                 AtomicOp::Xor { fetch: false } => write!(f, "lock *(u{b} *)({a}) ^= {}", R(src, w)),
+                // llvm without alu32 decodes a 32-bit fetch-add as the legacy XADD, ignoring
+                // the fetch bit.
+                AtomicOp::Add { fetch: true } if size == Size::W && !v4 && !lossless => {
+                    write!(f, "lock *(u{b} *)({a}) += {}", r(src))
+                }
                 AtomicOp::Add { fetch: true } => fetch_op(f, "add", src, w, b, &a),
                 AtomicOp::Or { fetch: true } => fetch_op(f, "or", src, w, b, &a),
                 AtomicOp::And { fetch: true } => fetch_op(f, "and", src, w, b, &a),
@@ -256,6 +305,10 @@ fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect) -> fmt::Resul
             write!(f, " goto {}", Rel(off.into()))
         }
         Op::Call(CallKind::Helper(id)) => write!(f, "call {}", Hex(id.into())),
+        // llvm prints every call kind as a helper call.
+        Op::Call(CallKind::Local(imm) | CallKind::Kfunc { btf_id: imm, .. }) if !lossless => {
+            write!(f, "call {}", Hex(imm.into()))
+        }
         Op::Call(CallKind::Local(rel)) => write!(f, "call local {}", Rel(rel.into())),
         Op::Call(CallKind::Kfunc { btf_id, module: 0 }) => write!(f, "call kfunc {}", Hex(btf_id.into())),
         Op::Call(CallKind::Kfunc { btf_id, module }) => {
@@ -292,7 +345,7 @@ mod tests {
     fn examples_from_llvm_objdump() {
         let load = Op::Load { size: Size::W, signed: false, dst: Reg::R0, src: Reg::R1, off: 4 };
         assert_eq!(d(load), "r0 = *(u32 *)(r1 + 0x4)");
-        assert_eq!(disasm_insn_with(&load, Dialect::McpuV4), "w0 = *(u32 *)(r1 + 0x4)");
+        assert_eq!(disasm_insn_with(&load, Dialect::McpuV4, Fidelity::Llvm), "w0 = *(u32 *)(r1 + 0x4)");
         let j = Op::Jump { width: Width::W64, cond: Cond::Gt, dst: Reg::R1, src: Operand::Imm(5), off: 3 };
         assert_eq!(d(j), "if r1 > 0x5 goto +0x3");
         let sdiv = Op::Alu { width: Width::W32, op: AluOp::SDiv, dst: Reg::R0, src: Operand::Reg(Reg::R1) };
@@ -319,8 +372,83 @@ mod tests {
         assert_eq!(d(st), "*(u64 *)(r1 - 0x8000) = -0x1");
         assert_eq!(d(Op::LdPacket { size: Size::W, index: None, imm: -1 }), "r0 = *(u32 *)skb[-0x1]");
         assert_eq!(d(Op::LdPacket { size: Size::B, index: Some(Reg::R2), imm: 0 }), "r0 = *(u8 *)skb[r2]");
-        assert_eq!(d(Op::LdPacket { size: Size::H, index: Some(Reg::R2), imm: -4 }), "r0 = *(u16 *)skb[r2 - 0x4]");
         let mov = Op::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::AX, src: Operand::Reg(Reg::R10) };
         assert_eq!(d(mov), "r11 = r10");
+    }
+
+    /// The text in both fidelities: llvm's, then the lossless one.
+    fn both(op: Op, dialect: Dialect) -> (String, String) {
+        (disasm_insn_with(&op, dialect, Fidelity::Llvm), disasm_insn_with(&op, dialect, Fidelity::Lossless))
+    }
+
+    #[test]
+    fn llvm_fidelity_keeps_llvm_losses_and_lossless_does_not() {
+        let cases: [(Op, Dialect, &str, &str); 9] = [
+            (Op::Call(CallKind::Local(5)), Dialect::Default, "call 0x5", "call local +0x5"),
+            (Op::Call(CallKind::Local(-1)), Dialect::McpuV4, "call -0x1", "call local -0x1"),
+            (Op::Call(CallKind::Kfunc { btf_id: 77, module: 0 }), Dialect::Default, "call 0x4d", "call kfunc 0x4d"),
+            (
+                Op::Call(CallKind::Kfunc { btf_id: 77, module: 2 }),
+                Dialect::Default,
+                "call 0x4d",
+                "call kfunc 0x4d, 0x2",
+            ),
+            (
+                Op::LdImm64 { dst: Reg::R2, kind: LdImm64Kind::MapValue, lo: -3, hi: 0x40 },
+                Dialect::Default,
+                "ld_pseudo\tr2, 0x2, 0xfffffffd",
+                "ld_pseudo\tr2, 0x2, 0x40fffffffd",
+            ),
+            (
+                Op::LdPacket { size: Size::H, index: Some(Reg::R2), imm: -4 },
+                Dialect::Default,
+                "r0 = *(u16 *)skb[r2]",
+                "r0 = *(u16 *)skb[r2 - 0x4]",
+            ),
+            (
+                Op::LdPacket { size: Size::W, index: Some(Reg::R3), imm: 14 },
+                Dialect::McpuV4,
+                "r0 = *(u32 *)skb[r3]",
+                "r0 = *(u32 *)skb[r3 + 0xe]",
+            ),
+            (
+                Op::Atomic { size: Size::W, op: AtomicOp::Add { fetch: true }, dst: Reg::R1, src: Reg::R2, off: -8 },
+                Dialect::Default,
+                "lock *(u32 *)(r1 - 0x8) += r2",
+                "w2 = atomic_fetch_add((u32 *)(r1 - 0x8), w2)",
+            ),
+            (
+                Op::LdImm64 { dst: Reg::R1, kind: LdImm64Kind::MapFd, lo: 7, hi: 0 },
+                Dialect::Default,
+                "ld_pseudo\tr1, 0x1, 0x7",
+                "ld_pseudo\tr1, 0x1, 0x7",
+            ),
+        ];
+        for (op, dialect, llvm, lossless) in cases {
+            assert_eq!(both(op, dialect), (llvm.to_owned(), lossless.to_owned()), "{op:?} {dialect:?}");
+        }
+        // In --mcpu=v4 llvm prints the fetch bit, so both fidelities agree.
+        let fetch = Op::Atomic { size: Size::W, op: AtomicOp::Add { fetch: true }, dst: Reg::R1, src: Reg::R2, off: 0 };
+        let v4 = "w2 = atomic_fetch_add((u32 *)(r1 + 0x0), w2)";
+        assert_eq!(both(fetch, Dialect::McpuV4), (v4.to_owned(), v4.to_owned()));
+        // `<unknown>` in llvm: the RFC meaning in both fidelities.
+        let or = Op::Atomic { size: Size::W, op: AtomicOp::Or { fetch: false }, dst: Reg::R1, src: Reg::R2, off: 0 };
+        let or_text = "lock *(u32 *)(r1 + 0x0) |= w2";
+        assert_eq!(both(or, Dialect::Default), (or_text.to_owned(), or_text.to_owned()));
+        assert_eq!(both(Op::TailCall, Dialect::Default), ("tail_call".to_owned(), "tail_call".to_owned()));
+        assert_eq!(both(Op::Nospec, Dialect::McpuV4), ("nospec".to_owned(), "nospec".to_owned()));
+    }
+
+    #[test]
+    fn options_reach_the_printer() {
+        let slots: Vec<Insn> = [Op::Call(CallKind::Local(1)), Op::Exit, Op::Exit]
+            .iter()
+            .flat_map(|op| op.encode().as_slice().to_vec())
+            .collect();
+        let llvm = disasm_listing(&slots, DisasmOptions::default()).unwrap();
+        assert_eq!(llvm, "     0: call 0x1\n     1: exit\n     2: exit\n");
+        let opts = DisasmOptions { fidelity: Fidelity::Lossless, ..DisasmOptions::default() };
+        let lines = disasm_program(&slots, opts).unwrap();
+        assert_eq!(lines[0], (Slot(0), "call local +0x1".to_owned()));
     }
 }

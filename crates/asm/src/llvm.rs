@@ -6,8 +6,14 @@
 //! Whitespace between tokens is free (`r0=-1` is `r0 = -1`).
 //!
 //! Accepted beyond the default dialect's output: the `--mcpu=v4` spellings (`w` registers for
-//! sub-64-bit loads, stores and 32-bit atomics, also `r` for 32-bit atomics), decimal numbers,
-//! unsigned jump distances (`goto 3`), and memory operands without displacement (`(r1)`).
+//! sub-64-bit loads, stores and 32-bit atomics, also `r` for 32-bit atomics), the
+//! [`crate::Fidelity::Lossless`] forms (`call local +0x5`, `call kfunc 0x4d, 0x2`,
+//! `skb[r3 - 0x4]`, a 64-bit `ld_pseudo` immediate), decimal numbers, unsigned jump distances
+//! (`goto 3`), and memory operands without displacement (`(r1)`).
+//!
+//! llvm's own text is read as llvm-mc-19 reads it, including where it is lossy: `call 0x5` is a
+//! helper call (whatever call llvm-objdump printed it for), `skb[r3]` has a zero immediate, and
+//! an `ld_pseudo` immediate that fits in 32 bits gets a zero high word.
 //! Immediates follow llvm-mc: any value in `i32::MIN..=u32::MAX`, stored as its low 32 bits;
 //! offsets are `i16` values; `ll` immediates are any value in `i64::MIN..=u64::MAX`.
 //!
@@ -740,6 +746,26 @@ mod tests {
         assert!(matches!(bad("r1 @ r2"), AsmErrorKind::Syntax(_)));
         assert!(matches!(bad("ld_pseudo r1, 0x7, 0x1"), AsmErrorKind::OutOfRange { .. }));
         assert!(matches!(bad("r1 = r01"), AsmErrorKind::InvalidRegister(_)));
+    }
+
+    #[test]
+    fn llvm_lossy_and_lossless_call_forms() {
+        // llvm-objdump prints every call kind as `call <imm>`; llvm-mc reads that as a helper call.
+        assert_eq!(one("call 0x5"), Op::Call(CallKind::Helper(5)));
+        assert_eq!(one("call -0x1"), Op::Call(CallKind::Helper(-1)));
+        assert_eq!(one("call local -0x1"), Op::Call(CallKind::Local(-1)));
+        assert_eq!(one("call kfunc 0x4d"), Op::Call(CallKind::Kfunc { btf_id: 77, module: 0 }));
+        assert_eq!(one("call kfunc 0x4d, 0x2"), Op::Call(CallKind::Kfunc { btf_id: 77, module: 2 }));
+        assert_eq!(
+            one("ld_pseudo\tr2, 0x2, 0x3"),
+            Op::LdImm64 { dst: Reg::R2, kind: LdImm64Kind::MapValue, lo: 3, hi: 0 }
+        );
+        assert_eq!(
+            one("ld_pseudo r2, 0x2, 0x4000000003"),
+            Op::LdImm64 { dst: Reg::R2, kind: LdImm64Kind::MapValue, lo: 3, hi: 0x40 }
+        );
+        assert_eq!(one("r0 = *(u16 *)skb[r3]"), Op::LdPacket { size: Size::H, index: Some(Reg::R3), imm: 0 });
+        assert_eq!(one("r0 = *(u16 *)skb[r3 - 0x4]"), Op::LdPacket { size: Size::H, index: Some(Reg::R3), imm: -4 });
     }
 
     #[test]

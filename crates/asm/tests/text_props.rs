@@ -1,12 +1,15 @@
 //! Property tests of the text forms: decode never panics; every decodable slot survives
-//! disassembly and `assemble_llvm` unchanged (both dialects, user and kernel-internal forms);
-//! neither assembler panics on arbitrary or mutated input, and whatever they accept decodes.
+//! lossless disassembly and `assemble_llvm` unchanged (both dialects, user and kernel-internal
+//! forms); llvm-fidelity text (lossy where llvm's is) always reads back, to an instruction
+//! with the same text; neither assembler panics on arbitrary or mutated input, and whatever
+//! they accept decodes.
 //!
 //! Case counts are bounded for CI; raise them with `PROPTEST_CASES=<n>`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use bpfpatch_asm::{
-    Dialect, DisasmOptions, assemble_conformance, assemble_llvm, disasm_insn_with, disasm_listing, disasm_program,
+    Dialect, DisasmOptions, Fidelity, assemble_conformance, assemble_llvm, disasm_insn_with, disasm_listing,
+    disasm_program,
 };
 use bpfpatch_insn::{DecodeOptions, Insn, decode, decode_program};
 use proptest::prelude::*;
@@ -17,16 +20,26 @@ fn config(default_cases: u32) -> ProptestConfig {
 }
 
 const DIALECTS: [Dialect; 2] = [Dialect::Default, Dialect::McpuV4];
+const FIDELITIES: [Fidelity; 2] = [Fidelity::Llvm, Fidelity::Lossless];
 const OPTS: [DecodeOptions; 2] = [DecodeOptions { internal: false }, DecodeOptions::INTERNAL];
 
-/// Checks the round trip for one instruction at the start of `slots`, if it decodes.
+/// For one instruction at the start of `slots`, if it decodes: the lossless text reads back to
+/// the same slots, and the llvm text reads back to an instruction with the same llvm text.
 fn round_trip(slots: &[Insn]) -> Result<(), TestCaseError> {
     for opts in OPTS {
         let Ok((op, n)) = decode(slots, opts) else { continue };
         for dialect in DIALECTS {
-            let text = disasm_insn_with(&op, dialect);
+            let text = disasm_insn_with(&op, dialect, Fidelity::Lossless);
             let back = assemble_llvm(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
             prop_assert_eq!(back.as_slice(), &slots[..n], "{:?} {:?}", text, op);
+            let llvm = disasm_insn_with(&op, dialect, Fidelity::Llvm);
+            let back = assemble_llvm(&llvm).map_err(|e| TestCaseError::fail(format!("{llvm:?}: {e}")))?;
+            let again = decode(&back, DecodeOptions::INTERNAL).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(again.1, back.len(), "{:?}", llvm);
+            prop_assert_eq!(disasm_insn_with(&again.0, dialect, Fidelity::Llvm), llvm.clone(), "{:?}", op);
+            if llvm == text {
+                prop_assert_eq!(back.as_slice(), &slots[..n], "{:?} {:?}", llvm, op);
+            }
         }
     }
     Ok(())
@@ -98,11 +111,16 @@ proptest! {
             }
         }
         for dialect in DIALECTS {
-            let opts = DisasmOptions { decode: DecodeOptions::INTERNAL, dialect };
+            let opts = DisasmOptions { decode: DecodeOptions::INTERNAL, dialect, fidelity: Fidelity::Lossless };
             let listing = disasm_listing(&prog, opts).unwrap();
             prop_assert_eq!(assemble_llvm(&listing).unwrap(), prog.clone());
             let lines = disasm_program(&prog, opts).unwrap();
             prop_assert_eq!(lines.len(), decode_program(&prog, DecodeOptions::INTERNAL).unwrap().len());
+            // The llvm listing reads back (lossy where llvm's text is) with the same slot count.
+            let llvm_opts = DisasmOptions { fidelity: Fidelity::Llvm, ..opts };
+            let back = assemble_llvm(&disasm_listing(&prog, llvm_opts).unwrap()).unwrap();
+            prop_assert_eq!(back.len(), prog.len());
+            prop_assert_eq!(disasm_listing(&back, llvm_opts).unwrap(), disasm_listing(&prog, llvm_opts).unwrap());
         }
     }
 }
@@ -233,7 +251,8 @@ fn vocab_line(vocab: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(vocab), 0..10).prop_map(|ws| ws.join(" "))
 }
 
-/// Every decodable instruction text of a small field grid (both dialects, internal forms too).
+/// Every decodable instruction text of a small field grid (both dialects and fidelities,
+/// internal forms too).
 fn valid_llvm_lines() -> Vec<String> {
     let mut out = Vec::new();
     for code in 0..=255u8 {
@@ -242,7 +261,9 @@ fn valid_llvm_lines() -> Vec<String> {
                 let slots = [Insn::new(code, d, s, o, i), Insn::new(0, 0, 0, 0, 7)];
                 if let Ok((op, _)) = decode(&slots, DecodeOptions::INTERNAL) {
                     for dialect in DIALECTS {
-                        out.push(disasm_insn_with(&op, dialect));
+                        for fidelity in FIDELITIES {
+                            out.push(disasm_insn_with(&op, dialect, fidelity));
+                        }
                     }
                 }
             }
@@ -336,15 +357,15 @@ const CONFORMANCE_LINES: &[&str] = &[
 ];
 
 /// Every opcode byte against a grid of field values: decoding never panics, and every
-/// decodable combination round-trips through both dialects (deterministic complement of the
-/// random tests above).
+/// decodable combination round-trips through both dialects as lossless text, and reads back
+/// from llvm text to the same llvm text (deterministic complement of the random tests above).
 #[test]
 fn opcode_grid_round_trips() {
     let regs = [0u8, 1, 10, 11, 12];
     let offs = [0i16, 1, 8, 16, 32, -1, i16::MIN];
     let imms = [0i32, 1, -1, 16, 32, 64, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1];
     let tail = Insn::new(0, 0, 0, 0, 0x1234);
-    let mut decodable = 0usize;
+    let (mut decodable, mut lossy) = (0usize, 0usize);
     for code in 0..=255u8 {
         for &d in &regs {
             for &s in &regs {
@@ -355,9 +376,14 @@ fn opcode_grid_round_trips() {
                             let Ok((op, n)) = decode(&slots, opts) else { continue };
                             decodable += 1;
                             for dialect in DIALECTS {
-                                let text = disasm_insn_with(&op, dialect);
+                                let text = disasm_insn_with(&op, dialect, Fidelity::Lossless);
                                 let back = assemble_llvm(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
                                 assert_eq!(back.as_slice(), &slots[..n], "{text:?}");
+                                let llvm = disasm_insn_with(&op, dialect, Fidelity::Llvm);
+                                let back = assemble_llvm(&llvm).unwrap_or_else(|e| panic!("{llvm:?}: {e}"));
+                                let (again, _) = decode(&back, DecodeOptions::INTERNAL).unwrap();
+                                assert_eq!(disasm_insn_with(&again, dialect, Fidelity::Llvm), llvm, "{op:?}");
+                                lossy += usize::from(back.as_slice() != &slots[..n]);
                             }
                         }
                     }
@@ -365,6 +391,7 @@ fn opcode_grid_round_trips() {
             }
         }
     }
-    eprintln!("opcode grid: {decodable} decodable combinations round-trip");
+    eprintln!("opcode grid: {decodable} decodable combinations round-trip ({lossy} llvm texts lossy)");
     assert!(decodable > 10_000, "grid reached only {decodable} decodable combinations");
+    assert!(lossy > 0, "the grid reached none of llvm's lossy forms");
 }
