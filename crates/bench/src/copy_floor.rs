@@ -1,0 +1,34 @@
+//! The physical lower bound of any patcher: write the same output instructions, aux records and
+//! side tables into buffers, with no offset fixups at all (jumps keep their stale offsets).
+//!
+//! Warm runs reuse the [`Output`]'s buffers; cold runs pass a fresh one.
+
+use crate::Output;
+use crate::blind::blind_site;
+use crate::workload::{Aux, Rng, Workload};
+
+/// Produces the blinded program's instructions and tables without fixing any offset.
+pub fn run(w: &Workload, out: &mut Output, seed: u64) {
+    let mut rng = Rng::new(seed);
+    out.clear();
+    let extra = w.sites.len() * 3;
+    out.insns.reserve(w.insns.len() + extra);
+    out.aux.reserve(w.insns.len() + extra);
+    let mut sites = w.sites.iter().peekable();
+    for (i, insn) in w.insns.iter().enumerate() {
+        let is_site = sites.next_if(|&&s| s as usize == i).is_some();
+        match is_site.then(|| blind_site(&w.insns, i, &mut rng)).flatten() {
+            Some(p) => {
+                out.insns.extend_from_slice(p.as_slice());
+                out.aux.extend(std::iter::repeat_n(Aux { seen: true, ..Aux::default() }, p.len - 1));
+                out.aux.push(w.aux[i]);
+            }
+            None => {
+                out.insns.push(*insn);
+                out.aux.push(w.aux[i]);
+            }
+        }
+    }
+    out.lines.extend_from_slice(&w.lines);
+    out.subprogs.extend_from_slice(&w.subprogs);
+}
