@@ -59,16 +59,14 @@ pub fn run(w: &Workload, out: &mut Output, seed: u64) {
             && sites.next_if(|&&s| s as usize == orig).is_some()
             && let Some(p) = blind_site(&w.insns, orig, &mut rng)
         {
-            {
-                node.insn = p.insns[0];
-                node.patched = true;
-                // Inserting each right after the node, last first, leaves them in order.
-                for insn in p.as_slice().iter().skip(1).rev() {
-                    let rest = node.next.take();
-                    node.next = Some(Box::new(Node { insn: *insn, orig_idx: 0, patched: true, next: rest }));
-                }
-                skip = p.len - 1;
+            node.insn = p.insns[0];
+            node.patched = true;
+            // Inserting each right after the node, last first, leaves them in order.
+            for insn in p.as_slice().iter().skip(1).rev() {
+                let rest = node.next.take();
+                node.next = Some(Box::new(Node { insn: *insn, orig_idx: 0, patched: true, next: rest }));
             }
+            skip = p.len - 1;
         }
         link = &mut node.next;
         for _ in 0..skip {

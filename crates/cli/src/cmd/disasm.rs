@@ -2,7 +2,7 @@
 
 use crate::input::{self, ProgramArgs};
 use anyhow::{Context, Result};
-use bpfpatch_asm::{Dialect, DisasmOptions, disasm_program};
+use bpfpatch_asm::{Dialect, DisasmOptions, Fidelity, disasm_program};
 use bpfpatch_insn::DecodeOptions;
 use std::process::ExitCode;
 
@@ -14,6 +14,10 @@ pub struct Args {
     /// Print what `llvm-objdump --mcpu=v4` prints (`w` registers for sub-64-bit memory access).
     #[arg(long)]
     pub mcpu_v4: bool,
+    /// Print text that `bpfpatch`'s llvm-syntax assembler reads back unchanged, where llvm's
+    /// own text loses information (`call local`, `call kfunc`, full `ld_pseudo` values).
+    #[arg(long)]
+    pub lossless: bool,
     /// Accept kernel-internal forms (AX as r11, tail_call, nospec), as in rewritten programs.
     #[arg(long)]
     pub internal: bool,
@@ -30,6 +34,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let opts = DisasmOptions {
         decode: if args.internal { DecodeOptions::INTERNAL } else { DecodeOptions::default() },
         dialect: if args.mcpu_v4 { Dialect::McpuV4 } else { Dialect::Default },
+        fidelity: if args.lossless { Fidelity::Lossless } else { Fidelity::Llvm },
     };
     let lines = disasm_program(&slots, opts).with_context(|| path.display().to_string())?;
     let mut out = String::new();
