@@ -25,10 +25,10 @@
 //!   variants zero-extend the register they write.
 //! - JMP32 compares the low 32 bits (signed conditions as `i32`).
 //! - bpf-to-bpf calls push a frame: r6-r9 are saved and restored on `exit`, r10 moves down by
-//!   the frame size, the callee's stack frame is zeroed; r1-r5 are passed as they are and left
-//!   unchanged in the caller (the kernel's interpreter behaves so; its verifier forbids reading
-//!   them after a call). The main program plus callees may use at most
-//!   [`VmConfig::max_frames`] frames.
+//!   the frame size, the callee's stack frame is zeroed; r1-r5 are passed as they are. The
+//!   register file is shared, so after the call the caller sees whatever the callee left in
+//!   r1-r5 (the kernel's verifier forbids reading them after a call, so no valid program can
+//!   tell). The main program plus callees may use at most [`VmConfig::max_frames`] frames.
 //! - Helper calls pass r1-r5, put the result in r0 and leave r1-r5 unchanged.
 //! - `may_goto`: each frame has a loop budget that starts at [`VmConfig::may_goto_budget`]
 //!   (the kernel's `BPF_MAX_LOOPS`) when the frame is entered. While it is positive, `may_goto`

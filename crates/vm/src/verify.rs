@@ -17,9 +17,10 @@
 //! iterative worklist (no recursion; each state is a 12-bit set that only shrinks, so every
 //! instruction is re-queued at most 13 times: linear time). Roots: the entry, where r1, r2
 //! and r10 are defined (the conformance convention: r1 = memory, r2 = its length), and every
-//! bpf-to-bpf call target, where r1-r5 and r10 are. A call defines r0 and leaves r1-r5 as they
-//! were (lenient: the kernel clobbers them, the interpreter preserves them); helper arguments
-//! are not checked since a helper's arity is unknown here. Unreachable instructions are not
+//! bpf-to-bpf call target, where r1-r5 and r10 are. A call defines r0 and keeps r1-r5 defined
+//! if they were (lenient: the kernel's verifier marks them clobbered; in this interpreter they
+//! keep the values a helper left untouched or a callee left behind, so they are never
+//! undefined); helper arguments are not checked since a helper's arity is unknown here. Unreachable instructions are not
 //! checked. Once checks 1-5 hold, execution can only leave the instruction array through `exit`:
 //! this is the invariant the interpreter relies on.
 
@@ -155,7 +156,7 @@ fn required(op: &Op) -> RegSet {
 /// The defined set after `op`, given the set before it.
 fn transfer(op: &Op, before: RegSet) -> RegSet {
     match *op {
-        // Lenient: r1-r5 keep their values across calls in this interpreter.
+        // Lenient: r1-r5 keep defined values across calls in this interpreter.
         Op::Call(_) | Op::Callx(_) => before.with(Reg::R0),
         // The interpreter zeroes r1-r5 (the kernel clobbers them) and writes r0.
         Op::LdPacket { .. } => before.union(RegSet::CALLER_SAVED),
