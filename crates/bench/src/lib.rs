@@ -7,6 +7,9 @@
 
 pub mod blind;
 pub mod copy_floor;
+pub mod measure;
+pub mod plot;
+pub mod report;
 pub mod rfc_list;
 pub mod workload;
 

@@ -1,0 +1,116 @@
+//! Measuring one run: wall time and peak resident memory.
+//!
+//! Peak memory is read from Linux's per-process counters without instrumenting the allocator:
+//! writing `5` to `/proc/self/clear_refs` resets the peak resident set (`VmHWM`) to the current
+//! one, so `VmHWM` after a run minus `VmRSS` before it is the most the run added. Where those
+//! files are missing the figure is `None`.
+
+use std::time::Instant;
+
+/// One measured run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Wall time in milliseconds.
+    pub ms: f64,
+    /// Peak resident bytes the run added above the resident set at its start.
+    pub peak_bytes: Option<u64>,
+}
+
+fn status_kb(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Current resident set in bytes.
+#[must_use]
+pub fn rss_bytes() -> Option<u64> {
+    status_kb("VmRSS:").map(|k| k * 1024)
+}
+
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Runs `f` once, timing it and measuring the peak resident memory it added.
+pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Sample) {
+    let can_peak = reset_peak();
+    let before = rss_bytes();
+    let t0 = Instant::now();
+    let out = f();
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let peak = status_kb("VmHWM:").map(|k| k * 1024);
+    let peak_bytes = match (can_peak, before, peak) {
+        (true, Some(b), Some(p)) => Some(p.saturating_sub(b)),
+        _ => None,
+    };
+    (out, Sample { ms, peak_bytes })
+}
+
+/// The median of a non-empty sample of times (the mean of the middle two for even counts).
+#[must_use]
+pub fn median(ms: &[f64]) -> f64 {
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Least-squares fit of `t = a * n^2 + b * n` through measured points (n, t), for extrapolating
+/// a quadratic implementation to sizes it was not run at. `None` with fewer than one point.
+#[must_use]
+pub fn quadratic_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    match points {
+        [] => None,
+        [(n, t)] => Some((t / (n * n), 0.0)),
+        _ => {
+            // Normal equations for the basis (n^2, n).
+            let (mut s44, mut s33, mut s22, mut s2t, mut s1t) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for &(n, t) in points {
+                s44 += n.powi(4);
+                s33 += n.powi(3);
+                s22 += n.powi(2);
+                s2t += n * n * t;
+                s1t += n * t;
+            }
+            let det = s44 * s22 - s33 * s33;
+            if det.abs() < f64::EPSILON {
+                return None;
+            }
+            let a = (s2t * s22 - s33 * s1t) / det;
+            let b = (s44 * s1t - s33 * s2t) / det;
+            Some((a, b))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_samples() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn quadratic_fit_recovers_coefficients() {
+        let pts: Vec<_> = [1e3, 2e3, 5e3].iter().map(|&n| (n, 3e-6 * n * n + 0.01 * n)).collect();
+        let (a, b) = quadratic_fit(&pts).unwrap();
+        assert!((a - 3e-6).abs() < 1e-12 && (b - 0.01).abs() < 1e-9, "{a} {b}");
+    }
+
+    #[test]
+    fn measure_sees_memory_the_run_touches() {
+        let (v, s) = measure(|| vec![1u8; 64 << 20]);
+        assert_eq!(v.len(), 64 << 20);
+        assert!(s.ms >= 0.0);
+        if let Some(p) = s.peak_bytes {
+            assert!(p >= 32 << 20, "peak {p}");
+        }
+    }
+}
