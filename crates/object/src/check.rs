@@ -241,7 +241,10 @@ fn check_program(obj: &BpfObject, pi: usize, p: &Program, out: &mut Vec<Finding>
     let subs = obj.subprograms(pi);
     for s in &subs {
         let sym = &obj.symbols()[s.symbol as usize];
-        if !sym.value.is_multiple_of(8) || !sym.size.is_multiple_of(8) || sym.value.saturating_add(sym.size) > len as u64 * 8 {
+        if !sym.value.is_multiple_of(8)
+            || !sym.size.is_multiple_of(8)
+            || sym.value.saturating_add(sym.size) > len as u64 * 8
+        {
             push(FindingKind::BadFuncSymbol {
                 symbol: s.symbol,
                 name: s.name.clone(),

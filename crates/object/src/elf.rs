@@ -66,7 +66,8 @@ impl SectionHeader {
 pub struct Symbol {
     /// `st_name`.
     pub name_off: u32,
-    /// The name, resolved in the linked string table (lossy UTF-8; empty when absent).
+    /// The name, resolved in the linked string table (lossy UTF-8; empty when absent); an
+    /// unnamed section symbol takes its section's name.
     pub name: String,
     /// `st_info` (binding << 4 | type).
     pub info: u8,
@@ -272,12 +273,18 @@ fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
         for sym in symtab.iter() {
             // A name that does not resolve is kept as empty: the raw `st_name` is what is written.
             let name = sym.name(e, strings).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            let shndx = sym.st_shndx(e).0;
+            // Section symbols are unnamed; they are known by their section's name.
+            let name = match elf.names.get(usize::from(shndx)) {
+                Some(sec) if name.is_empty() && sym.st_type() == object::elf::STT_SECTION => sec.clone(),
+                _ => name,
+            };
             elf.symbols.push(Symbol {
                 name_off: sym.st_name(e),
                 name,
                 info: sym.st_info().0,
                 other: sym.st_other().0,
-                shndx: sym.st_shndx(e).0,
+                shndx,
                 value: sym.st_value(e).into(),
                 size: sym.st_size(e).into(),
             });
