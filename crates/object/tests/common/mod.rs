@@ -2,6 +2,7 @@
 //! instructions, delete instructions) that produces a [`TableMap`] the way the patching engine's
 //! offset map will, and an oracle that checks every table still points at the same instruction.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 use bpfpatch_insn::{Insn, opcode};
 use bpfpatch_object::{BpfObject, TableMap, reloc_type};
