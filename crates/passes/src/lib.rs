@@ -1,2 +1,13 @@
-//! Rewriting passes (blinding, zext, dce, fixups, ctx, lower-v4) on the patching engine
+//! Rewriting passes (blinding, zext, dce, fixups, ctx, lower-v4) on the patching engine, and
+//! the analyses that feed them.
+//!
+//! Layers:
+//! - [`program`]: the decoded program with slot <-> instruction maps and resolved targets.
+//! - [`analysis`]: CFG, reachability with constant branch folding, 32-bit subregister liveness,
+//!   pointer kinds (context / stack / other).
+//! - [`rewrite`]: pure generators, one per kernel rewrite, returning the replacement sequence
+//!   for one instruction ([`rewrite::Patchlet`]) with its jumps as local targets or escapes.
 #![deny(missing_docs)]
+
+pub mod analysis;
+pub mod program;

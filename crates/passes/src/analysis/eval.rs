@@ -1,0 +1,201 @@
+//! Exact value semantics of ALU operations and jump conditions (Linux / RFC 9669), for
+//! constant folding.
+//!
+//! Division by zero gives 0, modulo by zero leaves the dividend (zero-extended for 32-bit),
+//! `INT_MIN / -1 == INT_MIN`, `INT_MIN % -1 == 0`; shift amounts are masked to the width;
+//! 32-bit results are zero-extended. Immediates are sign-extended to 64 bits for 64-bit
+//! operations and used as their low 32 bits for 32-bit ones.
+
+use bpfpatch_insn::{AluOp, Cond, Operand, SwapKind, Width};
+
+/// The 64-bit value of an immediate operand at `width` (sign-extended; 32-bit ops only see the low half).
+#[must_use]
+pub const fn imm_value(imm: i32) -> u64 {
+    (imm as i64).cast_unsigned()
+}
+
+/// Sign-extends the low `bits` bits of `v` to 64 bits.
+#[must_use]
+pub const fn sext(v: u64, bits: u32) -> u64 {
+    let sh = 64 - bits;
+    ((v << sh).cast_signed() >> sh).cast_unsigned()
+}
+
+/// `dst op src` at `width`, as the interpreter computes it.
+#[must_use]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+pub fn eval_alu(width: Width, op: AluOp, dst: u64, src: u64) -> u64 {
+    match width {
+        Width::W64 => {
+            let (a, b) = (dst, src);
+            match op {
+                AluOp::Add => a.wrapping_add(b),
+                AluOp::Sub => a.wrapping_sub(b),
+                AluOp::Mul => a.wrapping_mul(b),
+                AluOp::Div => a.checked_div(b).unwrap_or(0),
+                AluOp::SDiv => {
+                    if b == 0 {
+                        0
+                    } else {
+                        (a as i64).wrapping_div(b as i64) as u64
+                    }
+                }
+                AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+                AluOp::SMod => {
+                    if b == 0 {
+                        a
+                    } else {
+                        (a as i64).wrapping_rem(b as i64) as u64
+                    }
+                }
+                AluOp::Or => a | b,
+                AluOp::And => a & b,
+                AluOp::Xor => a ^ b,
+                AluOp::Lsh => a << (b & 63),
+                AluOp::Rsh => a >> (b & 63),
+                AluOp::Arsh => ((a as i64) >> (b & 63)) as u64,
+                AluOp::Neg => a.wrapping_neg(),
+                AluOp::Mov => b,
+                AluOp::MovSx(bits) => sext(b, u32::from(bits).clamp(1, 64)),
+            }
+        }
+        Width::W32 => {
+            let (a, b) = (dst as u32, src as u32);
+            let r: u32 = match op {
+                AluOp::Add => a.wrapping_add(b),
+                AluOp::Sub => a.wrapping_sub(b),
+                AluOp::Mul => a.wrapping_mul(b),
+                AluOp::Div => a.checked_div(b).unwrap_or(0),
+                AluOp::SDiv => {
+                    if b == 0 {
+                        0
+                    } else {
+                        (a as i32).wrapping_div(b as i32) as u32
+                    }
+                }
+                AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+                AluOp::SMod => {
+                    if b == 0 {
+                        a
+                    } else {
+                        (a as i32).wrapping_rem(b as i32) as u32
+                    }
+                }
+                AluOp::Or => a | b,
+                AluOp::And => a & b,
+                AluOp::Xor => a ^ b,
+                AluOp::Lsh => a << (b & 31),
+                AluOp::Rsh => a >> (b & 31),
+                AluOp::Arsh => ((a as i32) >> (b & 31)) as u32,
+                AluOp::Neg => a.wrapping_neg(),
+                AluOp::Mov => b,
+                AluOp::MovSx(bits) => sext(u64::from(b), u32::from(bits).clamp(1, 32)) as u32,
+            };
+            u64::from(r)
+        }
+    }
+}
+
+/// The value of `src` given register values (`None` = unknown register).
+#[must_use]
+pub fn operand(src: Operand, reg: impl Fn(bpfpatch_insn::Reg) -> Option<u64>) -> Option<u64> {
+    match src {
+        Operand::Imm(i) => Some(imm_value(i)),
+        Operand::Reg(r) => reg(r),
+    }
+}
+
+/// A byte-order operation on `v`; `None` for `le`/`be`, whose result depends on the host byte order.
+#[must_use]
+#[allow(clippy::cast_possible_truncation)]
+pub fn eval_swap(kind: SwapKind, bits: u8, v: u64) -> Option<u64> {
+    match kind {
+        SwapKind::Bswap => Some(match bits {
+            16 => u64::from((v as u16).swap_bytes()),
+            32 => u64::from((v as u32).swap_bytes()),
+            _ => v.swap_bytes(),
+        }),
+        SwapKind::Le | SwapKind::Be => None,
+    }
+}
+
+/// Whether `dst cond src` holds at `width`.
+#[must_use]
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+pub fn eval_cond(width: Width, cond: Cond, dst: u64, src: u64) -> bool {
+    let (a, b, sa, sb) = match width {
+        Width::W64 => (dst, src, dst as i64, src as i64),
+        Width::W32 => {
+            let (a, b) = (dst as u32, src as u32);
+            (u64::from(a), u64::from(b), i64::from(a as i32), i64::from(b as i32))
+        }
+    };
+    match cond {
+        Cond::Eq => a == b,
+        Cond::Ne => a != b,
+        Cond::Gt => a > b,
+        Cond::Ge => a >= b,
+        Cond::Lt => a < b,
+        Cond::Le => a <= b,
+        Cond::Set => a & b != 0,
+        Cond::Sgt => sa > sb,
+        Cond::Sge => sa >= sb,
+        Cond::Slt => sa < sb,
+        Cond::Sle => sa <= sb,
+    }
+}
+
+/// The outcome of `r cond r` (both operands the same register), when it does not depend on the value.
+#[must_use]
+pub fn cond_same_reg(cond: Cond) -> Option<bool> {
+    match cond {
+        Cond::Eq | Cond::Ge | Cond::Le | Cond::Sge | Cond::Sle => Some(true),
+        Cond::Ne | Cond::Gt | Cond::Lt | Cond::Sgt | Cond::Slt => Some(false),
+        Cond::Set => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_division_semantics() {
+        assert_eq!(eval_alu(Width::W64, AluOp::Div, 7, 0), 0);
+        assert_eq!(eval_alu(Width::W64, AluOp::Mod, 7, 0), 7);
+        assert_eq!(eval_alu(Width::W32, AluOp::Mod, 0xffff_ffff_0000_0007, 0), 7);
+        assert_eq!(eval_alu(Width::W64, AluOp::SDiv, i64::MIN as u64, u64::MAX), i64::MIN as u64);
+        assert_eq!(eval_alu(Width::W64, AluOp::SMod, i64::MIN as u64, u64::MAX), 0);
+        assert_eq!(eval_alu(Width::W32, AluOp::SDiv, 0x8000_0000, 0xffff_ffff), 0x8000_0000);
+        assert_eq!(eval_alu(Width::W32, AluOp::SMod, 0x8000_0000, 0xffff_ffff), 0);
+        assert_eq!(eval_alu(Width::W64, AluOp::SDiv, (-7i64) as u64, 2), (-3i64) as u64);
+        assert_eq!(eval_alu(Width::W64, AluOp::SMod, (-7i64) as u64, 2), (-1i64) as u64);
+        assert_eq!(eval_alu(Width::W32, AluOp::SMod, (-7i32) as u32 as u64, 2), (-1i32) as u32 as u64);
+        assert_eq!(eval_alu(Width::W32, AluOp::SDiv, 5, 0), 0);
+    }
+
+    #[test]
+    fn shifts_mask_and_32bit_zero_extends() {
+        assert_eq!(eval_alu(Width::W64, AluOp::Lsh, 1, 65), 2);
+        assert_eq!(eval_alu(Width::W32, AluOp::Lsh, 1, 33), 2);
+        assert_eq!(eval_alu(Width::W32, AluOp::Arsh, 0x8000_0000, 31), 0xffff_ffff);
+        assert_eq!(eval_alu(Width::W64, AluOp::Arsh, 1 << 63, 63), u64::MAX);
+        assert_eq!(eval_alu(Width::W32, AluOp::Add, u64::MAX, 1), 0);
+        assert_eq!(eval_alu(Width::W32, AluOp::Neg, 1, 0), 0xffff_ffff);
+        assert_eq!(eval_alu(Width::W64, AluOp::MovSx(8), 0, 0x80), 0xffff_ffff_ffff_ff80);
+        assert_eq!(eval_alu(Width::W32, AluOp::MovSx(16), 0, 0x8000), 0xffff_8000);
+        assert_eq!(eval_alu(Width::W64, AluOp::MovSx(32), 0, 0x8000_0000), 0xffff_ffff_8000_0000);
+    }
+
+    #[test]
+    fn conditions_compare_the_right_halves() {
+        assert!(eval_cond(Width::W32, Cond::Eq, 0x1_0000_0005, 5));
+        assert!(!eval_cond(Width::W64, Cond::Eq, 0x1_0000_0005, 5));
+        assert!(eval_cond(Width::W32, Cond::Slt, 0xffff_ffff, 0));
+        assert!(!eval_cond(Width::W64, Cond::Slt, 0xffff_ffff, 0));
+        assert!(eval_cond(Width::W64, Cond::Set, 6, 2));
+        assert_eq!(eval_swap(SwapKind::Bswap, 16, 0xffff_1234), Some(0x3412));
+        assert_eq!(eval_swap(SwapKind::Le, 16, 1), None);
+    }
+}

@@ -1,0 +1,694 @@
+//! Pointer kinds: which registers and stack slots may hold the context pointer, and what every
+//! load, store and atomic uses as its base.
+//!
+//! # Lattice
+//! A value's kind is a set of flags, `CTX` (the unmodified context pointer), `STACK` (a pointer
+//! into the current frame) and `OTHER` (anything else: scalars, map values, packet pointers,
+//! pointers into other frames), plus the exact frame offset when the set is `{STACK}` and the
+//! offset is known. Join is set union (the offset survives only if equal); the empty set is
+//! bottom. Classification of a base ([`Base`]): `{CTX}` is the context, `CTX` with anything else
+//! is [`Base::Unknown`] (this includes a context pointer after arithmetic, which the kernel
+//! refuses to dereference too).
+//!
+//! # State
+//! Per block entry: the kinds of r0..r10 and AX and of the 64 8-byte stack slots fp-8..fp-512
+//! of the current frame. Main entry: r1 = `CTX`, r10 = fp+0, everything else `OTHER`.
+//! Moves copy kinds; `fp ± constant` keeps an exact offset; other 64-bit arithmetic merges the
+//! operands' pointer flags (adding `OTHER` to a context pointer); 32-bit results are `OTHER`.
+//! An 8-byte aligned store through an exact stack base is a strong update of its slot (a spill)
+//! and an 8-byte load from one is a fill; narrower or misaligned stores join `OTHER` into the
+//! slots they touch (weakly: the bytes written may equal the bytes they replace, so a spilled
+//! pointer partly overwritten becomes "maybe"); stores through an inexact stack base are weak
+//! updates of every slot.
+//!
+//! # Escapes and calls (interprocedural)
+//! Two global flags make untracked memory sound; the fixed point is rerun until they are stable:
+//! - `ctx_escaped`: a context pointer was stored where slots do not track it (through a non-stack
+//!   or inexact base, misaligned, out of frame), or a stack pointer was passed to a bpf-to-bpf
+//!   call while a slot of the frame held it. Then 8-byte loads from untracked memory may yield it.
+//! - `stack_escaped`: a stack pointer was stored to untracked memory or passed to a bpf-to-bpf
+//!   call. Then 8-byte loads from untracked memory may yield a stack pointer, and every local
+//!   call may write every slot of the caller's frame.
+//!
+//! A callee's entry r0..r9 are the join of its call sites' registers (r1..r5 are the arguments;
+//! r0 and r6..r9 are passed too because an interpreter that does not clear them lets the callee
+//! read them; a caller's stack pointer becomes `OTHER` in the callee: it does not alias the
+//! callee's own slots); its r0 at `exit`
+//! flows back to the callers (plus `STACK` if a stack pointer was passed in). r6..r9 and r10
+//! survive calls; r0..r5 are `OTHER` after helper calls. Helpers are assumed to write only
+//! scalars into memory passed to them (slots at or above the passed exact offset, or all slots,
+//! are weakly joined with `OTHER`) and to hand callbacks only values the program passed in
+//! r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any helper received a value that
+//! may be the context in r2..r5.
+//!
+//! The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
+//! earlier frame at the same addresses (an interpreter need not clear it; the kernel would
+//! refuse such reads): its slots start as `OTHER`, plus `CTX` / `STACK` if any 8-byte store
+//! anywhere put such a value on a stack (flags `ctx_spilled`, `stack_spilled`).
+//!
+//! Programs that rebuild a pointer from its bytes are outside the model (as in the kernel,
+//! where such values are scalars).
+
+use crate::analysis::cfg::{BlockId, Cfg, SubprogId};
+use crate::analysis::worklist::Worklist;
+use crate::program::InsnIdx;
+use bpfpatch_insn::{AluOp, CallKind, Op, Operand, Reg, Size, Width};
+
+const CTX: u8 = 1;
+const STACK: u8 = 2;
+const OTHER: u8 = 4;
+const EXACT: u8 = 8;
+
+/// Number of tracked 8-byte stack slots (fp-8 .. fp-512).
+pub const STACK_SLOTS: usize = 64;
+
+/// Bytes of the tracked frame.
+const FRAME_BYTES: i64 = 512;
+
+/// The abstract kind of a value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Kind {
+    flags: u8,
+    off: i32,
+}
+
+impl Kind {
+    const BOTTOM: Kind = Kind { flags: 0, off: 0 };
+    const CTX: Kind = Kind { flags: CTX, off: 0 };
+    const OTHER: Kind = Kind { flags: OTHER, off: 0 };
+    const STACK_ANY: Kind = Kind { flags: STACK, off: 0 };
+
+    const fn flags(f: u8) -> Kind {
+        Kind { flags: f & !EXACT, off: 0 }
+    }
+
+    const fn fp(off: i32) -> Kind {
+        Kind { flags: STACK | EXACT, off }
+    }
+
+    fn join(self, o: Kind) -> Kind {
+        if self == o {
+            self
+        } else if self.flags == 0 {
+            o
+        } else if o.flags == 0 {
+            self
+        } else {
+            Kind::flags(self.flags | o.flags)
+        }
+    }
+
+    const fn has(self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    const fn exact(self) -> Option<i32> {
+        if self.flags == STACK | EXACT { Some(self.off) } else { None }
+    }
+
+    /// The kind of a result computed from values with the flags `u` (not a plain move).
+    const fn arith(u: u8) -> Kind {
+        let mut f = u & STACK;
+        if u & CTX != 0 {
+            f |= CTX | OTHER;
+        }
+        if f == 0 {
+            f = OTHER;
+        }
+        Kind::flags(f)
+    }
+}
+
+/// What a memory instruction uses as its base address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Base {
+    /// The (unmodified) context pointer.
+    Ctx,
+    /// The current stack frame.
+    Stack,
+    /// Definitely not the context and not the current frame.
+    Other,
+    /// The current frame or other memory, never the context.
+    MaybeStack,
+    /// May or may not be the context (including a context pointer after arithmetic): a ctx
+    /// rewrite cannot classify it.
+    Unknown,
+}
+
+impl Base {
+    fn of(k: Kind) -> Base {
+        let f = k.flags & !EXACT;
+        if f & CTX != 0 {
+            if f == CTX { Base::Ctx } else { Base::Unknown }
+        } else if f == STACK {
+            Base::Stack
+        } else if f == STACK | OTHER {
+            Base::MaybeStack
+        } else {
+            Base::Other
+        }
+    }
+
+    /// Whether the base may be the context.
+    #[must_use]
+    pub const fn may_be_ctx(self) -> bool {
+        matches!(self, Base::Ctx | Base::Unknown)
+    }
+}
+
+const NREGS: usize = Reg::COUNT as usize;
+
+/// Registers handed to a callee's entry state: r0..r9 (an interpreter that does not clear
+/// r0 and r6..r9 at a call lets the callee see the caller's values).
+const NARGS: usize = 10;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct State {
+    regs: [Kind; NREGS],
+    slots: [Kind; STACK_SLOTS],
+}
+
+impl State {
+    fn entry(args: [Kind; NARGS], slots: Kind) -> State {
+        let mut regs = [Kind::OTHER; NREGS];
+        regs[..NARGS].copy_from_slice(&args);
+        regs[Reg::R10.idx()] = Kind::fp(0);
+        State { regs, slots: [slots; STACK_SLOTS] }
+    }
+
+    fn reg(&self, r: Reg) -> Kind {
+        self.regs.get(r.idx()).copied().unwrap_or(Kind::OTHER)
+    }
+
+    fn set(&mut self, r: Reg, k: Kind) {
+        if let Some(x) = self.regs.get_mut(r.idx()) {
+            *x = k;
+        }
+    }
+
+    fn join_from(&mut self, o: &State) -> bool {
+        let mut changed = false;
+        for (a, b) in self.regs.iter_mut().zip(&o.regs).chain(self.slots.iter_mut().zip(&o.slots)) {
+            let j = a.join(*b);
+            if j != *a {
+                *a = j;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn any_slot_has(&self, f: u8) -> bool {
+        self.slots.iter().any(|k| k.has(f))
+    }
+
+    /// Weakly joins `k` into the slots an access at exact offset `o` (or anywhere, `None`) may reach upwards.
+    fn weak_from(&mut self, o: Option<i32>, k: Kind) {
+        for (idx, s) in self.slots.iter_mut().enumerate() {
+            let slot_off = -8 * (i32::try_from(idx).unwrap_or(0) + 1);
+            if o.is_none_or(|o| slot_off >= o.saturating_sub(7)) {
+                *s = s.join(k);
+            }
+        }
+    }
+}
+
+/// The slot index of an aligned 8-byte access at frame offset `addr`, if it is tracked.
+fn slot_of(addr: i64) -> Option<usize> {
+    if (-FRAME_BYTES..0).contains(&addr) && addr % 8 == 0 { usize::try_from(-addr / 8 - 1).ok() } else { None }
+}
+
+/// Slots overlapping `[addr, addr + len)` in the tracked frame.
+fn slots_touching(addr: i64, len: i64) -> impl Iterator<Item = usize> {
+    let lo = addr.max(-FRAME_BYTES);
+    let hi = (addr + len).min(0);
+    let first = if lo < hi { Some(lo.div_euclid(8)) } else { None };
+    let last = (hi - 1).div_euclid(8);
+    first
+        .into_iter()
+        .flat_map(move |f| f..=last)
+        .filter_map(|blk| usize::try_from(-blk - 1).ok())
+        .filter(|k| *k < STACK_SLOTS)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+struct Flags {
+    ctx_escaped: bool,
+    stack_escaped: bool,
+    ctx_to_callbacks: bool,
+    ctx_spilled: bool,
+    stack_spilled: bool,
+}
+
+/// One memory access as recorded in the final sweep.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Access {
+    base: Base,
+    exact: Option<i32>,
+    stacky: bool,
+}
+
+struct Solver<'a> {
+    cfg: &'a Cfg,
+    flags: Flags,
+    has_callbacks: bool,
+    entry: Vec<Option<State>>,
+    args: Vec<Option<[Kind; NARGS]>>,
+    ret: Vec<[Kind; NRET]>,
+    work: Worklist,
+}
+
+/// After a helper call, `LD_ABS`/`LD_IND` or a tail call: r0 is a new scalar; r1..r5 may be
+/// clobbered with scalars or keep their values (the kernel forbids reading them, an
+/// interpreter may not clobber them).
+fn clobber_args(st: &mut State) {
+    st.regs[0] = Kind::OTHER;
+    for r in 1..6 {
+        st.regs[r] = st.regs[r].join(Kind::OTHER);
+    }
+}
+
+/// Registers a callee hands back: r0..r5 (r1..r5 on an interpreter that does not clobber them).
+const NRET: usize = 6;
+
+enum Event {
+    Call(SubprogId, [Kind; NARGS]),
+    Callback(SubprogId),
+    Exit([Kind; NRET]),
+}
+
+impl Solver<'_> {
+    /// The kind of an 8-byte value read from memory nobody tracks.
+    fn untracked(&self) -> Kind {
+        let mut f = OTHER;
+        if self.flags.ctx_escaped {
+            f |= CTX;
+        }
+        if self.flags.stack_escaped {
+            f |= STACK;
+        }
+        Kind::flags(f)
+    }
+
+    /// What a never-written slot of a callee's frame may hold: stale values an earlier frame
+    /// at the same addresses spilled (an interpreter need not clear frames).
+    fn stale(&self) -> Kind {
+        let mut f = OTHER;
+        if self.flags.ctx_spilled {
+            f |= CTX;
+        }
+        if self.flags.stack_spilled {
+            f |= STACK;
+        }
+        Kind::flags(f)
+    }
+
+    fn spilled(&mut self, v: Kind) {
+        if v.has(CTX) {
+            self.flags.ctx_spilled = true;
+        }
+        if v.has(STACK) {
+            self.flags.stack_spilled = true;
+        }
+    }
+
+    fn escape(&mut self, v: Kind) {
+        if v.has(CTX) {
+            self.flags.ctx_escaped = true;
+        }
+        if v.has(STACK) {
+            self.flags.stack_escaped = true;
+        }
+    }
+
+    fn callback_args(&self) -> [Kind; NARGS] {
+        let a =
+            if self.flags.ctx_to_callbacks || self.flags.ctx_escaped { Kind::flags(CTX | OTHER) } else { Kind::OTHER };
+        let mut args = [Kind::OTHER; NARGS];
+        args[1..6].fill(a);
+        args
+    }
+
+    /// Reads `size` bytes at `base + off`.
+    fn load(&self, st: &State, base: Kind, off: i16, size: Size) -> Kind {
+        if size != Size::DW {
+            return Kind::OTHER;
+        }
+        if let Some(o) = base.exact() {
+            match slot_of(i64::from(o) + i64::from(off)) {
+                Some(k) => st.slots[k],
+                None => self.untracked(),
+            }
+        } else if base.has(STACK) {
+            st.slots.iter().fold(self.untracked(), |a, s| a.join(*s))
+        } else {
+            self.untracked()
+        }
+    }
+
+    /// Writes `v` (`size` bytes) at `base + off`.
+    fn store(&mut self, st: &mut State, base: Kind, off: i16, size: Size, v: Kind) {
+        let wide = size == Size::DW;
+        let stored = if wide { v } else { Kind::OTHER };
+        if wide && (base.has(STACK)) {
+            self.spilled(v);
+        }
+        if let Some(o) = base.exact() {
+            let addr = i64::from(o) + i64::from(off);
+            match (wide, slot_of(addr)) {
+                (true, Some(k)) => st.slots[k] = v,
+                _ => {
+                    // Weak: the bytes written may equal the ones they replace.
+                    for k in slots_touching(addr, i64::from(size.bytes())) {
+                        st.slots[k] = st.slots[k].join(Kind::OTHER);
+                    }
+                    if wide {
+                        self.escape(v);
+                    }
+                }
+            }
+        } else {
+            if base.has(STACK) {
+                st.weak_from(None, stored);
+            }
+            if wide {
+                self.escape(v);
+            }
+        }
+    }
+
+    fn transfer(
+        &mut self,
+        st: &mut State,
+        op: &Op,
+        i: InsnIdx,
+        mut rec: Option<&mut Vec<Option<Access>>>,
+    ) -> Option<Event> {
+        let mut record = |k: Kind| {
+            if let Some(r) = rec.as_deref_mut() {
+                r[i.idx()] = Some(Access { base: Base::of(k), exact: k.exact(), stacky: k.has(STACK) });
+            }
+        };
+        match *op {
+            Op::Alu { width: Width::W32, dst, .. } => st.set(dst, Kind::OTHER),
+            Op::Alu { width: Width::W64, op: AluOp::Mov, dst, src } => {
+                let k = match src {
+                    Operand::Reg(r) => st.reg(r),
+                    Operand::Imm(_) => Kind::OTHER,
+                };
+                st.set(dst, k);
+            }
+            Op::Alu { width: Width::W64, op: AluOp::MovSx(_), dst, .. } => st.set(dst, Kind::OTHER),
+            Op::Alu { width: Width::W64, op: alu @ (AluOp::Add | AluOp::Sub), dst, src: Operand::Imm(imm) }
+                if st.reg(dst).exact().is_some() =>
+            {
+                let o = st.reg(dst).exact().unwrap_or(0);
+                let n = if alu == AluOp::Add { o.checked_add(imm) } else { o.checked_sub(imm) };
+                st.set(dst, n.map_or(Kind::STACK_ANY, Kind::fp));
+            }
+            Op::Alu { dst, .. } | Op::Swap { dst, .. } => {
+                let u = op.uses().iter().fold(0u8, |a, r| a | st.reg(r).flags);
+                st.set(dst, Kind::arith(u));
+            }
+            Op::LdImm64 { dst, .. } => {
+                st.set(dst, Kind::OTHER);
+                if let Some(s) = self.cfg.callee(i) {
+                    return Some(Event::Callback(s));
+                }
+            }
+            Op::Load { size, dst, src, off, .. } => {
+                let base = st.reg(src);
+                record(base);
+                let v = self.load(st, base, off, size);
+                st.set(dst, v);
+            }
+            Op::Store { size, dst, off, src } => {
+                let base = st.reg(dst);
+                record(base);
+                let v = match src {
+                    Operand::Reg(r) => st.reg(r),
+                    Operand::Imm(_) => Kind::OTHER,
+                };
+                self.store(st, base, off, size, v);
+            }
+            Op::Atomic { size, op: aop, dst, src, off } => {
+                let base = st.reg(dst);
+                record(base);
+                let old = self.load(st, base, off, size);
+                // xchg stores src, cmpxchg old or src, the others a combination of both.
+                let either = old.join(st.reg(src));
+                let new = either.join(Kind::arith(either.flags));
+                self.store(st, base, off, size, new);
+                if aop.fetches() {
+                    let r = if aop == bpfpatch_insn::AtomicOp::Cmpxchg { Reg::R0 } else { src };
+                    st.set(r, if old.flags == 0 { Kind::OTHER } else { old });
+                }
+            }
+            Op::Call(CallKind::Local(_)) => {
+                let mut args = [Kind::OTHER; NARGS];
+                args.copy_from_slice(&st.regs[..NARGS]);
+                let stack_arg = args.iter().any(|a| a.has(STACK));
+                if stack_arg {
+                    self.flags.stack_escaped = true;
+                    if st.any_slot_has(CTX) {
+                        self.flags.ctx_escaped = true;
+                    }
+                }
+                if self.flags.stack_escaped {
+                    let mut w = OTHER;
+                    if self.flags.ctx_escaped {
+                        w |= CTX;
+                    }
+                    st.weak_from(None, Kind::flags(w));
+                }
+                let callee = self.cfg.callee(i);
+                let ret = callee.map_or([Kind::OTHER; NRET], |s| self.ret[s.idx()]);
+                // r0 is the callee's; r1..r5 may keep the caller's values or get the callee's.
+                for (r, k) in ret.iter().enumerate() {
+                    let mut v = if r == 0 { *k } else { st.regs[r].join(*k) };
+                    if stack_arg {
+                        v = v.join(Kind::STACK_ANY);
+                    }
+                    st.regs[r] = v;
+                }
+                let callee_args = args.map(|a| if a.has(STACK) { Kind::flags((a.flags & !STACK) | OTHER) } else { a });
+                return callee.map(|s| Event::Call(s, callee_args));
+            }
+            Op::Call(_) | Op::Callx(_) => {
+                for r in 1..6 {
+                    let a = st.regs[r];
+                    if a.has(STACK) {
+                        let mut w = OTHER;
+                        if self.has_callbacks {
+                            self.flags.stack_escaped = true;
+                            if self.flags.ctx_escaped {
+                                w |= CTX;
+                            }
+                        }
+                        st.weak_from(a.exact(), Kind::flags(w));
+                    }
+                    if r >= 2 && a.has(CTX) {
+                        self.flags.ctx_to_callbacks = true;
+                    }
+                }
+                clobber_args(st);
+            }
+            Op::LdPacket { .. } | Op::TailCall => clobber_args(st),
+            Op::Exit => {
+                let mut ret = [Kind::OTHER; NRET];
+                ret.copy_from_slice(&st.regs[..NRET]);
+                // The callee's own stack pointers dangle after return.
+                let ret = ret.map(|k| if k.has(STACK) { Kind::flags((k.flags & !STACK) | OTHER) } else { k });
+                return Some(Event::Exit(ret));
+            }
+            Op::Ja { .. } | Op::Jump { .. } | Op::MayGoto { .. } | Op::Nospec => {}
+        }
+        None
+    }
+
+    fn merge(&mut self, b: BlockId, st: &State) {
+        match &mut self.entry[b.idx()] {
+            slot @ None => {
+                *slot = Some(st.clone());
+                self.work.push(b);
+            }
+            Some(old) => {
+                if old.join_from(st) {
+                    self.work.push(b);
+                }
+            }
+        }
+    }
+
+    fn enter(&mut self, s: SubprogId, args: [Kind; NARGS]) {
+        let merged = match self.args[s.idx()] {
+            None => Some(args),
+            Some(old) => {
+                let mut j = old;
+                for (x, a) in j.iter_mut().zip(args) {
+                    *x = x.join(a);
+                }
+                (j != old).then_some(j)
+            }
+        };
+        if let Some(a) = merged {
+            self.args[s.idx()] = Some(a);
+            let e = self.cfg.subprog(s).entry();
+            let slots = if s == SubprogId::MAIN { Kind::OTHER } else { self.stale() };
+            self.merge(e, &State::entry(a, slots));
+        }
+    }
+
+    fn handle(&mut self, ev: Event, sp: SubprogId) {
+        match ev {
+            Event::Call(s, args) => self.enter(s, args),
+            Event::Callback(s) => {
+                let a = self.callback_args();
+                self.enter(s, a);
+            }
+            Event::Exit(k) => {
+                let old = self.ret[sp.idx()];
+                let mut j = old;
+                for (x, y) in j.iter_mut().zip(k) {
+                    *x = x.join(y);
+                }
+                if j != old {
+                    self.ret[sp.idx()] = j;
+                    let callers: Vec<InsnIdx> = self.cfg.subprog(sp).callers.clone();
+                    for c in callers {
+                        self.work.push(self.cfg.block_of(c));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let nb = self.cfg.blocks().len();
+        self.entry = vec![None; nb];
+        self.args = vec![None; self.cfg.subprogs().len()];
+        self.ret = vec![[Kind::BOTTOM; NRET]; self.cfg.subprogs().len()];
+        self.work = Worklist::new(nb);
+        let mut main = [Kind::OTHER; NARGS];
+        main[1] = Kind::CTX;
+        self.args[0] = Some(main);
+        self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
+        while let Some(b) = self.work.pop() {
+            let Some(mut st) = self.entry[b.idx()].clone() else { continue };
+            let blk = self.cfg.block(b).clone();
+            for i in blk.insns() {
+                if let Some(ev) = self.transfer(&mut st, self.cfg.prog().op(i), i, None) {
+                    self.handle(ev, blk.subprog);
+                }
+            }
+            for s in blk.succs() {
+                self.merge(s, &st);
+            }
+        }
+    }
+}
+
+/// Result of the pointer-kind analysis.
+#[derive(Clone, Debug)]
+pub struct PtrKinds {
+    access: Vec<Option<Access>>,
+    depth: Vec<Option<u32>>,
+    ctx_escaped: bool,
+}
+
+impl PtrKinds {
+    /// Runs the analysis on `cfg` (r1 holds the context at entry of the main program).
+    #[must_use]
+    pub fn analyze(cfg: &Cfg) -> PtrKinds {
+        let has_callbacks = cfg.subprogs().iter().any(|s| s.is_callback());
+        let mut solver = Solver {
+            cfg,
+            flags: Flags::default(),
+            has_callbacks,
+            entry: Vec::new(),
+            args: Vec::new(),
+            ret: Vec::new(),
+            work: Worklist::new(0),
+        };
+        // Flags only ever get set; rerun until a whole run starts and ends with the same flags.
+        loop {
+            let before = solver.flags;
+            solver.run();
+            if solver.flags == before {
+                break;
+            }
+        }
+        let n = cfg.prog().len();
+        let mut access = vec![None; n];
+        let mut depth: Vec<Option<u32>> = vec![Some(0); cfg.subprogs().len()];
+        for (bi, blk) in cfg.blocks().iter().enumerate() {
+            let Some(mut st) = solver.entry[bi].clone() else { continue };
+            for i in blk.insns() {
+                let op = cfg.prog().op(i);
+                // Stack pointers handed to calls extend the frame the callee or helper may touch.
+                if matches!(op, Op::Call(_) | Op::Callx(_)) {
+                    for r in 1..6 {
+                        let a = st.regs[r];
+                        let d = &mut depth[blk.subprog.idx()];
+                        match a.exact() {
+                            Some(o) => raise(d, -i64::from(o)),
+                            None if a.has(STACK) => *d = None,
+                            None => {}
+                        }
+                    }
+                }
+                let _ = solver.transfer(&mut st, op, i, Some(&mut access));
+                if let (Some(acc), Some(off)) = (access[i.idx()], mem_off(op)) {
+                    let d = &mut depth[blk.subprog.idx()];
+                    match acc.exact {
+                        Some(o) => raise(d, -(i64::from(o) + i64::from(off))),
+                        None if acc.stacky => *d = None,
+                        None => {}
+                    }
+                }
+            }
+        }
+        PtrKinds { access, depth, ctx_escaped: solver.flags.ctx_escaped }
+    }
+
+    /// The base of the load, store or atomic at `i`; `None` if `i` is not one or is never reached.
+    #[must_use]
+    pub fn base(&self, i: InsnIdx) -> Option<Base> {
+        self.access[i.idx()].map(|a| a.base)
+    }
+
+    /// The exact frame offset of the base register of the access at `i`, when it is a stack
+    /// pointer with a known offset.
+    #[must_use]
+    pub fn stack_offset(&self, i: InsnIdx) -> Option<i32> {
+        self.access[i.idx()].and_then(|a| a.exact)
+    }
+
+    /// Bytes of stack subprogram `s` uses below its frame pointer (the largest `-offset` of any
+    /// access or of any stack pointer passed to a call); `None` when a stack access has an
+    /// unknown offset.
+    #[must_use]
+    pub fn stack_depth(&self, s: SubprogId) -> Option<u32> {
+        self.depth[s.idx()]
+    }
+
+    /// Whether the context pointer may have been stored where the analysis cannot follow it.
+    #[must_use]
+    pub fn ctx_escaped(&self) -> bool {
+        self.ctx_escaped
+    }
+}
+
+fn raise(d: &mut Option<u32>, v: i64) {
+    if let Some(x) = d {
+        let v = u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+        *x = (*x).max(v);
+    }
+}
+
+fn mem_off(op: &Op) -> Option<i16> {
+    match *op {
+        Op::Load { off, .. } | Op::Store { off, .. } | Op::Atomic { off, .. } => Some(off),
+        _ => None,
+    }
+}

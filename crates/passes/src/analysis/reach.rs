@@ -1,0 +1,275 @@
+//! Reachability with constant propagation of branch conditions.
+//!
+//! Lattice per register (r0..r10, AX): `Known(v)` or `Unknown`; a block entry state is `None`
+//! until the block is reached. Forward worklist over blocks of every reached subprogram; the
+//! main program is reached at entry, a subprogram when a reached instruction calls it or takes
+//! its address. Subprogram entries start with every register `Unknown` (values are not
+//! propagated across calls; after a call r0..r5 are `Unknown`, r6..r10 keep their values because
+//! they are callee-saved).
+//!
+//! A conditional jump whose operands are known (or are the same register, for the conditions
+//! that do not depend on the value) is decided; only the feasible edge is followed. On the
+//! taken edge of a 64-bit `==` (and the fall-through edge of `!=`) the unknown operand becomes
+//! the known one. `le`/`be` results are `Unknown` (they depend on the host byte order); memory is
+//! not tracked (loads give `Unknown`). Every step only raises states, so the fixed point is
+//! reached after at most 2 changes per register per block.
+//!
+//! Results: reached instructions and subprograms, the [`Fate`] of every reached conditional jump,
+//! and the first reached instruction that falls off the end of its subprogram (an invalid program).
+
+use crate::analysis::cfg::{BlockId, Cfg, SubprogId};
+use crate::analysis::eval::{cond_same_reg, eval_alu, eval_cond, eval_swap, imm_value};
+use crate::analysis::worklist::Worklist;
+use crate::program::InsnIdx;
+use bpfpatch_insn::{AluOp, Cond, LdImm64Kind, Op, Operand, Reg, Width};
+
+/// The outcome of a reached conditional jump.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Fate {
+    /// Always jumps: the fall-through edge is never used.
+    Taken,
+    /// Never jumps: the jump edge is never used.
+    NotTaken,
+    /// Depends on run-time values.
+    Unknown,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Val {
+    Known(u64),
+    Unknown,
+}
+
+type Regs = [Val; Reg::COUNT as usize];
+
+const ALL_UNKNOWN: Regs = [Val::Unknown; Reg::COUNT as usize];
+
+fn join(a: &Regs, b: &Regs) -> Regs {
+    let mut out = *a;
+    for (o, v) in out.iter_mut().zip(b) {
+        if *o != *v {
+            *o = Val::Unknown;
+        }
+    }
+    out
+}
+
+fn known(st: &Regs, r: Reg) -> Option<u64> {
+    match st.get(r.idx()) {
+        Some(Val::Known(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn set(st: &mut Regs, r: Reg, v: Option<u64>) {
+    if let Some(slot) = st.get_mut(r.idx()) {
+        *slot = v.map_or(Val::Unknown, Val::Known);
+    }
+}
+
+fn operand(st: &Regs, src: Operand) -> Option<u64> {
+    match src {
+        Operand::Imm(i) => Some(imm_value(i)),
+        Operand::Reg(r) => known(st, r),
+    }
+}
+
+/// Applies `op` to `st`; returns the subprogram entered or referenced by `op`, if any.
+fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> {
+    match *op {
+        Op::Alu { width, op: alu, dst, src } => {
+            let same = src == Operand::Reg(dst);
+            let v = match alu {
+                AluOp::Mov | AluOp::MovSx(_) => operand(st, src).map(|b| eval_alu(width, alu, 0, b)),
+                AluOp::Xor | AluOp::Sub if same => Some(0),
+                AluOp::Neg => known(st, dst).map(|a| eval_alu(width, alu, a, 0)),
+                _ => match (known(st, dst), operand(st, src)) {
+                    (Some(a), Some(b)) => Some(eval_alu(width, alu, a, b)),
+                    _ => None,
+                },
+            };
+            set(st, dst, v);
+            None
+        }
+        Op::Swap { kind, bits, dst } => {
+            let v = known(st, dst).and_then(|a| eval_swap(kind, bits, a));
+            set(st, dst, v);
+            None
+        }
+        Op::LdImm64 { dst, kind, lo, hi } => {
+            #[allow(clippy::cast_sign_loss)]
+            let v = (kind == LdImm64Kind::Imm).then(|| (u64::from(hi as u32) << 32) | u64::from(lo as u32));
+            set(st, dst, v);
+            if kind == LdImm64Kind::Func { cfg.callee(i) } else { None }
+        }
+        _ => {
+            for r in op.defs().iter() {
+                set(st, r, None);
+            }
+            cfg.callee(i)
+        }
+    }
+}
+
+/// Joins `st` into the entry state of `b`; queues `b` when the entry state grows.
+fn merge(entry: &mut [Option<Regs>], work: &mut Worklist, b: BlockId, st: &Regs) {
+    let new = match &entry[b.idx()] {
+        None => Some(*st),
+        Some(old) => {
+            let j = join(old, st);
+            (j != *old).then_some(j)
+        }
+    };
+    if let Some(n) = new {
+        entry[b.idx()] = Some(n);
+        work.push(b);
+    }
+}
+
+/// The outcome of the conditional jump `op` in state `st`.
+fn decide(op: &Op, st: &Regs) -> Fate {
+    match *op {
+        Op::Jump { width, cond, dst, src, .. } => {
+            if src == Operand::Reg(dst) {
+                return match cond_same_reg(cond) {
+                    Some(true) => Fate::Taken,
+                    Some(false) => Fate::NotTaken,
+                    None => Fate::Unknown,
+                };
+            }
+            match (known(st, dst), operand(st, src)) {
+                (Some(a), Some(b)) => {
+                    if eval_cond(width, cond, a, b) {
+                        Fate::Taken
+                    } else {
+                        Fate::NotTaken
+                    }
+                }
+                _ => Fate::Unknown,
+            }
+        }
+        _ => Fate::Unknown,
+    }
+}
+
+/// The state on the taken (`taken == true`) or fall-through edge of `op`, refined by equality.
+fn edge_state(op: &Op, st: &Regs, taken: bool) -> Regs {
+    let mut out = *st;
+    if let Op::Jump { width: Width::W64, cond, dst, src, .. } = *op {
+        let equal_on_edge = (cond == Cond::Eq && taken) || (cond == Cond::Ne && !taken);
+        if equal_on_edge {
+            match (known(st, dst), operand(st, src)) {
+                (None, Some(b)) => set(&mut out, dst, Some(b)),
+                (Some(a), None) => {
+                    if let Operand::Reg(s) = src {
+                        set(&mut out, s, Some(a));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Result of the reachability analysis.
+#[derive(Clone, Debug)]
+pub struct Reach {
+    insn_reached: Vec<bool>,
+    fate: Vec<Option<Fate>>,
+    subprog_reached: Vec<bool>,
+    fall_off: Option<InsnIdx>,
+}
+
+impl Reach {
+    /// Runs the analysis on `cfg`.
+    #[must_use]
+    pub fn analyze(cfg: &Cfg) -> Reach {
+        let nb = cfg.blocks().len();
+        let mut entry: Vec<Option<Regs>> = vec![None; nb];
+        let mut work = Worklist::new(nb);
+        let mut sp_reached = vec![false; cfg.subprogs().len()];
+        sp_reached[0] = true;
+        merge(&mut entry, &mut work, cfg.subprog(SubprogId::MAIN).entry(), &ALL_UNKNOWN);
+
+        while let Some(b) = work.pop() {
+            let Some(mut st) = entry[b.idx()] else { continue };
+            let blk = cfg.block(b);
+            let mut entered: Vec<SubprogId> = Vec::new();
+            for i in blk.insns() {
+                if let Some(s) = transfer(cfg, i, cfg.prog().op(i), &mut st) {
+                    entered.push(s);
+                }
+            }
+            let last = cfg.prog().op(blk.last());
+            let fate = decide(last, &st);
+            let is_cond = matches!(last, Op::Jump { .. } | Op::MayGoto { .. });
+            if let (Some(f), true) = (blk.fall, !is_cond || fate != Fate::Taken) {
+                let es = if is_cond { edge_state(last, &st, false) } else { st };
+                merge(&mut entry, &mut work, f, &es);
+            }
+            if let (Some(j), true) = (blk.jump, !is_cond || fate != Fate::NotTaken) {
+                let es = if is_cond { edge_state(last, &st, true) } else { st };
+                merge(&mut entry, &mut work, j, &es);
+            }
+            for s in entered {
+                if !sp_reached[s.idx()] {
+                    sp_reached[s.idx()] = true;
+                    merge(&mut entry, &mut work, cfg.subprog(s).entry(), &ALL_UNKNOWN);
+                }
+            }
+        }
+
+        // Final sweep over the fixed point.
+        let n = cfg.prog().len();
+        let mut insn_reached = vec![false; n];
+        let mut fate = vec![None; n];
+        let mut fall_off = None;
+        for (bi, blk) in cfg.blocks().iter().enumerate() {
+            let Some(mut st) = entry[bi] else { continue };
+            for i in blk.insns() {
+                insn_reached[i.idx()] = true;
+                transfer(cfg, i, cfg.prog().op(i), &mut st);
+            }
+            let last = cfg.prog().op(blk.last());
+            if matches!(last, Op::Jump { .. } | Op::MayGoto { .. }) {
+                fate[blk.last().idx()] = Some(decide(last, &st));
+            }
+            let falls = blk.falls_off && fate[blk.last().idx()] != Some(Fate::Taken);
+            if falls && fall_off.is_none() {
+                fall_off = Some(blk.last());
+            }
+        }
+        Reach { insn_reached, fate, subprog_reached: sp_reached, fall_off }
+    }
+
+    /// Whether instruction `i` can execute.
+    #[must_use]
+    pub fn reached(&self, i: InsnIdx) -> bool {
+        self.insn_reached[i.idx()]
+    }
+
+    /// The fate of the conditional jump (or `may_goto`) at `i`, if it is one and is reached.
+    #[must_use]
+    pub fn fate(&self, i: InsnIdx) -> Option<Fate> {
+        self.fate[i.idx()]
+    }
+
+    /// Whether subprogram `s` can execute.
+    #[must_use]
+    pub fn subprog_reached(&self, s: SubprogId) -> bool {
+        self.subprog_reached[s.idx()]
+    }
+
+    /// The first reached instruction whose fall-through leaves its subprogram, if any.
+    #[must_use]
+    pub fn fall_off(&self) -> Option<InsnIdx> {
+        self.fall_off
+    }
+
+    /// Number of reached instructions.
+    #[must_use]
+    pub fn reached_count(&self) -> usize {
+        self.insn_reached.iter().filter(|r| **r).count()
+    }
+}

@@ -1,0 +1,216 @@
+//! Random program generator for analysis soundness tests: forward-only jumps and calls (so
+//! every program terminates), r9 holds the context pointer throughout, memory accesses go to
+//! the stack (r10) or the context (r9, or a register filled from a ctx spill).
+#![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+
+use super::*;
+use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Size, SwapKind, Width};
+
+/// A small deterministic RNG (splitmix64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// An instruction with a symbolic target (an index into the function's op list, or a function).
+#[derive(Clone, Copy, Debug)]
+enum G {
+    Plain(Op),
+    Jump(Op, usize),
+    Call(usize),
+}
+
+const ALU_OPS: [AluOp; 16] = [
+    AluOp::Add,
+    AluOp::Sub,
+    AluOp::Mul,
+    AluOp::Div,
+    AluOp::SDiv,
+    AluOp::Or,
+    AluOp::And,
+    AluOp::Lsh,
+    AluOp::Rsh,
+    AluOp::Neg,
+    AluOp::Mod,
+    AluOp::SMod,
+    AluOp::Xor,
+    AluOp::Mov,
+    AluOp::Arsh,
+    AluOp::MovSx(8),
+];
+
+fn imm(rng: &mut Rng) -> i32 {
+    match rng.below(4) {
+        0 => rng.below(8) as i32 - 4,
+        1 => rng.pick(&[i32::MIN, i32::MAX, -1, 0x7fff, 0x8000, 0xffff, 32, 63]),
+        _ => rng.next() as i32,
+    }
+}
+
+fn size(rng: &mut Rng) -> Size {
+    rng.pick(&[Size::B, Size::H, Size::W, Size::DW])
+}
+
+/// One random body instruction of function `f` at position `i` of `len` (the exit is at `len`).
+fn body(rng: &mut Rng, f: usize, nfuncs: usize, i: usize, len: usize) -> Vec<G> {
+    let dst = rng.below(9) as u8; // r0..r8
+    let src = rng.below(10) as u8; // r0..r9
+    let w = if rng.chance(50) { Width::W64 } else { Width::W32 };
+    match rng.below(100) {
+        0..=14 => vec![G::Plain(alu(w, AluOp::Mov, dst, Operand::Imm(imm(rng))))],
+        15..=44 => {
+            let mut op = rng.pick(&ALU_OPS);
+            if let AluOp::MovSx(_) = op {
+                op = AluOp::MovSx(if w == Width::W64 { rng.pick(&[8, 16, 32]) } else { rng.pick(&[8, 16]) });
+                return vec![G::Plain(alu(w, op, dst, Operand::Reg(r(src))))];
+            }
+            if op == AluOp::Neg {
+                return vec![G::Plain(alu(w, op, dst, Operand::Imm(0)))];
+            }
+            let s = if rng.chance(50) { Operand::Reg(r(src)) } else { Operand::Imm(imm(rng)) };
+            vec![G::Plain(alu(w, op, dst, s))]
+        }
+        45..=56 => {
+            let cond = rng.pick(&Cond::ALL);
+            let k = if rng.chance(60) { rng.below(8) as i32 - 4 } else { imm(rng) };
+            let s = if rng.chance(40) { Operand::Reg(r(src)) } else { Operand::Imm(k) };
+            let target = i + 1 + rng.below((len - i) as u64) as usize;
+            vec![G::Jump(Op::Jump { width: w, cond, dst: r(dst), src: s, off: 0 }, target)]
+        }
+        57..=59 => {
+            let target = i + 1 + rng.below((len - i) as u64) as usize;
+            vec![G::Jump(Op::Ja { delta: 0, long: rng.chance(30) }, target)]
+        }
+        60..=62 => {
+            let kind = rng.pick(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]);
+            vec![G::Plain(Op::Swap { kind, bits: rng.pick(&[16, 32, 64]), dst: r(dst) })]
+        }
+        63..=65 => vec![G::Plain(lddw(dst, rng.next()))],
+        66..=73 => {
+            // store to stack or context
+            let sz = size(rng);
+            let (base, off) = if rng.chance(60) {
+                (
+                    10u8,
+                    -8 * (1 + rng.below(8) as i16) + (rng.below(u64::from(8 / sz.bytes())) as i16) * sz.bytes() as i16,
+                )
+            } else {
+                (9u8, (rng.below(u64::from(64 / sz.bytes())) as i16) * sz.bytes() as i16)
+            };
+            if rng.chance(30) {
+                vec![G::Plain(st(sz, base, off, imm(rng)))]
+            } else {
+                vec![G::Plain(stx(sz, base, off, src))]
+            }
+        }
+        74..=81 => {
+            let sz = size(rng);
+            let (base, off) = if rng.chance(60) {
+                (10u8, -8 * (1 + rng.below(8) as i16))
+            } else {
+                (9u8, (rng.below(u64::from(64 / sz.bytes())) as i16) * sz.bytes() as i16)
+            };
+            let signed = sz != Size::DW && rng.chance(20);
+            vec![G::Plain(Op::Load { size: sz, signed, dst: r(dst), src: r(base), off })]
+        }
+        82..=85 => {
+            // spill the context, fill it into a register and access through it
+            let k = -8 * (1 + rng.below(8) as i16);
+            let d = 6 + rng.below(3) as u8;
+            let mut v = vec![G::Plain(stx(Size::DW, 10, k, 9)), G::Plain(ldx(Size::DW, d, 10, k))];
+            if rng.chance(50) {
+                v.push(G::Plain(ldx(Size::W, dst, d, 4 * rng.below(16) as i16)));
+            } else {
+                v.push(G::Plain(stx(Size::B, d, rng.below(64) as i16, src)));
+            }
+            v
+        }
+        86..=88 => vec![G::Plain(call_helper(1))],
+        89..=93 if f + 1 < nfuncs => vec![G::Call(f + 1 + rng.below((nfuncs - f - 1) as u64) as usize)],
+        _ => vec![G::Plain(alu(w, AluOp::Add, dst, Operand::Reg(r(src))))],
+    }
+}
+
+/// A random program of `nfuncs` functions with about `len` instructions each.
+pub fn program(seed: u64, nfuncs: usize, len: usize) -> Vec<Insn> {
+    let mut rng = Rng(seed);
+    let mut funcs: Vec<Vec<G>> = Vec::new();
+    for f in 0..nfuncs {
+        let mut ops: Vec<G> = Vec::new();
+        if f == 0 {
+            ops.push(G::Plain(mov64r(9, 1)));
+        }
+        let n = len / 2 + rng.below(len as u64) as usize;
+        while ops.len() < n {
+            let at = ops.len();
+            ops.extend(body(&mut rng, f, nfuncs, at, n.max(at + 1)));
+        }
+        // Jumps may target `n` (or beyond, after multi-op bodies): clamp to the final exit.
+        let end = ops.len();
+        for g in &mut ops {
+            if let G::Jump(_, t) = g {
+                *t = (*t).min(end);
+            }
+        }
+        ops.push(G::Plain(exit()));
+        funcs.push(ops);
+    }
+    // Layout: slot of every op.
+    let mut starts = Vec::new();
+    let mut slot_of: Vec<Vec<usize>> = Vec::new();
+    let mut slot = 0;
+    for ops in &funcs {
+        starts.push(slot);
+        let mut v = Vec::new();
+        for g in ops {
+            v.push(slot);
+            slot += match g {
+                G::Plain(op) | G::Jump(op, _) => op.slots(),
+                G::Call(_) => 1,
+            };
+        }
+        v.push(slot);
+        slot_of.push(v);
+    }
+    let mut out = Vec::new();
+    for (f, ops) in funcs.iter().enumerate() {
+        for (i, g) in ops.iter().enumerate() {
+            let here = slot_of[f][i] as i64;
+            let op = match *g {
+                G::Plain(op) => op,
+                G::Jump(op, t) => {
+                    let d = slot_of[f][t] as i64 - here - 1;
+                    match op {
+                        Op::Ja { long, .. } => Op::Ja { delta: d as i32, long },
+                        Op::Jump { width, cond, dst, src, .. } => Op::Jump { width, cond, dst, src, off: d as i16 },
+                        other => other,
+                    }
+                }
+                G::Call(g2) => call_local((starts[g2] as i64 - here - 1) as i32),
+            };
+            out.extend_from_slice(op.encode().as_slice());
+        }
+    }
+    out
+}
+
+/// Number of random cases: `BPFPATCH_CASES` or `default`.
+pub fn cases(default: u64) -> u64 {
+    std::env::var("BPFPATCH_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
