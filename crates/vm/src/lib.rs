@@ -1,7 +1,7 @@
 //! Reference interpreter of the full RFC 9669 instruction set with Linux semantics, the loader
 //! checks it runs first, and the conformance runner.
 //!
-//! Pipeline: raw slots → [`Program::load`] (the [`verify`] checks, then lowering into a compact
+//! Pipeline: raw slots → [`Program::load`] (the [`verify`](mod@verify) checks, then lowering into a compact
 //! internal form with absolute targets) → [`Vm::run`] on an [`Input`] → [`RunOutcome`] or a
 //! [`RunError`] naming the slot. Programs may contain the kernel-internal forms (AX, tail call,
 //! nospec) when loaded with [`LoadOptions::INTERNAL`], so rewritten programs run too.
@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The semantics, instruction by instruction, are stated in the documentation of [`Vm`]'s
-//! module ([`interp`]); the address space in [`memory`]; the loader's rules in [`verify`].
+//! module ([`interp`]); the address space in [`memory`]; the loader's rules in [`verify`](mod@verify).
 #![deny(missing_docs)]
 
 pub mod conformance;
