@@ -82,10 +82,10 @@ pub enum FileError {
     Io(String),
     /// The file does not parse, its `-- asm` does not assemble, or it has no program.
     #[error("rejected by the parser: {0}")]
-    Parse(#[from] DataFileError),
+    Parse(DataFileError),
     /// The loader rejected the program.
     #[error("rejected by the loader: {0}")]
-    Load(#[from] LoadError),
+    Load(LoadError),
     /// The transform failed.
     #[error("transform failed: {0}")]
     Transform(String),
@@ -94,10 +94,36 @@ pub enum FileError {
     TransformedLoad(LoadError),
     /// The program faulted.
     #[error("fault at run time: {0}")]
-    Run(#[from] RunError),
+    Run(RunError),
     /// The interpreter configuration is invalid.
     #[error("{0}")]
-    Config(#[from] crate::error::ConfigError),
+    Config(crate::error::ConfigError),
+}
+
+// The inner errors are part of the message, not `source()`s, so that error-chain printers
+// (anyhow's `{:#}`) do not repeat them.
+impl From<DataFileError> for FileError {
+    fn from(e: DataFileError) -> Self {
+        FileError::Parse(e)
+    }
+}
+
+impl From<LoadError> for FileError {
+    fn from(e: LoadError) -> Self {
+        FileError::Load(e)
+    }
+}
+
+impl From<RunError> for FileError {
+    fn from(e: RunError) -> Self {
+        FileError::Run(e)
+    }
+}
+
+impl From<crate::error::ConfigError> for FileError {
+    fn from(e: crate::error::ConfigError) -> Self {
+        FileError::Config(e)
+    }
 }
 
 impl FileError {

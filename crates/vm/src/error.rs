@@ -11,7 +11,7 @@ use core::fmt;
 pub enum LoadError {
     /// A slot does not decode (unknown opcode, reserved field set, kernel-internal form, ...).
     #[error("Invalid instruction: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// The image holds no instruction.
     #[error("Invalid program: no instructions")]
     Empty,
@@ -61,6 +61,13 @@ pub enum LoadError {
     },
 }
 
+// The decode error is part of the message, not a `source()`, so chains do not repeat it.
+impl From<DecodeError> for LoadError {
+    fn from(e: DecodeError) -> Self {
+        LoadError::Decode(e)
+    }
+}
+
 impl LoadError {
     /// The slot the error is about, if it is about one.
     #[must_use]
@@ -100,14 +107,14 @@ impl fmt::Display for Access {
 pub enum Place {
     /// In no region.
     Unmapped,
-    /// Starts inside the input memory area but runs past its end (`offset` from its start).
+    /// In the input memory region, past the end of the area or straddling it.
     Mem {
         /// Offset of the access from the start of the area.
         offset: u64,
         /// Length of the area.
         len: u64,
     },
-    /// Starts inside the packet but runs past its end.
+    /// In the packet region, past the end of the packet or straddling it.
     Packet {
         /// Offset of the access from the start of the packet.
         offset: u64,
@@ -126,8 +133,8 @@ impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Place::Unmapped => f.write_str("no mapped region"),
-            Place::Mem { offset, len } => write!(f, "input memory offset {offset} of {len} bytes"),
-            Place::Packet { offset, len } => write!(f, "packet offset {offset} of {len} bytes"),
+            Place::Mem { offset, len } => write!(f, "input memory at offset {offset}, area of {len} bytes"),
+            Place::Packet { offset, len } => write!(f, "packet at offset {offset}, packet of {len} bytes"),
             Place::DeadStack { below_fp } => write!(f, "stack outside the live frames, fp-{below_fp}"),
         }
     }

@@ -104,11 +104,11 @@ impl<'a> Memory<'a> {
 
     /// Where `addr` lies, for an error message.
     fn place(&self, addr: u64) -> Place {
-        let within = |base: u64, len: usize| addr.checked_sub(base).filter(|&o| o < len as u64);
-        if let Some(offset) = within(MEM_BASE, self.mem.len()) {
+        let within = |base: u64| addr.checked_sub(base).filter(|&o| o < REGION_SIZE);
+        if let Some(offset) = within(MEM_BASE) {
             return Place::Mem { offset, len: self.mem.len() as u64 };
         }
-        if let Some(offset) = within(PACKET_BASE, self.packet.len()) {
+        if let Some(offset) = within(PACKET_BASE) {
             return Place::Packet { offset, len: self.packet.len() as u64 };
         }
         if (STACK_TOP - REGION_SIZE..=STACK_TOP).contains(&addr) {

@@ -54,6 +54,11 @@ fn out_of_bounds_accesses_are_typed_faults_naming_the_slot() {
         }
         e => panic!("{e}"),
     }
+    // Entirely past the end: still described as the memory region.
+    match run_err(&[ldx(Size::B, R0, R1, 100), EXIT], &mut mem) {
+        RunError::Memory { fault, .. } => assert_eq!(fault.place, Place::Mem { offset: 100, len: 12 }),
+        e => panic!("{e}"),
+    }
     // Slots count ld_imm64 as two: the store is at slot 2.
     let e = run_err(&[lddw(R3, 0), st(Size::B, R3, 0, 1), mov(R0, 0), EXIT], &mut mem);
     match e {
