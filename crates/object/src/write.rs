@@ -5,7 +5,9 @@
 //! alignment, where the shift is how far the previous item moved. The bytes between two items
 //! (padding) are copied from the input when the gap has its original length and zero-filled
 //! otherwise. With no change every item lands on its original offset, so the output is the
-//! input, byte for byte.
+//! input, byte for byte. Sections without file data (`SHT_NOBITS`) are shifted along with what
+//! precedes them but never cause padding. Only power-of-two alignments up to 4096 are honoured,
+//! so the output is at most the input plus the growth of the rewritten sections plus padding.
 
 use crate::elf::{self, Out, RawReloc, SHT_RELA, SHT_SYMTAB};
 use crate::error::ObjectError;
@@ -14,6 +16,12 @@ use bpfpatch_insn::slots_to_bytes;
 use std::borrow::Cow;
 
 const OVERFLOW: ObjectError = ObjectError::LayoutOverflow { what: "file offset" };
+
+/// The alignment the layout honours: `sh_addralign` when it is a power of two up to 4096, else 1
+/// (a hostile alignment must not make the output grow without bound).
+fn effective_align(a: u64) -> u64 {
+    if a.is_power_of_two() && a <= 4096 { a } else { 1 }
+}
 
 fn align_up(v: u64, a: u64) -> Result<u64, ObjectError> {
     let a = a.max(1);
@@ -122,8 +130,13 @@ impl BpfObject {
                 Some(i) => {
                     let h = &self.elf.sections[i];
                     match &contents[i] {
-                        Some(c) => (h.addralign, c.len() as u64, Some(c)),
-                        None => (h.addralign, 0, None),
+                        Some(c) => (effective_align(h.addralign), c.len() as u64, Some(c)),
+                        None => {
+                            // No file data (SHT_NOBITS): shifted along, never padded for.
+                            let shifted = u64::try_from(i128::from(old_off) + delta).unwrap_or(old_off);
+                            new_offsets[i] = align_up(shifted, effective_align(h.addralign)).unwrap_or(old_off);
+                            continue;
+                        }
                     }
                 }
                 None => (if is_64 { 8 } else { 4 }, nsec as u64 * shentsize, None),
@@ -154,10 +167,8 @@ impl BpfObject {
                     if let Some(b) = bytes {
                         out.extend_from_slice(b);
                         new_sizes[i] = size;
-                        old_cursor = old_off.saturating_add(self.elf.sections[i].size).max(old_cursor);
-                    } else {
-                        old_cursor = old_cursor.max(old_off);
                     }
+                    old_cursor = old_off.saturating_add(self.elf.sections[i].size).max(old_cursor);
                 }
                 None => {
                     shoff_new = new_off;

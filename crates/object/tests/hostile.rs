@@ -1,0 +1,318 @@
+//! Hostile input: each corruption of the committed test objects (both byte orders) gives the
+//! exact typed error, never a panic; a bounded property test mutates bytes at random.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::cast_possible_truncation)]
+
+use bpfpatch_insn::Endian;
+use bpfpatch_object::{BpfObject, BtfError, BtfExtError, IdentityMap, InfoKind, ObjectError};
+use proptest::prelude::*;
+
+const OBJECTS: [(&str, Endian); 2] = [("prog-el.o", Endian::Little), ("prog-eb.o", Endian::Big)];
+
+fn load(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32, e: Endian) {
+    let x = if e == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
+    b[at..at + 4].copy_from_slice(&x);
+}
+
+fn put64(b: &mut [u8], at: usize, v: u64, e: Endian) {
+    let x = if e == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
+    b[at..at + 8].copy_from_slice(&x);
+}
+
+fn get32(b: &[u8], at: usize, e: Endian) -> u32 {
+    let x: [u8; 4] = b[at..at + 4].try_into().unwrap();
+    if e == Endian::Little { u32::from_le_bytes(x) } else { u32::from_be_bytes(x) }
+}
+
+/// Test fixture: the bytes, their parse, and field locators.
+struct Fx {
+    b: Vec<u8>,
+    obj: BpfObject,
+    e: Endian,
+}
+
+impl Fx {
+    fn new(name: &str, e: Endian) -> Fx {
+        let b = load(name);
+        let obj = BpfObject::parse(&b).unwrap();
+        Fx { b, obj, e }
+    }
+    fn sec(&self, name: &str) -> usize {
+        (0..self.obj.section_headers().len()).find(|&i| self.obj.section_name(i) == Some(name)).unwrap()
+    }
+    fn off(&self, name: &str) -> usize {
+        self.obj.section_headers()[self.sec(name)].offset as usize
+    }
+    /// Absolute offset of a 64-bit section header field (`sh_offset` = 24, `sh_size` = 32,
+    /// `sh_entsize` = 56).
+    fn sh(&self, name: &str, field: usize) -> usize {
+        let shoff = u64::from_le_bytes(self.b[0x28..0x30].try_into().unwrap());
+        let shoff = if self.e == Endian::Big { shoff.swap_bytes() } else { shoff };
+        shoff as usize + self.sec(name) * 64 + field
+    }
+    fn parse_with(&self, f: impl FnOnce(&mut Vec<u8>, &Fx)) -> Result<BpfObject, ObjectError> {
+        let mut b = self.b.clone();
+        f(&mut b, self);
+        BpfObject::parse(&b)
+    }
+    /// Offset of `.BTF.ext` area `k`'s start (where its record size is).
+    fn area(&self, k: usize) -> usize {
+        let x = self.off(".BTF.ext");
+        let hdr = get32(&self.b, x + 4, self.e) as usize;
+        x + hdr + get32(&self.b, x + 8 + 8 * k, self.e) as usize
+    }
+}
+
+fn btf_ext_err(r: Result<BpfObject, ObjectError>) -> BtfExtError {
+    match r {
+        Err(ObjectError::BtfExt { section, error }) => {
+            assert_eq!(section.name, ".BTF.ext");
+            error
+        }
+        other => panic!("expected a .BTF.ext error, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_files() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let len = fx.b.len();
+        assert!(matches!(
+            BpfObject::parse(&fx.b[..len / 2]),
+            Err(ObjectError::Truncated { what: "section header table", file_len, .. }) if file_len == (len / 2) as u64
+        ));
+        assert!(matches!(BpfObject::parse(&fx.b[..4]), Err(ObjectError::Truncated { what: "ELF identification", .. })));
+        assert!(matches!(BpfObject::parse(&[]), Err(ObjectError::Truncated { what: "ELF identification", .. })));
+        assert!(matches!(BpfObject::parse(&fx.b[..40]), Err(ObjectError::Elf { context: "header", .. })));
+        assert!(matches!(BpfObject::parse(b"not an elf file at all"), Err(ObjectError::Elf { context: "header", .. })));
+    }
+}
+
+#[test]
+fn not_bpf() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let r = fx.parse_with(|b, _| {
+            let m = if e == Endian::Little { 62u16.to_le_bytes() } else { 62u16.to_be_bytes() };
+            b[18..20].copy_from_slice(&m);
+        });
+        assert_eq!(r.unwrap_err(), ObjectError::NotBpf { machine: 62 });
+    }
+}
+
+#[test]
+fn section_contents_past_end() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let len = fx.b.len() as u64;
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh("xdp", 24), len, e));
+        match r {
+            Err(ObjectError::SectionOutOfBounds { section, offset, file_len, .. }) => {
+                assert_eq!((section.name.as_str(), section.index, offset, file_len), ("xdp", fx.sec("xdp"), len, len));
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh(".BTF", 32), len, e));
+        assert!(matches!(r, Err(ObjectError::SectionOutOfBounds { section, .. }) if section.name == ".BTF"));
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh("xdp", 24), u64::MAX - 4, e));
+        assert!(matches!(r, Err(ObjectError::SectionOutOfBounds { .. })));
+    }
+}
+
+#[test]
+fn text_not_whole_instructions() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let size = fx.obj.section_headers()[fx.sec("tc")].size;
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh("tc", 32), size - 4, e));
+        assert!(matches!(r, Err(ObjectError::TextSize { section, size: s }) if section.name == "tc" && s == size - 4));
+    }
+}
+
+#[test]
+fn bad_relocations() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let rel = fx.off(".relxdp");
+        let size = fx.obj.section_headers()[fx.sec("xdp")].size;
+        let r = fx.parse_with(|b, _| put64(b, rel + 16, size, e));
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::RelocOutOfRange { section: fx.obj.section_ref(fx.sec("xdp")), index: 1, offset: size, size }
+        );
+        let r = fx.parse_with(|b, _| put64(b, rel + 16, 84, e));
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::RelocUnaligned { section: fx.obj.section_ref(fx.sec("xdp")), index: 1, offset: 84 }
+        );
+        let r = fx.parse_with(|b, _| put64(b, rel + 8, (9999 << 32) | 1, e));
+        let n = fx.obj.symbols().len();
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::RelocSymbol { section: fx.obj.section_ref(fx.sec("xdp")), index: 0, symbol: 9999, count: n }
+        );
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh(".relxdp", 56), 12, e));
+        assert!(matches!(r, Err(ObjectError::BadTable { section, entsize: 12, .. }) if section.name == ".relxdp"));
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh(".relxdp", 32), 40, e));
+        assert!(matches!(r, Err(ObjectError::BadTable { size: 40, .. })));
+    }
+}
+
+#[test]
+fn bad_btf() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let x = fx.off(".BTF");
+        let btf_err = |r: Result<BpfObject, ObjectError>| match r {
+            Err(ObjectError::Btf { section, error }) if section.name == ".BTF" => error,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            btf_err(fx.parse_with(|b, _| b[x..x + 2].copy_from_slice(&[0x12, 0x34]))),
+            BtfError::BadMagic { magic: 0x3412 }
+        );
+        let len = fx.obj.section_headers()[fx.sec(".BTF")].size;
+        let e1 = btf_err(fx.parse_with(|b, _| put32(b, x + 20, 0xffff_fff0, e)));
+        assert!(matches!(e1, BtfError::AreaOutOfBounds { what: "string", len: l, .. } if l == len));
+        assert_eq!(btf_err(fx.parse_with(|b, fx| put64(b, fx.sh(".BTF", 32), 10, e))), BtfError::TooShort { len: 10 });
+        assert_eq!(btf_err(fx.parse_with(|b, _| put32(b, x + 4, 12, e))), BtfError::BadHeaderLen { hdr_len: 12, len });
+        let btf = fx.obj.btf().unwrap();
+        assert!(matches!(btf.string(u32::MAX), Err(BtfError::BadString { offset: u32::MAX, .. })));
+    }
+}
+
+#[test]
+fn bad_btf_ext() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let x = fx.off(".BTF.ext");
+        let len = fx.obj.section_headers()[fx.sec(".BTF.ext")].size;
+        let (fa, la) = (fx.area(0), fx.area(1));
+        let err = |f: &dyn Fn(&mut Vec<u8>)| btf_ext_err(fx.parse_with(|b, _| f(b)));
+        assert_eq!(err(&|b| b[x + 2] = 2), BtfExtError::BadVersion { version: 2 });
+        assert_eq!(
+            err(&|b| b[x] = 0),
+            BtfExtError::BadMagic { magic: if e == Endian::Little { 0xeb00 } else { 0x9f00 } }
+        );
+        assert_eq!(err(&|b| put32(b, x + 4, 1000, e)), BtfExtError::BadHeaderLen { hdr_len: 1000, len });
+        assert_eq!(err(&|b| put32(b, x + 4, 16, e)), BtfExtError::BadHeaderLen { hdr_len: 16, len });
+        for size in [7, 4, 0] {
+            assert_eq!(
+                err(&|b| put32(b, fa, size, e)),
+                BtfExtError::BadRecordSize { kind: InfoKind::FuncInfo, size, offset: fa as u64 - x as u64 }
+            );
+        }
+        assert_eq!(
+            err(&|b| put32(b, la, 12, e)),
+            BtfExtError::BadRecordSize { kind: InfoKind::LineInfo, size: 12, offset: la as u64 - x as u64 }
+        );
+        assert!(matches!(
+            err(&|b| put32(b, x + 20, 0x7fff_0000, e)),
+            BtfExtError::AreaOutOfBounds { kind: InfoKind::LineInfo, size: 0x7fff_0000, .. }
+        ));
+        assert!(matches!(
+            err(&|b| put32(b, x + 24, 0xffff_ffff, e)),
+            BtfExtError::AreaOutOfBounds { kind: InfoKind::CoreRelo, .. }
+        ));
+        // First func_info block: num_info 0, then absurdly large.
+        let rel = fa as u64 - x as u64;
+        assert_eq!(
+            err(&|b| put32(b, fa + 8, 0, e)),
+            BtfExtError::EmptyBlock { kind: InfoKind::FuncInfo, block: 0, offset: rel + 4 }
+        );
+        assert!(matches!(
+            err(&|b| put32(b, fa + 8, 1_000_000, e)),
+            BtfExtError::BlockOverrun { kind: InfoKind::FuncInfo, block: 0, num: 1_000_000, rec_size: 8, .. }
+        ));
+        // First line_info record's insn_off unaligned.
+        let lrel = la as u64 - x as u64;
+        assert_eq!(
+            err(&|b| put32(b, la + 12, 4, e)),
+            BtfExtError::UnalignedInsnOff {
+                kind: InfoKind::LineInfo,
+                block: 0,
+                record: 0,
+                offset: lrel + 12,
+                insn_off: 4
+            }
+        );
+        // Section cut inside the header, and inside an area.
+        assert_eq!(
+            btf_ext_err(fx.parse_with(|b, fx| put64(b, fx.sh(".BTF.ext", 32), 6, e))),
+            BtfExtError::Truncated { what: "header", offset: 0, need: 8, len: 6 }
+        );
+        let cut = btf_ext_err(fx.parse_with(|b, fx| put64(b, fx.sh(".BTF.ext", 32), lrel + 10, e)));
+        assert!(matches!(cut, BtfExtError::AreaOutOfBounds { kind: InfoKind::LineInfo, .. }), "{cut:?}");
+    }
+}
+
+/// A `.rel.BTF.ext` entry not on a record is kept while `.BTF.ext` is copied, and refused with a
+/// typed error when it has to be re-encoded.
+#[test]
+fn unattached_btf_ext_relocation() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let rel = fx.off(".rel.BTF.ext");
+        let mut b = fx.b.clone();
+        put64(&mut b, rel, 1, e);
+        let mut obj = BpfObject::parse(&b).unwrap();
+        assert_eq!(obj.write().unwrap(), b, "copied as is");
+        let insns = obj.programs()[0].insns().to_vec();
+        let n = insns.len();
+        obj.replace_program(0, insns, &IdentityMap(n)).unwrap();
+        match obj.write() {
+            Err(ObjectError::BtfExt { error: BtfExtError::UnattachedReloc { index: 0, offset: 1 }, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("BPFPATCH_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// Random byte mutations (biased towards the section headers, `.BTF.ext`, relocations and
+    /// code) never make
+    /// parse, check, write or an identity rewrite panic; whatever parses writes and re-parses.
+    #[test]
+    fn mutations_never_panic(
+        which in 0usize..2,
+        edits in prop::collection::vec((0usize..5, any::<u32>(), any::<u8>()), 1..8),
+    ) {
+        let fx = Fx::new(OBJECTS[which].0, OBJECTS[which].1);
+        let mut b = fx.b.clone();
+        let shoff = fx.sh(".strtab", 0) - fx.sec(".strtab") * 64;
+        let (x, xl) = (fx.off(".BTF.ext"), fx.obj.section_headers()[fx.sec(".BTF.ext")].size as usize);
+        for (region, pos, val) in edits {
+            let at = match region {
+                0 => pos as usize % b.len(),
+                1 => shoff + pos as usize % (b.len() - shoff),
+                2 => x + pos as usize % xl,
+                3 => fx.off(".relxdp") + pos as usize % 64,
+                _ => fx.off(".text") + pos as usize % 344,
+            };
+            b[at] = val;
+        }
+        if let Ok(mut obj) = BpfObject::parse(&b) {
+            let _ = bpfpatch_object::check(&obj);
+            if let Ok(out) = obj.write() {
+                prop_assert!(BpfObject::parse(&out).is_ok());
+            }
+            for pi in 0..obj.programs().len() {
+                let insns = obj.programs()[pi].insns().to_vec();
+                let n = insns.len();
+                let _ = obj.replace_program(pi, insns, &IdentityMap(n));
+            }
+            let _ = obj.write();
+        }
+    }
+}
