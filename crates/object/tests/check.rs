@@ -45,7 +45,7 @@ impl Fx {
         b[at..at + 2].copy_from_slice(&x);
     }
     fn set_imm(&self, b: &mut [u8], sec: &str, slot: usize, v: i32) {
-        Fx::put32(b, self.insn(sec, slot, 4), v as u32, self.e);
+        Fx::put32(b, self.insn(sec, slot, 4), v.cast_unsigned(), self.e);
     }
     /// Start of `.BTF.ext` area `k` (0 func, 1 line, 2 core): its record size field.
     fn area(&self, k: usize) -> usize {
