@@ -1,0 +1,518 @@
+//! Linearization: one forward walk assigning new indices, then one pass over the recorded
+//! fixups (MachBuffer style), with optional jump relaxation.
+//!
+//! Walk: every node gets `pos[node]` = the number of slots emitted before it (so a deleted node
+//! gets the index of the first slot emitted after it, and the end sentinel the new length);
+//! live nodes are copied to the output and nodes with a target push a `(at, node)` fixup.
+//! Resolution: each fixup's reference becomes a position (jump kind: `pos`; call kind: the call
+//! group's node, see [`crate::PatchList`] I4) and the relative delta is range-checked and stored.
+//! Nothing is allocated per instruction: all buffers live in [`PatchCtx`] and keep their
+//! capacity across runs.
+
+use crate::error::{Error, Result};
+use crate::list::{EXPL_BIT, F_CMOVED, F_DELETED, F_TGT, LABEL_BIT, NONE, PatchList};
+use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
+use std::collections::HashMap;
+
+/// Position word bit: the node (or the call group's path) was deleted.
+pub(crate) const DEL_BIT: u32 = 1 << 31;
+/// Position word mask.
+pub(crate) const POS_MASK: u32 = !DEL_BIT;
+
+/// Options of one linearization.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct LinearizeOptions {
+    /// The target accepts cpu v4 (`gotol`): a jump whose 16-bit offset overflows is relaxed
+    /// (`goto` becomes `gotol`; a conditional jump becomes the inverted condition over a
+    /// `gotol`, or `jcc +1; goto +1; gotol` for `jset`/`may_goto`), iterated until stable.
+    /// Without it an overflow is [`Error::JumpOutOfRange`], as in the kernel.
+    pub relax: bool,
+}
+
+/// What one linearization did.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct LinearizeStats {
+    /// Nodes walked (live and deleted).
+    pub nodes: usize,
+    /// Slots emitted.
+    pub emitted: usize,
+    /// Fixups resolved.
+    pub fixups: usize,
+    /// `goto` rewritten as `gotol`.
+    pub relaxed_goto: usize,
+    /// Conditional jumps expanded over a `gotol`.
+    pub relaxed_cond: usize,
+    /// Walks performed (1 without relaxation).
+    pub walks: usize,
+}
+
+/// The old-to-new index map of a linearization.
+///
+/// For each original slot it answers where jumps to it land, where calls (and side-table
+/// entries) at it land, whether that position was deleted, and where the instruction itself
+/// (its aux data and relocations) ended up. Side tables are remapped through it.
+#[derive(Clone, Debug, Default)]
+pub struct OffsetMap {
+    /// Per node: new index, `DEL_BIT` if deleted.
+    pub(crate) pos: Vec<u32>,
+    /// Per original slot: node carrying its identity.
+    pub(crate) orig_node: Vec<u32>,
+    /// Per original slot: call/start position word (empty: equal to `pos`).
+    pub(crate) cstart: Vec<u32>,
+    /// Per list subprogram: start position word.
+    pub(crate) subprog_start: Vec<u32>,
+    pub(crate) orig_len: u32,
+    pub(crate) new_len: u32,
+}
+
+impl OffsetMap {
+    /// Slots in the original program.
+    #[must_use]
+    pub fn orig_len(&self) -> usize {
+        self.orig_len as usize
+    }
+
+    /// Slots in the new program.
+    #[must_use]
+    pub fn new_len(&self) -> usize {
+        self.new_len as usize
+    }
+
+    /// Where a jump to original slot `old` lands: the first slot of its replacement, the
+    /// original instruction after a skipping prepatch, or the first survivor when deleted.
+    /// `old == orig_len` maps to `new_len`; `None` beyond.
+    #[must_use]
+    pub fn jump_target(&self, old: Slot) -> Option<Slot> {
+        if old.0 > self.orig_len() {
+            return None;
+        }
+        let w = self.pos.get(old.0)?;
+        Some(Slot((w & POS_MASK) as usize))
+    }
+
+    fn start_word(&self, old: Slot) -> Option<u32> {
+        if old.0 > self.orig_len() {
+            return None;
+        }
+        if old.0 == self.orig_len() {
+            return Some(self.new_len);
+        }
+        if self.cstart.is_empty() { self.pos.get(old.0).copied() } else { self.cstart.get(old.0).copied() }
+    }
+
+    /// Where a call (or a `PSEUDO_FUNC`, a subprogram start, a line-info or poke entry) at
+    /// original slot `old` lands: like [`OffsetMap::jump_target`] except that code inserted by a
+    /// skipping prepatch is entered. Alias: `call_target`.
+    #[doc(alias = "call_target")]
+    #[must_use]
+    pub fn start(&self, old: Slot) -> Option<Slot> {
+        self.start_word(old).map(|w| Slot((w & POS_MASK) as usize))
+    }
+
+    /// [`OffsetMap::start`], or `None` when that position was deleted (the kernel's insn-array
+    /// `INSN_DELETED` rule).
+    #[must_use]
+    pub fn live_start(&self, old: Slot) -> Option<Slot> {
+        let w = self.start_word(old)?;
+        (old.0 < self.orig_len() && w & DEL_BIT == 0).then_some(Slot(w as usize))
+    }
+
+    /// Where original slot `old`'s instruction (its identity: aux data, relocations) ended up:
+    /// the last instruction of its patch, itself otherwise; `None` if deleted.
+    #[must_use]
+    pub fn insn(&self, old: Slot) -> Option<Slot> {
+        let n = *self.orig_node.get(old.0)?;
+        let w = *self.pos.get(n as usize)?;
+        (w & DEL_BIT == 0).then_some(Slot(w as usize))
+    }
+
+    /// Whether original slot `old`'s position was deleted (jumps to it land on the first survivor).
+    #[must_use]
+    pub fn is_deleted(&self, old: Slot) -> bool {
+        self.pos.get(old.0).is_some_and(|w| old.0 < self.orig_len() && w & DEL_BIT != 0)
+    }
+
+    /// New index of a list node (first slot emitted at or after it), `None` for unknown nodes.
+    #[must_use]
+    pub fn node_pos(&self, node: crate::NodeId) -> Option<Slot> {
+        self.pos.get(node.index()).map(|w| Slot((w & POS_MASK) as usize))
+    }
+
+    /// The identity map of a program of `len` slots (no patches).
+    #[must_use]
+    pub fn identity(len: usize) -> OffsetMap {
+        let n = u32::try_from(len).unwrap_or(POS_MASK).min(POS_MASK - 1);
+        OffsetMap {
+            pos: (0..=n).collect(),
+            orig_node: (0..n).collect(),
+            cstart: Vec::new(),
+            subprog_start: Vec::new(),
+            orig_len: n,
+            new_len: n,
+        }
+    }
+}
+
+/// The result of [`PatchList::linearize`]: the new instructions, the map, statistics.
+#[doc(alias = "bpf_linearize_list_insn")]
+#[derive(Clone, Debug, Default)]
+pub struct Linearized {
+    /// The new program.
+    pub insns: Vec<Insn>,
+    /// Old-to-new index map.
+    pub map: OffsetMap,
+    /// What happened.
+    pub stats: LinearizeStats,
+}
+
+/// Reusable scratch and output of linearization (regalloc2's `run_with_ctx` model): keep one per
+/// thread and pass it to [`PatchList::linearize_with`] so warm runs allocate nothing.
+#[derive(Clone, Debug, Default)]
+pub struct PatchCtx {
+    pub(crate) fixups: Vec<(u32, u32)>,
+    pub(crate) relax_mark: Vec<u8>,
+    pub(crate) src: Vec<u32>,
+    pub(crate) memo: HashMap<u32, (u32, bool)>,
+    pub(crate) chain: Vec<(u32, bool)>,
+    /// The last output (valid after a successful `linearize_with`).
+    pub out: Linearized,
+}
+
+impl PatchCtx {
+    /// An empty context.
+    #[must_use]
+    pub fn new() -> PatchCtx {
+        PatchCtx::default()
+    }
+
+    /// Node that emitted each output slot (filled when the verification layer asked for it).
+    pub(crate) fn src(&self) -> &[u32] {
+        &self.src
+    }
+}
+
+/// Relaxed form of a conditional jump: (first slot, has a `goto +1` in the middle).
+fn relaxed_head(insn: Insn) -> (Insn, bool) {
+    let class = insn.class();
+    let op = insn.op();
+    if (class == c::JMP || class == c::JMP32) && op != c::JCOND {
+        if let Some(inv) = Cond::from_code(op).and_then(Cond::invert) {
+            let mut i = insn;
+            i.code = (insn.code & !c::OP_MASK) | inv.code();
+            i.off = 1;
+            return (i, false);
+        }
+    }
+    let mut i = insn;
+    i.off = 1;
+    (i, true)
+}
+
+const GOTOL: u8 = c::JMP32 | c::JA;
+const GOTO: u8 = c::JMP | c::JA;
+
+impl PatchList {
+    /// Linearizes into a fresh [`Linearized`] (allocating; see [`PatchList::linearize_with`]).
+    ///
+    /// # Errors
+    /// [`Error::JumpOutOfRange`], [`Error::TargetPastEnd`], [`Error::UnboundLabel`].
+    #[doc(alias = "bpf_linearize_list_insn")]
+    pub fn linearize(&self, opts: LinearizeOptions) -> Result<Linearized> {
+        let mut ctx = PatchCtx::new();
+        self.linearize_with(&mut ctx, opts)?;
+        Ok(core::mem::take(&mut ctx.out))
+    }
+
+    /// Linearizes into `ctx.out`, reusing every buffer of `ctx`. The list is not modified and
+    /// may be linearized again (or patched further).
+    ///
+    /// # Errors
+    /// As [`PatchList::linearize`].
+    pub fn linearize_with<'c>(&self, ctx: &'c mut PatchCtx, opts: LinearizeOptions) -> Result<&'c Linearized> {
+        self.run(ctx, opts, false)?;
+        Ok(&ctx.out)
+    }
+
+    /// The engine: walk, resolve, relax until stable; `record_src` fills `ctx.src`.
+    pub(crate) fn run(&self, ctx: &mut PatchCtx, opts: LinearizeOptions, record_src: bool) -> Result<()> {
+        let nodes = self.insn.len();
+        ctx.out.stats = LinearizeStats { nodes, ..LinearizeStats::default() };
+        ctx.relax_mark.clear();
+        ctx.memo.clear();
+        let mut relaxing = false;
+        loop {
+            ctx.out.stats.walks += 1;
+            if relaxing {
+                self.walk_relaxed(ctx, record_src);
+            } else if record_src {
+                self.walk::<true>(ctx);
+            } else {
+                self.walk::<false>(ctx);
+            }
+            let grew = self.resolve(ctx, opts)?;
+            if !grew {
+                break;
+            }
+            relaxing = true;
+        }
+        self.finish_map(ctx)?;
+        Ok(())
+    }
+
+    fn prepare_walk(&self, ctx: &mut PatchCtx, record_src: bool) {
+        let nodes = self.insn.len();
+        let pos = &mut ctx.out.map.pos;
+        if pos.len() < nodes {
+            pos.resize(nodes, 0);
+        } else {
+            pos.truncate(nodes);
+        }
+        ctx.out.insns.clear();
+        ctx.out.insns.reserve(self.live_slots);
+        ctx.fixups.clear();
+        ctx.src.clear();
+        if record_src {
+            ctx.src.reserve(self.live_slots);
+        }
+    }
+
+    /// The hot loop: one pass over the list, no allocation per node.
+    fn walk<const SRC: bool>(&self, ctx: &mut PatchCtx) {
+        self.prepare_walk(ctx, SRC);
+        let end = self.end();
+        let pos = &mut ctx.out.map.pos;
+        let out = &mut ctx.out.insns;
+        let fixups = &mut ctx.fixups;
+        let src = &mut ctx.src;
+        let mut o: u32 = 0;
+        let mut x = self.head;
+        while x != end {
+            let xi = x as usize;
+            let f = self.flags[xi];
+            if f & F_DELETED != 0 {
+                pos[xi] = o | DEL_BIT;
+            } else {
+                pos[xi] = o;
+                out.push(self.insn[xi]);
+                if f & F_TGT != 0 {
+                    fixups.push((o, x));
+                }
+                if SRC {
+                    src.push(x);
+                }
+                o += 1;
+            }
+            x = self.next[xi];
+        }
+        pos[end as usize] = o;
+    }
+
+    /// The walk once relaxation marked conditional jumps for expansion.
+    fn walk_relaxed(&self, ctx: &mut PatchCtx, record_src: bool) {
+        self.prepare_walk(ctx, record_src);
+        let end = self.end();
+        let mut o: u32 = 0;
+        let mut x = self.head;
+        while x != end {
+            let xi = x as usize;
+            let f = self.flags[xi];
+            if f & F_DELETED != 0 {
+                ctx.out.map.pos[xi] = o | DEL_BIT;
+            } else {
+                ctx.out.map.pos[xi] = o;
+                let insn = self.insn[xi];
+                if ctx.relax_mark.get(xi).is_some_and(|&m| m != 0) {
+                    let (head, mid) = relaxed_head(insn);
+                    ctx.out.insns.push(head);
+                    let mut k = 1;
+                    if mid {
+                        ctx.out.insns.push(Insn::new(GOTO, 0, 0, 1, 0));
+                        k += 1;
+                    }
+                    ctx.out.insns.push(Insn::new(GOTOL, 0, 0, 0, 0));
+                    ctx.fixups.push((o + k, x));
+                    if record_src {
+                        for _ in 0..=k {
+                            ctx.src.push(x);
+                        }
+                    }
+                    o += k + 1;
+                } else {
+                    ctx.out.insns.push(insn);
+                    if f & F_TGT != 0 {
+                        ctx.fixups.push((o, x));
+                    }
+                    if record_src {
+                        ctx.src.push(x);
+                    }
+                    o += 1;
+                }
+            }
+            x = self.next[xi];
+        }
+        ctx.out.map.pos[end as usize] = o;
+    }
+
+    /// Resolves all fixups; returns whether a conditional jump was newly marked for expansion.
+    fn resolve(&self, ctx: &mut PatchCtx, opts: LinearizeOptions) -> Result<bool> {
+        let new_len = ctx.out.map.pos[self.end() as usize];
+        let fast_calls = self.cgroups.is_empty();
+        let mut grew = false;
+        ctx.out.stats.relaxed_goto = 0;
+        ctx.out.stats.fixups = ctx.fixups.len();
+        let fixups = core::mem::take(&mut ctx.fixups);
+        let mut result = Ok(());
+        for &(at, x) in &fixups {
+            let insn = ctx.out.insns[at as usize];
+            let Some((field, kind)) = insn.target_field() else { continue };
+            let r = self.tgt[x as usize];
+            let word = match self.ref_word(ctx, r, kind, fast_calls) {
+                Ok(w) => w,
+                Err(label) => {
+                    result = Err(Error::UnboundLabel { at: Slot(at as usize), label });
+                    break;
+                }
+            };
+            let t = word & POS_MASK;
+            if t >= new_len {
+                result = Err(Error::TargetPastEnd { at: Slot(at as usize), orig: self.orig_of(x) });
+                break;
+            }
+            let delta = i64::from(t) - i64::from(at) - 1;
+            let slot = &mut ctx.out.insns[at as usize];
+            if slot.set_rel_target(delta) {
+                continue;
+            }
+            if opts.relax && field == TargetField::Off {
+                if insn.code == GOTO {
+                    // Same size: rewrite in place. `delta` fits 32 bits since positions are < 2^31.
+                    *slot = Insn::new(GOTOL, 0, 0, 0, delta as i32);
+                    ctx.out.stats.relaxed_goto += 1;
+                    continue;
+                }
+                if insn.is_cond_jump() || insn.code == c::JMP | c::JCOND {
+                    if ctx.relax_mark.len() < self.insn.len() {
+                        ctx.relax_mark.resize(self.insn.len(), 0);
+                    }
+                    if ctx.relax_mark[x as usize] == 0 {
+                        ctx.relax_mark[x as usize] = 1;
+                        ctx.out.stats.relaxed_cond += 1;
+                        grew = true;
+                    }
+                    continue;
+                }
+            }
+            result = Err(Error::JumpOutOfRange { at: Slot(at as usize), orig: self.orig_of(x), delta });
+            break;
+        }
+        ctx.fixups = fixups;
+        result.map(|()| grew)
+    }
+
+    fn orig_of(&self, x: u32) -> Option<Slot> {
+        self.origin(crate::NodeId(x))
+    }
+
+    /// Position word of a reference used by an instruction of `kind`; `Err(label)` if unbound.
+    fn ref_word(
+        &self,
+        ctx: &mut PatchCtx,
+        r: u32,
+        kind: TargetKind,
+        fast_calls: bool,
+    ) -> core::result::Result<u32, crate::Label> {
+        let call = kind != TargetKind::Jump;
+        let h = if r & LABEL_BIT != 0 {
+            let l = (r & !LABEL_BIT) as usize;
+            let (n, ch) = self.labels.get(l).copied().unwrap_or((NONE, NONE));
+            if n == NONE {
+                return Err(crate::Label(r & !LABEL_BIT));
+            }
+            if call { ch } else { n }
+        } else {
+            r
+        };
+        Ok(self.handle_word(ctx, h, call, fast_calls))
+    }
+
+    /// Position word of a handle: jumps use the node's walk position, calls its call group.
+    fn handle_word(&self, ctx: &mut PatchCtx, h: u32, call: bool, fast_calls: bool) -> u32 {
+        if h & EXPL_BIT == 0 && (!call || fast_calls) {
+            return ctx.out.map.pos.get(h as usize).copied().unwrap_or(DEL_BIT);
+        }
+        let (node, crossed) = self.call_node(ctx, h);
+        let w = ctx.out.map.pos.get(node as usize).copied().unwrap_or(0);
+        if crossed { w | DEL_BIT } else { w }
+    }
+
+    /// Resolves a call handle to its live node (or the sentinel), memoized, iterative.
+    /// Returns whether the path crossed a deletion.
+    pub(crate) fn call_node(&self, ctx: &mut PatchCtx, start: u32) -> (u32, bool) {
+        ctx.chain.clear();
+        let mut h = start;
+        let limit = self.insn.len() + self.cgroups.len() + 2;
+        let (root, mut crossed) = loop {
+            if let Some(&r) = ctx.memo.get(&h) {
+                break r;
+            }
+            if ctx.chain.len() > limit {
+                // Unreachable by invariant I4 (acyclic); stop at the sentinel rather than spin.
+                break (self.end(), true);
+            }
+            let (next, edge_crossed) = if h & EXPL_BIT != 0 {
+                let g = self.cgroups[(h & !EXPL_BIT) as usize];
+                if g.parent != NONE {
+                    (g.parent, g.crossed)
+                } else if self.flags[g.node as usize] & F_DELETED != 0 {
+                    (self.cur_handle(self.next[g.node as usize]), true)
+                } else {
+                    ctx.memo.insert(h, (g.node, false));
+                    break (g.node, false);
+                }
+            } else {
+                let f = self.flags[h as usize];
+                if f & F_CMOVED != 0 {
+                    (self.cmoved.get(&h).copied().unwrap_or(h), false)
+                } else if f & F_DELETED != 0 {
+                    let snap = self.origin[h as usize];
+                    (if snap != NONE { snap } else { self.cur_handle(self.next[h as usize]) }, true)
+                } else {
+                    ctx.memo.insert(h, (h, false));
+                    break (h, false);
+                }
+            };
+            ctx.chain.push((h, edge_crossed));
+            h = next;
+        };
+        for &(hh, e) in ctx.chain.iter().rev() {
+            crossed |= e;
+            ctx.memo.insert(hh, (root, crossed));
+        }
+        (root, crossed)
+    }
+
+    /// Fills the map's per-original-slot tables once positions are final.
+    fn finish_map(&self, ctx: &mut PatchCtx) -> Result<()> {
+        let n = self.orig_len as usize;
+        let fast = self.cgroups.is_empty();
+        ctx.out.map.orig_len = self.orig_len;
+        ctx.out.map.new_len = ctx.out.map.pos[self.end() as usize];
+        ctx.out.map.orig_node.clear();
+        ctx.out.map.orig_node.extend_from_slice(&self.orig_node);
+        ctx.out.map.cstart.clear();
+        if !fast {
+            ctx.out.map.cstart.reserve(n);
+            for i in 0..n as u32 {
+                let w = self.handle_word(ctx, i, true, false);
+                ctx.out.map.cstart.push(w);
+            }
+        }
+        ctx.out.map.subprog_start.clear();
+        for k in 0..self.subprogs.len() {
+            let w = self.handle_word(ctx, self.subprogs[k], true, fast);
+            ctx.out.map.subprog_start.push(w);
+        }
+        ctx.out.stats.emitted = ctx.out.insns.len();
+        Ok(())
+    }
+}

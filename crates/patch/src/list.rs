@@ -1,0 +1,1110 @@
+//! The patch list: an arena of slot nodes linked in program order, with symbolic targets.
+//!
+//! Storage is structure-of-arrays (one `Vec` per field, `u32` indices), so the linearizer's hot
+//! loop touches only `flags`, `insn` and `next`. Nodes `0..n` are the original slots, node `n`
+//! is the end sentinel, later nodes are inserted slots. See the crate documentation for the
+//! model; the invariants maintained here are:
+//!
+//! - **I1 (ld_imm64 pairs)**: a node whose instruction is an ld_imm64 first slot is directly
+//!   followed by its `F_TAIL` node; both are live or both are deleted. Nothing is ever inserted
+//!   between them and no reference targets a tail.
+//! - **I2 (deleted runs are sealed)**: nothing is inserted between a deleted node and its
+//!   successor. Insertions "before x" (skip prepatch, append) go before the maximal deleted run
+//!   that precedes x. Hence "first live node at or after a deleted node" never changes except by
+//!   further deletions, and a jump bound to a deleted node lands where it landed when the node
+//!   was deleted (the kernel's collapse to the first survivor).
+//! - **I3 (jump groups)**: a jump-kind reference to node `x` resolves to the first emitted slot at
+//!   or after `x`. Jump groups never move except by deletion (I2).
+//! - **I4 (call groups)**: call-kind references (calls, `PSEUDO_FUNC`, subprogram starts, labels'
+//!   call side) hold a *handle*: a node (its implicit call group) or an explicit group. A skip
+//!   prepatch at `x` moves `x`'s current call group to the first inserted node and gives `x` a
+//!   fresh explicit group; a deletion merges each deleted node's current group into the group
+//!   current at the first survivor at that moment (stored as a snapshot on the run's last node,
+//!   lazily through `next` for the others). Every edge points to a group that was current when
+//!   the edge was created, which keeps the chains acyclic.
+//! - **I5 (origins)**: each original slot's identity (aux, relocations) lives on exactly one
+//!   node, `orig_node[slot]`; `patch` moves it to the last instruction of the buffer, a landing
+//!   prepatch to the node that now holds the original instruction.
+
+use crate::buf::{PatchBuf, Target};
+use crate::error::{Error, Result};
+use crate::ids::{Label, NodeId, SubprogId};
+use bpfpatch_insn::{Insn, Slot, TargetKind};
+use std::collections::HashMap;
+
+/// No node / no reference.
+pub(crate) const NONE: u32 = u32::MAX;
+/// Reference bit: the low bits index `labels`.
+pub(crate) const LABEL_BIT: u32 = 1 << 31;
+/// Reference bit: the low bits index `cgroups` (an explicit call group).
+pub(crate) const EXPL_BIT: u32 = 1 << 30;
+/// Origin bit: the node is new and descends from original slot `origin & !PARENT_BIT`.
+pub(crate) const PARENT_BIT: u32 = 1 << 31;
+/// Marker used in the resolution scratch for ld_imm64 second slots of a buffer.
+const TAIL_MARK: u32 = u32::MAX - 1;
+/// Maximum number of nodes (and labels, call groups): node ids, handles and positions fit in 30 bits.
+pub const MAX_NODES: usize = 1 << 30;
+
+/// Node flag: deleted.
+pub(crate) const F_DELETED: u8 = 1;
+/// Node flag: `tgt` holds a reference that linearization resolves.
+pub(crate) const F_TGT: u8 = 2;
+/// Node flag: second slot of an ld_imm64.
+pub(crate) const F_TAIL: u8 = 4;
+/// Node flag: the origin this node carries was involved in a patch (aux `patched` hook applies).
+pub(crate) const F_TOUCHED: u8 = 8;
+/// Node flag: the implicit call group of this node was moved (see `cmoved`).
+pub(crate) const F_CMOVED: u8 = 16;
+/// Node flag: this node's current call group is explicit (see `cfresh`).
+pub(crate) const F_CFRESH: u8 = 32;
+
+/// How code inserted before an instruction is entered (see the crate documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum PrepatchMode {
+    /// Everything that reached the instruction (jumps, calls, function references, labels)
+    /// now reaches the inserted code first: instrumentation. Kernel equivalent: patching the
+    /// instruction with `[buf..., insn]`.
+    LandOnInserted,
+    /// Jumps keep landing on the instruction (they skip the inserted code); calls, function
+    /// references and subprogram starts enter the inserted code: a prologue. Kernel equivalent:
+    /// patching with `[buf..., insn]` followed by `adjust_jmp_off`.
+    SkipForJumps,
+}
+
+/// The nodes of an applied patch.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Patched {
+    /// Node holding the first slot of the buffer.
+    pub first: NodeId,
+    /// Node holding the last slot of the buffer.
+    pub last: NodeId,
+    /// Node holding the original instruction after the request (for `patch` the last
+    /// instruction of the buffer, which now carries the original's identity).
+    pub orig: NodeId,
+}
+
+/// A new subprogram created by [`PatchList::append`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Appended {
+    /// Its id (usable in [`Target::Subprog`]).
+    pub subprog: SubprogId,
+    /// Node of its first slot.
+    pub first: NodeId,
+    /// Node of its last slot.
+    pub last: NodeId,
+}
+
+/// A program under patching: create it from a program, patch it (any number of passes), then
+/// linearize it once. Alias of the RFC's `bpf_create_list_insn` result.
+#[doc(alias = "bpf_create_list_insn")]
+#[doc(alias = "bpf_list_insn")]
+#[derive(Clone, Debug, Default)]
+pub struct PatchList {
+    pub(crate) insn: Vec<Insn>,
+    pub(crate) next: Vec<u32>,
+    pub(crate) prev: Vec<u32>,
+    /// Live node: its reference (if `F_TGT`). Deleted node: find-live parent pointer.
+    pub(crate) tgt: Vec<u32>,
+    /// Live node: original slot, `PARENT_BIT | slot`, or `NONE`. Deleted node: call-group
+    /// snapshot handle or `NONE` (lazy: the group of the next node).
+    pub(crate) origin: Vec<u32>,
+    pub(crate) flags: Vec<u8>,
+    pub(crate) orig_len: u32,
+    pub(crate) head: u32,
+    pub(crate) orig_node: Vec<u32>,
+    /// Per label: (jump node, call handle), `NONE` while unbound.
+    pub(crate) labels: Vec<(u32, u32)>,
+    /// Per subprogram: call handle of its start.
+    pub(crate) subprogs: Vec<u32>,
+    pub(crate) orig_subprogs: u32,
+    /// Explicit call groups (created by skip prepatches).
+    pub(crate) cgroups: Vec<CGroup>,
+    pub(crate) cmoved: HashMap<u32, u32>,
+    pub(crate) cfresh: HashMap<u32, u32>,
+    pub(crate) live_slots: usize,
+    scratch: Vec<u32>,
+}
+
+/// An explicit call group: a set of call-kind references that land together.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CGroup {
+    /// The group it was merged into, or `NONE` while it is bound to `node`.
+    pub(crate) parent: u32,
+    /// The node it is bound to while it has no parent.
+    pub(crate) node: u32,
+    /// Whether the merge into `parent` was caused by a deletion (insn-array "deleted" marker).
+    pub(crate) crossed: bool,
+}
+
+/// Parameters of one buffer resolution.
+struct Plan {
+    /// Node of buffer slot 0.
+    first: u32,
+    /// Node of buffer slot 1 (slots follow contiguously).
+    base: u32,
+    /// Node meant by "one past the end", `NONE` for append.
+    past_end: u32,
+    /// The patched instruction's reference: `None` for append, `Some(NONE)` if it has none.
+    orig_target: Option<u32>,
+}
+
+impl PatchList {
+    /// Builds the list of a program. Subprogram starts are computed as the kernel does
+    /// (`add_subprog_and_kfunc`): slot 0 and every pseudo-call / `PSEUDO_FUNC` target.
+    ///
+    /// # Errors
+    /// A target outside the program or into an ld_imm64 second slot, a truncated ld_imm64, or a
+    /// program above [`MAX_NODES`].
+    pub fn new(insns: &[Insn]) -> Result<PatchList> {
+        let mut l = PatchList::default();
+        l.reset(insns, None)?;
+        Ok(l)
+    }
+
+    /// Builds the list with an explicit subprogram start table (strictly increasing from 0).
+    ///
+    /// # Errors
+    /// As [`PatchList::new`], plus [`Error::BadSubprogStart`].
+    pub fn with_subprogs(insns: &[Insn], starts: &[u32]) -> Result<PatchList> {
+        let mut l = PatchList::default();
+        l.reset(insns, Some(starts))?;
+        Ok(l)
+    }
+
+    /// Rebuilds this list for another program, keeping every allocation (for the reuse path).
+    ///
+    /// # Errors
+    /// As [`PatchList::with_subprogs`] (`starts == None` computes them). On error the list is empty.
+    pub fn reset(&mut self, insns: &[Insn], starts: Option<&[u32]>) -> Result<()> {
+        self.clear_all();
+        let n = insns.len();
+        if n + 1 > MAX_NODES {
+            return Err(Error::TooLarge { nodes: n + 1, limit: MAX_NODES });
+        }
+        let n32 = u32::try_from(n).map_err(|_| Error::TooLarge { nodes: n, limit: MAX_NODES })?;
+        self.insn.extend_from_slice(insns);
+        self.insn.push(Insn::default());
+        self.next.extend(1..=n32);
+        self.next.push(NONE);
+        self.prev.push(NONE);
+        self.prev.extend(0..n32);
+        self.tgt.resize(n + 1, NONE);
+        self.origin.extend(0..n32);
+        self.origin.push(NONE);
+        self.flags.resize(n + 1, 0);
+        self.orig_node.extend(0..n32);
+        self.orig_len = n32;
+        self.head = 0;
+        self.live_slots = n;
+        // Pass 1: ld_imm64 pairs.
+        let mut i = 0;
+        while i < n {
+            if insns[i].is_ld_imm64() {
+                if i + 1 >= n {
+                    let e = Error::TruncatedLdImm64 { slot: Slot(i) };
+                    self.clear_all();
+                    return Err(e);
+                }
+                self.flags[i + 1] = F_TAIL;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        // Pass 2: targets.
+        let mut calls: Vec<u32> = Vec::new();
+        for i in 0..n {
+            if self.flags[i] & F_TAIL != 0 {
+                continue;
+            }
+            let Some(rel) = insns[i].rel_target() else { continue };
+            let t = i as i64 + rel + 1;
+            if t < 0 || t >= n as i64 {
+                self.clear_all();
+                return Err(Error::OrigTargetOutOfRange { slot: Slot(i), target: t, len: n });
+            }
+            // `t` is in 0..n, so it fits.
+            let tu = t as usize;
+            if self.flags[tu] & F_TAIL != 0 {
+                self.clear_all();
+                return Err(Error::OrigTargetIntoLdImm64 { slot: Slot(i), target: tu });
+            }
+            self.tgt[i] = tu as u32;
+            self.flags[i] |= F_TGT;
+            if starts.is_none() && matches!(insns[i].target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef)))
+            {
+                calls.push(tu as u32);
+            }
+        }
+        match starts {
+            Some(s) => {
+                for (k, &st) in s.iter().enumerate() {
+                    let ok = (k == 0 && st == 0 || k > 0 && st > s[k - 1])
+                        && (st as usize) < n
+                        && self.flags[st as usize] & F_TAIL == 0;
+                    if !ok {
+                        self.clear_all();
+                        return Err(Error::BadSubprogStart { index: k, start: st as usize });
+                    }
+                }
+                self.subprogs.extend_from_slice(s);
+            }
+            None => {
+                if n > 0 {
+                    calls.push(0);
+                    calls.sort_unstable();
+                    calls.dedup();
+                    self.subprogs.extend_from_slice(&calls);
+                }
+            }
+        }
+        self.orig_subprogs = self.subprogs.len() as u32;
+        Ok(())
+    }
+
+    fn clear_all(&mut self) {
+        self.insn.clear();
+        self.next.clear();
+        self.prev.clear();
+        self.tgt.clear();
+        self.origin.clear();
+        self.flags.clear();
+        self.orig_node.clear();
+        self.labels.clear();
+        self.subprogs.clear();
+        self.cgroups.clear();
+        self.cmoved.clear();
+        self.cfresh.clear();
+        self.orig_len = 0;
+        self.head = 0;
+        self.orig_subprogs = 0;
+        self.live_slots = 0;
+    }
+
+    // ------------------------------------------------------------------ queries
+
+    /// Number of slots in the original program.
+    #[must_use]
+    pub fn orig_len(&self) -> usize {
+        self.orig_len as usize
+    }
+
+    /// Number of slots the list would linearize to now (before any jump relaxation).
+    #[must_use]
+    pub fn live_len(&self) -> usize {
+        self.live_slots
+    }
+
+    /// Number of nodes allocated (original, sentinel and inserted, live or deleted).
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.insn.len()
+    }
+
+    /// The end sentinel's node.
+    pub(crate) fn end(&self) -> u32 {
+        self.orig_len
+    }
+
+    /// The node of original slot `slot` (its position; after a landing prepatch it holds the
+    /// inserted code).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchNode`] when `slot` is outside the original program.
+    pub fn node_of(&self, slot: Slot) -> Result<NodeId> {
+        if slot.0 < self.orig_len() {
+            Ok(NodeId(slot.0 as u32))
+        } else {
+            Err(Error::NoSuchNode { node: NodeId::of_slot(slot) })
+        }
+    }
+
+    /// The node now carrying original slot `slot`'s identity (aux data, relocations), if the
+    /// slot exists and was not deleted.
+    #[must_use]
+    pub fn node_of_orig(&self, slot: Slot) -> Option<NodeId> {
+        let x = *self.orig_node.get(slot.0)?;
+        (self.flags[x as usize] & F_DELETED == 0).then_some(NodeId(x))
+    }
+
+    /// The instruction held by a node (`None` for unknown nodes and the sentinel).
+    #[must_use]
+    pub fn insn(&self, node: NodeId) -> Option<Insn> {
+        let x = node.index();
+        (x < self.insn.len() && node.0 != self.end()).then(|| self.insn[x])
+    }
+
+    /// Whether the node was deleted.
+    #[must_use]
+    pub fn is_deleted(&self, node: NodeId) -> bool {
+        self.flags.get(node.index()).is_some_and(|f| f & F_DELETED != 0)
+    }
+
+    /// The original slot whose identity this live node carries, if any.
+    #[must_use]
+    pub fn origin(&self, node: NodeId) -> Option<Slot> {
+        let x = node.index();
+        let f = *self.flags.get(x)?;
+        let o = self.origin[x];
+        (f & F_DELETED == 0 && o != NONE && o & PARENT_BIT == 0).then_some(Slot(o as usize))
+    }
+
+    /// The next live instruction after `node` (skipping ld_imm64 second slots and deleted
+    /// nodes), `None` at the end. Works from deleted nodes too.
+    #[must_use]
+    pub fn next_insn(&self, node: NodeId) -> Option<NodeId> {
+        let end = self.end();
+        let mut x = *self.next.get(node.index())?;
+        while x != end && x != NONE {
+            if self.flags[x as usize] & (F_DELETED | F_TAIL) == 0 {
+                return Some(NodeId(x));
+            }
+            x = self.next[x as usize];
+        }
+        None
+    }
+
+    /// The first live instruction, `None` for an empty list.
+    #[must_use]
+    pub fn first_insn(&self) -> Option<NodeId> {
+        let x = self.head;
+        if x == self.end() {
+            return None;
+        }
+        if self.flags[x as usize] & (F_DELETED | F_TAIL) == 0 { Some(NodeId(x)) } else { self.next_insn(NodeId(x)) }
+    }
+
+    /// Live instructions in program order: node and first slot.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, Insn)> + '_ {
+        let mut cur = self.first_insn();
+        core::iter::from_fn(move || {
+            let n = cur?;
+            cur = self.next_insn(n);
+            Some((n, self.insn[n.index()]))
+        })
+    }
+
+    /// Live slots in program order (ld_imm64 second slots included): what `linearize` will emit,
+    /// before jump fields are resolved.
+    pub fn slots(&self) -> impl Iterator<Item = (NodeId, Insn)> + '_ {
+        let end = self.end();
+        let mut x = self.head;
+        core::iter::from_fn(move || {
+            while x != end && x != NONE {
+                let cur = x;
+                x = self.next[cur as usize];
+                if self.flags[cur as usize] & F_DELETED == 0 {
+                    return Some((NodeId(cur), self.insn[cur as usize]));
+                }
+            }
+            None
+        })
+    }
+
+    /// Number of subprograms known to the list (original and appended).
+    #[must_use]
+    pub fn subprog_count(&self) -> usize {
+        self.subprogs.len()
+    }
+
+    /// Number of original subprograms.
+    #[must_use]
+    pub fn orig_subprog_count(&self) -> usize {
+        self.orig_subprogs as usize
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// A live instruction node (not sentinel, not deleted, not a tail).
+    fn live_insn(&self, node: NodeId) -> Result<u32> {
+        let x = node.0;
+        if x as usize >= self.insn.len() || x == self.end() {
+            return Err(Error::NoSuchNode { node });
+        }
+        let f = self.flags[x as usize];
+        if f & F_DELETED != 0 {
+            return Err(Error::NodeDeleted { node });
+        }
+        if f & F_TAIL != 0 {
+            return Err(Error::LdImm64Tail { node });
+        }
+        Ok(x)
+    }
+
+    /// The last slot node of the instruction at `x` (its tail for an ld_imm64).
+    fn last_slot(&self, x: u32) -> u32 {
+        let nx = self.next[x as usize];
+        if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 {
+            nx
+        } else {
+            x
+        }
+    }
+
+    /// The current call handle of node `x`.
+    pub(crate) fn cur_handle(&self, x: u32) -> u32 {
+        if self.flags[x as usize] & F_CFRESH != 0 {
+            match self.cfresh.get(&x) {
+                Some(&g) => EXPL_BIT | g,
+                None => x,
+            }
+        } else {
+            x
+        }
+    }
+
+    /// First live node at or after `x` (the sentinel counts as live), compressing the
+    /// find-live pointers of deleted nodes.
+    fn find_live(&mut self, x: u32) -> u32 {
+        let mut r = x;
+        let mut guard = self.insn.len();
+        while r != NONE && self.flags[r as usize] & F_DELETED != 0 && guard > 0 {
+            r = self.tgt[r as usize];
+            guard -= 1;
+        }
+        let mut c = x;
+        while c != NONE && c != r && self.flags[c as usize] & F_DELETED != 0 {
+            let nx = self.tgt[c as usize];
+            self.tgt[c as usize] = r;
+            c = nx;
+        }
+        r
+    }
+
+    /// The node after which code goes to be inserted "before `x`": `x`'s predecessor, skipping
+    /// the deleted run directly before `x` (invariant I2). `NONE` means "at the head".
+    fn insert_point_before(&self, x: u32) -> u32 {
+        let mut q = self.prev[x as usize];
+        while q != NONE && self.flags[q as usize] & F_DELETED != 0 {
+            q = self.prev[q as usize];
+        }
+        q
+    }
+
+    fn check_room(&self, extra: usize) -> Result<()> {
+        let nodes = self.insn.len() + extra;
+        if nodes > MAX_NODES {
+            return Err(Error::TooLarge { nodes, limit: MAX_NODES });
+        }
+        Ok(())
+    }
+
+    /// Allocates `k` unlinked nodes; returns the first id.
+    fn alloc(&mut self, k: usize) -> u32 {
+        let base = self.insn.len() as u32;
+        let len = self.insn.len() + k;
+        self.insn.resize(len, Insn::default());
+        self.next.resize(len, NONE);
+        self.prev.resize(len, NONE);
+        self.tgt.resize(len, NONE);
+        self.origin.resize(len, NONE);
+        self.flags.resize(len, 0);
+        base
+    }
+
+    /// Links the chain `first..=last` (already linked internally) between `after` (`NONE` = head) and its successor.
+    fn link_after(&mut self, after: u32, first: u32, last: u32) {
+        let succ = if after == NONE { self.head } else { self.next[after as usize] };
+        self.next[last as usize] = succ;
+        self.prev[first as usize] = after;
+        if succ != NONE {
+            self.prev[succ as usize] = last;
+        }
+        if after == NONE {
+            self.head = first;
+        } else {
+            self.next[after as usize] = first;
+        }
+    }
+
+    /// Validates `buf` and resolves every target into `self.scratch` (one entry per buffer
+    /// slot: a reference, `NONE`, or `TAIL_MARK`). Changes nothing else.
+    fn resolve_buf(&mut self, buf: &PatchBuf, plan: &Plan) -> Result<()> {
+        let len = buf.slots.len();
+        if len == 0 {
+            return Err(Error::EmptyPatch);
+        }
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.resize(len, NONE);
+        let r = self.resolve_buf_into(buf, plan, &mut scratch);
+        self.scratch = scratch;
+        r
+    }
+
+    fn resolve_buf_into(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut [u32]) -> Result<()> {
+        let len = buf.slots.len();
+        let mut i = 0;
+        while i < len {
+            if buf.slots[i].insn.is_ld_imm64() {
+                if i + 1 >= len {
+                    return Err(Error::BufTruncatedLdImm64 { index: i });
+                }
+                scratch[i + 1] = TAIL_MARK;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        let node_of = |k: usize| -> u32 {
+            if k == 0 {
+                plan.first
+            } else if k == len {
+                plan.past_end
+            } else {
+                plan.base + (k as u32 - 1)
+            }
+        };
+        for i in 0..len {
+            let slot = &buf.slots[i];
+            if scratch[i] == TAIL_MARK {
+                if slot.target.is_some() {
+                    return Err(Error::NotATargetInsn { index: i, code: slot.insn.code });
+                }
+                continue;
+            }
+            let field = slot.insn.target_field();
+            let call_kind = matches!(field, Some((_, TargetKind::Call | TargetKind::FuncRef)));
+            let local = |k: i64| -> Result<u32> {
+                if k < 0 || k > len as i64 {
+                    return Err(Error::LocalTargetOutOfRange { index: i, target: k, len });
+                }
+                let k = k as usize;
+                if k < len && scratch[k] == TAIL_MARK {
+                    return Err(Error::TargetIntoLdImm64 { index: i });
+                }
+                let node = node_of(k);
+                if node == NONE {
+                    return Err(Error::TargetNeedsPatchPoint { index: i });
+                }
+                // Buffer nodes are new (their implicit handle is current); past-end may be old.
+                Ok(if k == len && call_kind { self.cur_handle(node) } else { node })
+            };
+            let r = match (slot.target, field) {
+                (None, None) => NONE,
+                (Some(_), None) => return Err(Error::NotATargetInsn { index: i, code: slot.insn.code }),
+                (None, Some(_)) => {
+                    let rel = slot.insn.rel_target().unwrap_or(0);
+                    local(i as i64 + rel + 1)?
+                }
+                (Some(t), Some(_)) => match t {
+                    Target::Local(k) => local(i64::from(k))?,
+                    Target::PastEnd => local(len as i64)?,
+                    Target::OrigTarget => match plan.orig_target {
+                        None => return Err(Error::TargetNeedsPatchPoint { index: i }),
+                        Some(NONE) => return Err(Error::NoOrigTarget { index: i }),
+                        Some(r) => r,
+                    },
+                    Target::Orig(s) => {
+                        if s.0 >= self.orig_len() {
+                            return Err(Error::OrigSlotOutOfRange { index: i, slot: s, len: self.orig_len() });
+                        }
+                        self.node_ref(s.0 as u32, call_kind, i)?
+                    }
+                    Target::Node(n) => {
+                        if n.index() >= self.insn.len() || n.0 == self.end() {
+                            return Err(Error::TargetNoSuchNode { index: i, node: n });
+                        }
+                        self.node_ref(n.0, call_kind, i)?
+                    }
+                    Target::Label(l) => {
+                        if l.index() >= self.labels.len() {
+                            return Err(Error::UnknownLabel { label: l });
+                        }
+                        LABEL_BIT | l.0
+                    }
+                    Target::Subprog(s) => match self.subprogs.get(s.index()) {
+                        Some(&h) => h,
+                        None => return Err(Error::UnknownSubprog { index: i, subprog: s }),
+                    },
+                },
+            };
+            scratch[i] = r;
+        }
+        Ok(())
+    }
+
+    fn node_ref(&self, x: u32, call_kind: bool, index: usize) -> Result<u32> {
+        if self.flags[x as usize] & F_TAIL != 0 {
+            return Err(Error::TargetIntoLdImm64 { index });
+        }
+        Ok(if call_kind { self.cur_handle(x) } else { x })
+    }
+
+    /// Writes buffer slot `k` (with its resolved reference) into node `node`, keeping only the
+    /// call-group flags of `keep`.
+    fn write_slot(&mut self, node: u32, buf: &PatchBuf, k: usize, keep: u8) {
+        let r = self.scratch[k];
+        let x = node as usize;
+        self.insn[x] = buf.slots[k].insn;
+        let mut f = keep;
+        if r == TAIL_MARK {
+            f |= F_TAIL;
+            self.tgt[x] = NONE;
+        } else if r != NONE {
+            f |= F_TGT;
+            self.tgt[x] = r;
+        } else {
+            self.tgt[x] = NONE;
+        }
+        self.flags[x] = f;
+    }
+
+    /// Index of the last instruction (not tail) of the resolved buffer in `scratch`.
+    fn last_insn_index(&self, len: usize) -> usize {
+        if len >= 2 && self.scratch[len - 1] == TAIL_MARK { len - 2 } else { len - 1 }
+    }
+
+    /// The origin value for nodes descending from a node whose origin is `o`.
+    fn descendant_origin(o: u32) -> u32 {
+        if o == NONE { NONE } else { o | PARENT_BIT }
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    /// Replaces the instruction at `node` (both slots of an ld_imm64) by `buf`.
+    ///
+    /// Everything that reached `node` reaches the first instruction of `buf`; the original
+    /// instruction's identity (aux data, relocations) moves to the last instruction of `buf`.
+    /// Returns the nodes of the patch; `node` itself holds `buf[0]`.
+    ///
+    /// # Errors
+    /// An invalid node or buffer; the list is unchanged.
+    #[doc(alias = "bpf_patch_list_insn")]
+    #[doc(alias = "bpf_list_insn_replace")]
+    pub fn patch(&mut self, node: NodeId, buf: &PatchBuf) -> Result<Patched> {
+        let x = self.live_insn(node)?;
+        let len = buf.len();
+        self.check_room(len)?;
+        let old_last = self.last_slot(x);
+        let was_ld = old_last != x;
+        let base = self.insn.len() as u32;
+        let orig_target = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
+        let plan = Plan { first: x, base, past_end: self.next[old_last as usize], orig_target: Some(orig_target) };
+        self.resolve_buf(buf, &plan)?;
+        // ---- mutate
+        let xi = x as usize;
+        let o = self.origin[xi];
+        let keep = self.flags[xi] & (F_CMOVED | F_CFRESH | F_TOUCHED);
+        self.write_slot(x, buf, 0, keep);
+        if len > 1 {
+            let first_new = self.alloc(len - 1);
+            for k in 1..len {
+                let nd = first_new + (k as u32 - 1);
+                self.write_slot(nd, buf, k, 0);
+                if k > 1 {
+                    self.next[nd as usize - 1] = nd;
+                    self.prev[nd as usize] = nd - 1;
+                }
+            }
+            self.link_after(x, first_new, first_new + (len as u32 - 2));
+        }
+        let li = self.last_insn_index(len);
+        let last_insn = if li == 0 { x } else { base + (li as u32 - 1) };
+        let last_slot = if len == 1 { x } else { base + (len as u32 - 2) };
+        let desc = Self::descendant_origin(o & !PARENT_BIT);
+        if o != NONE && o & PARENT_BIT == 0 {
+            // An original identity: it moves to the last instruction, which is touched.
+            for k in 1..len {
+                self.origin[(base + k as u32 - 1) as usize] = desc;
+            }
+            if last_insn != x {
+                self.origin[xi] = desc;
+                self.flags[xi] &= !F_TOUCHED;
+                self.origin[last_insn as usize] = o;
+                self.orig_node[o as usize] = last_insn;
+            }
+            self.flags[last_insn as usize] |= F_TOUCHED;
+        } else {
+            for k in 1..len {
+                self.origin[(base + k as u32 - 1) as usize] = o;
+            }
+        }
+        self.live_slots += len - 1;
+        if was_ld {
+            // The old second slot goes away with its first (I1).
+            self.delete_nodes(old_last, old_last);
+        }
+        Ok(Patched { first: NodeId(x), last: NodeId(last_slot), orig: NodeId(last_insn) })
+    }
+
+    /// Inserts `buf` before the instruction at `node`, keeping the instruction and its identity.
+    ///
+    /// With [`PrepatchMode::LandOnInserted`] the position `node` now holds `buf[0]` and the
+    /// original instruction moves to a new node (returned as [`Patched::orig`]); with
+    /// [`PrepatchMode::SkipForJumps`] the inserted code gets new nodes and `node` keeps the
+    /// instruction. `Target::PastEnd` in `buf` means the original instruction.
+    ///
+    /// # Errors
+    /// An invalid node or buffer; the list is unchanged.
+    #[doc(alias = "bpf_prepatch_list_insn")]
+    #[doc(alias = "bpf_list_insn_prepend")]
+    #[doc(alias = "adjust_jmp_off")]
+    pub fn prepatch(&mut self, node: NodeId, buf: &PatchBuf, mode: PrepatchMode) -> Result<Patched> {
+        let x = self.live_insn(node)?;
+        let len = buf.len();
+        self.check_room(len)?;
+        let base = self.insn.len() as u32;
+        let xi = x as usize;
+        let orig_target = if self.flags[xi] & F_TGT != 0 { self.tgt[xi] } else { NONE };
+        let o = self.origin[xi];
+        let is_orig = o != NONE && o & PARENT_BIT == 0;
+        let desc = if is_orig { o | PARENT_BIT } else { o };
+        match mode {
+            PrepatchMode::LandOnInserted => {
+                // Nodes: buf[0] -> x, buf[1..] -> base.., the original -> base + len - 1.
+                let moved = base + len as u32 - 1;
+                let plan = Plan { first: x, base, past_end: moved, orig_target: Some(orig_target) };
+                self.resolve_buf(buf, &plan)?;
+                self.alloc(len);
+                let m = moved as usize;
+                self.insn[m] = self.insn[xi];
+                self.tgt[m] = self.tgt[xi];
+                self.flags[m] = self.flags[xi] & (F_TGT | F_TOUCHED);
+                self.origin[m] = o;
+                if is_orig {
+                    self.orig_node[o as usize] = moved;
+                    self.flags[m] |= F_TOUCHED;
+                }
+                let keep = self.flags[xi] & (F_CMOVED | F_CFRESH);
+                self.write_slot(x, buf, 0, keep);
+                self.origin[xi] = desc;
+                for k in 1..len {
+                    let nd = base + (k as u32 - 1);
+                    self.write_slot(nd, buf, k, 0);
+                    self.origin[nd as usize] = desc;
+                }
+                // chain base..=moved, then link after x
+                for nd in base..moved {
+                    self.next[nd as usize] = nd + 1;
+                    self.prev[nd as usize + 1] = nd;
+                }
+                self.link_after(x, base, moved);
+                self.live_slots += len;
+                let last = if len == 1 { x } else { moved - 1 };
+                Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(moved) })
+            }
+            PrepatchMode::SkipForJumps => {
+                let plan = Plan { first: base, base: base + 1, past_end: x, orig_target: Some(orig_target) };
+                self.resolve_buf(buf, &plan)?;
+                self.alloc(len);
+                let last = base + len as u32 - 1;
+                for k in 0..len {
+                    let nd = base + k as u32;
+                    self.write_slot(nd, buf, k, 0);
+                    self.origin[nd as usize] = desc;
+                    if k > 0 {
+                        self.next[nd as usize - 1] = nd;
+                        self.prev[nd as usize] = nd - 1;
+                    }
+                }
+                let at = self.insert_point_before(x);
+                self.link_after(at, base, last);
+                // Move x's current call group to the inserted code; x gets a fresh one (I4).
+                let cur = self.cur_handle(x);
+                if cur & EXPL_BIT != 0 {
+                    self.cgroups[(cur & !EXPL_BIT) as usize].parent = base;
+                } else {
+                    self.cmoved.insert(x, base);
+                    self.flags[xi] |= F_CMOVED;
+                }
+                let g = self.cgroups.len() as u32;
+                self.cgroups.push(CGroup { parent: NONE, node: x, crossed: false });
+                self.cfresh.insert(x, g);
+                self.flags[xi] |= F_CFRESH;
+                if is_orig {
+                    self.flags[xi] |= F_TOUCHED;
+                }
+                self.live_slots += len;
+                Ok(Patched { first: NodeId(base), last: NodeId(last), orig: NodeId(x) })
+            }
+        }
+    }
+
+    /// Deletes the instruction at `node` (both slots of an ld_imm64).
+    ///
+    /// # Errors
+    /// An invalid node; the list is unchanged.
+    pub fn delete(&mut self, node: NodeId) -> Result<()> {
+        self.delete_range(node, node)
+    }
+
+    /// Deletes every node from `first` through `last` (inclusive, list order, including the
+    /// second slot of an ld_imm64 `last`). Both must be live instructions and `last` must not
+    /// come before `first`. References to deleted nodes land on the first surviving slot after
+    /// them (the kernel's rule).
+    ///
+    /// # Errors
+    /// Invalid nodes or [`Error::BadRange`]; the list is unchanged.
+    pub fn delete_range(&mut self, first: NodeId, last: NodeId) -> Result<()> {
+        let f = self.live_insn(first)?;
+        let l = self.live_insn(last)?;
+        let end = self.end();
+        let mut x = f;
+        while x != l {
+            x = self.next[x as usize];
+            if x == end || x == NONE {
+                return Err(Error::BadRange { first, last });
+            }
+        }
+        let l = self.last_slot(l);
+        self.delete_nodes(f, l);
+        Ok(())
+    }
+
+    /// Marks `f..=l` deleted (validated by the caller) and records the call-group snapshot.
+    fn delete_nodes(&mut self, f: u32, l: u32) {
+        let mut x = f;
+        loop {
+            let xi = x as usize;
+            if self.flags[xi] & F_DELETED == 0 {
+                self.flags[xi] |= F_DELETED;
+                self.tgt[xi] = self.next[xi];
+                self.origin[xi] = NONE;
+                self.live_slots -= 1;
+            }
+            if x == l {
+                break;
+            }
+            x = self.next[xi];
+        }
+        let succ = self.next[l as usize];
+        let y = self.find_live(succ);
+        let snap = if y == NONE { self.end() } else { self.cur_handle(y) };
+        if self.flags[l as usize] & F_CFRESH != 0 {
+            if let Some(&g) = self.cfresh.get(&l) {
+                let grp = &mut self.cgroups[g as usize];
+                grp.parent = snap;
+                grp.crossed = true;
+            }
+        } else {
+            self.origin[l as usize] = snap;
+        }
+    }
+
+    /// Appends `buf` at the end of the program as a new subprogram (e.g. a hidden exception
+    /// callback). `Target::PastEnd`/`OrigTarget` are errors here.
+    ///
+    /// # Errors
+    /// An invalid buffer; the list is unchanged.
+    pub fn append(&mut self, buf: &PatchBuf) -> Result<Appended> {
+        let len = buf.len();
+        self.check_room(len)?;
+        let base = self.insn.len() as u32;
+        let plan = Plan { first: base, base: base + 1, past_end: NONE, orig_target: None };
+        self.resolve_buf(buf, &plan)?;
+        self.alloc(len);
+        let last = base + len as u32 - 1;
+        for k in 0..len {
+            let nd = base + k as u32;
+            self.write_slot(nd, buf, k, 0);
+            if k > 0 {
+                self.next[nd as usize - 1] = nd;
+                self.prev[nd as usize] = nd - 1;
+            }
+        }
+        let at = self.insert_point_before(self.end());
+        self.link_after(at, base, last);
+        let id = SubprogId(self.subprogs.len() as u32);
+        self.subprogs.push(base);
+        self.live_slots += len;
+        Ok(Appended { subprog: id, first: NodeId(base), last: NodeId(last) })
+    }
+
+    /// Replaces the instruction at `node` in place (a 1:1 rewrite, e.g. hard-wiring a branch):
+    /// no aux hook runs and the node keeps its target reference if the new instruction has a
+    /// target field. Cannot turn an ld_imm64 into a one-slot instruction or back.
+    ///
+    /// # Errors
+    /// An invalid node, [`Error::LengthChange`], or [`Error::NoTargetToKeep`].
+    pub fn set_insn(&mut self, node: NodeId, insn: Insn) -> Result<()> {
+        let x = self.live_insn(node)? as usize;
+        if insn.is_ld_imm64() != self.insn[x].is_ld_imm64() {
+            return Err(Error::LengthChange { node });
+        }
+        let has_field = insn.target_field().is_some();
+        if has_field && self.flags[x] & F_TGT == 0 {
+            return Err(Error::NoTargetToKeep { node });
+        }
+        self.insn[x] = insn;
+        if !has_field {
+            self.flags[x] &= !F_TGT;
+            self.tgt[x] = NONE;
+        }
+        Ok(())
+    }
+
+    /// Gives the jump/call at `node` a new target, resolved as for a one-slot patch buffer at
+    /// `node` (`Local(0)` is the instruction itself, `Local(1)`/`PastEnd` the next one,
+    /// `OrigTarget` keeps the current target).
+    ///
+    /// # Errors
+    /// An invalid node or target, or [`Error::NodeHasNoTargetField`].
+    pub fn retarget(&mut self, node: NodeId, target: Target) -> Result<()> {
+        let x = self.live_insn(node)?;
+        let insn = self.insn[x as usize];
+        if insn.target_field().is_none() {
+            return Err(Error::NodeHasNoTargetField { node });
+        }
+        let after = self.next[self.last_slot(x) as usize];
+        let cur = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
+        let mut one = PatchBuf::with_capacity(1);
+        one.jump_to(insn, target);
+        let plan = Plan { first: x, base: x, past_end: after, orig_target: Some(cur) };
+        self.resolve_buf(&one, &plan)?;
+        self.tgt[x as usize] = self.scratch[0];
+        self.flags[x as usize] |= F_TGT;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ labels
+
+    /// A new, unbound label.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] past 2^30 labels.
+    pub fn new_label(&mut self) -> Result<Label> {
+        if self.labels.len() >= MAX_NODES {
+            return Err(Error::TooLarge { nodes: self.labels.len(), limit: MAX_NODES });
+        }
+        self.labels.push((NONE, NONE));
+        Ok(Label(self.labels.len() as u32 - 1))
+    }
+
+    /// Binds `label` to `node`'s position (once). Jumps through the label land where jumps to
+    /// `node` land; calls through it where calls to `node` land at binding time.
+    ///
+    /// # Errors
+    /// Unknown label, already bound, or a node that is not a live instruction.
+    pub fn bind_label(&mut self, label: Label, node: NodeId) -> Result<()> {
+        let x = self.live_insn(node)?;
+        let slot = self.labels.get_mut(label.index()).ok_or(Error::UnknownLabel { label })?;
+        if slot.0 != NONE {
+            return Err(Error::LabelAlreadyBound { label });
+        }
+        let handle = self.cur_handle(x);
+        self.labels[label.index()] = (x, handle);
+        Ok(())
+    }
+
+    /// A new label bound to `node`.
+    ///
+    /// # Errors
+    /// As [`PatchList::bind_label`].
+    pub fn label_at(&mut self, node: NodeId) -> Result<Label> {
+        self.live_insn(node)?;
+        let l = self.new_label()?;
+        self.bind_label(l, node)?;
+        Ok(l)
+    }
+
+    // ------------------------------------------------------------------ cursor
+
+    /// A cursor on the first live instruction.
+    pub fn cursor(&mut self) -> Cursor<'_> {
+        let node = self.first_insn().map_or(NONE, |n| n.0);
+        Cursor { list: self, node }
+    }
+
+    /// A cursor on `node`.
+    ///
+    /// # Errors
+    /// When `node` is not a live instruction.
+    pub fn cursor_at(&mut self, node: NodeId) -> Result<Cursor<'_>> {
+        let x = self.live_insn(node)?;
+        Ok(Cursor { list: self, node: x })
+    }
+}
+
+/// Walks a list's live instructions in program order and patches at the current position.
+///
+/// After [`Cursor::patch`] the cursor sits on the last instruction of the patch, after a
+/// prepatch on the original instruction, after [`Cursor::delete`] on the deleted node; in all
+/// cases [`Cursor::advance`] moves to the instruction that followed, so inserted code is not
+/// revisited by the same walk (a later pass walks it).
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    list: &'a mut PatchList,
+    node: u32,
+}
+
+impl Cursor<'_> {
+    /// The current node, `None` past the end.
+    #[must_use]
+    pub fn node(&self) -> Option<NodeId> {
+        (self.node != NONE).then_some(NodeId(self.node))
+    }
+
+    /// The current instruction (first slot), `None` past the end.
+    #[must_use]
+    pub fn insn(&self) -> Option<Insn> {
+        self.node().and_then(|n| self.list.insn(n))
+    }
+
+    /// The second slot when the current instruction is an ld_imm64.
+    #[must_use]
+    pub fn insn_hi(&self) -> Option<Insn> {
+        let n = self.node()?;
+        let t = self.list.last_slot(n.0);
+        (t != n.0).then(|| self.list.insn[t as usize])
+    }
+
+    /// The original slot whose identity the current instruction carries.
+    #[must_use]
+    pub fn orig_slot(&self) -> Option<Slot> {
+        self.node().and_then(|n| self.list.origin(n))
+    }
+
+    /// Moves to the next live instruction; returns it.
+    pub fn advance(&mut self) -> Option<NodeId> {
+        let n = self.node()?;
+        self.node = self.list.next_insn(n).map_or(NONE, |m| m.0);
+        self.node()
+    }
+
+    /// Patches the current instruction (see [`PatchList::patch`]).
+    ///
+    /// # Errors
+    /// As [`PatchList::patch`]; also past the end.
+    pub fn patch(&mut self, buf: &PatchBuf) -> Result<Patched> {
+        let n = self.node().ok_or(Error::NoSuchNode { node: NodeId(NONE) })?;
+        let p = self.list.patch(n, buf)?;
+        self.node = p.orig.0;
+        Ok(p)
+    }
+
+    /// Inserts before the current instruction (see [`PatchList::prepatch`]); the cursor follows
+    /// the original instruction.
+    ///
+    /// # Errors
+    /// As [`PatchList::prepatch`]; also past the end.
+    pub fn prepatch(&mut self, buf: &PatchBuf, mode: PrepatchMode) -> Result<Patched> {
+        let n = self.node().ok_or(Error::NoSuchNode { node: NodeId(NONE) })?;
+        let p = self.list.prepatch(n, buf, mode)?;
+        self.node = p.orig.0;
+        Ok(p)
+    }
+
+    /// Deletes the current instruction.
+    ///
+    /// # Errors
+    /// As [`PatchList::delete`]; also past the end.
+    pub fn delete(&mut self) -> Result<()> {
+        let n = self.node().ok_or(Error::NoSuchNode { node: NodeId(NONE) })?;
+        self.list.delete(n)
+    }
+
+    /// A label bound to the current position.
+    ///
+    /// # Errors
+    /// As [`PatchList::label_at`]; also past the end.
+    pub fn label(&mut self) -> Result<Label> {
+        let n = self.node().ok_or(Error::NoSuchNode { node: NodeId(NONE) })?;
+        self.list.label_at(n)
+    }
+
+    /// The list (for queries and requests at other positions).
+    pub fn list(&mut self) -> &mut PatchList {
+        self.list
+    }
+}

@@ -1,0 +1,450 @@
+//! The verification layer: per-instruction aux data and the side tables the kernel keeps in sync
+//! with the instructions, all remapped in the same linear pass through the [`OffsetMap`].
+//!
+//! No table has a hand-written adjuster: each entry names an original slot and is mapped with
+//! one of the map's four questions (walrus / iced-x86 style):
+//!
+//! | table | question | deleted position |
+//! |---|---|---|
+//! | aux | identity ([`OffsetMap::insn`]) moves to the last slot of its patch; new slots from the hook | dropped with the slot |
+//! | subprogram starts | [`OffsetMap::start`] (a prologue inserted by a skipping prepatch belongs to the subprogram) | first survivor; a subprogram whose start meets the next one's is gone |
+//! | func_info | its subprogram's new start | removed with its subprogram |
+//! | line_info | [`OffsetMap::start`] (the entry at a patch point covers the whole patch) | first survivor; on collision the last entry wins; past the end dropped |
+//! | subprogram `linfo_idx` | recomputed: first line entry at or after the start | |
+//! | poke descriptors | [`OffsetMap::start`] | kept at the first survivor and reported ([`Dropped::StalePoke`]) |
+//! | insn arrays | [`OffsetMap::live_start`] | [`INSN_DELETED`] |
+//! | CO-RE / ELF relocations | [`OffsetMap::insn`] (they follow the instruction) | removed and reported |
+//!
+//! The collision rule on line info reproduces the kernel's `bpf_adj_linfo_after_remove`: when a
+//! deleted run held line entries and the first survivor has none, it inherits the last removed
+//! one; when it has its own, the removed ones disappear.
+
+use crate::error::{Error, Result};
+use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, POS_MASK, PatchCtx};
+use crate::list::{F_TAIL, F_TOUCHED, NONE, PARENT_BIT, PatchList};
+use bpfpatch_insn::{Insn, Slot};
+
+/// Marker of a deleted instruction in an insn-array entry (`INSN_DELETED`, `(u32)-1`).
+pub const INSN_DELETED: u32 = u32::MAX;
+
+/// A subprogram: `struct bpf_subprog_info`'s start and first line-info index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Subprog {
+    /// First slot.
+    pub start: u32,
+    /// Index of the line-info entry at `start` (0 without line info).
+    pub linfo_idx: u32,
+}
+
+/// A BTF `bpf_func_info` record: one per subprogram.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct FuncInfo {
+    /// The subprogram's first slot.
+    pub insn_off: u32,
+    /// BTF type id of the function.
+    pub type_id: u32,
+}
+
+/// A BTF `bpf_line_info` record.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct LineInfo {
+    /// First slot the line covers (it covers up to the next entry).
+    pub insn_off: u32,
+    /// String offset of the file name.
+    pub file_name_off: u32,
+    /// String offset of the source line.
+    pub line_off: u32,
+    /// Line number and column (`line << 10 | col`).
+    pub line_col: u32,
+}
+
+/// A tail-call poke descriptor (`struct bpf_jit_poke_descriptor`), reduced to what patching touches.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct PokeDesc {
+    /// Slot of the tail call.
+    pub insn_idx: u32,
+    /// The prog-array map (an opaque handle here).
+    pub map: u32,
+    /// The constant key.
+    pub key: u32,
+}
+
+/// One entry of an instruction-array map (`struct bpf_insn_array_value`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct InsnArrayEntry {
+    /// The slot in the program as loaded (never changes).
+    pub orig_off: u32,
+    /// The slot in the current program, or [`INSN_DELETED`].
+    pub xlated_off: u32,
+}
+
+/// A relocation record attached to an instruction by byte offset, with any payload.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Reloc<T> {
+    /// Byte offset of the instruction from the program start (slot * 8).
+    pub insn_off: u64,
+    /// What the relocation says.
+    pub data: T,
+}
+
+/// Payload of a CO-RE relocation (`struct bpf_core_relo` without the offset).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct CoreRelocData {
+    /// BTF type id of the root type.
+    pub type_id: u32,
+    /// String offset of the access string.
+    pub access_str_off: u32,
+    /// `enum bpf_core_relo_kind`.
+    pub kind: u32,
+}
+
+/// Payload of an ELF relocation against an instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct ElfRelocData {
+    /// Symbol index.
+    pub sym: u32,
+    /// Relocation type (`R_BPF_*`).
+    pub kind: u32,
+}
+
+/// A CO-RE relocation record.
+pub type CoreReloc = Reloc<CoreRelocData>;
+/// An ELF relocation record.
+pub type ElfReloc = Reloc<ElfRelocData>;
+
+/// Every side table of a program.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct SideTables {
+    /// Subprograms in start order (without the kernel's fake 'exit' entry; it is the length).
+    pub subprogs: Vec<Subprog>,
+    /// One per subprogram, or empty.
+    pub func_info: Vec<FuncInfo>,
+    /// Strictly increasing by `insn_off`.
+    pub line_info: Vec<LineInfo>,
+    /// Tail-call poke descriptors (their index is referenced by the tail call's `imm`).
+    pub pokes: Vec<PokeDesc>,
+    /// Instruction-array maps.
+    pub insn_arrays: Vec<Vec<InsnArrayEntry>>,
+    /// CO-RE relocations.
+    pub core_relocs: Vec<CoreReloc>,
+    /// ELF relocations.
+    pub elf_relocs: Vec<ElfReloc>,
+}
+
+/// A program with per-slot aux data and its side tables.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Program<A> {
+    /// The slots.
+    pub insns: Vec<Insn>,
+    /// One aux entry per slot (ld_imm64 has two).
+    pub aux: Vec<A>,
+    /// The side tables.
+    pub tables: SideTables,
+}
+
+/// How aux data is made for slots that have no original instruction, and refreshed for patched ones.
+pub trait AuxHook<A> {
+    /// Aux data of a new slot holding `insn`; `parent` is the aux of the original instruction
+    /// whose patch created it (the kernel copies its `seen`), `None` for appended code.
+    fn new_slot(&mut self, insn: &Insn, parent: Option<&A>) -> A;
+
+    /// Called once for the aux of every original instruction involved in a patch or prepatch,
+    /// with the instruction it ends up on (the kernel recomputes `zext_dst` here). Default: nothing.
+    fn patched(&mut self, aux: &mut A, insn: &Insn) {
+        let _ = (aux, insn);
+    }
+}
+
+impl<A, F: FnMut(&Insn, Option<&A>) -> A> AuxHook<A> for F {
+    fn new_slot(&mut self, insn: &Insn, parent: Option<&A>) -> A {
+        self(insn, parent)
+    }
+}
+
+/// A record that could not follow its instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Dropped {
+    /// A CO-RE relocation whose instruction was deleted (removed from the output).
+    CoreReloc {
+        /// Index in the input table.
+        index: usize,
+        /// Its byte offset in the input.
+        insn_off: u64,
+    },
+    /// An ELF relocation whose instruction was deleted (removed from the output).
+    ElfReloc {
+        /// Index in the input table.
+        index: usize,
+        /// Its byte offset in the input.
+        insn_off: u64,
+    },
+    /// A poke descriptor whose position was deleted: kept (its index is referenced by the
+    /// tail call) and moved to the first survivor.
+    StalePoke {
+        /// Index in the table.
+        index: usize,
+        /// Its slot in the input.
+        insn_idx: u32,
+    },
+}
+
+/// The result of [`PatchList::linearize_program`].
+#[doc(alias = "verifier_linearize_list_insn")]
+#[derive(Clone, Debug)]
+pub struct PatchedProgram<A> {
+    /// The new program.
+    pub program: Program<A>,
+    /// The old-to-new map.
+    pub map: OffsetMap,
+    /// For each subprogram of the list (original, then appended): its new index, `None` if removed.
+    pub subprog_map: Vec<Option<u32>>,
+    /// Records that could not follow their instruction.
+    pub dropped: Vec<Dropped>,
+    /// Linearization statistics.
+    pub stats: LinearizeStats,
+}
+
+fn slot_ok(list: &PatchList, s: u64) -> bool {
+    s < list.orig_len() as u64 && list.flags[s as usize] & F_TAIL == 0
+}
+
+fn check_program<A>(list: &PatchList, prog: &Program<A>) -> Result<()> {
+    let n = list.orig_len();
+    if prog.insns.len() != n {
+        return Err(Error::ProgramMismatch { expected: n, got: prog.insns.len() });
+    }
+    if prog.aux.len() != n {
+        return Err(Error::AuxLength { expected: n, got: prog.aux.len() });
+    }
+    let t = &prog.tables;
+    if !t.subprogs.is_empty() {
+        let k = list.orig_subprog_count();
+        for i in 0..k.max(t.subprogs.len()) {
+            if t.subprogs.get(i).map(|s| s.start) != list.subprogs.get(i).copied().filter(|_| i < k) {
+                return Err(Error::SubprogMismatch { index: i });
+            }
+        }
+    }
+    if !t.func_info.is_empty() && t.func_info.len() != list.orig_subprog_count() {
+        return Err(Error::FuncInfoCount { got: t.func_info.len(), subprogs: list.orig_subprog_count() });
+    }
+    for (i, l) in t.line_info.iter().enumerate() {
+        if !slot_ok(list, u64::from(l.insn_off)) {
+            return Err(Error::BadTableSlot { table: "line_info", index: i, slot: l.insn_off.into() });
+        }
+        if i > 0 && l.insn_off <= t.line_info[i - 1].insn_off {
+            return Err(Error::LineInfoOrder { index: i, insn_off: l.insn_off });
+        }
+    }
+    for (i, p) in t.pokes.iter().enumerate() {
+        if !slot_ok(list, u64::from(p.insn_idx)) {
+            return Err(Error::BadTableSlot { table: "pokes", index: i, slot: p.insn_idx.into() });
+        }
+    }
+    for a in &t.insn_arrays {
+        for (i, e) in a.iter().enumerate() {
+            if e.xlated_off != INSN_DELETED && !slot_ok(list, u64::from(e.xlated_off)) {
+                return Err(Error::BadTableSlot { table: "insn_array", index: i, slot: e.xlated_off.into() });
+            }
+        }
+    }
+    check_relocs(list, "core_relocs", &t.core_relocs)?;
+    check_relocs(list, "elf_relocs", &t.elf_relocs)?;
+    Ok(())
+}
+
+fn check_relocs<T>(list: &PatchList, table: &'static str, r: &[Reloc<T>]) -> Result<()> {
+    for (index, e) in r.iter().enumerate() {
+        if e.insn_off % 8 != 0 {
+            return Err(Error::RelocMisaligned { table, index, offset: e.insn_off });
+        }
+        if e.insn_off / 8 >= list.orig_len() as u64 {
+            return Err(Error::BadTableSlot { table, index, slot: e.insn_off / 8 });
+        }
+    }
+    Ok(())
+}
+
+impl OffsetMap {
+    /// Remaps line info (input strictly increasing, valid slots): each entry moves to
+    /// [`OffsetMap::start`]; on a collision (deleted runs) the last entry wins; entries that
+    /// land past the end are dropped. Output is strictly increasing.
+    pub fn remap_line_info(&self, input: &[LineInfo], out: &mut Vec<LineInfo>) {
+        out.clear();
+        for l in input {
+            let Some(s) = self.start(Slot(l.insn_off as usize)) else { continue };
+            if s.0 >= self.new_len() {
+                continue;
+            }
+            let e = LineInfo { insn_off: s.0 as u32, ..*l };
+            match out.last_mut() {
+                Some(last) if last.insn_off == e.insn_off => *last = e,
+                _ => out.push(e),
+            }
+        }
+    }
+
+    /// Remaps an insn array in place: live positions move to [`OffsetMap::start`], deleted ones
+    /// become [`INSN_DELETED`] (and stay so).
+    pub fn remap_insn_array(&self, entries: &mut [InsnArrayEntry]) {
+        for e in entries {
+            if e.xlated_off != INSN_DELETED {
+                e.xlated_off = self.live_start(Slot(e.xlated_off as usize)).map_or(INSN_DELETED, |s| s.0 as u32);
+            }
+        }
+    }
+
+    /// Remaps relocations: each follows its instruction ([`OffsetMap::insn`]); records of deleted
+    /// instructions are left out and their input indices appended to `dropped`.
+    ///
+    /// # Errors
+    /// [`Error::RelocMisaligned`] or [`Error::BadTableSlot`] (checked before any output).
+    pub fn remap_relocs<T: Clone>(
+        &self,
+        table: &'static str,
+        input: &[Reloc<T>],
+        out: &mut Vec<Reloc<T>>,
+        dropped: &mut Vec<usize>,
+    ) -> Result<()> {
+        for (index, e) in input.iter().enumerate() {
+            if e.insn_off % 8 != 0 {
+                return Err(Error::RelocMisaligned { table, index, offset: e.insn_off });
+            }
+            if e.insn_off / 8 >= self.orig_len() as u64 {
+                return Err(Error::BadTableSlot { table, index, slot: e.insn_off / 8 });
+            }
+        }
+        out.clear();
+        for (index, e) in input.iter().enumerate() {
+            match self.insn(Slot((e.insn_off / 8) as usize)) {
+                Some(s) => out.push(Reloc { insn_off: s.0 as u64 * 8, data: e.data.clone() }),
+                None => dropped.push(index),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PatchList {
+    /// Builds the list of a program, with its subprogram table (or the kernel's computed one
+    /// when the table is empty).
+    ///
+    /// # Errors
+    /// As [`PatchList::with_subprogs`].
+    pub fn for_program<A>(prog: &Program<A>) -> Result<PatchList> {
+        if prog.tables.subprogs.is_empty() {
+            PatchList::new(&prog.insns)
+        } else {
+            let starts: Vec<u32> = prog.tables.subprogs.iter().map(|s| s.start).collect();
+            PatchList::with_subprogs(&prog.insns, &starts)
+        }
+    }
+
+    /// Linearizes the instructions and every side table of `prog` (the program the list was
+    /// built from) in one pass. Output subprograms are the list's (original, then appended),
+    /// minus the ones whose instructions were all deleted.
+    ///
+    /// # Errors
+    /// Mismatched or invalid input tables, or any [`PatchList::linearize`] error.
+    #[doc(alias = "verifier_linearize_list_insn")]
+    pub fn linearize_program<A: Clone, H: AuxHook<A>>(
+        &self,
+        prog: &Program<A>,
+        hook: &mut H,
+        opts: LinearizeOptions,
+    ) -> Result<PatchedProgram<A>> {
+        let mut ctx = PatchCtx::new();
+        self.linearize_program_with(&mut ctx, prog, hook, opts)
+    }
+
+    /// [`PatchList::linearize_program`] reusing `ctx`'s scratch.
+    ///
+    /// # Errors
+    /// As [`PatchList::linearize_program`].
+    pub fn linearize_program_with<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog: &Program<A>,
+        hook: &mut H,
+        opts: LinearizeOptions,
+    ) -> Result<PatchedProgram<A>> {
+        check_program(self, prog)?;
+        self.run(ctx, opts, true)?;
+        let insns = ctx.out.insns.clone();
+        let map = ctx.out.map.clone();
+        let new_len = map.new_len();
+
+        // Aux: identity slots copy the original's aux, others come from the hook.
+        let mut aux = Vec::with_capacity(new_len);
+        for (j, &x) in ctx.src().iter().enumerate() {
+            let xi = x as usize;
+            let first = map.pos.get(xi).is_some_and(|w| (w & POS_MASK) as usize == j);
+            let o = self.origin[xi];
+            let insn = &insns[j];
+            let is_orig = o != NONE && o & PARENT_BIT == 0;
+            if first && is_orig {
+                let mut a = prog.aux[o as usize].clone();
+                if self.flags[xi] & F_TOUCHED != 0 {
+                    hook.patched(&mut a, insn);
+                }
+                aux.push(a);
+            } else {
+                let parent = if o == NONE { None } else { prog.aux.get((o & !PARENT_BIT) as usize) };
+                aux.push(hook.new_slot(insn, parent));
+            }
+        }
+
+        let t = &prog.tables;
+        let mut tables = SideTables::default();
+        let mut dropped = Vec::new();
+
+        // Subprograms: a subprogram is gone when its start meets the next one's (or the end).
+        let starts = &map.subprog_start;
+        let mut subprog_map = Vec::with_capacity(starts.len());
+        let mut kept: Vec<(usize, u32)> = Vec::with_capacity(starts.len());
+        for k in 0..starts.len() {
+            let s = starts[k] & POS_MASK;
+            let next = starts.get(k + 1).map_or(map.new_len, |w| w & POS_MASK);
+            if s < next && s < map.new_len {
+                subprog_map.push(Some(kept.len() as u32));
+                kept.push((k, s));
+            } else {
+                subprog_map.push(None);
+            }
+        }
+        map.remap_line_info(&t.line_info, &mut tables.line_info);
+        for &(k, s) in &kept {
+            let linfo_idx = tables.line_info.partition_point(|l| l.insn_off < s) as u32;
+            tables.subprogs.push(Subprog { start: s, linfo_idx });
+            if let Some(fi) = t.func_info.get(k) {
+                tables.func_info.push(FuncInfo { insn_off: s, ..*fi });
+            }
+        }
+        for (index, p) in t.pokes.iter().enumerate() {
+            let old = Slot(p.insn_idx as usize);
+            let s = map.start(old).map_or(0, |s| s.0 as u32);
+            if map.live_start(old).is_none() {
+                dropped.push(Dropped::StalePoke { index, insn_idx: p.insn_idx });
+            }
+            tables.pokes.push(PokeDesc { insn_idx: s, ..*p });
+        }
+        for a in &t.insn_arrays {
+            let mut a = a.clone();
+            map.remap_insn_array(&mut a);
+            tables.insn_arrays.push(a);
+        }
+        let mut idx = Vec::new();
+        map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, &mut idx)?;
+        dropped.extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
+        map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, &mut idx)?;
+        dropped.extend(idx.drain(..).map(|index| Dropped::ElfReloc { index, insn_off: t.elf_relocs[index].insn_off }));
+
+        Ok(PatchedProgram {
+            program: Program { insns, aux, tables },
+            map,
+            subprog_map,
+            dropped,
+            stats: ctx.out.stats,
+        })
+    }
+}
