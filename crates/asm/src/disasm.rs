@@ -319,6 +319,10 @@ fn write_op(f: &mut fmt::Formatter<'_>, op: &Op, dialect: Dialect, fidelity: Fid
         Op::MayGoto { off } => write!(f, "may_goto {}", Rel(off.into())),
         Op::TailCall => f.write_str("tail_call"),
         Op::Nospec => f.write_str("nospec"),
+        // llvm prints BPF_ZEXT_REG as the plain `mov32` it is encoded as (`w1 = w1`), losing the
+        // imm 1 mark; lossless names it.
+        Op::Zext { dst } if lossless => write!(f, "zext {}", R(dst, Width::W32)),
+        Op::Zext { dst } => write!(f, "{} = {}", R(dst, Width::W32), R(dst, Width::W32)),
     }
 }
 

@@ -326,6 +326,10 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(Op::Nospec)
             }
+            Tok::Ident("zext") => {
+                self.pos += 1;
+                Ok(Op::Zext { dst: self.reg()?.0 })
+            }
             Tok::Ident("call") => {
                 self.pos += 1;
                 if self.eat_ident("local") {

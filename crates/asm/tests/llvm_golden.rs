@@ -244,6 +244,7 @@ fn internal_forms() -> Vec<(Op, bool)> {
         (Op::Jump { width: Width::W64, cond: Cond::Ge, dst: Reg::AX, src: Operand::Reg(Reg::R3), off: 1 }, true),
         (Op::TailCall, false),
         (Op::Nospec, false),
+        (Op::Zext { dst: Reg::R4 }, true),
     ]
 }
 
@@ -268,6 +269,9 @@ fn documented_unknown(op: &Op, v4: bool, v4_llvm: &str) -> Option<String> {
 /// the lossless text must be llvm's.
 fn documented_lossless(op: &Op, v4: bool, v4_llvm: &str) -> Option<String> {
     let rel = |v: i64| if v < 0 { hex(v) } else { format!("+{v:#x}") };
+    if let Op::Zext { dst } = op {
+        return Some(format!("zext w{}", dst.index()));
+    }
     Some(match *op {
         // llvm: `call <imm>` for every call kind.
         Op::Call(CallKind::Local(imm)) => format!("call local {}", rel(imm.into())),

@@ -204,7 +204,7 @@ impl Op {
         match *self {
             Op::Alu { op: AluOp::Mov | AluOp::MovSx(_), src, .. } => operand_regs(src),
             Op::Alu { dst, src, .. } => RegSet::of(dst).union(operand_regs(src)),
-            Op::Swap { dst, .. } => RegSet::of(dst),
+            Op::Swap { dst, .. } | Op::Zext { dst } => RegSet::of(dst),
             Op::LdImm64 { .. } | Op::Ja { .. } | Op::MayGoto { .. } | Op::Nospec => RegSet::EMPTY,
             Op::LdPacket { index, .. } => {
                 let base = RegSet::of(Reg::R6);
@@ -228,9 +228,11 @@ impl Op {
     #[must_use]
     pub fn defs(&self) -> RegSet {
         match *self {
-            Op::Alu { dst, .. } | Op::Swap { dst, .. } | Op::LdImm64 { dst, .. } | Op::Load { dst, .. } => {
-                RegSet::of(dst)
-            }
+            Op::Alu { dst, .. }
+            | Op::Swap { dst, .. }
+            | Op::LdImm64 { dst, .. }
+            | Op::Load { dst, .. }
+            | Op::Zext { dst } => RegSet::of(dst),
             Op::LdPacket { .. } | Op::Call(_) | Op::Callx(_) => RegSet::CALLER_SAVED,
             Op::Atomic { op: AtomicOp::Cmpxchg, .. } => RegSet::of(Reg::R0),
             Op::Atomic { op, src, .. } if op.fetches() => RegSet::of(src),
@@ -243,7 +245,11 @@ impl Op {
     #[must_use]
     pub fn def_reg(&self) -> Option<Reg> {
         match *self {
-            Op::Alu { dst, .. } | Op::Swap { dst, .. } | Op::LdImm64 { dst, .. } | Op::Load { dst, .. } => Some(dst),
+            Op::Alu { dst, .. }
+            | Op::Swap { dst, .. }
+            | Op::LdImm64 { dst, .. }
+            | Op::Load { dst, .. }
+            | Op::Zext { dst } => Some(dst),
             Op::LdPacket { .. } | Op::Call(_) | Op::Callx(_) => Some(Reg::R0),
             Op::Atomic { op: AtomicOp::Cmpxchg, .. } => Some(Reg::R0),
             Op::Atomic { op, src, .. } if op.fetches() => Some(src),
@@ -263,7 +269,7 @@ impl Op {
             Op::Swap { bits, .. } => bits < 64,
             Op::Load { size, signed, .. } => size != Size::DW && !signed,
             Op::Atomic { size, op, .. } => op.fetches() && size == Size::W,
-            Op::LdPacket { .. } => true,
+            Op::LdPacket { .. } | Op::Zext { .. } => true,
             _ => false,
         }
     }

@@ -500,6 +500,13 @@ pub enum Op {
     TailCall,
     /// Kernel-internal speculation barrier (`ST | NOSPEC`).
     Nospec,
+    /// Kernel-internal explicit zero-extension (`BPF_ZEXT_REG`): `mov32 dst, dst` with `imm == 1`,
+    /// the marked form the zext pass inserts for JITs that need it (`insn_is_zext`). Zeroes the
+    /// upper half of `dst`; decodes only with [`DecodeOptions::INTERNAL`].
+    Zext {
+        /// The register.
+        dst: Reg,
+    },
 }
 
 /// Options for [`decode`].
@@ -558,7 +565,7 @@ pub fn decode(slots: &[Insn], opts: DecodeOptions) -> Result<(Op, usize), Reason
     let code = insn.code;
     let class = insn.class();
     let op = match class {
-        c::ALU | c::ALU64 => decode_alu(&ck, class)?,
+        c::ALU | c::ALU64 => decode_alu(&ck, class, opts)?,
         c::JMP | c::JMP32 => decode_jmp(&ck, class, opts)?,
         c::LD => return decode_ld(&ck, slots),
         c::LDX => {
@@ -623,7 +630,7 @@ pub fn decode(slots: &[Insn], opts: DecodeOptions) -> Result<(Op, usize), Reason
     Ok((op, 1))
 }
 
-fn decode_alu(ck: &Checker<'_>, class: u8) -> Result<Op, Reason> {
+fn decode_alu(ck: &Checker<'_>, class: u8, opts: DecodeOptions) -> Result<Op, Reason> {
     let insn = ck.insn;
     let width = if class == c::ALU64 { Width::W64 } else { Width::W32 };
     let is_x = insn.code & c::SRC_MASK == c::X;
@@ -643,6 +650,16 @@ fn decode_alu(ck: &Checker<'_>, class: u8) -> Result<Op, Reason> {
             v => return Err(Reason::BadValue { field: Field::Imm, value: v.into() }),
         };
         return Ok(Op::Swap { kind, bits, dst: ck.reg(Field::Dst)? });
+    }
+    if opts.internal
+        && class == c::ALU
+        && is_x
+        && operation == c::MOV
+        && insn.imm == 1
+        && insn.off == 0
+        && insn.src() == insn.dst()
+    {
+        return Ok(Op::Zext { dst: ck.reg(Field::Dst)? });
     }
     let off_op = |plain: AluOp, signed: AluOp| match insn.off {
         0 => Ok(plain),
@@ -892,6 +909,7 @@ impl Op {
             Op::MayGoto { off } => one(Insn::new(c::JMP | c::JCOND, 0, 0, off, 0)),
             Op::TailCall => one(Insn::new(c::JMP | c::TAIL_CALL, 0, 0, 0, 0)),
             Op::Nospec => one(Insn::new(c::ST | c::NOSPEC, 0, 0, 0, 0)),
+            Op::Zext { dst } => one(Insn::new(c::ALU | c::MOV | c::X, dst.index(), dst.index(), 0, 1)),
         }
     }
 

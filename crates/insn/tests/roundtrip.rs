@@ -2,7 +2,7 @@
 //! as an independent oracle of which opcodes exist.
 
 use bpfpatch_insn::{
-    decode, decode_program, opcode as c, AluOp, DecodeError, DecodeOptions, Endian, Insn, Op, Reason, Slot,
+    AluOp, DecodeError, DecodeOptions, Endian, Insn, Op, Reason, Slot, decode, decode_program, opcode as c,
 };
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -154,6 +154,23 @@ fn value_errors_name_the_field() {
     assert_eq!(bad(Insn::new(0x0f, 11, 0, 0, 0)), Reason::InternalOnly); // AX without the option
     assert_eq!(bad(Insn::new(0xf5, 0, 0, 0, 0)), Reason::InternalOnly); // tail call
     assert_eq!(bad(Insn::new(0xc2, 0, 0, 0, 0)), Reason::InternalOnly); // nospec
+}
+
+#[test]
+fn kernel_zext_is_internal_only() {
+    use bpfpatch_insn::{Field, Reg, RegSet};
+    // BPF_ZEXT_REG(r3): mov32 r3, r3 with imm 1.
+    let z = Insn::new(c::ALU | c::MOV | c::X, 3, 3, 0, 1);
+    assert_eq!(decode(&[z], DecodeOptions::default()).unwrap_err(), Reason::Reserved(Field::Imm));
+    let (op, _) = decode(&[z], DecodeOptions::INTERNAL).unwrap();
+    assert_eq!(op, Op::Zext { dst: Reg::R3 });
+    assert_eq!(op.encode()[0], z);
+    assert_eq!(
+        (op.uses(), op.defs(), op.def_reg(), op.is_def32()),
+        (RegSet::of(Reg::R3), RegSet::of(Reg::R3), Some(Reg::R3), true)
+    );
+    // With different registers it is no zext, and stays invalid.
+    assert!(decode(&[Insn::new(c::ALU | c::MOV | c::X, 3, 4, 0, 1)], DecodeOptions::INTERNAL).is_err());
 }
 
 #[test]

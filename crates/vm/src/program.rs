@@ -211,6 +211,8 @@ fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32) -> Inst {
         Op::MayGoto { off } => Inst::MayGoto { target: resolve(slot, i64::from(off)) },
         Op::TailCall => Inst::TailCall,
         Op::Nospec => Inst::Nospec,
+        // mov32 dst, dst: zero-extends.
+        Op::Zext { dst } => Inst::Alu32 { op: AluOp::Mov, dst: reg(dst), src: reg(dst) },
     }
 }
 

@@ -421,3 +421,9 @@ fn kernel_internal_forms_run_when_loaded_as_internal() {
     assert_eq!(r0(&prog), 42);
     assert!(load(&prog).is_err(), "user programs must not name AX");
 }
+
+#[test]
+fn kernel_zext_clears_the_upper_half() {
+    // BPF_ZEXT_REG: the marked mov32 the zext pass inserts (loaded with internal forms allowed).
+    assert_eq!(r0(&[lddw(R0, 0xdead_beef_1234_5678), Op::Zext { dst: R0 }, EXIT]), 0x1234_5678);
+}
