@@ -1,8 +1,9 @@
 //! The writer: re-encodes owned sections, copies the others, lays the file out.
 //!
 //! Layout rule: sections (and the section header table) keep their original file order. Each is
-//! placed at `max(end of the previous, original offset + shift so far)` rounded up to its
-//! alignment, where the shift is how far the previous item moved. The bytes between two items
+//! placed at the first offset at or after `max(end of the previous, original offset + shift so
+//! far)` that differs from its original offset by a multiple of its alignment (so it stays
+//! aligned), where the shift is how far the previous item moved. The bytes between two items
 //! (padding) are copied from the input when the gap has its original length and zero-filled
 //! otherwise. With no change every item lands on its original offset, so the output is the
 //! input, byte for byte. Sections without file data (`SHT_NOBITS`) are shifted along with what
@@ -21,6 +22,15 @@ const OVERFLOW: ObjectError = ObjectError::LayoutOverflow { what: "file offset" 
 /// (a hostile alignment must not make the output grow without bound).
 fn effective_align(a: u64) -> u64 {
     if a.is_power_of_two() && a <= 4096 { a } else { 1 }
+}
+
+/// The first offset at or after `base` congruent to `old` modulo `a`: an item moves by a
+/// multiple of its alignment, so an aligned item stays aligned and an unaligned one (in input
+/// not made by clang) keeps its exact offset when nothing before it changed.
+fn place(base: u64, old: u64, a: u64) -> Result<u64, ObjectError> {
+    let a = a.max(1);
+    let add = (old % a + a - base % a) % a;
+    base.checked_add(add).ok_or(OVERFLOW)
 }
 
 fn align_up(v: u64, a: u64) -> Result<u64, ObjectError> {
@@ -145,7 +155,7 @@ impl BpfObject {
             let shifted = i128::from(old_off) + delta;
             let base =
                 if shifted > i128::from(cursor) { u64::try_from(shifted).map_err(|_| OVERFLOW)? } else { cursor };
-            let new_off = align_up(base, align)?;
+            let new_off = place(base, old_off, align)?;
             // Padding: the original gap when it has its original length, zeros otherwise.
             let gap = new_off - cursor;
             let old_gap = old_off.checked_sub(old_cursor);
