@@ -23,7 +23,7 @@ impl W {
         self.b.extend(if self.e == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() });
     }
     fn pad(&mut self, a: usize) {
-        while self.b.len() % a != 0 {
+        while !self.b.len().is_multiple_of(a) {
             self.b.push(0);
         }
     }
