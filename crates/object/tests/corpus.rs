@@ -98,7 +98,9 @@ fn corpus_identity_round_trip_and_check() {
 /// symbol, func_info, line_info and CO-RE record — and each relocated call or function address
 /// into the rewritten section — points at the same instruction as before; the written object
 /// re-parses, passes `check`, and its `.rel.BTF.ext` entries all sit on records. Programs whose
-/// jumps no longer fit 16 bits after doubling (pyperf600) are skipped and counted.
+/// jumps no longer fit 16 bits after doubling are skipped and counted. With
+/// `BPFPATCH_CORPUS_OUT=DIR` the rewritten objects are written there (for
+/// `scripts/tool-acceptance.sh DIR --baseline corpus/build/objects`).
 #[test]
 fn corpus_nop_rewrite_keeps_every_table_on_its_instruction() {
     let Some(files) = corpus() else { return };
@@ -127,8 +129,10 @@ fn corpus_nop_rewrite_keeps_every_table_on_its_instruction() {
                 ext.encode().map_err(|e| format!("re-parsed .BTF.ext: {e}"))?;
             }
             if let Some(dir) = &out_dir {
-                let name = f.strip_prefix(f.ancestors().nth(2).unwrap()).unwrap().to_string_lossy().replace('/', "__");
-                std::fs::write(dir.join(name), &out).unwrap();
+                // <out>/<group>/<file>, mirroring the corpus (for scripts/tool-acceptance.sh --baseline).
+                let group = dir.join(f.parent().unwrap().file_name().unwrap());
+                std::fs::create_dir_all(&group).unwrap();
+                std::fs::write(group.join(f.file_name().unwrap()), &out).unwrap();
             }
             Ok(())
         })();
