@@ -11,3 +11,4 @@
 
 pub mod analysis;
 pub mod program;
+pub mod rewrite;

@@ -12,7 +12,8 @@
 //!   interpreter that does not clear them at the call, although the kernel verifier would reject
 //!   such a callee), and r0 at `exit` (the caller, or the program's user, reads it as 64 bits).
 //! - 32-bit reads (do not read the upper half): ALU32 operands, 32-bit jump operands, the value
-//!   of 1/2/4-byte stores and 4-byte atomics, `le16/32`, `be16/32`, `bswap16/32`.
+//!   of 1/2/4-byte stores and 4-byte atomics, `le16/32`, `be16/32`, `bswap16/32`, the internal
+//!   `Zext` (`BPF_ZEXT_REG`).
 //! - Definitions kill: every register in [`bpfpatch_insn::Op::defs`], except that calls,
 //!   `LD_ABS`/`LD_IND` and tail calls kill only r0 (helpers and tail calls: nothing): whether
 //!   r1..r5 are clobbered is the interpreter's business, so their old values may survive.
@@ -52,7 +53,8 @@ pub fn reads64(op: &Op) -> RegSet {
                 RegSet::EMPTY
             }
         }
-        Op::LdImm64 { .. } | Op::Ja { .. } | Op::MayGoto { .. } | Op::Nospec => RegSet::EMPTY,
+        // `Zext` reads only the low half of its register.
+        Op::LdImm64 { .. } | Op::Ja { .. } | Op::MayGoto { .. } | Op::Nospec | Op::Zext { .. } => RegSet::EMPTY,
         Op::Call(CallKind::Local(_)) => RegSet(0x3ff),
         Op::LdPacket { .. } | Op::Call(_) | Op::Callx(_) | Op::Exit | Op::TailCall => op.uses(),
         Op::Load { src, .. } => RegSet::of(src),

@@ -390,7 +390,7 @@ impl Solver<'_> {
             }
         };
         match *op {
-            Op::Alu { width: Width::W32, dst, .. } => st.set(dst, Kind::OTHER),
+            Op::Alu { width: Width::W32, dst, .. } | Op::Zext { dst } => st.set(dst, Kind::OTHER),
             Op::Alu { width: Width::W64, op: AluOp::Mov, dst, src } => {
                 let k = match src {
                     Operand::Reg(r) => st.reg(r),

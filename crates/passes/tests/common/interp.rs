@@ -115,6 +115,7 @@ impl<'a> Machine<'a> {
                     let v = eval_alu(width, alu, self.regs[dst.idx()], self.opnd(src));
                     self.regs[dst.idx()] = v;
                 }
+                Op::Zext { dst } => self.regs[dst.idx()] &= 0xffff_ffff,
                 Op::Swap { kind, bits, dst } => {
                     let v = self.regs[dst.idx()];
                     let swapped = match bits {

@@ -76,5 +76,6 @@ pub fn func_ref(d: u8, rel: i32) -> Op {
     Op::LdImm64 { dst: r(d), kind: LdImm64Kind::Func, lo: rel, hi: 0 }
 }
 
+pub mod apply;
 pub mod interp;
 pub mod rand_prog;

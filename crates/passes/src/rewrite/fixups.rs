@@ -1,0 +1,186 @@
+//! `do_misc_fixups` rewrites (kernel-patching.md §6.6): division guards, `LD_ABS`/`LD_IND`
+//! lowering, `may_goto` expansion, the unprivileged tail-call bound check.
+
+use super::ins::{
+    alu, alu32_imm, alu32_reg, alu64_imm, alu64_reg, call_helper, exit, ja, jmp_imm, ldx, mov_imm, neg, st, stx,
+};
+use super::{Patchlet, RewriteError};
+use bpfpatch_insn::{AluOp, Cond, Op, Operand, Reg, Size, Width};
+
+/// The division-by-zero / by-minus-one guard of `op` (kernel 6.12 `do_misc_fixups`):
+/// - `sdiv dst, -1` -> `neg dst`; `smod dst, -1` -> `mov32 dst, 0` (1:1);
+/// - `div`/`mod`/`sdiv`/`smod` by a register, 32 or 64 bit: the kernel's `chk_and_div`,
+///   `chk_and_mod`, `chk_and_sdiv`, `chk_and_smod` (mod by 0 leaves dst, div by 0 gives 0,
+///   `INT_MIN / -1 = INT_MIN`, `x % -1 = 0`; 32-bit forms zero-extend dst on every path).
+///
+/// `None` for every other instruction.
+#[must_use]
+pub fn div_guard(op: &Op) -> Option<Patchlet> {
+    let Op::Alu { width, op: alu_op, dst, src } = *op else { return None };
+    let is64 = width == Width::W64;
+    let mut p = Patchlet::new();
+    match (alu_op, src) {
+        (AluOp::SDiv, Operand::Imm(-1)) => {
+            p.push(neg(width, dst));
+        }
+        (AluOp::SMod, Operand::Imm(-1)) => {
+            p.push(alu32_imm(AluOp::Mov, dst, 0));
+        }
+        (AluOp::Div, Operand::Reg(s)) => {
+            p.push(jmp_imm(width, Cond::Ne, s, 0, 2)).push(alu32_reg(AluOp::Xor, dst, dst)).push(ja(1)).push(*op);
+        }
+        (AluOp::Mod, Operand::Reg(s)) => {
+            p.push(jmp_imm(width, Cond::Eq, s, 0, if is64 { 1 } else { 2 })).push(*op);
+            if !is64 {
+                p.push(ja(1)).push(alu32_reg(AluOp::Mov, dst, dst));
+            }
+        }
+        (AluOp::SDiv, Operand::Reg(s)) => {
+            p.push(alu64_reg(AluOp::Mov, Reg::AX, s))
+                .push(alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
+                .push(jmp_imm(width, Cond::Gt, Reg::AX, 1, 4))
+                .push(jmp_imm(width, Cond::Eq, Reg::AX, 0, 1))
+                .push(mov_imm(width, dst, 0))
+                .push(neg(width, dst))
+                .push(ja(1))
+                .push(*op);
+        }
+        (AluOp::SMod, Operand::Reg(s)) => {
+            p.push(alu64_reg(AluOp::Mov, Reg::AX, s))
+                .push(alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
+                .push(jmp_imm(width, Cond::Gt, Reg::AX, 1, 3))
+                .push(jmp_imm(width, Cond::Eq, Reg::AX, 1, if is64 { 3 } else { 4 }))
+                .push(alu32_imm(AluOp::Mov, dst, 0))
+                .push(ja(1))
+                .push(*op);
+            if !is64 {
+                p.push(ja(1)).push(alu32_reg(AluOp::Mov, dst, dst));
+            }
+        }
+        _ => return None,
+    }
+    Some(p)
+}
+
+/// Helper id the `LD_ABS`/`LD_IND` lowering calls for a 1-byte load.
+///
+/// Contract of the three `HELPER_LD_ABS_*` helpers (the kernel's
+/// `bpf_skb_load_helper_{8,16,32}_no_cache`): called with r1 = the context the program's r6 held
+/// and r2 = the offset (only the low 32 bits, as a signed `int`, count), they read 1, 2 or 4
+/// bytes at that offset of the packet exactly as the interpreter's `LD_ABS`/`LD_IND` would, and
+/// return the value converted from network (big-endian) order and zero-extended, or a negative
+/// value (`-EFAULT` = -14) when that read is out of bounds. The lowered sequence then returns 0
+/// from the program, which is what the interpreter's `LD_ABS` does on a failed read. The ids are
+/// outside the range of Linux helper ids (`0x4c44` is "LD").
+pub const HELPER_LD_ABS_B: i32 = 0x4c44_0001;
+/// Helper id for a 2-byte `LD_ABS`/`LD_IND` (see [`HELPER_LD_ABS_B`]).
+pub const HELPER_LD_ABS_H: i32 = 0x4c44_0002;
+/// Helper id for a 4-byte `LD_ABS`/`LD_IND` (see [`HELPER_LD_ABS_B`]).
+pub const HELPER_LD_ABS_W: i32 = 0x4c44_0004;
+
+/// The helper a lowered `LD_ABS`/`LD_IND` of `size` calls.
+#[must_use]
+pub const fn ld_abs_helper(size: Size) -> i32 {
+    match size {
+        Size::B => HELPER_LD_ABS_B,
+        Size::H => HELPER_LD_ABS_H,
+        Size::W | Size::DW => HELPER_LD_ABS_W,
+    }
+}
+
+/// `LD_ABS`/`LD_IND` lowered as the kernel's `bpf_gen_ld_abs`:
+/// `mov64 r2, imm` (or `mov64 r2, src; [add64 r2, imm]`), `mov64 r1, r6`, `call helper`,
+/// `if r0 s>= 0 goto +2`, `xor32 r0, r0`, `exit`. `None` for other instructions.
+///
+/// The `exit` returns from the current function, so the pass refuses this lowering in programs
+/// with bpf-to-bpf calls (as the kernel refuses `LD_ABS` there).
+#[must_use]
+pub fn ld_abs(op: &Op) -> Option<Patchlet> {
+    let Op::LdPacket { size, index, imm } = *op else { return None };
+    let mut p = Patchlet::new();
+    match index {
+        None => {
+            p.push(mov_imm(Width::W64, Reg::R2, imm));
+        }
+        Some(src) => {
+            p.push(alu64_reg(AluOp::Mov, Reg::R2, src));
+            if imm != 0 {
+                p.push(alu64_imm(AluOp::Add, Reg::R2, imm));
+            }
+        }
+    }
+    p.push(alu64_reg(AluOp::Mov, Reg::R1, Reg::R6))
+        .push(call_helper(ld_abs_helper(size)))
+        .push(jmp_imm(Width::W64, Cond::Sge, Reg::R0, 0, 2))
+        .push(alu32_reg(AluOp::Xor, Reg::R0, Reg::R0))
+        .push(exit());
+    Some(p)
+}
+
+/// `BPF_MAX_LOOPS`: the initial `may_goto` budget.
+pub const BPF_MAX_LOOPS: i32 = 8 * 1024 * 1024;
+
+/// The frame offset of a subprogram's `may_goto` counter: `-(depth + 8)`, with `depth` rounded
+/// up to 8 so the 8-byte counter is aligned.
+///
+/// # Errors
+/// [`RewriteError::StackTooDeep`] when the counter would lie below `-limit`.
+pub fn may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
+    let rounded = depth.div_ceil(8).saturating_mul(8);
+    let need = rounded.saturating_add(8);
+    if need > limit {
+        return Err(RewriteError::StackTooDeep { depth, limit });
+    }
+    i16::try_from(-i64::from(need)).map_err(|_| RewriteError::StackTooDeep { depth, limit })
+}
+
+/// `may_goto` expanded: `ldx AX, [fp+slot]; if AX == 0 goto <original target>; AX -= 1;
+/// stx [fp+slot], AX`. The kernel writes the `JEQ` offset as `off >= 0 ? off + 2 : off - 1`,
+/// which [`Patchlet::to_kernel`] reproduces from the escape.
+#[must_use]
+pub fn may_goto(slot: i16) -> Patchlet {
+    let mut p = Patchlet::new();
+    p.push(ldx(Size::DW, Reg::AX, Reg::R10, slot))
+        .push_escape(jmp_imm(Width::W64, Cond::Eq, Reg::AX, 0, 0))
+        .push(alu64_imm(AluOp::Sub, Reg::AX, 1))
+        .push(stx(Size::DW, Reg::R10, Reg::AX, slot));
+    p
+}
+
+/// The counter initialisation inserted before the first instruction of every subprogram that
+/// uses `may_goto`: `st [fp+slot], BPF_MAX_LOOPS` (intra-function jumps to that first
+/// instruction skip it; calls enter through it).
+#[must_use]
+pub const fn may_goto_init(slot: i16) -> Op {
+    st(Size::DW, Reg::R10, slot, BPF_MAX_LOOPS)
+}
+
+/// Helper id of `bpf_tail_call`.
+pub const HELPER_TAIL_CALL: i32 = 12;
+
+/// The kernel's `index_mask` of an array map of `max_entries`: `roundup_pow_of_two(n) - 1`.
+#[must_use]
+pub const fn index_mask(max_entries: u32) -> u32 {
+    match max_entries.checked_next_power_of_two() {
+        Some(p) => p - 1,
+        None => u32::MAX,
+    }
+}
+
+/// The tail-call rewrite of `call bpf_tail_call`: the internal `TAIL_CALL` instruction, preceded,
+/// when the program array's size is known (unprivileged programs), by the bound check
+/// `if r3 >= max_entries goto <after>; w3 &= index_mask`.
+///
+/// # Errors
+/// [`RewriteError::TailCallBound`] when `max_entries` does not fit a positive 32-bit immediate.
+pub fn tail_call(max_entries: Option<u32>) -> Result<Patchlet, RewriteError> {
+    let mut p = Patchlet::new();
+    if let Some(n) = max_entries {
+        let imm = i32::try_from(n).map_err(|_| RewriteError::TailCallBound { max_entries: n })?;
+        #[allow(clippy::cast_possible_wrap)]
+        let mask = index_mask(n) as i32;
+        p.push(jmp_imm(Width::W64, Cond::Ge, Reg::R3, imm, 2)).push(alu32_imm(AluOp::And, Reg::R3, mask));
+    }
+    p.push(Op::TailCall);
+    Ok(p)
+}
