@@ -853,32 +853,40 @@ impl PatchList {
     }
 
     /// Marks `f..=l` deleted (validated by the caller) and records the call-group snapshot.
+    ///
+    /// Every newly deleted node merges its current call group into the group current at the
+    /// first survivor *now* (a snapshot): later moves of that survivor's group (a skip prepatch)
+    /// then carry these references along, exactly as the kernel's collapsed slot indices are
+    /// carried by `adjust_jmp_off`. Earlier-deleted nodes inside the range keep their own
+    /// snapshots. Each edge goes from a group retiring now to a group current now, so the call
+    /// group graph stays acyclic (I4).
     fn delete_nodes(&mut self, f: u32, l: u32) {
+        let succ = self.next[l as usize];
+        let y = self.find_live(succ);
+        let y = if y == NONE { self.end() } else { y };
+        let snap = self.cur_handle(y);
         let mut x = f;
         loop {
             let xi = x as usize;
             if self.flags[xi] & F_DELETED == 0 {
                 self.flags[xi] |= F_DELETED;
-                self.tgt[xi] = self.next[xi];
-                self.origin[xi] = NONE;
+                self.tgt[xi] = y;
                 self.live_slots -= 1;
+                let fresh = if self.flags[xi] & F_CFRESH != 0 { self.cfresh.get(&x).copied() } else { None };
+                match fresh {
+                    Some(g) => {
+                        let grp = &mut self.cgroups[g as usize];
+                        grp.parent = snap;
+                        grp.crossed = true;
+                        self.origin[xi] = NONE;
+                    }
+                    None => self.origin[xi] = snap,
+                }
             }
             if x == l {
                 break;
             }
             x = self.next[xi];
-        }
-        let succ = self.next[l as usize];
-        let y = self.find_live(succ);
-        let snap = if y == NONE { self.end() } else { self.cur_handle(y) };
-        if self.flags[l as usize] & F_CFRESH != 0 {
-            if let Some(&g) = self.cfresh.get(&l) {
-                let grp = &mut self.cgroups[g as usize];
-                grp.parent = snap;
-                grp.crossed = true;
-            }
-        } else {
-            self.origin[l as usize] = snap;
         }
     }
 

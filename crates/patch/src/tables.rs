@@ -398,16 +398,25 @@ impl PatchList {
         let mut tables = SideTables::default();
         let mut dropped = Vec::new();
 
-        // Subprograms: a subprogram is gone when its start meets the next one's (or the end).
+        // Subprograms: a subprogram is gone when its start meets the start of the next surviving
+        // one (or the end): all its slots were deleted. Scanned backwards because the start of a
+        // wholly deleted subprogram may resolve past code appended after it was deleted.
         let starts = &map.subprog_start;
+        let mut keep = vec![false; starts.len()];
+        let mut next = map.new_len;
+        for k in (0..starts.len()).rev() {
+            let s = starts[k] & POS_MASK;
+            if s < next {
+                keep[k] = true;
+                next = s;
+            }
+        }
         let mut subprog_map = Vec::with_capacity(starts.len());
         let mut kept: Vec<(usize, u32)> = Vec::with_capacity(starts.len());
-        for k in 0..starts.len() {
-            let s = starts[k] & POS_MASK;
-            let next = starts.get(k + 1).map_or(map.new_len, |w| w & POS_MASK);
-            if s < next && s < map.new_len {
+        for (k, &w) in starts.iter().enumerate() {
+            if keep[k] {
                 subprog_map.push(Some(kept.len() as u32));
-                kept.push((k, s));
+                kept.push((k, w & POS_MASK));
             } else {
                 subprog_map.push(None);
             }
