@@ -102,7 +102,7 @@ mod tests {
         for w in [seed(5000), rand_ld_dw(3000)] {
             let mut rng = Rng::new(1);
             for &s in &w.sites {
-                assert!(blind_site(&w.insns, s as usize, &mut rng).is_some(), "{} slot {s}", w.name);
+                assert!(blind_site(w.insns(), s as usize, &mut rng).is_some(), "{} slot {s}", w.name);
             }
         }
     }

@@ -10,25 +10,26 @@ use crate::workload::{Aux, Rng, Workload};
 /// Produces the blinded program's instructions and tables without fixing any offset.
 pub fn run(w: &Workload, out: &mut Output, seed: u64) {
     let mut rng = Rng::new(seed);
-    out.clear();
+    crate::clear(out);
+    let p = &w.prog;
     let extra = w.sites.len() * 3;
-    out.insns.reserve(w.insns.len() + extra);
-    out.aux.reserve(w.insns.len() + extra);
+    out.insns.reserve(p.insns.len() + extra);
+    out.aux.reserve(p.insns.len() + extra);
     let mut sites = w.sites.iter().peekable();
-    for (i, insn) in w.insns.iter().enumerate() {
+    for (i, insn) in p.insns.iter().enumerate() {
         let is_site = sites.next_if(|&&s| s as usize == i).is_some();
-        match is_site.then(|| blind_site(&w.insns, i, &mut rng)).flatten() {
-            Some(p) => {
-                out.insns.extend_from_slice(p.as_slice());
-                out.aux.extend(std::iter::repeat_n(Aux { seen: true, ..Aux::default() }, p.len - 1));
-                out.aux.push(w.aux[i]);
+        match is_site.then(|| blind_site(&p.insns, i, &mut rng)).flatten() {
+            Some(patch) => {
+                out.insns.extend_from_slice(patch.as_slice());
+                out.aux.extend(std::iter::repeat_n(Aux { seen: true, ..Aux::default() }, patch.len - 1));
+                out.aux.push(p.aux[i]);
             }
             None => {
                 out.insns.push(*insn);
-                out.aux.push(w.aux[i]);
+                out.aux.push(p.aux[i]);
             }
         }
     }
-    out.lines.extend_from_slice(&w.lines);
-    out.subprogs.extend_from_slice(&w.subprogs);
+    out.tables.line_info.extend_from_slice(&p.tables.line_info);
+    out.tables.subprogs.extend_from_slice(&p.tables.subprogs);
 }

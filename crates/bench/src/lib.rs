@@ -7,35 +7,31 @@
 
 pub mod blind;
 pub mod copy_floor;
+pub mod impls;
 pub mod measure;
 pub mod plot;
 pub mod report;
 pub mod rfc_list;
+pub mod suite;
 pub mod workload;
 
-use bpfpatch_insn::Insn;
-use workload::{Aux, Line};
+pub use impls::{Impl, State};
+use workload::Aux;
 
 /// What every implementation produces: the patched program and its side tables. Warm runs
 /// reuse one `Output` (its buffers keep their capacity); cold runs start from a fresh one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Output {
-    /// The patched instructions.
-    pub insns: Vec<Insn>,
-    /// One aux record per output slot.
-    pub aux: Vec<Aux>,
-    /// Line info with new offsets.
-    pub lines: Vec<Line>,
-    /// Subprogram starts with new offsets.
-    pub subprogs: Vec<u32>,
-}
+pub type Output = bpfpatch_patch::Program<Aux>;
 
-impl Output {
-    /// Empties every table, keeping capacity.
-    pub fn clear(&mut self) {
-        self.insns.clear();
-        self.aux.clear();
-        self.lines.clear();
-        self.subprogs.clear();
-    }
+/// Empties every table of an [`Output`], keeping capacity.
+pub fn clear(out: &mut Output) {
+    out.insns.clear();
+    out.aux.clear();
+    let t = &mut out.tables;
+    t.subprogs.clear();
+    t.func_info.clear();
+    t.line_info.clear();
+    t.pokes.clear();
+    t.insn_arrays.clear();
+    t.core_relocs.clear();
+    t.elf_relocs.clear();
 }

@@ -11,6 +11,7 @@ use crate::Output;
 use crate::blind::blind_site;
 use crate::workload::{Aux, Rng, Workload};
 use bpfpatch_insn::Insn;
+use bpfpatch_patch::{LineInfo, Subprog};
 
 struct Node {
     insn: Insn,
@@ -48,7 +49,7 @@ fn create(insns: &[Insn]) -> List {
 /// Blinds every site of `w` through the list and linearizes into `out`.
 pub fn run(w: &Workload, out: &mut Output, seed: u64) {
     let mut rng = Rng::new(seed);
-    let mut list = create(&w.insns);
+    let mut list = create(&w.prog.insns);
     // Patching pass: walk the list; at each site reuse the node for patch[0], insert the rest.
     let mut sites = w.sites.iter().peekable();
     let mut link = &mut list.head;
@@ -57,7 +58,7 @@ pub fn run(w: &Workload, out: &mut Output, seed: u64) {
         let mut skip = 0;
         if node.orig_idx != 0
             && sites.next_if(|&&s| s as usize == orig).is_some()
-            && let Some(p) = blind_site(&w.insns, orig, &mut rng)
+            && let Some(p) = blind_site(&w.prog.insns, orig, &mut rng)
         {
             node.insn = p.insns[0];
             node.patched = true;
@@ -80,7 +81,7 @@ pub fn run(w: &Workload, out: &mut Output, seed: u64) {
 }
 
 fn linearize(list: &List, w: &Workload, out: &mut Output) {
-    out.clear();
+    crate::clear(out);
     // Walk 1: length. Walk 2: idx_map.
     let mut len = 0usize;
     let mut n = list.head.as_deref();
@@ -88,7 +89,8 @@ fn linearize(list: &List, w: &Workload, out: &mut Output) {
         len += 1;
         n = node.next.as_deref();
     }
-    let mut idx_map = vec![0u32; w.insns.len() + 1];
+    let orig_len = w.prog.insns.len();
+    let mut idx_map = vec![0u32; orig_len + 1];
     let mut idx = 0u32;
     n = list.head.as_deref();
     while let Some(node) = n {
@@ -98,7 +100,7 @@ fn linearize(list: &List, w: &Workload, out: &mut Output) {
         idx += 1;
         n = node.next.as_deref();
     }
-    idx_map[w.insns.len()] = idx;
+    idx_map[orig_len] = idx;
     // Walk 3: copy instructions and aux, relocate jumps from their (patch's) original index.
     out.insns.reserve(len);
     out.aux.reserve(len);
@@ -117,7 +119,7 @@ fn linearize(list: &List, w: &Workload, out: &mut Output) {
         }
         out.insns.push(insn);
         out.aux.push(if node.orig_idx != 0 && !node.patched {
-            w.aux[cur_orig]
+            w.prog.aux[cur_orig]
         } else {
             // Patched slots lose their aux (the RFC recomputes zext only).
             Aux { seen: true, ..Aux::default() }
@@ -125,6 +127,7 @@ fn linearize(list: &List, w: &Workload, out: &mut Output) {
         new_idx += 1;
         n = node.next.as_deref();
     }
-    out.lines.extend(w.lines.iter().map(|l| crate::workload::Line { insn_off: idx_map[l.insn_off as usize], ..*l }));
-    out.subprogs.extend(w.subprogs.iter().map(|&s| idx_map[s as usize]));
+    let t = &w.prog.tables;
+    out.tables.line_info.extend(t.line_info.iter().map(|l| LineInfo { insn_off: idx_map[l.insn_off as usize], ..*l }));
+    out.tables.subprogs.extend(t.subprogs.iter().map(|s| Subprog { start: idx_map[s.start as usize], ..*s }));
 }

@@ -12,41 +12,20 @@
 //! Generation is deterministic (a fixed xorshift seed), so every implementation sees the same input.
 
 use bpfpatch_insn::{Insn, opcode as c};
+use bpfpatch_patch::{LineInfo, Program, SideTables, Subprog};
 
-/// Per-slot aux data carried through patching (the kernel's `bpf_insn_aux_data`, reduced to
-/// what the benchmark needs to move: 8 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Aux {
-    /// The original slot (0 for inserted slots).
-    pub orig_idx: u32,
-    /// Whether the verifier saw the slot.
-    pub seen: bool,
-    /// Whether the slot defines a 32-bit value that needs zero-extension.
-    pub zext_dst: bool,
-}
-
-/// One BTF line-info record (`insn_off` in slots).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Line {
-    /// The first slot the line covers.
-    pub insn_off: u32,
-    /// The line number.
-    pub line: u32,
-}
+/// Per-slot aux data carried through patching: the kernel's `bpf_insn_aux_data` reduced to the
+/// fields patching touches.
+pub use bpfpatch_patch::reference::KernelAux as Aux;
 
 /// A program to patch: instructions, side tables, and the slots to patch.
 #[derive(Clone, Debug, Default)]
 pub struct Workload {
     /// Workload name (`seed`, `rand-ld-dw`).
     pub name: &'static str,
-    /// The instructions.
-    pub insns: Vec<Insn>,
-    /// One aux record per slot.
-    pub aux: Vec<Aux>,
-    /// Subprogram start slots, ascending, starting with 0.
-    pub subprogs: Vec<u32>,
-    /// Line info, strictly ascending by `insn_off`.
-    pub lines: Vec<Line>,
+    /// The program: instructions, one aux record per slot, subprograms (ascending starts, the
+    /// first at 0) and line info (strictly ascending).
+    pub prog: Program<Aux>,
     /// The slots to patch, ascending (both slots of a blinded ld_imm64).
     pub sites: Vec<u32>,
 }
@@ -58,10 +37,10 @@ impl Workload {
         self.sites.len()
     }
 
-    /// Bytes of the input instructions.
+    /// The input slots.
     #[must_use]
-    pub fn insn_bytes(&self) -> usize {
-        self.insns.len() * 8
+    pub fn insns(&self) -> &[Insn] {
+        &self.prog.insns
     }
 }
 
@@ -124,6 +103,12 @@ fn delta_i16(from: usize, to: usize) -> i16 {
 /// The `seed` workload with `patches` patch sites (approximately: an ld_imm64 adds two).
 #[must_use]
 pub fn seed(patches: usize) -> Workload {
+    seed_with(patches, true)
+}
+
+/// [`seed`], optionally without ld_imm64 sites.
+#[must_use]
+pub fn seed_with(patches: usize, ld_imm64: bool) -> Workload {
     let mut rng = Rng::new(0x5eed);
     let mut insns: Vec<Insn> = Vec::with_capacity(patches + patches / 1000 + 16);
     let mut sites: Vec<u32> = Vec::with_capacity(patches + 2);
@@ -145,7 +130,7 @@ pub fn seed(patches: usize) -> Workload {
         let pos = insns.len();
         starts.push(pos);
         let r = rng.below(16);
-        if r == 0 && sites.len() + 2 <= patches {
+        if ld_imm64 && r == 0 && sites.len() + 2 <= patches {
             // ld_imm64: two patches.
             let v = rng.next_u64();
             let [l0, l1, l2, l3, h0, h1, h2, h3] = v.to_le_bytes();
@@ -222,23 +207,30 @@ pub fn rand_ld_dw(len: usize) -> Workload {
     finish("rand-ld-dw", insns, vec![0], sites)
 }
 
-fn finish(name: &'static str, insns: Vec<Insn>, subprogs: Vec<u32>, sites: Vec<u32>) -> Workload {
-    let aux = (0..insns.len()).map(|i| Aux { orig_idx: slot_u32(i), seen: true, zext_dst: false }).collect();
+fn finish(name: &'static str, insns: Vec<Insn>, starts: Vec<u32>, sites: Vec<u32>) -> Workload {
+    let aux = (0..insns.len()).map(|i| Aux { orig_idx: slot_u32(i), seen: true, zext_dst: false, other: 7 }).collect();
     // Line info every 4 slots and at every subprogram start, never on an ld_imm64's second slot.
-    let mut lines = Vec::with_capacity(insns.len() / 4 + subprogs.len());
-    let mut sp = subprogs.iter().peekable();
+    let mut line_info = Vec::with_capacity(insns.len() / 4 + starts.len());
+    let mut subprogs = Vec::with_capacity(starts.len());
+    let mut sp = starts.iter().peekable();
     let mut prev_ld = false;
     for (i, insn) in insns.iter().enumerate() {
-        let at_sub = sp.peek().is_some_and(|&&s| s as usize == i);
+        let at_sub = sp.next_if(|&&s| s as usize == i).is_some();
         if at_sub {
-            sp.next();
+            subprogs.push(Subprog { start: slot_u32(i), linfo_idx: slot_u32(line_info.len()) });
         }
         if !prev_ld && (at_sub || i % 4 == 0) {
-            lines.push(Line { insn_off: slot_u32(i), line: slot_u32(i / 4 + 1) });
+            line_info.push(LineInfo {
+                insn_off: slot_u32(i),
+                file_name_off: 1,
+                line_off: 1,
+                line_col: slot_u32(i / 4 + 1) << 10,
+            });
         }
         prev_ld = insn.is_ld_imm64() && !prev_ld;
     }
-    Workload { name, insns, aux, subprogs, lines, sites }
+    let tables = SideTables { subprogs, line_info, ..SideTables::default() };
+    Workload { name, prog: Program { insns, aux, tables }, sites }
 }
 
 #[cfg(test)]
@@ -247,21 +239,23 @@ mod tests {
     use bpfpatch_insn::{DecodeOptions, decode_program};
 
     fn valid(w: &Workload) {
-        let ops = decode_program(&w.insns, DecodeOptions::default()).unwrap();
+        let p = &w.prog;
+        let ops = decode_program(&p.insns, DecodeOptions::default()).unwrap();
         let starts: std::collections::HashSet<usize> = ops.iter().map(|(s, _)| s.0).collect();
         for (s, _) in &ops {
-            if let Some(t) = w.insns[s.0].abs_target(s.0) {
+            if let Some(t) = p.insns[s.0].abs_target(s.0) {
                 let t = usize::try_from(t).unwrap();
                 assert!(starts.contains(&t), "slot {s}: target {t} is not an instruction start");
             }
         }
-        assert!(w.lines.windows(2).all(|p| p[0].insn_off < p[1].insn_off));
-        assert!(w.lines.iter().all(|l| starts.contains(&(l.insn_off as usize))));
-        for s in &w.subprogs {
-            assert!(w.lines.iter().any(|l| l.insn_off == *s), "subprog {s} has no line");
+        let lines = &p.tables.line_info;
+        assert!(lines.windows(2).all(|p| p[0].insn_off < p[1].insn_off));
+        assert!(lines.iter().all(|l| starts.contains(&(l.insn_off as usize))));
+        for s in &p.tables.subprogs {
+            assert_eq!(lines[s.linfo_idx as usize].insn_off, s.start, "subprog {s:?} has no line");
         }
         assert!(w.sites.windows(2).all(|p| p[0] < p[1]));
-        assert_eq!(w.aux.len(), w.insns.len());
+        assert_eq!(p.aux.len(), p.insns.len());
     }
 
     #[test]
@@ -270,12 +264,12 @@ mod tests {
             let w = seed(p);
             valid(&w);
             assert!(w.patches() == p, "{} != {p}", w.patches());
-            assert_eq!(w.subprogs.len(), p / SUBPROG_LEN + 1);
+            assert_eq!(w.prog.tables.subprogs.len(), p / SUBPROG_LEN + 1);
         }
         // Jumps go both ways.
         let w = seed(15_000);
         let (fwd, back): (Vec<_>, Vec<_>) =
-            w.insns.iter().filter(|i| i.code == c::JMP | c::JGT | c::K).map(|i| i.off).partition(|&o| o >= 0);
+            w.prog.insns.iter().filter(|i| i.code == c::JMP | c::JGT | c::K).map(|i| i.off).partition(|&o| o >= 0);
         assert!(fwd.len() > 100 && back.len() > 100);
     }
 
@@ -283,7 +277,7 @@ mod tests {
     fn rand_ld_dw_matches_the_kernel_shape() {
         let w = rand_ld_dw(1_000_000 - 6);
         valid(&w);
-        assert_eq!(w.insns.len(), 1_000_000 - 6 - 2); // whole triples only
+        assert_eq!(w.prog.insns.len(), 1_000_000 - 6 - 2); // whole triples only
         assert_eq!(w.patches() % 2, 0);
         assert!(w.patches() > 660_000);
     }

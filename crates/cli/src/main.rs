@@ -18,6 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmark patching: the RFC's table for the kernel's algorithm, the RFC's list, bpfpatch
+    /// and the copy floor, warm and cold, with JSON and a log-log plot.
+    Bench(cmd::bench::Args),
     /// Disassemble a program: `<slot>: <text>` per instruction, in llvm-objdump's syntax.
     Disasm(cmd::disasm::Args),
     /// Run one program (a conformance `.data` file or a raw image) and print r0.
@@ -29,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(a) => cmd::bench::main(&a),
         Command::Disasm(a) => cmd::disasm::main(&a),
         Command::Run(a) => cmd::run::main(&a),
         Command::Conformance(a) => cmd::conformance::main(&a),

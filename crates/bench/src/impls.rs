@@ -1,0 +1,220 @@
+//! The four implementations measured side by side, each turning a [`Workload`] into its
+//! blinded [`Output`] (instructions, aux, subprograms, line info):
+//!
+//! - `kernel`: [`bpfpatch_patch::reference`], the kernel's algorithm: one `bpf_patch_insn_data`
+//!   per slot (memmove, full branch scan, side-table adjusters), with blinding's manual `off - 2`
+//!   fix-up of the jcc that moves to the end of its patch;
+//! - `rfc-list`: [`crate::rfc_list`], the 2019 RFC's linked list;
+//! - `bpfpatch`: the engine ([`bpfpatch_patch::PatchList`]), with the jcc's target given as
+//!   [`Target::OrigTarget`] and an ld_imm64's two halves patched as one instruction;
+//! - `copy-floor`: [`crate::copy_floor`], the same output with no fixups.
+//!
+//! All call [`blind_site`] in the same site order with the same seed, so `kernel`, `rfc-list`
+//! and `bpfpatch` produce identical instructions and tables (tested).
+
+use crate::Output;
+use crate::blind::blind_site;
+use crate::workload::{Aux, Rng, Workload};
+use bpfpatch_insn::Slot;
+use bpfpatch_patch::reference::{KernelAuxHook, KernelProg};
+use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, Target};
+
+/// The seed of the blinding random source in every run.
+pub const SEED: u64 = 0xb11d;
+
+/// An implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Impl {
+    /// The kernel's one-patch-at-a-time algorithm.
+    Kernel,
+    /// The 2019 RFC's linked list.
+    RfcList,
+    /// This project's engine.
+    Bpfpatch,
+    /// The physical lower bound.
+    CopyFloor,
+}
+
+/// Reusable state of the implementations (warm regime): the engine's context and buffers.
+#[derive(Debug, Default)]
+pub struct State {
+    ctx: PatchCtx,
+    buf: PatchBuf,
+}
+
+impl Impl {
+    /// Every implementation, in report order.
+    pub const ALL: [Impl; 4] = [Impl::Kernel, Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor];
+
+    /// The report name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Kernel => "kernel",
+            Impl::RfcList => "rfc-list",
+            Impl::Bpfpatch => "bpfpatch",
+            Impl::CopyFloor => "copy-floor",
+        }
+    }
+
+    /// Parses a report name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Impl> {
+        Impl::ALL.into_iter().find(|i| i.name() == s)
+    }
+
+    /// Whether the cold regime (a fresh process per run) is measured for it.
+    #[must_use]
+    pub fn has_cold_regime(self) -> bool {
+        matches!(self, Impl::Bpfpatch | Impl::CopyFloor)
+    }
+
+    /// Blinds every site of `w` into `out`.
+    ///
+    /// # Errors
+    /// A patching error, as text (none occurs on the built-in workloads).
+    pub fn run(self, w: &Workload, out: &mut Output, state: &mut State) -> Result<(), String> {
+        match self {
+            Impl::Kernel => kernel(w, out),
+            Impl::RfcList => {
+                crate::rfc_list::run(w, out, SEED);
+                Ok(())
+            }
+            Impl::Bpfpatch => engine(w, out, state),
+            Impl::CopyFloor => {
+                crate::copy_floor::run(w, out, SEED);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
+    let p = &w.prog;
+    let mut subprog_info = p.tables.subprogs.clone();
+    subprog_info
+        .push(bpfpatch_patch::Subprog { start: u32::try_from(p.insns.len()).unwrap_or(u32::MAX), linfo_idx: 0 });
+    let mut k = KernelProg::<Aux> {
+        insns: p.insns.clone(),
+        aux: p.aux.clone(),
+        subprog_info,
+        linfo: p.tables.line_info.clone(),
+        ..KernelProg::default()
+    };
+    let mut rng = Rng::new(SEED);
+    let mut hook = KernelAuxHook;
+    let mut delta = 0usize;
+    for &site in &w.sites {
+        let Some(mut patch) = blind_site(&p.insns, site as usize, &mut rng) else { continue };
+        let pos = site as usize + delta;
+        if let Some(j) = patch.jump_at {
+            // The jump moved from `pos` to `pos + j`; bpf_adj_branches never adjusts patch
+            // contents, so the target is fixed by hand (the kernel's `off - 2` for j = 2), from
+            // the offset in the current image (earlier patches have adjusted it).
+            let off = i64::from(k.insns.get(pos).map_or(0, |i| i.off));
+            let grown = i64::try_from(patch.len - 1).unwrap_or(0);
+            let j = i64::try_from(j).unwrap_or(0);
+            let new_off = if off >= 0 { off + grown - j } else { off - j };
+            patch.insns[usize::try_from(j).unwrap_or(0)].off =
+                i16::try_from(new_off).map_err(|_| "jump out of range")?;
+        }
+        let off = u32::try_from(pos).map_err(|_| "program too long")?;
+        k.bpf_patch_insn_data(off, patch.as_slice(), &mut hook).map_err(|e| e.to_string())?;
+        delta += patch.len - 1;
+    }
+    crate::clear(out);
+    out.insns = k.insns;
+    out.aux = k.aux;
+    k.subprog_info.pop();
+    out.tables.subprogs = k.subprog_info;
+    out.tables.line_info = k.linfo;
+    Ok(())
+}
+
+fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> {
+    let p = &w.prog;
+    let e = |e: bpfpatch_patch::Error| e.to_string();
+    let mut list = PatchList::for_program(p).map_err(e)?;
+    let mut rng = Rng::new(SEED);
+    let mut sites = w.sites.iter().peekable();
+    while let Some(&site) = sites.next() {
+        let slot = site as usize;
+        let Some(first) = blind_site(&p.insns, slot, &mut rng) else { continue };
+        st.buf.clear();
+        for (k, insn) in first.as_slice().iter().enumerate() {
+            if first.jump_at == Some(k) {
+                st.buf.jump_to(*insn, Target::OrigTarget);
+            } else {
+                st.buf.push(*insn);
+            }
+        }
+        // An ld_imm64 is one node: its second half's patch joins the first's.
+        if p.insns[slot].is_ld_imm64()
+            && sites.next_if(|&&s| s as usize == slot + 1).is_some()
+            && let Some(second) = blind_site(&p.insns, slot + 1, &mut rng)
+        {
+            for insn in second.as_slice() {
+                st.buf.push(*insn);
+            }
+        }
+        let node = list.node_of(Slot(slot)).map_err(e)?;
+        list.patch(node, &st.buf).map_err(e)?;
+    }
+    let res =
+        list.linearize_program_with(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default()).map_err(e)?;
+    *out = res.program;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{rand_ld_dw, seed, seed_with};
+
+    fn same<T: PartialEq + std::fmt::Debug>(what: &str, a: &[T], b: &[T]) {
+        if let Some(i) = (0..a.len().min(b.len())).find(|&i| a[i] != b[i]) {
+            panic!(
+                "{what}: first difference at {i}: {:?} vs {:?}",
+                &a[i.saturating_sub(2)..(i + 3).min(a.len())],
+                &b[i.saturating_sub(2)..(i + 3).min(b.len())]
+            );
+        }
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+    }
+
+    fn run(imp: Impl, w: &Workload) -> Output {
+        let mut out = Output::default();
+        imp.run(w, &mut out, &mut State::default()).unwrap();
+        out
+    }
+
+    #[test]
+    fn kernel_rfc_list_and_bpfpatch_agree() {
+        for w in [seed(3000), seed(8000), seed_with(6000, false), rand_ld_dw(3000)] {
+            let k = run(Impl::Kernel, &w);
+            let r = run(Impl::RfcList, &w);
+            let b = run(Impl::Bpfpatch, &w);
+            let f = run(Impl::CopyFloor, &w);
+            // Every site grows by 2 slots, except an ld_imm64's first half, which grows by 3.
+            let ld = w.sites.iter().filter(|&&s| w.insns()[s as usize].is_ld_imm64()).count();
+            assert_eq!(k.insns.len(), w.insns().len() + 2 * w.patches() + ld, "{}", w.name);
+            same(&format!("{}: bpfpatch vs kernel", w.name), &b.insns, &k.insns);
+            same(&format!("{}: rfc-list vs kernel", w.name), &r.insns, &k.insns);
+            if !w.prog.insns.iter().any(bpfpatch_insn::Insn::is_ld_imm64) {
+                // The engine patches an ld_imm64 as one instruction, so the pair's identity
+                // ends on the last of its 7 slots; the kernel patches each half and keeps each
+                // half's aux on the last slot of that half's patch. Elsewhere aux is identical.
+                same(&format!("{}: aux", w.name), &b.aux, &k.aux);
+            }
+            same("line_info", &b.tables.line_info, &k.tables.line_info);
+            same("rfc line_info", &r.tables.line_info, &k.tables.line_info);
+            assert_eq!(b.tables.subprogs, k.tables.subprogs);
+            assert_eq!(
+                r.tables.subprogs.iter().map(|s| s.start).collect::<Vec<_>>(),
+                k.tables.subprogs.iter().map(|s| s.start).collect::<Vec<_>>()
+            );
+            // The floor writes as many slots, with stale jumps.
+            assert_eq!(f.insns.len(), k.insns.len());
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The benchmark plan and its execution: which implementation runs which workload size in
+//! which regime, how many times, and the time budget of the quadratic `kernel` baseline.
+//!
+//! Warm runs happen in this process with one reusable [`State`] per implementation (the model
+//! is a verifier or JIT that processes many programs). Cold runs are delegated to a caller
+//! supplied function, which the CLI implements by starting a fresh process per run.
+
+use crate::measure::{self, Sample};
+use crate::report::{Report, Row};
+use crate::workload::{self, Workload};
+use crate::{Impl, Output, State};
+
+/// Which workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    /// [`workload::seed`].
+    Seed,
+    /// [`workload::rand_ld_dw`] (size = program length).
+    RandLdDw,
+}
+
+impl WorkloadKind {
+    /// The name used in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Seed => "seed",
+            WorkloadKind::RandLdDw => "rand-ld-dw",
+        }
+    }
+
+    /// Parses a report name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<WorkloadKind> {
+        match s {
+            "seed" => Some(WorkloadKind::Seed),
+            "rand-ld-dw" => Some(WorkloadKind::RandLdDw),
+            _ => None,
+        }
+    }
+
+    /// Generates the workload of this kind and size.
+    #[must_use]
+    pub fn generate(self, size: usize) -> Workload {
+        match self {
+            WorkloadKind::Seed => workload::seed(size),
+            WorkloadKind::RandLdDw => workload::rand_ld_dw(size),
+        }
+    }
+}
+
+/// The sizes of the RFC's table.
+pub const SEED_SIZES: [usize; 5] = [15_000, 45_000, 95_000, 195_000, 1_000_000];
+/// The kernel's scale-test length.
+pub const RAND_LD_DW_LEN: usize = 1_000_000 - 6;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Timed runs per (implementation, size) in the warm regime.
+    pub runs: usize,
+    /// Timed runs (fresh processes) per size in the cold regime; 0 skips the cold regime.
+    pub cold_runs: usize,
+    /// Seconds the `kernel` baseline may spend in total; larger sizes are extrapolated.
+    pub kernel_budget_s: f64,
+    /// Sizes of the seed workload.
+    pub seed_sizes: Vec<usize>,
+    /// Whether to run the rand-ld-dw workload.
+    pub rand_ld_dw: bool,
+    /// Implementations to run.
+    pub impls: Vec<Impl>,
+}
+
+impl Config {
+    /// The full benchmark.
+    #[must_use]
+    pub fn full() -> Config {
+        Config {
+            runs: 7,
+            cold_runs: 5,
+            kernel_budget_s: 60.0,
+            seed_sizes: SEED_SIZES.to_vec(),
+            rand_ld_dw: true,
+            impls: Impl::ALL.to_vec(),
+        }
+    }
+
+    /// `--quick`: every seed size for every fast implementation, fewer runs, a smaller kernel budget.
+    #[must_use]
+    pub fn quick() -> Config {
+        Config { runs: 3, cold_runs: 3, kernel_budget_s: 15.0, rand_ld_dw: false, ..Config::full() }
+    }
+}
+
+/// A cold run: implementation, workload, size -> one sample and the output length. The CLI
+/// runs it in a fresh process.
+pub type ColdRunner<'a> = &'a mut dyn FnMut(Impl, WorkloadKind, usize) -> Result<(Sample, usize), String>;
+
+/// Progress reports: (steps done, steps in all, what is running).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
+
+fn row(w: &Workload, imp: Impl, regime: &str, samples: &[Sample], insns_out: usize) -> Row {
+    let ms: Vec<f64> = samples.iter().map(|s| s.ms).collect();
+    Row {
+        workload: w.name.to_string(),
+        imp: imp.name().to_string(),
+        patches: w.patches(),
+        insns_in: w.insns().len(),
+        insns_out,
+        median_ms: measure::median(&ms),
+        min_ms: ms.iter().copied().fold(f64::INFINITY, f64::min),
+        max_ms: ms.iter().copied().fold(0.0, f64::max),
+        runs: samples.len(),
+        peak_bytes: samples.iter().filter_map(|s| s.peak_bytes).max(),
+        extrapolated: false,
+        regime: regime.to_string(),
+    }
+}
+
+/// Runs `imp` warm on `w`: one untimed run to size the buffers, then `runs` timed ones.
+pub fn run_warm(imp: Impl, w: &Workload, runs: usize, state: &mut State) -> Result<(Vec<Sample>, usize), String> {
+    let mut out = Output::default();
+    imp.run(w, &mut out, state)?;
+    let mut samples = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let (r, s) = measure::measure(|| imp.run(w, &mut out, state));
+        r?;
+        samples.push(s);
+        // The kernel baseline is only repeated while it is cheap.
+        if imp == Impl::Kernel && s.ms > 2_000.0 && i + 1 >= 1 {
+            break;
+        }
+    }
+    Ok((samples, out.insns.len()))
+}
+
+/// Runs `imp` once on a fresh [`State`] and [`Output`] (what one cold process does).
+///
+/// # Errors
+/// The implementation's error.
+pub fn run_cold_here(imp: Impl, kind: WorkloadKind, size: usize) -> Result<(Sample, usize), String> {
+    let w = kind.generate(size);
+    let mut state = State::default();
+    let mut out = Output::default();
+    let (r, s) = measure::measure(|| imp.run(&w, &mut out, &mut state));
+    r?;
+    Ok((s, out.insns.len()))
+}
+
+/// Runs the whole plan.
+///
+/// # Errors
+/// The first implementation or cold-run error.
+pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result<Report, String> {
+    let mut results = Vec::new();
+    let mut plan: Vec<(WorkloadKind, usize)> = cfg.seed_sizes.iter().map(|&s| (WorkloadKind::Seed, s)).collect();
+    if cfg.rand_ld_dw {
+        plan.push((WorkloadKind::RandLdDw, RAND_LD_DW_LEN));
+    }
+    let cold_impls: Vec<Impl> = cfg.impls.iter().copied().filter(|i| i.has_cold_regime()).collect();
+    let total = plan.len() * (cfg.impls.len() + if cfg.cold_runs > 0 { cold_impls.len() } else { 0 });
+    let mut done = 0;
+    let mut kernel_spent_s = 0.0;
+    let mut states: Vec<(Impl, State)> = cfg.impls.iter().map(|&i| (i, State::default())).collect();
+    for &(kind, size) in &plan {
+        let w = kind.generate(size);
+        let mut kernel_points: Vec<(f64, f64)> = results
+            .iter()
+            .filter(|r: &&Row| r.imp == "kernel" && r.workload == w.name && !r.extrapolated)
+            .map(|r| (r.patches as f64, r.median_ms))
+            .collect();
+        for (imp, state) in &mut states {
+            let imp = *imp;
+            progress(done, total, &format!("{} {} {} warm", kind.name(), size, imp.name()));
+            if imp == Impl::Kernel && kernel_spent_s >= cfg.kernel_budget_s {
+                if let Some((a, b)) = measure::quadratic_fit(&kernel_points) {
+                    let p = w.patches() as f64;
+                    let ms = a * p * p + b * p;
+                    let out_len = results
+                        .iter()
+                        .find(|r: &&Row| r.workload == w.name && r.patches == w.patches())
+                        .map_or(0, |r| r.insns_out);
+                    results.push(Row {
+                        median_ms: ms,
+                        min_ms: ms,
+                        max_ms: ms,
+                        runs: 0,
+                        extrapolated: true,
+                        ..row(&w, imp, "warm", &[], out_len)
+                    });
+                }
+                done += 1;
+                continue;
+            }
+            let t0 = std::time::Instant::now();
+            let (samples, out_len) = run_warm(imp, &w, cfg.runs, state)?;
+            if imp == Impl::Kernel {
+                kernel_spent_s += t0.elapsed().as_secs_f64();
+                let r = row(&w, imp, "warm", &samples, out_len);
+                kernel_points.push((r.patches as f64, r.median_ms));
+                results.push(r);
+            } else {
+                results.push(row(&w, imp, "warm", &samples, out_len));
+            }
+            done += 1;
+        }
+        if cfg.cold_runs > 0 {
+            for &imp in &cold_impls {
+                progress(done, total, &format!("{} {} {} cold", kind.name(), size, imp.name()));
+                let mut samples = Vec::with_capacity(cfg.cold_runs);
+                let mut out_len = 0;
+                for _ in 0..cfg.cold_runs {
+                    let (s, n) = cold(imp, kind, size)?;
+                    samples.push(s);
+                    out_len = n;
+                }
+                results.push(row(&w, imp, "cold", &samples, out_len));
+                done += 1;
+            }
+        }
+    }
+    // Extrapolated rows take the output length the measured implementations agree on.
+    for i in 0..results.len() {
+        if results[i].extrapolated {
+            let (w, p) = (results[i].workload.clone(), results[i].patches);
+            if let Some(n) =
+                results.iter().find(|r| r.workload == w && r.patches == p && !r.extrapolated).map(|r| r.insns_out)
+            {
+                results[i].insns_out = n;
+            }
+        }
+    }
+    progress(total, total, "done");
+    Ok(Report { machine: crate::report::machine(), command: String::new(), results })
+}

@@ -1,0 +1,114 @@
+//! `bpfpatch bench`: the RFC's table measured side by side — the kernel's algorithm, the RFC's
+//! list, bpfpatch, and the copy floor — with a progress bar, JSON and a log-log plot.
+
+use anyhow::{Context, Result, anyhow, bail};
+use bpfpatch_bench::measure::Sample;
+use bpfpatch_bench::suite::{self, Config, WorkloadKind};
+use bpfpatch_bench::{Impl, plot};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+/// Arguments of `bpfpatch bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Fewer runs and a 15 s kernel budget; still every seed size up to 1,000,000 patches.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Draw the log-log plot of the seed workload to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Seconds the quadratic kernel baseline may run in total (larger sizes are extrapolated).
+    #[arg(long, value_name = "SECONDS")]
+    pub kernel_budget: Option<f64>,
+    /// Timed runs per measurement in the warm regime.
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Fresh processes per measurement in the cold regime (0 skips it).
+    #[arg(long)]
+    pub cold_runs: Option<usize>,
+    /// Seed workload sizes (patches), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
+    /// Internal: run one cold measurement in this fresh process and print it as JSON.
+    #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
+    pub cold_child: Option<Vec<String>>,
+}
+
+/// Runs the benchmark (or, with the hidden `--cold-child`, one cold measurement).
+pub fn main(args: &Args) -> Result<ExitCode> {
+    if let Some(child) = &args.cold_child {
+        return cold_child(child);
+    }
+    let mut cfg = if args.quick { Config::quick() } else { Config::full() };
+    if let Some(b) = args.kernel_budget {
+        cfg.kernel_budget_s = b;
+    }
+    if let Some(r) = args.runs {
+        cfg.runs = r.max(1);
+    }
+    if let Some(r) = args.cold_runs {
+        cfg.cold_runs = r;
+    }
+    if let Some(s) = &args.sizes {
+        cfg.seed_sizes.clone_from(s);
+    }
+    let exe = std::env::current_exe().context("cannot find the bpfpatch executable for cold runs")?;
+    let mut cold = |imp: Impl, kind: WorkloadKind, size: usize| -> Result<(Sample, usize), String> {
+        let out = Command::new(&exe)
+            .args(["bench", "--cold-child", imp.name(), kind.name(), &size.to_string()])
+            .output()
+            .map_err(|e| format!("cannot start a cold run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("cold run failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cold run output: {e}"))?;
+        let ms = v["ms"].as_f64().ok_or("cold run output lacks ms")?;
+        let insns_out =
+            v["insns_out"].as_u64().and_then(|n| usize::try_from(n).ok()).ok_or("cold run output lacks insns_out")?;
+        Ok((Sample { ms, peak_bytes: v["peak_bytes"].as_u64() }, insns_out))
+    };
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .map_err(|e| anyhow!("{e}"))?
+            .progress_chars("=> "),
+    );
+    let mut progress = |done: usize, total: usize, what: &str| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(what.to_string());
+    };
+    let mut report = suite::run(&cfg, &mut cold, &mut progress).map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
+    report.command = std::env::args().collect::<Vec<_>>().join(" ");
+    println!("machine: {}", report.machine);
+    for w in ["seed", "rand-ld-dw"] {
+        if report.results.iter().any(|r| r.workload == w) {
+            println!("\n{}", report.table(w));
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        plot::plot(&report, "seed", path)?;
+        println!("plot: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cold_child(args: &[String]) -> Result<ExitCode> {
+    let [imp, kind, size] = args else { bail!("--cold-child takes IMPL WORKLOAD SIZE") };
+    let imp = Impl::from_name(imp).ok_or_else(|| anyhow!("unknown implementation {imp}"))?;
+    let kind = WorkloadKind::from_name(kind).ok_or_else(|| anyhow!("unknown workload {kind}"))?;
+    let size: usize = size.parse().context("size")?;
+    let (s, insns_out) = suite::run_cold_here(imp, kind, size).map_err(|e| anyhow!(e))?;
+    println!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }));
+    Ok(ExitCode::SUCCESS)
+}
