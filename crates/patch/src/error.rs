@@ -44,7 +44,9 @@ pub enum Error {
         limit: usize,
     },
     /// A subprogram start table is not strictly increasing from 0 or names an invalid slot.
-    #[error("subprogram {index}: start {start} is invalid (must increase strictly from 0, inside the program, not an ld_imm64 second slot)")]
+    #[error(
+        "subprogram {index}: start {start} is invalid (must increase strictly from 0, inside the program, not an ld_imm64 second slot)"
+    )]
     BadSubprogStart {
         /// Index in the subprogram table.
         index: usize,

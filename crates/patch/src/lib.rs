@@ -16,6 +16,6 @@ pub use ids::{Label, NodeId, SubprogId};
 pub use linearize::{LinearizeOptions, LinearizeStats, Linearized, OffsetMap, PatchCtx};
 pub use list::{Appended, Cursor, MAX_NODES, PatchList, Patched, PrepatchMode};
 pub use tables::{
-    AuxHook, CoreReloc, CoreRelocData, Dropped, ElfReloc, ElfRelocData, FuncInfo, INSN_DELETED, InsnArrayEntry, LineInfo,
-    PatchedProgram, PokeDesc, Program, Reloc, SideTables, Subprog,
+    AuxHook, CoreReloc, CoreRelocData, Dropped, ElfReloc, ElfRelocData, FuncInfo, INSN_DELETED, InsnArrayEntry,
+    LineInfo, PatchedProgram, PokeDesc, Program, Reloc, SideTables, Subprog,
 };

@@ -9,6 +9,10 @@
 //! Nothing is allocated per instruction: all buffers live in [`PatchCtx`] and keep their
 //! capacity across runs.
 
+// Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
+// or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::error::{Error, Result};
 use crate::list::{EXPL_BIT, F_CMOVED, F_DELETED, F_TGT, LABEL_BIT, NONE, PatchList};
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
@@ -60,7 +64,7 @@ pub struct OffsetMap {
     /// Per original slot: call/start position word (empty: equal to `pos`).
     pub(crate) cstart: Vec<u32>,
     /// Per list subprogram: start position word.
-    pub(crate) subprog_start: Vec<u32>,
+    pub(crate) subprog_starts: Vec<u32>,
     pub(crate) orig_len: u32,
     pub(crate) new_len: u32,
 }
@@ -138,6 +142,13 @@ impl OffsetMap {
         self.pos.get(node.index()).map(|w| Slot((w & POS_MASK) as usize))
     }
 
+    /// Start of a list subprogram (original or appended) in the new program, `None` for an
+    /// unknown id. A subprogram whose slots were all deleted starts where the next one does.
+    #[must_use]
+    pub fn subprog_start(&self, id: crate::SubprogId) -> Option<Slot> {
+        self.subprog_starts.get(id.index()).map(|w| Slot((w & POS_MASK) as usize))
+    }
+
     /// The identity map of a program of `len` slots (no patches).
     #[must_use]
     pub fn identity(len: usize) -> OffsetMap {
@@ -146,7 +157,7 @@ impl OffsetMap {
             pos: (0..=n).collect(),
             orig_node: (0..n).collect(),
             cstart: Vec::new(),
-            subprog_start: Vec::new(),
+            subprog_starts: Vec::new(),
             orig_len: n,
             new_len: n,
         }
@@ -195,13 +206,14 @@ impl PatchCtx {
 fn relaxed_head(insn: Insn) -> (Insn, bool) {
     let class = insn.class();
     let op = insn.op();
-    if (class == c::JMP || class == c::JMP32) && op != c::JCOND {
-        if let Some(inv) = Cond::from_code(op).and_then(Cond::invert) {
-            let mut i = insn;
-            i.code = (insn.code & !c::OP_MASK) | inv.code();
-            i.off = 1;
-            return (i, false);
-        }
+    if (class == c::JMP || class == c::JMP32)
+        && op != c::JCOND
+        && let Some(inv) = Cond::from_code(op).and_then(Cond::invert)
+    {
+        let mut i = insn;
+        i.code = (insn.code & !c::OP_MASK) | inv.code();
+        i.off = 1;
+        return (i, false);
     }
     let mut i = insn;
     i.off = 1;
@@ -385,8 +397,8 @@ impl PatchList {
             }
             if opts.relax && field == TargetField::Off {
                 if insn.code == GOTO {
-                    // Same size: rewrite in place. `delta` fits 32 bits since positions are < 2^31.
-                    *slot = Insn::new(GOTOL, 0, 0, 0, delta as i32);
+                    // Same size: rewrite in place (positions are < 2^31, so `delta` fits 32 bits).
+                    *slot = Insn::new(GOTOL, 0, 0, 0, i32::try_from(delta).unwrap_or(i32::MAX));
                     ctx.out.stats.relaxed_goto += 1;
                     continue;
                 }
@@ -507,10 +519,10 @@ impl PatchList {
                 ctx.out.map.cstart.push(w);
             }
         }
-        ctx.out.map.subprog_start.clear();
+        ctx.out.map.subprog_starts.clear();
         for k in 0..self.subprogs.len() {
             let w = self.handle_word(ctx, self.subprogs[k], true, fast);
-            ctx.out.map.subprog_start.push(w);
+            ctx.out.map.subprog_starts.push(w);
         }
         ctx.out.stats.emitted = ctx.out.insns.len();
         Ok(())

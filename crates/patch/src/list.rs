@@ -26,6 +26,10 @@
 //!   node, `orig_node[slot]`; `patch` moves it to the last instruction of the buffer, a landing
 //!   prepatch to the node that now holds the original instruction.
 
+// Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
+// or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
 use crate::ids::{Label, NodeId, SubprogId};
@@ -136,6 +140,12 @@ pub(crate) struct CGroup {
     pub(crate) crossed: bool,
 }
 
+/// `at + rel + 1` (a PC-relative target), and the same as an index when it is not negative.
+fn abs_target(at: usize, rel: i64) -> (i64, Option<usize>) {
+    let t = i64::try_from(at).unwrap_or(i64::MAX).saturating_add(rel).saturating_add(1);
+    (t, usize::try_from(t).ok())
+}
+
 /// Parameters of one buffer resolution.
 struct Plan {
     /// Node of buffer slot 0.
@@ -213,26 +223,23 @@ impl PatchList {
         }
         // Pass 2: targets.
         let mut calls: Vec<u32> = Vec::new();
-        for i in 0..n {
+        for (i, insn) in insns.iter().enumerate() {
             if self.flags[i] & F_TAIL != 0 {
                 continue;
             }
-            let Some(rel) = insns[i].rel_target() else { continue };
-            let t = i as i64 + rel + 1;
-            if t < 0 || t >= n as i64 {
+            let Some(rel) = insn.rel_target() else { continue };
+            let (t, idx) = abs_target(i, rel);
+            let Some(tu) = idx.filter(|&u| u < n) else {
                 self.clear_all();
                 return Err(Error::OrigTargetOutOfRange { slot: Slot(i), target: t, len: n });
-            }
-            // `t` is in 0..n, so it fits.
-            let tu = t as usize;
+            };
             if self.flags[tu] & F_TAIL != 0 {
                 self.clear_all();
                 return Err(Error::OrigTargetIntoLdImm64 { slot: Slot(i), target: tu });
             }
             self.tgt[i] = tu as u32;
             self.flags[i] |= F_TGT;
-            if starts.is_none() && matches!(insns[i].target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef)))
-            {
+            if starts.is_none() && matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef))) {
                 calls.push(tu as u32);
             }
         }
@@ -434,11 +441,7 @@ impl PatchList {
     /// The last slot node of the instruction at `x` (its tail for an ld_imm64).
     fn last_slot(&self, x: u32) -> u32 {
         let nx = self.next[x as usize];
-        if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 {
-            nx
-        } else {
-            x
-        }
+        if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x }
     }
 
     /// The current call handle of node `x`.
@@ -566,10 +569,9 @@ impl PatchList {
             let field = slot.insn.target_field();
             let call_kind = matches!(field, Some((_, TargetKind::Call | TargetKind::FuncRef)));
             let local = |k: i64| -> Result<u32> {
-                if k < 0 || k > len as i64 {
+                let Some(k) = usize::try_from(k).ok().filter(|&k| k <= len) else {
                     return Err(Error::LocalTargetOutOfRange { index: i, target: k, len });
-                }
-                let k = k as usize;
+                };
                 if k < len && scratch[k] == TAIL_MARK {
                     return Err(Error::TargetIntoLdImm64 { index: i });
                 }
@@ -585,11 +587,11 @@ impl PatchList {
                 (Some(_), None) => return Err(Error::NotATargetInsn { index: i, code: slot.insn.code }),
                 (None, Some(_)) => {
                     let rel = slot.insn.rel_target().unwrap_or(0);
-                    local(i as i64 + rel + 1)?
+                    local(abs_target(i, rel).0)?
                 }
                 (Some(t), Some(_)) => match t {
                     Target::Local(k) => local(i64::from(k))?,
-                    Target::PastEnd => local(len as i64)?,
+                    Target::PastEnd => local(i64::try_from(len).unwrap_or(i64::MAX))?,
                     Target::OrigTarget => match plan.orig_target {
                         None => return Err(Error::TargetNeedsPatchPoint { index: i }),
                         Some(NONE) => return Err(Error::NoOrigTarget { index: i }),

@@ -11,6 +11,10 @@
 //! - `adjust_subprog_starts_after_remove` computes a negative `memmove` length for `func_info`
 //!   when a subprogram without func_info (hidden) is removed; here the removal is clamped.
 
+// The model mirrors the kernel's C arithmetic (u32 slot indices, s32 deltas, implicit
+// conversions in comparisons); the `as` casts below are those conversions, spelled out.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+
 use crate::tables::{AuxHook, FuncInfo, INSN_DELETED, InsnArrayEntry, LineInfo, PokeDesc, Subprog};
 use bpfpatch_insn::{Insn, opcode as c};
 
@@ -87,7 +91,13 @@ fn bpf_adj_delta_to_off(insn: &mut Insn, pos: u32, end_old: i32, end_new: i32, c
 ///
 /// # Errors
 /// [`KernelError::Range`] when an adjusted field overflows.
-pub fn bpf_adj_branches(insns: &mut [Insn], pos: u32, end_old: i32, end_new: i32, probe: bool) -> Result<(), KernelError> {
+pub fn bpf_adj_branches(
+    insns: &mut [Insn],
+    pos: u32,
+    end_old: i32,
+    end_new: i32,
+    probe: bool,
+) -> Result<(), KernelError> {
     let len = insns.len() as i64;
     let insn_cnt = if probe { len + i64::from(end_new - end_old) } else { len };
     let mut i: i64 = 0;
@@ -147,7 +157,12 @@ pub fn bpf_adj_linfo(linfo: &mut [LineInfo], off: u32, delta: u32) {
 /// # Errors
 /// [`KernelError::Range`] from the probe pass (only run when the new length exceeds 32767);
 /// the image is then unchanged. [`KernelError::OutOfRange`] for an empty patch or bad `off`.
-pub fn bpf_patch_insn_single(insns: &mut Vec<Insn>, linfo: &mut [LineInfo], off: u32, patch: &[Insn]) -> Result<(), KernelError> {
+pub fn bpf_patch_insn_single(
+    insns: &mut Vec<Insn>,
+    linfo: &mut [LineInfo],
+    off: u32,
+    patch: &[Insn],
+) -> Result<(), KernelError> {
     let offu = off as usize;
     if patch.is_empty() || offu >= insns.len() {
         return Err(KernelError::OutOfRange);
@@ -209,12 +224,14 @@ pub fn adjust_jmp_off(insns: &mut [Insn], tgt_idx: u32, delta: u32) -> Result<()
             if i + 1 + i64::from(insn.imm) != tgt {
                 continue;
             }
-            insn.imm = i32::try_from(i64::from(insn.imm) + i64::from(delta)).map_err(|_| KernelError::Range { off: tgt_idx })?;
+            insn.imm = i32::try_from(i64::from(insn.imm) + i64::from(delta))
+                .map_err(|_| KernelError::Range { off: tgt_idx })?;
         } else {
             if i + 1 + i64::from(insn.off) != tgt {
                 continue;
             }
-            insn.off = i16::try_from(i64::from(insn.off) + i64::from(delta)).map_err(|_| KernelError::Range { off: tgt_idx })?;
+            insn.off = i16::try_from(i64::from(insn.off) + i64::from(delta))
+                .map_err(|_| KernelError::Range { off: tgt_idx })?;
         }
     }
     Ok(())
@@ -389,7 +406,12 @@ impl<A: Clone> KernelProg<A> {
     ///
     /// # Errors
     /// As [`bpf_patch_insn_single`]; nothing changes on error.
-    pub fn bpf_patch_insn_data<H: AuxHook<A>>(&mut self, off: u32, patch: &[Insn], hook: &mut H) -> Result<(), KernelError> {
+    pub fn bpf_patch_insn_data<H: AuxHook<A>>(
+        &mut self,
+        off: u32,
+        patch: &[Insn],
+        hook: &mut H,
+    ) -> Result<(), KernelError> {
         bpf_patch_insn_single(&mut self.insns, &mut self.linfo, off, patch)?;
         let len = patch.len() as u32;
         self.adjust_insn_aux_data(off as usize, patch.len(), hook);
@@ -521,7 +543,10 @@ impl<A: Clone> KernelProg<A> {
         if self.hidden_subprog_cnt > 0 {
             return Err(KernelError::Fault);
         }
-        let last = u32::try_from(self.insns.len()).map_err(|_| KernelError::OutOfRange)?.checked_sub(1).ok_or(KernelError::OutOfRange)?;
+        let last = u32::try_from(self.insns.len())
+            .map_err(|_| KernelError::OutOfRange)?
+            .checked_sub(1)
+            .ok_or(KernelError::OutOfRange)?;
         self.bpf_patch_insn_data(last, patch, hook)?;
         let cnt = self.subprog_cnt();
         let len = self.insns.len() as u32;

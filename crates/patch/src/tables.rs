@@ -19,6 +19,10 @@
 //! deleted run held line entries and the first survivor has none, it inherits the last removed
 //! one; when it has its own, the removed ones disappear.
 
+// Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
+// or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::error::{Error, Result};
 use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, POS_MASK, PatchCtx};
 use crate::list::{F_TAIL, F_TOUCHED, NONE, PARENT_BIT, PatchList};
@@ -401,7 +405,7 @@ impl PatchList {
         // Subprograms: a subprogram is gone when its start meets the start of the next surviving
         // one (or the end): all its slots were deleted. Scanned backwards because the start of a
         // wholly deleted subprogram may resolve past code appended after it was deleted.
-        let starts = &map.subprog_start;
+        let starts = &map.subprog_starts;
         let mut keep = vec![false; starts.len()];
         let mut next = map.new_len;
         for k in (0..starts.len()).rev() {
@@ -444,16 +448,11 @@ impl PatchList {
         }
         let mut idx = Vec::new();
         map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, &mut idx)?;
-        dropped.extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
+        dropped
+            .extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
         map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, &mut idx)?;
         dropped.extend(idx.drain(..).map(|index| Dropped::ElfReloc { index, insn_off: t.elf_relocs[index].insn_off }));
 
-        Ok(PatchedProgram {
-            program: Program { insns, aux, tables },
-            map,
-            subprog_map,
-            dropped,
-            stats: ctx.out.stats,
-        })
+        Ok(PatchedProgram { program: Program { insns, aux, tables }, map, subprog_map, dropped, stats: ctx.out.stats })
     }
 }

@@ -37,6 +37,15 @@
 //!    either (the kernel's `add_hidden_subprog` moves that instruction's aux to the end of the
 //!    hidden subprogram); the appended subprogram's `linfo_idx` (the kernel leaves the fake
 //!    exit's value there).
+// Test code: values are small and known; panicking on a broken expectation is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 
 mod common;
 
@@ -226,7 +235,12 @@ fn gen_program(rng: &mut Rng) -> Program<KernelAux> {
         .map(|&h| Reloc { insn_off: h as u64 * 8, data: ElfRelocData { sym: h as u32, kind: 1 } })
         .collect();
     let aux = (0..insns.len())
-        .map(|i| KernelAux { seen: rng.chance(80), zext_dst: rng.chance(30), orig_idx: i as u32 + 1, other: rng.next() as u32 })
+        .map(|i| KernelAux {
+            seen: rng.chance(80),
+            zext_dst: rng.chance(30),
+            orig_idx: i as u32 + 1,
+            other: rng.next() as u32,
+        })
         .collect();
     Program {
         insns,
@@ -518,7 +532,9 @@ impl Case {
             }
             Mode::Land | Mode::Skip => {
                 let pm = if mode == Mode::Land { PrepatchMode::LandOnInserted } else { PrepatchMode::SkipForJumps };
-                self.list.prepatch(x, &buf, pm).unwrap_or_else(|e| panic!("prepatch failed: {e}\n{}", self.log.join("\n")));
+                self.list
+                    .prepatch(x, &buf, pm)
+                    .unwrap_or_else(|e| panic!("prepatch failed: {e}\n{}", self.log.join("\n")));
                 let mut moved = insn;
                 if let Some((t_old, _)) = orig {
                     let t_old = t_old as usize;
@@ -700,7 +716,7 @@ impl Case {
 }
 
 fn cases() -> u64 {
-    std::env::var("BPFPATCH_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+    std::env::var("BPFPATCH_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
 }
 
 #[test]

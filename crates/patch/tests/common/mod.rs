@@ -1,5 +1,14 @@
 //! Instruction builders and a small deterministic RNG shared by the integration tests.
-#![allow(dead_code)]
+// Test code: values are small and known; panicking on a broken expectation is the point.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 
 use bpfpatch_insn::{Insn, opcode as c};
 
