@@ -7,8 +7,13 @@
 //!   pointer kinds (context / stack / other).
 //! - [`rewrite`]: pure generators, one per kernel rewrite, returning the replacement sequence
 //!   for one instruction ([`rewrite::Patchlet`]) with its jumps as local targets or escapes.
+//! - [`pass`]: the pipeline on the patching engine ([`Pipeline::parse`], [`Pipeline::run`],
+//!   [`transform`]): one patch list, the chosen passes in the kernel's order, one linearization.
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod pass;
 pub mod program;
 pub mod rewrite;
+
+pub use pass::{Options, Pass, PassError, PassStats, Pipeline, Rewritten, transform};

@@ -1,0 +1,29 @@
+//! `blind`: constant blinding of every live instruction ([`crate::rewrite::blind`]), last, as
+//! the JIT does. The second half of a blinded ld_imm64 zero-extends AX when the pipeline's
+//! target needs explicit zero-extension (the `zext` pass is in the pipeline: the kernel's
+//! `verifier_zext`).
+//!
+//! Needs: nothing.
+
+use super::{Fact, PassCx, PassError, PassStats};
+use crate::rewrite::blind::{BlindOptions, blind};
+use bpfpatch_patch::PatchList;
+
+/// Facts `blind` reads.
+pub const NEEDS: &[Fact] = &[];
+
+/// Runs `blind` on `list`.
+///
+/// # Errors
+/// Engine errors.
+pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats, PassError> {
+    let mut stats = PassStats::default();
+    let opts = BlindOptions { emit_zext: cx.zext_requested };
+    for item in cx.items(list)? {
+        if let Some(p) = blind(&item.op, &mut cx.rng, opts) {
+            cx.patch(list, item.node, &p, "blind")?;
+            stats.patched += 1;
+        }
+    }
+    Ok(stats)
+}

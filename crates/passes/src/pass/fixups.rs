@@ -1,0 +1,76 @@
+//! `fixups` (`do_misc_fixups`): division guards, `LD_ABS`/`LD_IND` lowering, `may_goto`
+//! expansion with its per-subprogram counter, and the tail-call rewrite
+//! ([`crate::rewrite::fixups`] has the sequences).
+//!
+//! - Division guards apply to every live instruction, inserted ones included.
+//! - `LD_ABS`/`LD_IND` are refused in programs with bpf-to-bpf calls or callbacks (the lowered
+//!   sequence returns with `exit`), as the kernel refuses them there.
+//! - `may_goto`: the counter lives at `fp - (depth + 8)` where `depth` is the subprogram's
+//!   stack depth ([`crate::analysis::ptrkind`], rounded up to 8); each subprogram that uses it
+//!   gets `*(u64 *)(fp - depth - 8) = BPF_MAX_LOOPS` inserted before its first instruction
+//!   (jumps there skip it, calls enter it: the kernel's `adjust_jmp_off`).
+//! - `call bpf_tail_call` (helper 12) becomes the internal `TAIL_CALL`, bound-checked when
+//!   [`super::Options::tail_call_max_entries`] is given.
+//!
+//! Needs: [`Fact::PtrKind`] (stack depths).
+
+use super::{Fact, Pass, PassCx, PassError, PassStats};
+use crate::rewrite::fixups::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
+use bpfpatch_insn::{CallKind, Op, Slot};
+use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+
+/// Facts `fixups` reads.
+pub const NEEDS: &[Fact] = &[Fact::PtrKind];
+
+/// Runs `fixups` on `list`.
+///
+/// # Errors
+/// [`PassError::LdAbsWithCalls`], [`PassError::StackDepthUnknown`], [`PassError::Rewrite`]
+/// (no room for the counter, bad tail-call bound), engine errors.
+pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats, PassError> {
+    let mut stats = PassStats::default();
+    let has_calls = cx.cfg.subprogs().len() > 1;
+    let mut counter: Vec<Option<i16>> = vec![None; cx.cfg.subprogs().len()];
+    let err = |slot: Slot| move |source| PassError::Rewrite { pass: Pass::Fixups, slot, source };
+    for item in cx.items(list)? {
+        let p = match item.op {
+            Op::Alu { .. } => div_guard(&item.op),
+            Op::LdPacket { .. } => {
+                if has_calls {
+                    return Err(PassError::LdAbsWithCalls { slot: item.slot });
+                }
+                ld_abs(&item.op)
+            }
+            Op::MayGoto { .. } => {
+                let Some(i) = item.orig else { return Err(PassError::NoFacts { pass: Pass::Fixups, op: item.op }) };
+                let sp = cx.cfg.subprog_of(i);
+                let depth = cx.kinds.as_ref().and_then(|k| k.stack_depth(sp));
+                let depth = depth.ok_or(PassError::StackDepthUnknown { slot: item.slot })?;
+                let off = may_goto_slot(depth, cx.opts.stack_limit).map_err(err(item.slot))?;
+                counter[sp.idx()] = Some(off);
+                Some(may_goto(off))
+            }
+            Op::Call(CallKind::Helper(HELPER_TAIL_CALL)) => {
+                Some(tail_call(cx.opts.tail_call_max_entries).map_err(err(item.slot))?)
+            }
+            _ => None,
+        };
+        if let Some(p) = p {
+            cx.patch(list, item.node, &p, "fixups")?;
+            stats.patched += 1;
+        }
+    }
+    for (sp, off) in counter.iter().enumerate() {
+        let Some(off) = *off else { continue };
+        let start = cx.cfg.subprogs()[sp].start;
+        let node = list.node_of(cx.cfg.prog().slot(start)).map_err(PassError::engine("fixups"))?;
+        // The entry may have been deleted (a no-op jump): insert before the first survivor.
+        let node = if list.is_deleted(node) { list.next_insn(node) } else { Some(node) };
+        let Some(node) = node else { continue };
+        let mut buf = PatchBuf::with_capacity(1);
+        buf.push_op(&may_goto_init(off));
+        list.prepatch(node, &buf, PrepatchMode::SkipForJumps).map_err(PassError::engine("fixups"))?;
+        stats.prepatched += 1;
+    }
+    Ok(stats)
+}

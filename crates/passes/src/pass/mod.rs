@@ -1,0 +1,451 @@
+//! The pass pipeline: create the patch list once, run the chosen passes on it, linearize once.
+//!
+//! # Order
+//! Passes always run in the kernel's order, whatever order they are named in:
+//! `dce` (`opt_hard_wire_dead_code_branches`, `opt_remove_dead_code`, `opt_remove_nops`),
+//! `ctx` (`convert_ctx_accesses`), `lower-v4` (ours: after `ctx`, which may emit `movsx`, and
+//! before `fixups`, so signed division is lowered rather than guarded), `fixups`
+//! (`do_misc_fixups`), `zext` / `rnd-hi32` (`opt_subreg_zext_lo32_rnd_hi32`), `blind`
+//! (`bpf_jit_blind_constants`, last, at JIT time).
+//!
+//! # Facts
+//! Analyses run once, on the original program ([`crate::analysis`]); each pass states the facts
+//! it needs ([`Pass::needs`]) and only those are computed. During the passes a list node gets
+//! its original instruction's facts only while it is *pristine*: it carries that instruction's
+//! identity (the engine moves it to the last slot of a patch) and still holds the very same
+//! instruction. Any other node — inserted code, or an original whose instruction a patch changed
+//! — gets the kernel's conservative aux for new slots: `zext_dst = is_def32`, no pointer kind,
+//! no reachability fact. Passes that need a fact for such a node either act conservatively
+//! (zext) or never meet one (dce runs first; ctx runs before anything inserts loads).
+//!
+//! # Errors
+//! A pass that cannot apply returns a typed [`PassError`] naming the original slot; the list
+//! is then discarded. The output always decodes (with kernel-internal forms): it is checked.
+
+pub mod blind;
+pub mod ctx;
+pub mod dce;
+pub mod fixups;
+pub mod lower_v4;
+pub mod zext;
+
+use crate::analysis::cfg::{Cfg, CfgError};
+use crate::analysis::liveness::Liveness;
+use crate::analysis::ptrkind::PtrKinds;
+use crate::analysis::reach::Reach;
+use crate::program::InsnIdx;
+use crate::rewrite::blind::{BlindRng, SplitMix64};
+use crate::rewrite::ctx::{CtxError, CtxLayout};
+use crate::rewrite::{Patchlet, RewriteError};
+use bpfpatch_insn::{DecodeError, DecodeOptions, Endian, Insn, Op, Slot, decode, decode_program};
+use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList, Target};
+use core::fmt;
+
+/// One pass of the pipeline.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Pass {
+    /// Dead-code elimination with constant branch folding.
+    Dce,
+    /// Context-access conversion with a [`CtxLayout`].
+    Ctx,
+    /// cpu-v4 instructions rewritten into v3 sequences.
+    LowerV4,
+    /// Division guards, `LD_ABS`/`LD_IND` lowering, `may_goto` expansion, tail-call rewrite.
+    Fixups,
+    /// Explicit zero-extension after 32-bit definitions whose upper half is read.
+    Zext,
+    /// Random upper halves after 32-bit definitions whose upper half nobody reads.
+    RndHi32,
+    /// Constant blinding.
+    Blind,
+}
+
+/// An analysis result a pass needs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Fact {
+    /// Reachability and branch fates ([`Reach`]).
+    Reach,
+    /// 32-bit subregister liveness ([`Liveness`]).
+    Liveness,
+    /// Pointer kinds and stack depths ([`PtrKinds`]).
+    PtrKind,
+}
+
+impl Pass {
+    /// Every pass, in the order they run.
+    pub const ORDER: [Pass; 7] =
+        [Pass::Dce, Pass::Ctx, Pass::LowerV4, Pass::Fixups, Pass::Zext, Pass::RndHi32, Pass::Blind];
+
+    /// The pass's name on the command line.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Pass::Dce => "dce",
+            Pass::Ctx => "ctx",
+            Pass::LowerV4 => "lower-v4",
+            Pass::Fixups => "fixups",
+            Pass::Zext => "zext",
+            Pass::RndHi32 => "rnd-hi32",
+            Pass::Blind => "blind",
+        }
+    }
+
+    /// The pass named `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Pass> {
+        Pass::ORDER.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The facts the pass reads.
+    #[must_use]
+    pub const fn needs(self) -> &'static [Fact] {
+        match self {
+            Pass::Dce => dce::NEEDS,
+            Pass::Ctx => ctx::NEEDS,
+            Pass::LowerV4 => lower_v4::NEEDS,
+            Pass::Fixups => fixups::NEEDS,
+            Pass::Zext | Pass::RndHi32 => zext::NEEDS,
+            Pass::Blind => blind::NEEDS,
+        }
+    }
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the pipeline could not rewrite a program.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// A pipeline specification names no known pass.
+    #[error("unknown pass {name:?} (known: dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all)")]
+    UnknownPass {
+        /// The name given.
+        name: String,
+    },
+    /// The program cannot be analysed (does not decode, bad targets, jumps between subprograms).
+    #[error(transparent)]
+    Analysis(#[from] CfgError),
+    /// The patching engine refused a request or the linearization.
+    #[error("{pass}: {source}")]
+    Engine {
+        /// The pass (or `linearize`).
+        pass: &'static str,
+        /// The engine's error.
+        source: bpfpatch_patch::Error,
+    },
+    /// A reachable instruction falls off the end of its subprogram.
+    #[error("dce: slot {slot}: control falls off the end of the subprogram")]
+    FallsOffEnd {
+        /// The instruction.
+        slot: Slot,
+    },
+    /// The `ctx` pass was requested without a layout.
+    #[error("ctx: no context layout given")]
+    NoCtxLayout,
+    /// A memory access that may or may not use the context pointer.
+    #[error("ctx: slot {slot}: cannot tell whether this access uses the context pointer")]
+    CtxUnclassified {
+        /// The access.
+        slot: Slot,
+    },
+    /// A context access the layout refuses.
+    #[error("ctx: slot {slot}: {source}")]
+    Ctx {
+        /// The access.
+        slot: Slot,
+        /// Why.
+        source: CtxError,
+    },
+    /// A generator could not produce the rewrite.
+    #[error("{pass}: slot {slot}: {source}")]
+    Rewrite {
+        /// The pass.
+        pass: Pass,
+        /// The original slot (or the slot of the nearest original, for inserted code).
+        slot: Slot,
+        /// Why.
+        source: RewriteError,
+    },
+    /// `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls (its lowering returns with `exit`).
+    #[error("fixups: slot {slot}: LD_ABS/LD_IND cannot be lowered in a program with bpf-to-bpf calls")]
+    LdAbsWithCalls {
+        /// The instruction.
+        slot: Slot,
+    },
+    /// A `may_goto` in a subprogram whose stack depth the analysis could not bound.
+    #[error("fixups: slot {slot}: stack depth unknown, no room can be reserved for the may_goto counter")]
+    StackDepthUnknown {
+        /// The `may_goto`.
+        slot: Slot,
+    },
+    /// A pass met an instruction it needs an original fact for, but the node is not original.
+    #[error("{pass}: an inserted instruction {op:?} needs facts only original instructions have")]
+    NoFacts {
+        /// The pass.
+        pass: Pass,
+        /// The instruction.
+        op: Op,
+    },
+    /// The rewritten program does not decode (a bug: reported, never returned as output).
+    #[error("rewritten program does not decode: {0}")]
+    Output(DecodeError),
+}
+
+impl PassError {
+    fn engine(pass: &'static str) -> impl FnOnce(bpfpatch_patch::Error) -> PassError {
+        move |source| PassError::Engine { pass, source }
+    }
+}
+
+/// Options of a pipeline run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Byte order of the machine that runs the result (`bswap` lowering, narrow ctx loads).
+    pub host: Endian,
+    /// Seed of the random source of `blind` and `rnd-hi32`.
+    pub seed: u64,
+    /// The context layout of the `ctx` pass.
+    pub ctx_layout: Option<CtxLayout>,
+    /// Size of the tail-call program array: with it, tail calls get the unprivileged bound check.
+    pub tail_call_max_entries: Option<u32>,
+    /// Stack bytes per frame (the `may_goto` counter must fit).
+    pub stack_limit: u32,
+    /// Let the linearizer relax out-of-range jumps into `gotol` (cpu v4 targets only).
+    pub relax: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: Endian::Little,
+            seed: 0x6270_6670_6174_6368,
+            ctx_layout: None,
+            tail_call_max_entries: None,
+            stack_limit: 512,
+            relax: false,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct PassStats {
+    /// Instructions replaced by a patch.
+    pub patched: usize,
+    /// Instructions inserted before others (prologues, counter initialisation).
+    pub prepatched: usize,
+    /// Instructions deleted.
+    pub deleted: usize,
+    /// Instructions rewritten 1:1 in place.
+    pub rewritten: usize,
+}
+
+/// The result of a pipeline run.
+#[derive(Clone, Debug)]
+pub struct Rewritten {
+    /// The new program.
+    pub insns: Vec<Insn>,
+    /// Old-to-new slot map.
+    pub map: OffsetMap,
+    /// What each pass did, in run order.
+    pub stats: Vec<(Pass, PassStats)>,
+}
+
+/// A pipeline: a set of passes (run in [`Pass::ORDER`]).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Pipeline {
+    passes: Vec<Pass>,
+    auto_lower_v4: bool,
+}
+
+impl Pipeline {
+    /// The pipeline of mode (b): `dce,fixups,zext,rnd-hi32`, plus `lower-v4` for programs that
+    /// use cpu-v4 instructions.
+    #[must_use]
+    pub fn all() -> Pipeline {
+        Pipeline { passes: vec![Pass::Dce, Pass::Fixups, Pass::Zext, Pass::RndHi32], auto_lower_v4: true }
+    }
+
+    /// Parses a comma-separated list of pass names; `all` names [`Pipeline::all`]; empty or
+    /// `none` is the empty pipeline.
+    ///
+    /// # Errors
+    /// [`PassError::UnknownPass`].
+    pub fn parse(spec: &str) -> Result<Pipeline, PassError> {
+        let mut p = Pipeline::default();
+        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty() && *s != "none") {
+            if name == "all" {
+                let all = Pipeline::all();
+                p.passes.extend(all.passes);
+                p.auto_lower_v4 = true;
+                continue;
+            }
+            p.passes.push(Pass::from_name(name).ok_or_else(|| PassError::UnknownPass { name: name.to_string() })?);
+        }
+        p.passes.sort_unstable();
+        p.passes.dedup();
+        Ok(p)
+    }
+
+    /// `--passes LIST [--blind]`.
+    ///
+    /// # Errors
+    /// As [`Pipeline::parse`].
+    pub fn from_cli(list: &str, blind: bool) -> Result<Pipeline, PassError> {
+        let p = Pipeline::parse(list)?;
+        Ok(if blind { p.with(Pass::Blind) } else { p })
+    }
+
+    /// This pipeline with one more pass.
+    #[must_use]
+    pub fn with(mut self, pass: Pass) -> Pipeline {
+        if !self.passes.contains(&pass) {
+            self.passes.push(pass);
+            self.passes.sort_unstable();
+        }
+        self
+    }
+
+    /// The passes it runs on `insns` (resolving `lower-v4` for `all`), in order.
+    #[must_use]
+    pub fn passes_for(&self, prog: &crate::program::Program) -> Vec<Pass> {
+        let mut v = self.passes.clone();
+        if self.auto_lower_v4 && prog.ops().iter().any(crate::rewrite::lower_v4::uses_v4) {
+            v.push(Pass::LowerV4);
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The named passes (without `all`'s automatic `lower-v4`).
+    #[must_use]
+    pub fn passes(&self) -> &[Pass] {
+        &self.passes
+    }
+
+    /// Runs the pipeline on `insns`.
+    ///
+    /// # Errors
+    /// A [`PassError`] from the analyses, a pass, or the linearization.
+    pub fn run(&self, insns: &[Insn], opts: &Options) -> Result<Rewritten, PassError> {
+        let cfg = Cfg::new(insns)?;
+        let passes = self.passes_for(cfg.prog());
+        let need = |f: Fact| passes.iter().any(|p| p.needs().contains(&f));
+        let mut cx = PassCx {
+            reach: need(Fact::Reach).then(|| Reach::analyze(&cfg)),
+            live: need(Fact::Liveness).then(|| Liveness::analyze(&cfg)),
+            kinds: need(Fact::PtrKind).then(|| PtrKinds::analyze(&cfg)),
+            cfg: &cfg,
+            orig: insns,
+            opts,
+            rng: SplitMix64::new(opts.seed),
+            zext_requested: passes.contains(&Pass::Zext),
+            buf: PatchBuf::new(),
+        };
+        let mut list = PatchList::new(insns).map_err(PassError::engine("patch list"))?;
+        let mut stats = Vec::with_capacity(passes.len());
+        for &pass in &passes {
+            let s = match pass {
+                Pass::Dce => dce::run(&mut list, &mut cx)?,
+                Pass::Ctx => ctx::run(&mut list, &mut cx)?,
+                Pass::LowerV4 => lower_v4::run(&mut list, &mut cx)?,
+                Pass::Fixups => fixups::run(&mut list, &mut cx)?,
+                Pass::Zext => zext::run(&mut list, &mut cx, true, passes.contains(&Pass::RndHi32))?,
+                // Run together with `zext` when both are requested (one kernel pass).
+                Pass::RndHi32 if passes.contains(&Pass::Zext) => PassStats::default(),
+                Pass::RndHi32 => zext::run(&mut list, &mut cx, false, true)?,
+                Pass::Blind => blind::run(&mut list, &mut cx)?,
+            };
+            stats.push((pass, s));
+        }
+        let lin = list.linearize(LinearizeOptions { relax: opts.relax }).map_err(PassError::engine("linearize"))?;
+        decode_program(&lin.insns, DecodeOptions::INTERNAL).map_err(PassError::Output)?;
+        Ok(Rewritten { insns: lin.insns, map: lin.map, stats })
+    }
+}
+
+/// Rewrites `insns` with `pipeline` (the conformance runner's transform hook and `bpfpatch run
+/// --passes`): the new program's slots.
+///
+/// # Errors
+/// As [`Pipeline::run`].
+pub fn transform(insns: &[Insn], pipeline: &Pipeline, opts: &Options) -> Result<Vec<Insn>, PassError> {
+    pipeline.run(insns, opts).map(|r| r.insns)
+}
+
+/// State shared by the passes of one run.
+pub(crate) struct PassCx<'a> {
+    cfg: &'a Cfg,
+    orig: &'a [Insn],
+    reach: Option<Reach>,
+    live: Option<Liveness>,
+    kinds: Option<PtrKinds>,
+    opts: &'a Options,
+    rng: SplitMix64,
+    zext_requested: bool,
+    buf: PatchBuf,
+}
+
+/// A decoded live instruction of the list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Item {
+    node: NodeId,
+    op: Op,
+    /// The original instruction, when the node is pristine (see the module documentation).
+    orig: Option<InsnIdx>,
+    /// The original slot whose identity the node carries, or the nearest one for reporting.
+    slot: Slot,
+}
+
+impl PassCx<'_> {
+    /// The live instructions of `list`, decoded, in program order, taken before any change:
+    /// code a pass inserts is not revisited by that pass.
+    fn items(&self, list: &mut PatchList) -> Result<Vec<Item>, PassError> {
+        let mut out = Vec::with_capacity(list.live_len());
+        let mut last_slot = Slot(0);
+        let mut cur = list.first_insn();
+        while let Some(node) = cur {
+            let insn = list.insn(node).unwrap_or_default();
+            let hi = if insn.is_ld_imm64() {
+                list.cursor_at(node).map_err(PassError::engine("walk"))?.insn_hi().unwrap_or_default()
+            } else {
+                Insn::default()
+            };
+            let (op, _) = decode(&[insn, hi], DecodeOptions::INTERNAL).map_err(|reason| {
+                PassError::Output(DecodeError::Invalid { slot: last_slot, code: insn.code, reason })
+            })?;
+            let orig = list.origin(node).and_then(|s| {
+                let i = self.cfg.prog().at_slot(s.0)?;
+                (self.orig.get(s.0) == Some(&insn)).then_some(i)
+            });
+            if let Some(s) = list.origin(node) {
+                last_slot = s;
+            }
+            out.push(Item { node, op, orig, slot: last_slot });
+            cur = list.next_insn(node);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the instruction at `node` by `p` (escapes go to its original target).
+    fn patch(&mut self, list: &mut PatchList, node: NodeId, p: &Patchlet, pass: &'static str) -> Result<(), PassError> {
+        self.buf.clear();
+        for (k, &insn) in p.insns().iter().enumerate() {
+            if p.escapes().contains(&k) {
+                self.buf.jump_to(insn, Target::OrigTarget);
+            } else {
+                self.buf.push(insn);
+            }
+        }
+        list.patch(node, &self.buf).map_err(PassError::engine(pass))?;
+        Ok(())
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        self.rng.next_u32()
+    }
+}

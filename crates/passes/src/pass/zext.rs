@@ -1,0 +1,49 @@
+//! `zext` and `rnd-hi32` (`opt_subreg_zext_lo32_rnd_hi32`): after every 32-bit definition,
+//! - if its upper half may be read as 64 bits ([`crate::analysis::liveness`]; always for
+//!   inserted or changed instructions, the kernel's `zext_dst = insn_has_def32`), `zext` inserts
+//!   the explicit zero-extension `BPF_ZEXT_REG(def)` (a target that does not zero-extend needs it);
+//! - otherwise `rnd-hi32` writes random bits into the upper half (`BPF_F_TEST_RND_HI32`): if the
+//!   liveness analysis were wrong, the program's results would change. Loads from the context
+//!   are skipped as in the kernel.
+//!
+//! Needs: [`Fact::Liveness`] (and [`Fact::PtrKind`] to skip context loads).
+
+use super::{Fact, PassCx, PassError, PassStats};
+use crate::analysis::ptrkind::Base;
+use crate::rewrite::zext::{def32_reg, rnd_hi32_after, zext_after};
+use bpfpatch_insn::Op;
+use bpfpatch_patch::PatchList;
+
+/// Facts `zext` / `rnd-hi32` read.
+pub const NEEDS: &[Fact] = &[Fact::Liveness, Fact::PtrKind];
+
+/// Runs `zext` (if `zext`) and `rnd-hi32` (if `rnd`) on `list`.
+///
+/// # Errors
+/// Engine errors.
+pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>, zext: bool, rnd: bool) -> Result<PassStats, PassError> {
+    let mut stats = PassStats::default();
+    for item in cx.items(list)? {
+        if matches!(item.op, Op::Zext { .. }) || def32_reg(&item.op).is_none() {
+            continue;
+        }
+        let upper_read = match (item.orig, cx.live.as_ref()) {
+            (Some(i), Some(l)) => l.upper_read(i).unwrap_or(true),
+            _ => true,
+        };
+        let p = if upper_read {
+            if zext { zext_after(&item.op) } else { None }
+        } else if rnd {
+            let ctx_load = matches!(item.op, Op::Load { .. })
+                && item.orig.and_then(|i| cx.kinds.as_ref().and_then(|k| k.base(i))) == Some(Base::Ctx);
+            if ctx_load { None } else { rnd_hi32_after(&item.op, cx.next_u32()) }
+        } else {
+            None
+        };
+        if let Some(p) = p {
+            cx.patch(list, item.node, &p, if upper_read { "zext" } else { "rnd-hi32" })?;
+            stats.patched += 1;
+        }
+    }
+    Ok(stats)
+}
