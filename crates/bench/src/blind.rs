@@ -1,8 +1,9 @@
 //! The patch every benchmark implementation applies at a site: the kernel's constant blinding
 //! (`bpf_jit_blind_insn`) for the instruction kinds the workloads contain.
 //!
-//! All implementations call [`blind_site`] on the *original* program, so they do the same
-//! generation work and produce the same instructions; they differ only in how they patch.
+//! Each workload generates its sites' patches once ([`crate::workload::Workload::site_patches`]),
+//! from the *original* program, so every implementation applies the same instructions and the
+//! measurements compare patching only.
 
 use crate::workload::Rng;
 use bpfpatch_insn::{Insn, opcode as c};

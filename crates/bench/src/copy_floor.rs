@@ -4,21 +4,18 @@
 //! Warm runs reuse the [`Output`]'s buffers; cold runs pass a fresh one.
 
 use crate::Output;
-use crate::blind::blind_site;
-use crate::workload::{Aux, Rng, Workload};
+use crate::workload::{Aux, Workload};
 
 /// Produces the blinded program's instructions and tables without fixing any offset.
-pub fn run(w: &Workload, out: &mut Output, seed: u64) {
-    let mut rng = Rng::new(seed);
+pub fn run(w: &Workload, out: &mut Output) {
     crate::clear(out);
     let p = &w.prog;
     let extra = w.sites.len() * 3;
     out.insns.reserve(p.insns.len() + extra);
     out.aux.reserve(p.insns.len() + extra);
-    let mut sites = w.sites.iter().peekable();
+    let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
     for (i, insn) in p.insns.iter().enumerate() {
-        let is_site = sites.next_if(|&&s| s as usize == i).is_some();
-        match is_site.then(|| blind_site(&p.insns, i, &mut rng)).flatten() {
+        match sites.next_if(|&(&s, _)| s as usize == i).map(|(_, p)| p) {
             Some(patch) => {
                 out.insns.extend_from_slice(patch.as_slice());
                 out.aux.extend(std::iter::repeat_n(Aux { seen: true, ..Aux::default() }, patch.len - 1));

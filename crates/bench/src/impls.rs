@@ -9,18 +9,15 @@
 //!   [`Target::OrigTarget`] and an ld_imm64's two halves patched as one instruction;
 //! - `copy-floor`: [`crate::copy_floor`], the same output with no fixups.
 //!
-//! All call [`blind_site`] in the same site order with the same seed, so `kernel`, `rfc-list`
-//! and `bpfpatch` produce identical instructions and tables (tested).
+//! All apply the workload's pregenerated [`crate::blind::SitePatch`]es, so `kernel`,
+//! `rfc-list` and `bpfpatch` produce identical instructions and tables (tested) and none pays
+//! for generating them.
 
 use crate::Output;
-use crate::blind::blind_site;
-use crate::workload::{Aux, Rng, Workload};
+use crate::workload::{Aux, Workload};
 use bpfpatch_insn::Slot;
 use bpfpatch_patch::reference::{KernelAuxHook, KernelProg};
 use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, Target};
-
-/// The seed of the blinding random source in every run.
-pub const SEED: u64 = 0xb11d;
 
 /// An implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,12 +74,12 @@ impl Impl {
         match self {
             Impl::Kernel => kernel(w, out),
             Impl::RfcList => {
-                crate::rfc_list::run(w, out, SEED);
+                crate::rfc_list::run(w, out);
                 Ok(())
             }
             Impl::Bpfpatch => engine(w, out, state),
             Impl::CopyFloor => {
-                crate::copy_floor::run(w, out, SEED);
+                crate::copy_floor::run(w, out);
                 Ok(())
             }
         }
@@ -101,11 +98,10 @@ fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
         linfo: p.tables.line_info.clone(),
         ..KernelProg::default()
     };
-    let mut rng = Rng::new(SEED);
     let mut hook = KernelAuxHook;
     let mut delta = 0usize;
-    for &site in &w.sites {
-        let Some(mut patch) = blind_site(&p.insns, site as usize, &mut rng) else { continue };
+    for (&site, &patch) in w.sites.iter().zip(&w.site_patches) {
+        let mut patch = patch;
         let pos = site as usize + delta;
         if let Some(j) = patch.jump_at {
             // The jump moved from `pos` to `pos + j`; bpf_adj_branches never adjusts patch
@@ -135,11 +131,9 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
     let p = &w.prog;
     let e = |e: bpfpatch_patch::Error| e.to_string();
     let mut list = PatchList::for_program(p).map_err(e)?;
-    let mut rng = Rng::new(SEED);
-    let mut sites = w.sites.iter().peekable();
-    while let Some(&site) = sites.next() {
+    let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
+    while let Some((&site, first)) = sites.next() {
         let slot = site as usize;
-        let Some(first) = blind_site(&p.insns, slot, &mut rng) else { continue };
         st.buf.clear();
         for (k, insn) in first.as_slice().iter().enumerate() {
             if first.jump_at == Some(k) {
@@ -150,8 +144,7 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
         }
         // An ld_imm64 is one node: its second half's patch joins the first's.
         if p.insns[slot].is_ld_imm64()
-            && sites.next_if(|&&s| s as usize == slot + 1).is_some()
-            && let Some(second) = blind_site(&p.insns, slot + 1, &mut rng)
+            && let Some((_, second)) = sites.next_if(|&(&s, _)| s as usize == slot + 1)
         {
             for insn in second.as_slice() {
                 st.buf.push(*insn);

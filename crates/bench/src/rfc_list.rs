@@ -8,8 +8,7 @@
 //! starts through `idx_map`, then the list is freed node by node.
 
 use crate::Output;
-use crate::blind::blind_site;
-use crate::workload::{Aux, Rng, Workload};
+use crate::workload::{Aux, Workload};
 use bpfpatch_insn::Insn;
 use bpfpatch_patch::{LineInfo, Subprog};
 
@@ -47,18 +46,16 @@ fn create(insns: &[Insn]) -> List {
 }
 
 /// Blinds every site of `w` through the list and linearizes into `out`.
-pub fn run(w: &Workload, out: &mut Output, seed: u64) {
-    let mut rng = Rng::new(seed);
+pub fn run(w: &Workload, out: &mut Output) {
     let mut list = create(&w.prog.insns);
     // Patching pass: walk the list; at each site reuse the node for patch[0], insert the rest.
-    let mut sites = w.sites.iter().peekable();
+    let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
     let mut link = &mut list.head;
     while let Some(node) = link {
         let orig = node.orig_idx.saturating_sub(1) as usize;
         let mut skip = 0;
         if node.orig_idx != 0
-            && sites.next_if(|&&s| s as usize == orig).is_some()
-            && let Some(p) = blind_site(&w.prog.insns, orig, &mut rng)
+            && let Some((_, p)) = sites.next_if(|&(&s, _)| s as usize == orig)
         {
             node.insn = p.insns[0];
             node.patched = true;

@@ -28,6 +28,9 @@ pub struct Workload {
     pub prog: Program<Aux>,
     /// The slots to patch, ascending (both slots of a blinded ld_imm64).
     pub sites: Vec<u32>,
+    /// The blinding patch of each site (same index), generated once with a fixed seed so that
+    /// every implementation applies the same patches and none pays for generating them.
+    pub site_patches: Vec<crate::blind::SitePatch>,
 }
 
 impl Workload {
@@ -86,6 +89,9 @@ impl Rng {
         i32::from_ne_bytes(self.next_u32().to_ne_bytes())
     }
 }
+
+/// The seed of the blinding random source.
+pub const BLIND_SEED: u64 = 0xb11d;
 
 const SUBPROG_LEN: usize = 4096;
 const JUMP_EVERY: u32 = 16;
@@ -230,7 +236,12 @@ fn finish(name: &'static str, insns: Vec<Insn>, starts: Vec<u32>, sites: Vec<u32
         prev_ld = insn.is_ld_imm64() && !prev_ld;
     }
     let tables = SideTables { subprogs, line_info, ..SideTables::default() };
-    Workload { name, prog: Program { insns, aux, tables }, sites }
+    let mut rng = Rng::new(BLIND_SEED);
+    let (sites, site_patches): (Vec<u32>, Vec<_>) = sites
+        .into_iter()
+        .filter_map(|s| crate::blind::blind_site(&insns, s as usize, &mut rng).map(|p| (s, p)))
+        .unzip();
+    Workload { name, prog: Program { insns, aux, tables }, sites, site_patches }
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct Args {
     /// Seed workload sizes (patches), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
+    /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor).
+    #[arg(long, value_delimiter = ',')]
+    pub impls: Option<Vec<String>>,
     /// Internal: run one cold measurement in this fresh process and print it as JSON.
     #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
     pub cold_child: Option<Vec<String>>,
@@ -55,6 +58,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     }
     if let Some(s) = &args.sizes {
         cfg.seed_sizes.clone_from(s);
+    }
+    if let Some(names) = &args.impls {
+        cfg.impls = names
+            .iter()
+            .map(|n| Impl::from_name(n).ok_or_else(|| anyhow!("unknown implementation {n}")))
+            .collect::<Result<_>>()?;
     }
     let exe = std::env::current_exe().context("cannot find the bpfpatch executable for cold runs")?;
     let mut cold = |imp: Impl, kind: WorkloadKind, size: usize| -> Result<(Sample, usize), String> {
