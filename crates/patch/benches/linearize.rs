@@ -1,1 +1,94 @@
-fn main() {}
+//! 1M blinding-like patches (every ALU-with-immediate instruction of a 1M-slot program becomes
+//! three: `mov AX, rnd^imm; xor AX, rnd; op dst, AX`), ~3M slots out, with jumps to fix.
+//!
+//! - `patch+linearize/cold`: build the list, patch, linearize with fresh buffers;
+//! - `patch+linearize/warm`: the same through a reused `PatchList` and `PatchCtx`;
+//! - `linearize/warm`: linearization alone of the patched list, reusing the context;
+//! - `copy/3M`: baseline, copying a 3M-slot output into a reused buffer.
+// Bench code: sizes are constants.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+
+use bpfpatch_insn::{Insn, Reg, Slot, opcode as c};
+use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, Target};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+const N: usize = 1_000_000;
+
+/// Every 16th slot is a conditional jump 8 slots ahead; the rest are `add r1, k`.
+fn program() -> Vec<Insn> {
+    let mut p: Vec<Insn> = (0..N - 1)
+        .map(|i| {
+            if i % 16 == 15 && i + 9 < N {
+                Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 8, 0)
+            } else {
+                Insn::new(c::ALU64 | c::ADD | c::K, 1, 0, 0, i as i32)
+            }
+        })
+        .collect();
+    p.push(Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0));
+    p
+}
+
+fn blind(list: &mut PatchList, prog: &[Insn], buf: &mut PatchBuf) {
+    let ax = Reg::AX.index();
+    for (i, insn) in prog.iter().enumerate() {
+        if insn.code == c::ALU64 | c::ADD | c::K {
+            let rnd = 0x5a5a_5a5a_i32 ^ i as i32;
+            buf.clear();
+            buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, rnd ^ insn.imm))
+                .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, rnd))
+                .push(Insn::new(c::ALU64 | c::ADD | c::X, insn.dst(), ax, 0, 0));
+            list.patch(list.node_of(Slot(i)).unwrap(), buf).unwrap();
+        } else if insn.code == c::JMP | c::JEQ | c::K {
+            buf.clear();
+            buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, 7))
+                .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, 7))
+                .jump_to(Insn::new(c::JMP | c::JEQ | c::X, insn.dst(), ax, 0, 0), Target::OrigTarget);
+            list.patch(list.node_of(Slot(i)).unwrap(), buf).unwrap();
+        }
+    }
+}
+
+fn bench(cr: &mut Criterion) {
+    let prog = program();
+    let mut g = cr.benchmark_group("blinding-1M");
+    g.sample_size(10);
+    g.bench_function("patch+linearize/cold", |b| {
+        b.iter(|| {
+            let mut l = PatchList::new(&prog).unwrap();
+            let mut buf = PatchBuf::new();
+            blind(&mut l, &prog, &mut buf);
+            black_box(l.linearize(LinearizeOptions::default()).unwrap().insns.len())
+        });
+    });
+    let mut list = PatchList::default();
+    let mut ctx = PatchCtx::new();
+    let mut buf = PatchBuf::new();
+    list.reset(&prog, None).unwrap();
+    blind(&mut list, &prog, &mut buf);
+    list.linearize_with(&mut ctx, LinearizeOptions::default()).unwrap();
+    g.bench_function("patch+linearize/warm", |b| {
+        b.iter(|| {
+            list.reset(&prog, None).unwrap();
+            blind(&mut list, &prog, &mut buf);
+            black_box(list.linearize_with(&mut ctx, LinearizeOptions::default()).unwrap().insns.len())
+        });
+    });
+    g.bench_function("linearize/warm", |b| {
+        b.iter(|| black_box(list.linearize_with(&mut ctx, LinearizeOptions::default()).unwrap().insns.len()));
+    });
+    let src = ctx.out.insns.clone();
+    let mut dst: Vec<Insn> = Vec::with_capacity(src.len());
+    g.bench_function("copy/3M", |b| {
+        b.iter(|| {
+            dst.clear();
+            dst.extend_from_slice(black_box(&src));
+            black_box(&mut dst).len()
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -279,8 +279,12 @@ impl PatchList {
         } else {
             pos.truncate(nodes);
         }
-        ctx.out.insns.clear();
-        ctx.out.insns.reserve(self.live_slots);
+        // Sized once and then overwritten by index (truncated after the walk): warm runs write
+        // each output slot exactly once, with no capacity check per slot and no memset.
+        let need = self.live_slots + 1;
+        if ctx.out.insns.len() < need {
+            ctx.out.insns.resize(need, Insn::default());
+        }
         ctx.fixups.clear();
         ctx.src.clear();
         if record_src {
@@ -289,6 +293,11 @@ impl PatchList {
     }
 
     /// The hot loop: one pass over the list, no allocation per node.
+    ///
+    /// Runs of consecutive arena nodes (`next[x] == x + 1`: original code between patch points,
+    /// each patch's inserted slots) are walked by an inner loop whose successor does not wait
+    /// for the `next` load: the load only feeds the run-exit branch, so the CPU streams through
+    /// runs instead of chasing one pointer per slot.
     fn walk<const SRC: bool>(&self, ctx: &mut PatchCtx) {
         self.prepare_walk(ctx, SRC);
         let end = self.end();
@@ -299,29 +308,40 @@ impl PatchList {
         let mut o: u32 = 0;
         let mut x = self.head;
         while x != end {
-            let xi = x as usize;
-            let f = self.flags[xi];
-            if f & F_DELETED != 0 {
-                pos[xi] = o | DEL_BIT;
-            } else {
-                pos[xi] = o;
-                out.push(self.insn[xi]);
-                if f & F_TGT != 0 {
-                    fixups.push((o, x));
+            let mut xi = x as usize;
+            loop {
+                let f = self.flags[xi];
+                if f & F_DELETED != 0 {
+                    pos[xi] = o | DEL_BIT;
+                } else {
+                    pos[xi] = o;
+                    if let Some(slot) = out.get_mut(o as usize) {
+                        *slot = self.insn[xi];
+                    }
+                    if f & F_TGT != 0 {
+                        fixups.push((o, xi as u32));
+                    }
+                    if SRC {
+                        src.push(xi as u32);
+                    }
+                    o += 1;
                 }
-                if SRC {
-                    src.push(x);
+                let n = self.next[xi];
+                if n as usize != xi + 1 || n == end {
+                    x = n;
+                    break;
                 }
-                o += 1;
+                xi += 1;
             }
-            x = self.next[xi];
         }
+        out.truncate(o as usize);
         pos[end as usize] = o;
     }
 
     /// The walk once relaxation marked conditional jumps for expansion.
     fn walk_relaxed(&self, ctx: &mut PatchCtx, record_src: bool) {
         self.prepare_walk(ctx, record_src);
+        ctx.out.insns.clear();
         let end = self.end();
         let mut o: u32 = 0;
         let mut x = self.head;
