@@ -78,6 +78,42 @@ pub const HELPER_LD_ABS_H: i32 = 0x4c44_0002;
 /// Helper id for a 4-byte `LD_ABS`/`LD_IND` (see [`HELPER_LD_ABS_B`]).
 pub const HELPER_LD_ABS_W: i32 = 0x4c44_0004;
 
+/// `-EFAULT`, what the `HELPER_LD_ABS_*` helpers return for an out-of-bounds read.
+pub const LD_ABS_EFAULT: i64 = -14;
+
+/// The `HELPER_LD_ABS_*` contract as a function, for an interpreter to register: the value
+/// of `bytes` (1, 2 or 4) bytes at offset `(i32) r2` of `packet`, big-endian, zero-extended; or
+/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet.
+///
+/// ```
+/// use bpfpatch_passes::rewrite::fixups::{ld_abs_helper_value, LD_ABS_EFAULT};
+/// let pkt = [0x12, 0x34, 0x56];
+/// assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
+/// assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
+/// assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
+/// ```
+#[must_use]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn ld_abs_helper_value(packet: &[u8], bytes: u8, r2: u64) -> u64 {
+    let off = (r2 as u32).cast_signed();
+    let Ok(start) = usize::try_from(off) else { return LD_ABS_EFAULT as u64 };
+    match packet.get(start..start.saturating_add(usize::from(bytes))) {
+        Some(b) if matches!(bytes, 1 | 2 | 4) => b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
+        _ => LD_ABS_EFAULT as u64,
+    }
+}
+
+/// The number of bytes the helper with id `id` reads, if `id` is one of the `HELPER_LD_ABS_*`.
+#[must_use]
+pub const fn ld_abs_helper_bytes(id: i32) -> Option<u8> {
+    match id {
+        HELPER_LD_ABS_B => Some(1),
+        HELPER_LD_ABS_H => Some(2),
+        HELPER_LD_ABS_W => Some(4),
+        _ => None,
+    }
+}
+
 /// The helper a lowered `LD_ABS`/`LD_IND` of `size` calls.
 #[must_use]
 pub const fn ld_abs_helper(size: Size) -> i32 {

@@ -1,0 +1,188 @@
+//! The RFC's test matrix on random programs: the VM on the original (a), after the pipeline of
+//! mode (b) (`--passes all`), and after (b) plus constant blinding (c) must give the same r0 and
+//! the same memory. Programs have bounded loops (a counter, some guarded by `may_goto`), calls,
+//! helper calls, stack and memory-area accesses, atomics and cpu-v4 forms. Also: `LD_ABS` /
+//! `LD_IND` lowering against the VM's own semantics, and `ctx` conversion with the example layout.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bpfpatch_insn::{Insn, decode_program};
+use bpfpatch_passes::{Options, Pass, Pipeline, transform};
+use bpfpatch_vm::memory::Memory;
+use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Program, RunError, Vm};
+use common::rand_prog::{Rng, cases};
+use common::vm_prog::{self, MEM_LEN};
+
+fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperError> {
+    Ok(HelperReturn::Value(args[0].rotate_left(13) ^ args[1].wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+}
+
+/// Runs `insns` on the VM: r0 and the memory area after the run.
+fn run(insns: &[Insn], load: LoadOptions, mem0: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    let prog = Program::load(insns, &load).map_err(|e| format!("load: {e}"))?;
+    let mut vm = Vm::new(Default::default()).map_err(|e| e.to_string())?;
+    vm.register_helper(1, helper1);
+    let mut mem = mem0.to_vec();
+    let r0 = vm.run(&prog, Input::mem(&mut mem)).map_err(|e: RunError| format!("run: {e}"))?.r0;
+    Ok((r0, mem))
+}
+
+fn mem0(seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed ^ 0x5eed);
+    (0..MEM_LEN).map(|_| rng.next() as u8).collect()
+}
+
+#[test]
+fn three_modes_agree_on_random_programs() {
+    let n = cases(1500);
+    let (b, c) = (Pipeline::all(), Pipeline::all().with(Pass::Blind));
+    let mut ran = 0;
+    let mut grew = 0usize;
+    for seed in 0..n {
+        let insns = vm_prog::program(seed, 1 + (seed % 3) as usize, 30);
+        let mem = mem0(seed);
+        let want = match run(&insns, LoadOptions::default(), &mem) {
+            Ok(v) => v,
+            Err(e) if e.starts_with("load") => panic!("seed {seed}: generator made a program the VM rejects: {e}"),
+            Err(_) => continue,
+        };
+        let opts = Options { seed, ..Options::default() };
+        let out_b = transform(&insns, &b, &opts).unwrap_or_else(|e| panic!("seed {seed}: mode b: {e}"));
+        let got_b = run(&out_b, LoadOptions::INTERNAL, &mem).unwrap_or_else(|e| panic!("seed {seed}: mode b: {e}"));
+        assert_eq!(got_b, want, "seed {seed}: mode b differs");
+        let out_c = transform(&insns, &c, &opts).unwrap_or_else(|e| panic!("seed {seed}: mode c: {e}"));
+        // Blinding's `xor64 dst, dst` for `mov dst, 0` is a read for the loader's uninit check.
+        let got_c = run(&out_c, LoadOptions::INTERNAL.with_check_uninit(false), &mem)
+            .unwrap_or_else(|e| panic!("seed {seed}: mode c: {e}"));
+        assert_eq!(got_c, want, "seed {seed}: mode c differs");
+        decode_program(&out_c, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
+        ran += 1;
+        grew += out_c.len() - insns.len().min(out_c.len());
+    }
+    eprintln!("{ran} of {n} programs ran in three modes; blinding and rnd-hi32 added {grew} slots");
+    assert!(ran as u64 * 10 >= n * 9, "only {ran} of {n} programs ran");
+}
+
+#[test]
+#[ignore]
+fn debug_seed() {
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let insns = vm_prog::program(seed, 1 + (seed % 3) as usize, 30);
+    let show = |name: &str, v: &[Insn]| {
+        eprintln!("== {name}");
+        let mut s = 0;
+        for (slot, op) in decode_program(v, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap() {
+            let _ = s;
+            s = slot.0;
+            eprintln!("{:4}: {}", slot.0, bpfpatch_asm::disasm_insn(&op));
+        }
+    };
+    show("orig", &insns);
+    let opts = Options { seed, ..Options::default() };
+    for spec in std::env::var("SPECS").unwrap_or("all;all,blind".into()).split(';') {
+        let p = Pipeline::parse(spec).unwrap();
+        show(spec, &transform(&insns, &p, &opts).unwrap());
+    }
+}
+
+// ---- LD_ABS / LD_IND: the lowering against the VM's own legacy packet loads ---------------------
+
+fn ld_abs_vm<'h>() -> Vm<'h> {
+    use bpfpatch_passes::rewrite::fixups::{
+        HELPER_LD_ABS_B, HELPER_LD_ABS_H, HELPER_LD_ABS_W, ld_abs_helper_bytes, ld_abs_helper_value,
+    };
+    let mut vm = Vm::new(Default::default()).unwrap();
+    for id in [HELPER_LD_ABS_B, HELPER_LD_ABS_H, HELPER_LD_ABS_W] {
+        let bytes = ld_abs_helper_bytes(id).unwrap();
+        vm.register_helper(id, move |args: [u64; 5], m: &mut Memory<'_>| -> Result<HelperReturn, HelperError> {
+            Ok(HelperReturn::Value(ld_abs_helper_value(m.packet(), bytes, args[1])))
+        });
+    }
+    vm
+}
+
+fn run_packet(insns: &[Insn], load: LoadOptions, packet: &[u8]) -> u64 {
+    let prog = Program::load(insns, &load).unwrap();
+    let mut pkt = packet.to_vec();
+    let mut mem = Vec::new();
+    ld_abs_vm().run(&prog, Input { mem: &mut mem, packet: &mut pkt }).unwrap().r0
+}
+
+#[test]
+fn ld_abs_lowering_matches_the_interpreter() {
+    use bpfpatch_insn::{AluOp, Op, Size};
+    use common::*;
+    let n = cases(400);
+    let mut failed_reads = 0;
+    for seed in 0..n {
+        let mut rng = Rng(seed);
+        let plen = rng.below(24) as usize;
+        let packet: Vec<u8> = (0..plen).map(|_| rng.next() as u8).collect();
+        // r6 = ctx, r7 = accumulator, r8 = index; every packet load is folded into r7.
+        let mut ops = vec![mov64r(6, 1), mov64(7, 1), mov64(8, rng.below(8) as i32)];
+        for _ in 0..1 + rng.below(6) {
+            let size = rng.pick(&[Size::B, Size::H, Size::W]);
+            let imm = rng.below(30) as i32 - 3;
+            let index = if rng.chance(50) { Some(r(8)) } else { None };
+            ops.push(Op::LdPacket { size, index, imm });
+            ops.push(alu64(AluOp::Mul, 7, 31));
+            ops.push(alu64r(AluOp::Add, 7, 0));
+            if rng.chance(30) {
+                ops.push(alu64(AluOp::Add, 8, rng.below(5) as i32 - 2));
+            }
+        }
+        ops.push(mov64r(0, 7));
+        ops.push(exit());
+        let insns = enc(&ops);
+        let want = run_packet(&insns, LoadOptions::default(), &packet);
+        if want == 0 {
+            failed_reads += 1;
+        }
+        for p in [Pipeline::parse("fixups").unwrap(), Pipeline::all(), Pipeline::all().with(Pass::Blind)] {
+            let out = transform(&insns, &p, &Options { seed, ..Options::default() }).unwrap();
+            assert!(
+                decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL)
+                    .unwrap()
+                    .iter()
+                    .all(|(_, op)| !matches!(op, Op::LdPacket { .. }))
+            );
+            let got = run_packet(&out, LoadOptions::INTERNAL.with_check_uninit(false), &packet);
+            assert_eq!(got, want, "seed {seed} {:?}", p.passes());
+        }
+    }
+    assert!(failed_reads > 0 && failed_reads < n as usize, "both in- and out-of-bounds reads are exercised");
+}
+
+// ---- may_goto: the expansion runs out exactly when the interpreter's budget does ----------------
+
+#[test]
+fn may_goto_expansion_counts_like_the_interpreter() {
+    use common::*;
+    // r0 = 0; loop: may_goto +2; r0 += 1; goto loop; exit   (and the same in a callee)
+    let ops = [
+        mov64(0, 0),
+        bpfpatch_insn::Op::MayGoto { off: 2 },
+        alu64(bpfpatch_insn::AluOp::Add, 0, 1),
+        ja(-3),
+        call_local(1),
+        exit(),
+        mov64(0, 0),
+        st(bpfpatch_insn::Size::DW, 10, -16, 7),
+        bpfpatch_insn::Op::MayGoto { off: 2 },
+        alu64(bpfpatch_insn::AluOp::Add, 0, 1),
+        ja(-3),
+        exit(),
+    ];
+    let insns = enc(&ops);
+    let big = |insns: &[Insn], load: LoadOptions| {
+        let prog = Program::load(insns, &load).unwrap();
+        let mut vm = Vm::new(bpfpatch_vm::VmConfig::default().with_budget(400_000_000)).unwrap();
+        vm.run(&prog, Input::default()).unwrap().r0
+    };
+    let want = big(&insns, LoadOptions::default());
+    assert_eq!(want, 8 * 1024 * 1024);
+    let out = transform(&insns, &Pipeline::parse("fixups").unwrap(), &Options::default()).unwrap();
+    assert_eq!(big(&out, LoadOptions::INTERNAL), want);
+}

@@ -1,0 +1,281 @@
+//! The pipeline end to end: exact output of each pass on small programs (the kernel's sequence
+//! where the kernel defines one), pipeline parsing and ordering, and typed errors.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bpfpatch_insn::{AluOp, Cond, Insn, Op, Reg, Size};
+use bpfpatch_passes::rewrite::RewriteError;
+use bpfpatch_passes::rewrite::blind::{BlindRng, SplitMix64};
+use bpfpatch_passes::rewrite::fixups::BPF_MAX_LOOPS;
+use bpfpatch_passes::{Options, Pass, PassError, Pipeline, transform};
+use common::*;
+
+fn run(spec: &str, ops: &[Op]) -> Vec<Insn> {
+    transform(&enc(ops), &Pipeline::parse(spec).unwrap(), &Options::default()).unwrap()
+}
+
+fn ax() -> Reg {
+    Reg::AX
+}
+
+#[test]
+fn dce_hard_wires_removes_dead_code_subprograms_and_nops() {
+    let out = run(
+        "dce",
+        &[
+            mov64(0, 0),             // 0
+            jmp(Cond::Eq, 0, 0, 2),  // 1 always taken -> goto 4 -> lands on 5: a no-op goto
+            call_local(4),           // 2 dead: the only call of subprogram 7
+            mov64(0, 1),             // 3 dead
+            ja(0),                   // 4 nop
+            alu64(AluOp::Add, 0, 2), // 5
+            exit(),                  // 6
+            mov64(0, 42),            // 7 dead subprogram
+            exit(),                  // 8
+        ],
+    );
+    assert_eq!(out, enc(&[mov64(0, 0), alu64(AluOp::Add, 0, 2), exit()]));
+    // A taken branch over live code becomes a goto (the kernel's hard-wiring).
+    let out = run("dce", &[mov64(1, 3), jmp(Cond::Gt, 1, 2, 2), mov64(0, 1), exit(), mov64(0, 2), exit()]);
+    assert_eq!(out, enc(&[mov64(1, 3), mov64(0, 2), exit()]), "goto over dead code is a no-op too");
+    let out = run(
+        "dce",
+        &[
+            mov64(1, 3),
+            jmp(Cond::Eq, 2, 0, 1), // unknown
+            mov64(1, 4),
+            jmp(Cond::Gt, 1, 2, 1), // r1 is 3 or 4: unknown
+            mov64(0, 1),
+            exit(),
+        ],
+    );
+    assert_eq!(out.len(), 6, "nothing decidable");
+    let out =
+        run("dce", &[mov64(1, 3), jmp(Cond::Ne, 2, 0, 2), jmp(Cond::Ge, 1, 3, 2), mov64(0, 1), mov64(0, 2), exit()]);
+    // 2 is always taken (r1 = 3 >= 3): hard-wired to `goto 5`; 3 is dead (only 2 falls into
+    // it); 4 is reached from 1, so the goto now jumps over it.
+    assert_eq!(out, enc(&[mov64(1, 3), jmp(Cond::Ne, 2, 0, 1), ja(1), mov64(0, 2), exit()]));
+}
+
+#[test]
+fn fixups_output_is_the_kernels() {
+    // chk_and_div
+    let out = run("fixups", &[mov64(0, 7), mov64(1, 0), alu64r(AluOp::Div, 0, 1), exit()]);
+    assert_eq!(
+        out,
+        enc(&[
+            mov64(0, 7),
+            mov64(1, 0),
+            jmp(Cond::Ne, 1, 0, 2),
+            alu32r(AluOp::Xor, 0, 0),
+            ja(1),
+            alu64r(AluOp::Div, 0, 1),
+            exit()
+        ])
+    );
+    // may_goto with its counter initialised before the first instruction (depth 0 -> fp-8)
+    let out = run("fixups", &[mov64(0, 0), Op::MayGoto { off: 1 }, alu64(AluOp::Add, 0, 1), exit()]);
+    assert_eq!(
+        out,
+        enc(&[
+            st(Size::DW, 10, -8, BPF_MAX_LOOPS),
+            mov64(0, 0),
+            Op::Load { size: Size::DW, signed: false, dst: ax(), src: r(10), off: -8 },
+            Op::Jump {
+                width: bpfpatch_insn::Width::W64,
+                cond: Cond::Eq,
+                dst: ax(),
+                src: bpfpatch_insn::Operand::Imm(0),
+                off: 3
+            },
+            Op::Alu {
+                width: bpfpatch_insn::Width::W64,
+                op: AluOp::Sub,
+                dst: ax(),
+                src: bpfpatch_insn::Operand::Imm(1)
+            },
+            Op::Store { size: Size::DW, dst: r(10), off: -8, src: bpfpatch_insn::Operand::Reg(ax()) },
+            alu64(AluOp::Add, 0, 1),
+            exit(),
+        ])
+    );
+    // the counter goes below the subprogram's own stack (16 bytes here: fp-24)
+    let out = run("fixups", &[st(Size::DW, 10, -16, 1), Op::MayGoto { off: 0 }, mov64(0, 0), exit()]);
+    assert_eq!(out[0], st(Size::DW, 10, -24, BPF_MAX_LOOPS).encode().first());
+}
+
+#[test]
+fn zext_and_rnd_hi32_exact_output() {
+    let out = run(
+        "zext,rnd-hi32",
+        &[
+            mov32(0, 5), // upper read by add64: zext
+            alu64(AluOp::Add, 0, 1),
+            mov32(2, 3), // only a 32-bit store reads it: random upper half
+            stx(Size::W, 10, -4, 2),
+            exit(),
+        ],
+    );
+    let rnd = SplitMix64::new(Options::default().seed).next_u32() as i32;
+    assert_eq!(
+        out,
+        enc(&[
+            mov32(0, 5),
+            Op::Zext { dst: r(0) },
+            alu64(AluOp::Add, 0, 1),
+            mov32(2, 3),
+            Op::Alu {
+                width: bpfpatch_insn::Width::W64,
+                op: AluOp::Mov,
+                dst: ax(),
+                src: bpfpatch_insn::Operand::Imm(rnd)
+            },
+            Op::Alu {
+                width: bpfpatch_insn::Width::W64,
+                op: AluOp::Lsh,
+                dst: ax(),
+                src: bpfpatch_insn::Operand::Imm(32)
+            },
+            Op::Alu {
+                width: bpfpatch_insn::Width::W64,
+                op: AluOp::Or,
+                dst: r(2),
+                src: bpfpatch_insn::Operand::Reg(ax())
+            },
+            stx(Size::W, 10, -4, 2),
+            exit(),
+        ])
+    );
+    // Only zext: the random half is not written.
+    assert_eq!(run("zext", &[mov32(2, 3), stx(Size::W, 10, -4, 2), mov64(0, 0), exit()]).len(), 4);
+}
+
+#[test]
+fn blind_output_and_jump_targets_survive_other_passes() {
+    let out = run("blind", &[mov64(0, 5), exit()]);
+    let rnd = SplitMix64::new(Options::default().seed).next_u32() as i32;
+    let w64 = bpfpatch_insn::Width::W64;
+    let imm = bpfpatch_insn::Operand::Imm;
+    assert_eq!(
+        out,
+        enc(&[
+            Op::Alu { width: w64, op: AluOp::Mov, dst: ax(), src: imm(rnd ^ 5) },
+            Op::Alu { width: w64, op: AluOp::Xor, dst: ax(), src: imm(rnd) },
+            Op::Alu { width: w64, op: AluOp::Mov, dst: r(0), src: bpfpatch_insn::Operand::Reg(ax()) },
+            exit(),
+        ])
+    );
+    // a blinded backward conditional jump still reaches its target after other insertions
+    let prog = [mov64(0, 0), alu64(AluOp::Add, 0, 1), jmp(Cond::Lt, 0, 5, -2), exit()];
+    let out = run("fixups,zext,rnd-hi32,blind", &prog);
+    let vm = |insns: &[Insn]| {
+        let p =
+            bpfpatch_vm::Program::load(insns, &bpfpatch_vm::LoadOptions::INTERNAL.with_check_uninit(false)).unwrap();
+        bpfpatch_vm::Vm::new(Default::default()).unwrap().run(&p, bpfpatch_vm::Input::default()).unwrap().r0
+    };
+    assert_eq!(vm(&out), 5);
+}
+
+#[test]
+fn lower_v4_in_the_pipeline() {
+    // gotol over an sdiv: lowered to goto, sdiv lowered to a v3 sequence
+    let out = run(
+        "lower-v4",
+        &[mov64(0, -7), Op::Ja { delta: 1, long: true }, alu64(AluOp::SDiv, 0, 0), alu64(AluOp::SDiv, 0, 2), exit()],
+    );
+    let ops = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
+    assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::rewrite::lower_v4::uses_v4(op)));
+    assert_eq!(ops[1].1, Op::Ja { delta: 1, long: false }, "the goto skips the whole lowered sdiv by 0");
+    let p = bpfpatch_vm::Program::load(&out, &bpfpatch_vm::LoadOptions::INTERNAL).unwrap();
+    assert_eq!(
+        bpfpatch_vm::Vm::new(Default::default()).unwrap().run(&p, bpfpatch_vm::Input::default()).unwrap().r0,
+        (-3i64) as u64
+    );
+}
+
+#[test]
+fn parsing_orders_and_names_passes() {
+    let p = Pipeline::parse("rnd-hi32, zext,fixups,dce").unwrap();
+    assert_eq!(p.passes(), &[Pass::Dce, Pass::Fixups, Pass::Zext, Pass::RndHi32]);
+    assert_eq!(Pipeline::parse("blind,dce").unwrap().passes(), &[Pass::Dce, Pass::Blind]);
+    assert_eq!(Pipeline::parse("all").unwrap(), Pipeline::all());
+    assert_eq!(Pipeline::from_cli("all", true).unwrap(), Pipeline::all().with(Pass::Blind));
+    assert!(Pipeline::parse("").unwrap().passes().is_empty());
+    assert!(Pipeline::parse("none").unwrap().passes().is_empty());
+    assert!(matches!(Pipeline::parse("dce,bogus"), Err(PassError::UnknownPass { name }) if name == "bogus"));
+    for p in Pass::ORDER {
+        assert_eq!(Pass::from_name(p.name()), Some(p));
+    }
+    // `all` adds lower-v4 only to programs that use v4
+    let v3 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
+    let v4 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()])).unwrap();
+    assert!(!Pipeline::all().passes_for(&v3).contains(&Pass::LowerV4));
+    assert!(Pipeline::all().passes_for(&v4).contains(&Pass::LowerV4));
+    // the empty pipeline is the identity
+    let insns = enc(&[mov64(0, 1), jmp(Cond::Eq, 1, 0, 1), exit(), exit()]);
+    assert_eq!(transform(&insns, &Pipeline::default(), &Options::default()).unwrap(), insns);
+}
+
+#[test]
+fn passes_that_cannot_apply_return_typed_errors() {
+    let p = |s: &str| Pipeline::parse(s).unwrap();
+    let o = Options::default();
+    // LD_ABS in a program with bpf-to-bpf calls
+    let e = transform(
+        &enc(&[
+            mov64r(6, 1),
+            call_local(2),
+            Op::LdPacket { size: Size::B, index: None, imm: 0 },
+            exit(),
+            mov64(0, 0),
+            exit(),
+        ]),
+        &p("fixups"),
+        &o,
+    );
+    assert!(matches!(e, Err(PassError::LdAbsWithCalls { slot }) if slot.0 == 2), "{e:?}");
+    // may_goto where the stack depth is unknown (fp + unknown offset)
+    let e = transform(
+        &enc(&[
+            mov64r(3, 10),
+            alu64r(AluOp::Add, 3, 2),
+            st(Size::B, 3, -1, 0),
+            Op::MayGoto { off: 0 },
+            mov64(0, 0),
+            exit(),
+        ]),
+        &p("fixups"),
+        &o,
+    );
+    assert!(matches!(e, Err(PassError::StackDepthUnknown { slot }) if slot.0 == 3), "{e:?}");
+    // no room for the counter
+    let e =
+        transform(&enc(&[st(Size::DW, 10, -512, 0), Op::MayGoto { off: 0 }, mov64(0, 0), exit()]), &p("fixups"), &o);
+    assert!(
+        matches!(e, Err(PassError::Rewrite { pass: Pass::Fixups, source: RewriteError::StackTooDeep { .. }, .. })),
+        "{e:?}"
+    );
+    // control can fall off the end
+    let e = transform(&enc(&[mov64(0, 0), jmp(Cond::Eq, 1, 0, 1), exit(), mov64(0, 1)]), &p("dce"), &o);
+    assert!(matches!(e, Err(PassError::FallsOffEnd { slot }) if slot.0 == 3), "{e:?}");
+    // gotol beyond 16 bits
+    let mut ops = vec![mov64(0, 0), Op::Ja { delta: 40_000, long: true }];
+    ops.extend(std::iter::repeat_n(mov64(0, 1), 40_000));
+    ops.push(exit());
+    let e = transform(&enc(&ops), &p("lower-v4"), &o);
+    assert!(
+        matches!(e, Err(PassError::Rewrite { pass: Pass::LowerV4, source: RewriteError::GotolOutOfRange { .. }, .. })),
+        "{e:?}"
+    );
+    // a program that does not decode
+    let e = transform(&[Insn::new(0xff, 0, 0, 0, 0)], &p("dce"), &o);
+    assert!(matches!(e, Err(PassError::Analysis(_))), "{e:?}");
+    // a jump that overflows after insertions, without relaxation
+    let mut ops = vec![mov64(0, 0), jmp(Cond::Eq, 1, 0, 32_000)];
+    ops.extend(std::iter::repeat_n(mov64(0, 1), 32_000));
+    ops.push(exit());
+    let e = transform(&enc(&ops), &p("blind"), &o);
+    assert!(matches!(e, Err(PassError::Engine { pass: "linearize", .. })), "{e:?}");
+}
