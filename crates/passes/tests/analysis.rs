@@ -457,17 +457,3 @@ fn analyses_are_sound_on_random_programs() {
     // Precision floor: most executed context accesses are recognised as such.
     assert!(ctx_exact > 4 * ctx_unknown, "ptrkind too imprecise: {ctx_exact} vs {ctx_unknown}");
 }
-
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let nfuncs = 1 + (seed % 3) as usize;
-    let insns = rand_prog::program(seed, nfuncs, 24);
-    let c = Cfg::new(&insns).unwrap();
-    let live = Liveness::analyze(&c);
-    let k = PtrKinds::analyze(&c);
-    for (i, op) in c.prog().iter() {
-        eprintln!("{:3} {:?} {:?} {:?}", i.0, live.upper_read(i), k.base(i), op);
-    }
-}

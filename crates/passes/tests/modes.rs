@@ -65,28 +65,6 @@ fn three_modes_agree_on_random_programs() {
     assert!(ran as u64 * 10 >= n * 9, "only {ran} of {n} programs ran");
 }
 
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let insns = vm_prog::program(seed, 1 + (seed % 3) as usize, 30);
-    let show = |name: &str, v: &[Insn]| {
-        eprintln!("== {name}");
-        let mut s = 0;
-        for (slot, op) in decode_program(v, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap() {
-            let _ = s;
-            s = slot.0;
-            eprintln!("{:4}: {}", slot.0, bpfpatch_asm::disasm_insn(&op));
-        }
-    };
-    show("orig", &insns);
-    let opts = Options { seed, ..Options::default() };
-    for spec in std::env::var("SPECS").unwrap_or("all;all,blind".into()).split(';') {
-        let p = Pipeline::parse(spec).unwrap();
-        show(spec, &transform(&insns, &p, &opts).unwrap());
-    }
-}
-
 // ---- LD_ABS / LD_IND: the lowering against the VM's own legacy packet loads ---------------------
 
 fn ld_abs_vm<'h>() -> Vm<'h> {

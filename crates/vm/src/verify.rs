@@ -25,7 +25,9 @@
 //! this is the invariant the interpreter relies on.
 
 use crate::error::LoadError;
-use bpfpatch_insn::{AtomicOp, CallKind, DecodeOptions, Insn, LdImm64Kind, Op, Reg, RegSet, Slot, decode_program};
+use bpfpatch_insn::{
+    AluOp, AtomicOp, CallKind, DecodeOptions, Insn, LdImm64Kind, Op, Operand, Reg, RegSet, Slot, decode_program,
+};
 
 /// Options of the loader.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -143,10 +145,13 @@ pub(crate) fn check(slots: &[Insn], opts: &LoadOptions) -> Result<Layout, LoadEr
     Ok(layout)
 }
 
-/// Registers an instruction must find defined (calls: only what `callx` reads).
+/// Registers an instruction must find defined (calls: only what `callx` reads; the zeroing
+/// idioms `xor r, r` and `sub r, r`, which constant blinding emits for `mov r, 0`, read nothing
+/// since their result does not depend on the register).
 fn required(op: &Op) -> RegSet {
     match *op {
         Op::Call(_) => RegSet::EMPTY,
+        Op::Alu { op: AluOp::Xor | AluOp::Sub, dst, src: Operand::Reg(s), .. } if s == dst => RegSet::EMPTY,
         Op::Callx(r) => RegSet::of(r),
         _ => op.uses(),
     }

@@ -113,6 +113,14 @@ fn reading_an_uninitialized_register_is_rejected() {
     // A loop that defines a register only in its body does not define it at the exit.
     let looped = [mov(R3, 3), add(R3, -1), jmp(W64, Cond::Eq, R3, 0, 2), mov(R0, 1), ja(-4), EXIT];
     assert!(matches!(err(&looped), LoadError::Uninitialized { reg: Reg::R0, .. }));
+    // The zeroing idioms (blinding's `mov r0, 0` -> `xor r0, r0`) define without reading,
+    // in both widths; with another register they read both.
+    for w in [Width::W32, W64] {
+        assert!(load(&[alur(w, AluOp::Xor, R0, R0), EXIT]).is_ok());
+        assert!(load(&[alur(w, AluOp::Sub, R0, R0), EXIT]).is_ok());
+        assert!(matches!(err(&[alur(w, AluOp::Xor, R0, R3), EXIT]), LoadError::Uninitialized { .. }));
+    }
+    assert!(matches!(err(&[alur(W64, AluOp::Or, R0, R0), EXIT]), LoadError::Uninitialized { .. }));
     // r1, r2, r10 are defined at entry; the others are not.
     assert!(load(&[movr(R0, R1), alur(W64, AluOp::Add, R0, R2), alur(W64, AluOp::Add, R0, R10), EXIT]).is_ok());
     for r in [R3, R4, R5, R6, R7, R8, R9] {
