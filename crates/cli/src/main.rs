@@ -4,6 +4,7 @@
 
 mod cmd;
 mod input;
+mod passes_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

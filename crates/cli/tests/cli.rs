@@ -91,3 +91,27 @@ fn missing_file_is_an_error_not_a_panic() {
     bpfpatch().args(["disasm", "/nonexistent/x.data"]).assert().code(1);
     bpfpatch().args(["run", "/nonexistent/x.data"]).assert().code(1);
 }
+
+#[test]
+fn conformance_in_the_three_modes() {
+    let Some(dir) = shared() else { return };
+    for mode in [&[][..], &["--passes", "all"][..], &["--passes", "all", "--blind"][..]] {
+        bpfpatch()
+            .arg("conformance")
+            .args(mode)
+            .arg(dir.join("tests"))
+            .assert()
+            .success()
+            .stdout(predicates::str::is_match(r"(?m)^\d+ passed, 0 failed\n\z").unwrap());
+    }
+}
+
+#[test]
+fn run_with_passes_gives_the_same_r0() {
+    let f = temp_file("div.data", b"-- asm\nmov %r0, 100\nmov %r1, 7\ndiv %r0, %r1\nmov32 %r2, 0\nadd %r0, 5\nexit\n");
+    for mode in [&[][..], &["--passes", "all"][..], &["--passes", "dce,fixups", "--blind"][..]] {
+        bpfpatch().arg("run").args(mode).arg(&f).assert().success().stdout("0x13\n");
+    }
+    let out = bpfpatch().args(["run", "--passes", "bogus"]).arg(&f).assert().code(1).get_output().clone();
+    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown pass"));
+}

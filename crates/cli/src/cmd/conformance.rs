@@ -1,5 +1,6 @@
 //! `bpfpatch conformance`: run test vectors and count passes.
 
+use crate::passes_args::{PassArgs, hook};
 use anyhow::Result;
 use bpfpatch_vm::{ConformanceOptions, conformance_report, run_conformance};
 use std::path::PathBuf;
@@ -15,11 +16,18 @@ pub struct Args {
     /// Print a JSON report (every file with its verdict) instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub passes: PassArgs,
 }
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
 pub fn main(args: &Args) -> Result<ExitCode> {
-    let opts = ConformanceOptions::default();
+    let pipeline = args.passes.pipeline()?;
+    let transform = pipeline.as_ref().map(hook);
+    let mut opts = ConformanceOptions::default();
+    if let Some(t) = &transform {
+        opts = opts.with_transform(t);
+    }
     let summary = if args.json {
         let mut files = Vec::new();
         let summary = run_conformance(&args.paths, &opts, |o| {
