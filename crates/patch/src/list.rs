@@ -18,10 +18,10 @@
 //! - **I4 (call groups)**: call-kind references (calls, `PSEUDO_FUNC`, subprogram starts, labels'
 //!   call side) hold a *handle*: a node (its implicit call group) or an explicit group. A skip
 //!   prepatch at `x` moves `x`'s current call group to the first inserted node and gives `x` a
-//!   fresh explicit group; a deletion merges each deleted node's current group into the group
-//!   current at the first survivor at that moment (stored as a snapshot on the run's last node,
-//!   lazily through `next` for the others). Every edge points to a group that was current when
-//!   the edge was created, which keeps the chains acyclic.
+//!   fresh explicit group; a deletion merges each newly deleted node's current group into the
+//!   group current at the first survivor at that moment (a snapshot stored on the deleted node).
+//!   Every edge points to a group that was current when the edge was created, which keeps the
+//!   chains acyclic; linearization resolves them iteratively with memoization.
 //! - **I5 (origins)**: each original slot's identity (aux, relocations) lives on exactly one
 //!   node, `orig_node[slot]`; `patch` moves it to the last instruction of the buffer, a landing
 //!   prepatch to the node that now holds the original instruction.
@@ -165,6 +165,7 @@ impl PatchList {
     /// # Errors
     /// A target outside the program or into an ld_imm64 second slot, a truncated ld_imm64, or a
     /// program above [`MAX_NODES`].
+    #[doc(alias = "bpf_create_list_insn")]
     pub fn new(insns: &[Insn]) -> Result<PatchList> {
         let mut l = PatchList::default();
         l.reset(insns, None)?;

@@ -51,8 +51,8 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// Applied operations by kind: patch, land, skip, delete, append; and slots compared.
-static STATS: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
+/// Applied operations by kind: patch, land, skip, delete, append; slots compared; hard-wires.
+static STATS: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
 
 use bpfpatch_insn::{Insn, Slot, opcode as c};
 use bpfpatch_patch::reference::{KernelAux, KernelAuxHook, KernelProg};
@@ -605,6 +605,23 @@ impl Case {
         true
     }
 
+    /// `opt_hard_wire_dead_code_branches`: a conditional jump becomes `goto` with the same
+    /// offset, in place (no aux change) — `set_insn` keeping the target.
+    fn op_hard_wire(&mut self) -> bool {
+        let shadow = self.shadow();
+        let heads = self.heads(&shadow);
+        let conds: Vec<(usize, NodeId)> = heads.into_iter().filter(|&(p, _)| self.kp.insns[p].is_cond_jump()).collect();
+        if conds.is_empty() {
+            return false;
+        }
+        let (p, x) = *self.rng.pick(&conds);
+        let ja_insn = ja(self.kp.insns[p].off);
+        self.log.push(format!("hard-wire kernel slot {p} (node {x})"));
+        self.list.set_insn(x, ja_insn).unwrap_or_else(|e| panic!("set_insn failed: {e}\n{}", self.log.join("\n")));
+        self.kp.insns[p] = ja_insn;
+        true
+    }
+
     fn op_append(&mut self) -> bool {
         if self.appended || self.kp.insns.is_empty() {
             return false;
@@ -639,7 +656,8 @@ impl Case {
                 0..=34 => (self.op_patch(Mode::Patch), 0),
                 35..=49 => (self.op_patch(Mode::Land), 1),
                 50..=61 => (self.op_patch(Mode::Skip), 2),
-                62..=92 => (self.op_delete(), 3),
+                62..=89 => (self.op_delete(), 3),
+                90..=94 => (self.op_hard_wire(), 6),
                 _ => (self.op_append(), 4),
             };
             if ok {
@@ -736,13 +754,14 @@ fn differential_against_kernel_reference() {
     }
     let st: Vec<usize> = STATS.iter().map(|a| a.load(Relaxed)).collect();
     eprintln!(
-        "differential: {n} cases, 0 mismatches, {:.1?}; ops: {} patch, {} land, {} skip, {} delete, {} append; {} slots compared",
+        "differential: {n} cases, 0 mismatches, {:.1?}; ops: {} patch, {} land, {} skip, {} delete, {} append, {} hard-wire; {} slots compared",
         t0.elapsed(),
         st[0],
         st[1],
         st[2],
         st[3],
         st[4],
+        st[6],
         st[5]
     );
     assert!(n < 100 || st.iter().all(|&v| v > 0), "an operation kind was never exercised");
