@@ -96,7 +96,10 @@ fn remove_insns_linfo_inherits_last_removed_and_subprogs_go() {
     let mut p = kp(insns.clone(), &[0, 1, 3, 4, 5], &[0, 3, 5]);
     // Removing [0, 2): slot 2 has no line, it inherits the last removed (1).
     p.verifier_remove_insns(0, 2).unwrap();
-    assert_eq!(p.linfo.iter().map(|l| (l.insn_off, l.line_col)).collect::<Vec<_>>(), vec![(0, 1), (1, 3), (2, 4), (3, 5)]);
+    assert_eq!(
+        p.linfo.iter().map(|l| (l.insn_off, l.line_col)).collect::<Vec<_>>(),
+        vec![(0, 1), (1, 3), (2, 4), (3, 5)]
+    );
     // Removing a whole subprogram removes its func_info and shifts the rest.
     let mut p = kp(insns, &[0, 1, 3, 4, 5], &[0, 3, 5]);
     p.verifier_remove_insns(3, 2).unwrap();
@@ -131,7 +134,10 @@ fn sixteen_bit_overflow_both_engines() {
     k.bpf_patch_insn_data(5, &[mov64(1, 1), mov64(0, 4)], &mut KernelAuxHook).unwrap();
     assert_eq!(k.insns[0].off, i16::MAX);
     let before = k.clone();
-    assert_eq!(k.bpf_patch_insn_data(9, &[mov64(1, 1), mov64(0, 8)], &mut KernelAuxHook), Err(KernelError::Range { off: 9 }));
+    assert_eq!(
+        k.bpf_patch_insn_data(9, &[mov64(1, 1), mov64(0, 8)], &mut KernelAuxHook),
+        Err(KernelError::Range { off: 9 })
+    );
     assert_eq!(k, before, "a refused patch changes nothing");
 
     let mut l = PatchList::new(&insns).unwrap();
