@@ -20,13 +20,17 @@ pub enum Target {
     /// The target of the instruction being patched (e.g. the jcc of constant blinding, the
     /// may_goto guard): follows that target wherever later patches move it.
     OrigTarget,
-    /// Original slot `slot`'s position, as an original jump to it would see it.
+    /// Original slot `slot`'s position, as an original instruction of the same kind (jump, or
+    /// call / function reference) targeting it would land now.
     Orig(Slot),
-    /// A node's position (from [`crate::PatchList::node_of`], a cursor or an earlier patch).
+    /// A node's position (from [`crate::PatchList::node_of`], a cursor or an earlier patch), with
+    /// the same landing rules as [`Target::Orig`].
     Node(NodeId),
     /// A label, bound before or after this patch (but before linearization).
     Label(Label),
-    /// The start of a subprogram (an original one or one created by `append`).
+    /// The start of a subprogram (an original one or one created by `append`): calls and
+    /// function references enter a prologue inserted there by a skipping prepatch; a jump lands
+    /// where jumps to the subprogram's first slot land (after such a prologue).
     Subprog(SubprogId),
 }
 
@@ -79,12 +83,14 @@ impl PatchBuf {
     }
 
     /// Removes all slots, keeping the allocation.
+    #[inline]
     pub fn clear(&mut self) {
         self.slots.clear();
     }
 
     /// Number of slots (an ld_imm64 counts two).
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -102,6 +108,7 @@ impl PatchBuf {
 
     /// Appends one raw slot. If it has a target field, the field is a relative offset inside
     /// this buffer (`index + field + 1`, where `len` means one past the end).
+    #[inline]
     pub fn push(&mut self, insn: Insn) -> &mut PatchBuf {
         self.slots.push(BufSlot { insn, target: None });
         self
@@ -118,6 +125,7 @@ impl PatchBuf {
     /// Appends a jump, call or `PSEUDO_FUNC` (first slot) whose target is `target`; the
     /// instruction's own offset field is ignored and rewritten at linearization. For an
     /// ld_imm64 push its second slot next with [`PatchBuf::push`].
+    #[inline]
     pub fn jump_to(&mut self, insn: Insn, target: Target) -> &mut PatchBuf {
         self.slots.push(BufSlot { insn, target: Some(target) });
         self

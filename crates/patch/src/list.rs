@@ -424,6 +424,7 @@ impl PatchList {
     // ------------------------------------------------------------------ helpers
 
     /// A live instruction node (not sentinel, not deleted, not a tail).
+    #[inline]
     fn live_insn(&self, node: NodeId) -> Result<u32> {
         let x = node.0;
         if x as usize >= self.insn.len() || x == self.end() {
@@ -440,12 +441,14 @@ impl PatchList {
     }
 
     /// The last slot node of the instruction at `x` (its tail for an ld_imm64).
+    #[inline]
     fn last_slot(&self, x: u32) -> u32 {
         let nx = self.next[x as usize];
         if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x }
     }
 
     /// The current call handle of node `x`.
+    #[inline]
     pub(crate) fn cur_handle(&self, x: u32) -> u32 {
         if self.flags[x as usize] & F_CFRESH != 0 {
             match self.cfresh.get(&x) {
@@ -493,20 +496,24 @@ impl PatchList {
         Ok(())
     }
 
-    /// Allocates `k` unlinked nodes; returns the first id.
+    /// Allocates `k` unlinked nodes; returns the first id. (Pushes rather than `resize`: patch
+    /// buffers are a few slots, and this is on the per-patch path.)
+    #[inline]
     fn alloc(&mut self, k: usize) -> u32 {
         let base = self.insn.len() as u32;
-        let len = self.insn.len() + k;
-        self.insn.resize(len, Insn::default());
-        self.next.resize(len, NONE);
-        self.prev.resize(len, NONE);
-        self.tgt.resize(len, NONE);
-        self.origin.resize(len, NONE);
-        self.flags.resize(len, 0);
+        for _ in 0..k {
+            self.insn.push(Insn::default());
+            self.next.push(NONE);
+            self.prev.push(NONE);
+            self.tgt.push(NONE);
+            self.origin.push(NONE);
+            self.flags.push(0);
+        }
         base
     }
 
     /// Links the chain `first..=last` (already linked internally) between `after` (`NONE` = head) and its successor.
+    #[inline]
     fn link_after(&mut self, after: u32, first: u32, last: u32) {
         let succ = if after == NONE { self.head } else { self.next[after as usize] };
         self.next[last as usize] = succ;
@@ -530,26 +537,33 @@ impl PatchList {
         }
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
-        scratch.resize(len, NONE);
-        let r = self.resolve_buf_into(buf, plan, &mut scratch);
-        self.scratch = scratch;
-        r
-    }
-
-    fn resolve_buf_into(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut [u32]) -> Result<()> {
-        let len = buf.slots.len();
+        // Pass 1: ld_imm64 second slots. Filled with plain pushes, not `resize`: a `memset`
+        // (rep stos) of a few slots cannot forward to the loads of pass 2 and stalls them.
         let mut i = 0;
+        let mut r = Ok(());
         while i < len {
+            scratch.push(NONE);
             if buf.slots[i].insn.is_ld_imm64() {
                 if i + 1 >= len {
-                    return Err(Error::BufTruncatedLdImm64 { index: i });
+                    r = Err(Error::BufTruncatedLdImm64 { index: i });
+                    break;
                 }
-                scratch[i + 1] = TAIL_MARK;
+                scratch.push(TAIL_MARK);
                 i += 2;
             } else {
                 i += 1;
             }
         }
+        if r.is_ok() {
+            r = self.resolve_buf_into(buf, plan, &mut scratch);
+        }
+        self.scratch = scratch;
+        r
+    }
+
+    /// Pass 2 of [`PatchList::resolve_buf`]: `scratch` already marks the tails.
+    fn resolve_buf_into(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut [u32]) -> Result<()> {
+        let len = buf.slots.len();
         let node_of = |k: usize| -> u32 {
             if k == 0 {
                 plan.first
@@ -567,7 +581,12 @@ impl PatchList {
                 }
                 continue;
             }
-            let field = slot.insn.target_field();
+            // Cheap class test first: most buffer slots are not jumps, calls or ld_imm64.
+            let class = slot.insn.code & bpfpatch_insn::opcode::CLASS_MASK;
+            let maybe = class == bpfpatch_insn::opcode::JMP
+                || class == bpfpatch_insn::opcode::JMP32
+                || slot.insn.code == bpfpatch_insn::opcode::LD_IMM64;
+            let field = if maybe { slot.insn.target_field() } else { None };
             let call_kind = matches!(field, Some((_, TargetKind::Call | TargetKind::FuncRef)));
             let local = |k: i64| -> Result<u32> {
                 let Some(k) = usize::try_from(k).ok().filter(|&k| k <= len) else {
@@ -580,8 +599,11 @@ impl PatchList {
                 if node == NONE {
                     return Err(Error::TargetNeedsPatchPoint { index: i });
                 }
-                // Buffer nodes are new (their implicit handle is current); past-end may be old.
-                Ok(if k == len && call_kind { self.cur_handle(node) } else { node })
+                // New nodes (the buffer's, and the moved original of a landing prepatch, not yet
+                // allocated) have their implicit call group current; an existing past-end node
+                // may have a fresh one.
+                let existing = (node as usize) < self.insn.len();
+                Ok(if k == len && call_kind && existing { self.cur_handle(node) } else { node })
             };
             let r = match (slot.target, field) {
                 (None, None) => NONE,
@@ -636,6 +658,7 @@ impl PatchList {
 
     /// Writes buffer slot `k` (with its resolved reference) into node `node`, keeping only the
     /// call-group flags of `keep`.
+    #[inline]
     fn write_slot(&mut self, node: u32, buf: &PatchBuf, k: usize, keep: u8) {
         let r = self.scratch[k];
         let x = node as usize;
@@ -1056,6 +1079,7 @@ impl Cursor<'_> {
     #[must_use]
     pub fn insn_hi(&self) -> Option<Insn> {
         let n = self.node()?;
+        self.list.insn(n)?;
         let t = self.list.last_slot(n.0);
         (t != n.0).then(|| self.list.insn[t as usize])
     }

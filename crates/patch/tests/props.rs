@@ -17,6 +17,11 @@ use bpfpatch_patch::*;
 use common::*;
 use proptest::prelude::*;
 
+/// 512 by default; `PROPTEST_CASES` for longer runs.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+}
+
 fn raw_insn() -> impl Strategy<Value = Insn> {
     let codes = prop::sample::select(vec![
         c::ALU64 | c::MOV | c::K,
@@ -154,7 +159,7 @@ fn well_formed(insns: &[Insn]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn no_request_panics(prog in program(), reqs in prop::collection::vec(req(), 0..25)) {

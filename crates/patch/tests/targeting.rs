@@ -156,6 +156,23 @@ fn prepatch_skip_jumps_skip_calls_enter() {
 }
 
 #[test]
+fn subprog_target_calls_enter_prologue_jumps_skip_it() {
+    let p = vec![mov64(0, 0), call_local(1), exit(), mov64(0, 1), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    l.prepatch(node(&l, 3), &PatchBuf::from_insns(&[mov64(8, 8)]), PrepatchMode::SkipForJumps).unwrap();
+    let mut b = PatchBuf::new();
+    b.jump_to(call_local(0), Target::Subprog(SubprogId(1)))
+        .jump_to(ja(0), Target::Subprog(SubprogId(1)))
+        .push(mov64(0, 0));
+    l.patch(node(&l, 0), &b).unwrap();
+    let out = lin(&l);
+    // 0 call, 1 ja, 2 mov, 3 call, 4 exit, 5 prologue, 6 mov, 7 exit
+    assert_eq!(tgt(&out.insns, 0), 5);
+    assert_eq!(tgt(&out.insns, 1), 6);
+    assert_eq!(tgt(&out.insns, 3), 5);
+}
+
+#[test]
 fn two_skip_prepatches_keep_calls_on_the_first() {
     let p = vec![call_local(1), exit(), mov64(0, 1), exit()];
     let mut l = PatchList::new(&p).unwrap();
