@@ -368,3 +368,17 @@ fn map_is_monotone() {
     }
     assert_eq!(out.map.jump_target(Slot(p.len())), Some(Slot(out.insns.len())));
 }
+
+/// Regression (found by the no-panic property test): a call-kind "past end" in a landing
+/// prepatch names the node that will hold the original instruction.
+#[test]
+fn call_past_end_in_landing_prepatch_enters_the_original() {
+    let p = vec![mov64(0, 0), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let mut b = PatchBuf::new();
+    b.jump_to(call_local(0), Target::PastEnd);
+    l.prepatch(node(&l, 0), &b, PrepatchMode::LandOnInserted).unwrap();
+    let out = lin(&l);
+    assert_eq!(out.insns[1..], p[..]);
+    assert_eq!(tgt(&out.insns, 0), 1);
+}
