@@ -190,7 +190,7 @@ impl fmt::Display for Finding {
 }
 
 /// Instruction starts of a program: `false` exactly on second slots of ld_imm64s.
-fn starts(insns: &[bpfpatch_insn::Insn]) -> Vec<bool> {
+pub(crate) fn starts(insns: &[bpfpatch_insn::Insn]) -> Vec<bool> {
     let mut v = vec![true; insns.len()];
     let mut i = 0;
     while i < insns.len() {

@@ -31,12 +31,19 @@
 //! instructions. Relocated `call`/ld_imm64 immediates are owned by this layer (see
 //! [`BpfObject::relocated_slots`]): whatever a pass left there is replaced by the addend the
 //! relocation needs.
+//!
+//! # Through the patching engine
+//! [`BpfObject::engine_view`] presents a program section to `bpfpatch-patch` in the kernel's
+//! view of its relocated instructions, and [`Rewriter`] runs a pass closure on its patch list,
+//! linearizes it and writes the result back with [`BpfObject::apply_patched`] (design notes:
+//! [`engine`]).
 #![deny(missing_docs)]
 
 mod btf;
 mod btf_ext;
 mod check;
 mod elf;
+pub mod engine;
 mod error;
 mod rewrite;
 mod write;
@@ -45,6 +52,10 @@ pub use btf::Btf;
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
 pub use check::{Finding, FindingKind, check};
 pub use elf::{SectionHeader, Symbol};
+pub use engine::{
+    EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions, Rewriter,
+    Rewritten, SlotAux,
+};
 pub use error::{BtfError, BtfExtError, InfoKind, ObjectError, RewriteError, SectionRef};
 pub use rewrite::{DroppedReloc, IdentityMap, RewriteReport, SlotMap, TableMap};
 

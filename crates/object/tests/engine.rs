@@ -1,0 +1,391 @@
+//! The engine bridge (`engine.rs`) on the committed objects: the kernel view of relocated
+//! instructions, the identity round trip through the engine, and real engine patches (landing
+//! and skipping prepatches, patches, deletions, relaxation) checked with the origin oracle of
+//! tests/common (every relocation, symbol, func_info, line_info and CO-RE record points at the
+//! same, rewritten, instruction) and against the engine's own remapped side tables.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+
+mod common;
+mod engine_common;
+
+use bpfpatch_insn::{Insn, Slot, opcode as c};
+use bpfpatch_object::{BpfObject, EngineError, ProgramInfo, RelocRole, RewriteOptions, Rewriter, reloc_type};
+use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode, Target};
+use std::convert::Infallible;
+
+const PROG: [&str; 2] = ["prog-el.o", "prog-eb.o"];
+const CALLS: [&str; 2] = ["calls-el.o", "calls-eb.o"];
+
+fn load(name: &str) -> (Vec<u8>, BpfObject) {
+    let bytes = std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let obj = BpfObject::parse(&bytes).unwrap();
+    (bytes, obj)
+}
+
+fn nothing(_: &mut PatchList, _: &ProgramInfo<'_>) -> Result<(), Infallible> {
+    Ok(())
+}
+
+fn rewriter() -> Rewriter {
+    Rewriter::new(RewriteOptions { relax: true })
+}
+
+/// Rewrites every program of `name` with `pass`, checked (see `engine_common::rewrite_checked`).
+fn rewrite_checked<F>(name: &str, mut pass: F) -> Vec<bpfpatch_object::ProgramReport>
+where
+    F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), Infallible>,
+{
+    let (_, mut obj) = load(name);
+    engine_common::rewrite_checked(&mut obj, &mut rewriter(), &mut pass).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn roles(obj: &BpfObject, section: &str) -> Vec<(usize, RelocRole)> {
+    let pi = obj.program_by_name(section).unwrap().0;
+    obj.engine_view(pi).unwrap().roles().to_vec()
+}
+
+#[test]
+fn view_presents_relocated_instructions_in_kernel_form() {
+    for name in CALLS {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        // walk: callback `each` by .text+0xe0, calls to the global `leaf`; each calls leaf.
+        assert_eq!(
+            roles(&obj, ".text"),
+            [
+                (2, RelocRole::Data),
+                (17, RelocRole::LocalFuncAddr { target: 28 }),
+                (22, RelocRole::LocalCall { target: 0 }),
+                (25, RelocRole::LocalCall { target: 0 }),
+                (29, RelocRole::LocalCall { target: 0 }),
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            roles(&obj, "xdp"),
+            [
+                (4, RelocRole::Data),
+                (9, RelocRole::Data),
+                (15, RelocRole::ExternAddr),
+                (17, RelocRole::Data),
+                (22, RelocRole::ExternCall),
+                (29, RelocRole::ExternCall),
+                (31, RelocRole::ExternCall),
+                (33, RelocRole::Data),
+                (39, RelocRole::ExternCall),
+            ],
+            "{name}"
+        );
+        let v = obj.engine_view(text).unwrap();
+        let (p, orig) = (v.program(), v.original());
+        // Local targets are PC-relative in the view: libbpf's `S / 8 + imm + 1` for calls,
+        // `(S + imm) / 8` for addresses, each a function symbol's start.
+        assert_eq!((p.insns[22].src(), p.insns[22].abs_target(22)), (c::PSEUDO_CALL, Some(0)));
+        assert_eq!((p.insns[17].src(), p.insns[17].abs_target(17)), (c::PSEUDO_FUNC, Some(28)));
+        assert_eq!(orig[17].src(), 0, "the object keeps clang's plain ld_imm64");
+        assert_eq!(p.insns[2].src(), c::PSEUDO_MAP_VALUE, "`scale` is .rodata");
+        let starts: Vec<u32> = p.tables.subprogs.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [0, 10, 28]);
+        assert_eq!(p.tables.func_info.len(), 3);
+        assert!(!p.tables.line_info.is_empty());
+        assert!(p.aux[17].reloc.is_some() && p.aux[18].reloc.is_none() && p.aux[19].reloc.is_none());
+        let xdp = obj.engine_view(obj.program_by_name("xdp").unwrap().0).unwrap();
+        let x = xdp.program();
+        assert_eq!(x.insns[4].src(), c::PSEUDO_MAP_FD, "`table` is in .maps");
+        assert_eq!(x.insns[15].src(), c::PSEUDO_BTF_ID, "callback in another section: no target");
+        assert_eq!(x.insns[22].src(), c::PSEUDO_KFUNC_CALL, "call into .text: no target");
+        assert_eq!(x.insns[22].target_field(), None);
+        let info = xdp.info();
+        assert_eq!(info.entries(), [0, 28], "two programs in one section");
+        assert!(info.is_relocated(29) && !info.is_relocated(30));
+        // Every slot but the relocated ones is the object's.
+        for (s, (a, b)) in x.insns.iter().zip(xdp.original()).enumerate() {
+            assert_eq!(a == b, !info.is_relocated(s), "slot {s}");
+        }
+    }
+}
+
+#[test]
+fn identity_through_the_engine_is_byte_exact() {
+    for name in PROG.iter().chain(&CALLS) {
+        let (bytes, mut obj) = load(name);
+        let reports = rewriter().rewrite_object(&mut obj, &mut nothing).unwrap();
+        assert_eq!(reports.len(), obj.programs().len());
+        for r in &reports {
+            assert_eq!((r.slots_before, r.patched, r.inserted, r.deleted, r.relaxed), (r.slots_after, 0, 0, 0, 0));
+            assert_eq!(r.object.relocs_dropped, vec![]);
+        }
+        assert!(obj.btf_ext().unwrap().is_dirty(), "the .BTF.ext was re-encoded");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}");
+    }
+}
+
+fn with_imm(mut insn: Insn, imm: i32) -> Insn {
+    insn.imm = imm;
+    insn
+}
+
+fn nop() -> PatchBuf {
+    PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0)])
+}
+
+fn prepatch_all(mode: PrepatchMode) -> impl FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), Infallible> {
+    move |list, _| {
+        let nodes: Vec<_> = list.iter().map(|(n, _)| n).collect();
+        for n in nodes {
+            list.prepatch(n, &nop(), mode).unwrap();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn landing_prepatch_before_every_instruction() {
+    for name in PROG.iter().chain(&CALLS) {
+        let (_, obj) = load(name);
+        for (pi, r) in rewrite_checked(name, prepatch_all(PrepatchMode::LandOnInserted)).into_iter().enumerate() {
+            let ld = obj.programs()[pi].insns().iter().filter(|i| i.is_ld_imm64()).count();
+            let insns = r.slots_before - ld;
+            assert_eq!((r.patched, r.inserted, r.deleted, r.relaxed), (insns, insns, 0, 0), "{name} {r:?}");
+            assert_eq!(r.slots_after, r.slots_before + r.inserted);
+        }
+    }
+}
+
+#[test]
+fn skipping_prepatch_before_every_instruction() {
+    for name in PROG.iter().chain(&CALLS) {
+        for r in rewrite_checked(name, prepatch_all(PrepatchMode::SkipForJumps)) {
+            assert_eq!(r.slots_after, r.slots_before + r.inserted, "{name}");
+            assert_eq!(r.deleted, 0);
+        }
+    }
+}
+
+/// Splits every unrelocated `add` of an immediate into two adds (same result, wrapping) and puts
+/// a `ja +0` in front of every other unrelocated ALU-immediate instruction.
+#[test]
+fn patch_every_alu_immediate_into_two_instructions() {
+    for name in PROG.iter().chain(&CALLS) {
+        let reports = rewrite_checked(name, |list, info| {
+            let nodes: Vec<_> = list.iter().collect();
+            for (n, insn) in nodes {
+                let class = insn.class();
+                let is_alu_k = (class == c::ALU || class == c::ALU64) && insn.code & c::X == 0;
+                if !is_alu_k || list.origin(n).is_some_and(|s| info.is_relocated(s.0)) {
+                    continue;
+                }
+                let buf = if insn.op() == c::ADD {
+                    let (a, b) = (insn.imm / 2, insn.imm - insn.imm / 2);
+                    PatchBuf::from_insns(&[with_imm(insn, a), with_imm(insn, b)])
+                } else {
+                    PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0), insn])
+                };
+                list.patch(n, &buf).unwrap();
+            }
+            Ok(())
+        });
+        assert!(reports.iter().any(|r| r.patched > 0), "{name}");
+        for r in reports {
+            assert_eq!(r.slots_after, r.slots_before + r.patched, "{name}: each patch adds one slot");
+        }
+    }
+}
+
+/// Deleting relocated data loads drops their relocations, which the report counts and names.
+#[test]
+fn deleted_instructions_take_their_relocations() {
+    for name in CALLS {
+        let reports = rewrite_checked(name, |list, info| {
+            let subs = info.entries();
+            for (slot, role) in info.program.aux.iter().enumerate().filter_map(|(s, a)| a.reloc.map(|r| (s, r))) {
+                if role == RelocRole::Data && !subs.contains(&slot) {
+                    list.delete(list.node_of(Slot(slot)).unwrap()).unwrap();
+                }
+            }
+            Ok(())
+        });
+        let text = &reports[0];
+        let dropped: Vec<(usize, &str)> =
+            text.object.relocs_dropped.iter().map(|d| (d.slot, d.symbol.as_str())).collect();
+        assert_eq!(dropped, [(2, "scale")], "{name}");
+        assert_eq!((text.deleted, text.slots_after), (2, text.slots_before - 2));
+        let xdp = &reports[1];
+        let names: Vec<&str> = xdp.object.relocs_dropped.iter().map(|d| d.symbol.as_str()).collect();
+        assert_eq!(names, ["table", "total", "total", "scale"], "{name}");
+        assert!(xdp.object.relocs_dropped.iter().all(|d| d.r_type == reloc_type::R_BPF_64_64));
+        assert_eq!(xdp.deleted, 8);
+    }
+}
+
+/// A prologue before a relocated local call's target (a skipping prepatch at `leaf`) is entered
+/// by the call, in the engine and in the object's re-derived addend alike.
+#[test]
+fn relocated_calls_enter_a_prologue_at_their_target() {
+    for name in CALLS {
+        let reports = rewrite_checked(name, |list, info| {
+            if info.name == ".text" {
+                let leaf = list.node_of(Slot(0)).unwrap();
+                list.prepatch(leaf, &nop(), PrepatchMode::SkipForJumps).unwrap();
+                let each = list.node_of(Slot(28)).unwrap();
+                list.prepatch(each, &nop(), PrepatchMode::SkipForJumps).unwrap();
+            }
+            Ok(())
+        });
+        assert_eq!(reports[0].inserted, 2);
+    }
+}
+
+/// A pass may move a relocated call along with code it inserts (the engine recomputes its
+/// PC-relative target), but not change it.
+#[test]
+fn passes_must_leave_relocated_instructions_alone() {
+    for name in CALLS {
+        // Carrying the call in a patch with its original target: accepted.
+        rewrite_checked(name, |list, info| {
+            if info.name == ".text" {
+                let call = list.node_of(Slot(22)).unwrap();
+                let insn = list.insn(call).unwrap();
+                let mut buf = nop();
+                buf.jump_to(insn, Target::OrigTarget);
+                list.patch(call, &buf).unwrap();
+            }
+            Ok(())
+        });
+        let (bytes, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        // Blinding the relocated ld_imm64 of `scale`: refused, object unchanged.
+        let mut o = obj.clone();
+        let e = rewriter()
+            .rewrite_program(&mut o, text, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(2)).unwrap();
+                let mut lo = list.insn(n).unwrap();
+                lo.imm ^= 0x5a5a;
+                list.patch(n, &PatchBuf::from_insns(&[lo, Insn::default()])).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::RelocatedRewritten { old: 2, .. }), "{e}");
+        assert_eq!(o.write().unwrap(), bytes);
+        // Sending a relocated call elsewhere: the engine and the relocation would disagree.
+        let e = rewriter()
+            .rewrite_program(&mut o, text, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(22)).unwrap();
+                list.retarget(n, Target::Orig(Slot(10))).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::TargetDisagreement { old: 22, engine: 10, object: 0, .. }), "{e}");
+        // A pass error names the section; appended subprograms cannot be written.
+        let e = rewriter()
+            .rewrite_program(&mut o, text, &mut |_: &mut PatchList, _: &ProgramInfo<'_>| {
+                Err(std::io::Error::other("no luck"))
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), format!("{}: no luck", o.section_ref(o.programs()[text].section())));
+        let e = rewriter()
+            .rewrite_program(&mut o, text, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                list.append(&PatchBuf::from_insns(&[Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0)])).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::AppendedSubprogram { count: 1, .. }), "{e}");
+        assert_eq!(o.write().unwrap(), bytes);
+    }
+}
+
+/// 40000 nops inside `leaf`'s forward jump: without relaxation the jump cannot be encoded,
+/// with it the jump becomes a `gotol` sequence and the report counts it.
+#[test]
+fn overflowing_jumps_are_relaxed_and_counted() {
+    let many = PatchBuf::from_insns(&vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0); 40_000]);
+    let pass = || {
+        let many = many.clone();
+        move |list: &mut PatchList, info: &ProgramInfo<'_>| {
+            if info.name == ".text" {
+                list.prepatch(list.node_of(Slot(4)).unwrap(), &many, PrepatchMode::LandOnInserted).unwrap();
+            }
+            Ok::<(), Infallible>(())
+        }
+    };
+    for name in CALLS {
+        let (_, mut o) = load(name);
+        let e = Rewriter::new(RewriteOptions { relax: false }).rewrite_program(&mut o, 0, &mut pass()).unwrap_err();
+        assert!(matches!(e, EngineError::Patch { .. }), "{e}");
+        let reports = rewrite_checked(name, pass());
+        assert_eq!(reports[0].relaxed, 1, "{name}");
+    }
+}
+
+#[test]
+fn raw_images_go_through_the_engine_without_tables() {
+    // r0 = 0; if r1 == 0 goto +1; r0 = 1; exit
+    let insns = [
+        Insn::new(c::ALU64 | c::MOV, 0, 0, 0, 0),
+        Insn::new(c::JMP | c::JEQ, 1, 0, 1, 0),
+        Insn::new(c::ALU64 | c::MOV, 0, 0, 0, 1),
+        Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0),
+    ];
+    let mut rw = rewriter();
+    let (same, r) = rw.rewrite_image(&insns, bpfpatch_insn::Endian::Little, &mut nothing).unwrap();
+    assert_eq!(same, insns);
+    assert_eq!((r.name.as_str(), r.slots_before, r.slots_after), ("<raw>", 4, 4));
+    let (out, r) =
+        rw.rewrite_image(&insns, bpfpatch_insn::Endian::Little, &mut prepatch_all(PrepatchMode::SkipForJumps)).unwrap();
+    assert_eq!(r.slots_after, 8);
+    // The jump skips the nop inserted before its target.
+    assert_eq!(out[3].abs_target(3), Some(7));
+}
+
+fn cases() -> u32 {
+    std::env::var("BPFPATCH_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: cases(), ..Default::default() })]
+
+    /// Random byte mutations of the code, the relocations and the symbol table of calls-*.o
+    /// never make the view or a rewrite through the engine panic (identity and a landing
+    /// prepatch before every instruction); a failed rewrite leaves the object unchanged.
+    #[test]
+    fn engine_never_panics_on_mutated_objects(
+        which in 0usize..2,
+        edits in proptest::collection::vec((0usize..4, proptest::prelude::any::<u32>(), proptest::prelude::any::<u8>()), 1..8),
+    ) {
+        let (bytes, obj) = load(CALLS[which]);
+        let region = |name: &str| {
+            let i = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(name)).unwrap();
+            let h = &obj.section_headers()[i];
+            (h.offset as usize, h.size as usize)
+        };
+        let regions = [region(".text"), region("xdp"), region(".rel.text"), region(".symtab")];
+        let mut b = bytes.clone();
+        for (r, pos, val) in edits {
+            let (off, len) = regions[r];
+            b[off + pos as usize % len] = val;
+        }
+        let Ok(mut obj) = BpfObject::parse(&b) else { return Ok(()) };
+        for pi in 0..obj.programs().len() {
+            let _ = obj.engine_view(pi);
+        }
+        let mut rw = rewriter();
+        for pass in 0..2 {
+            for pi in 0..obj.programs().len() {
+                let before = obj.write().ok();
+                let res = if pass == 0 {
+                    rw.rewrite_program(&mut obj, pi, &mut nothing).map(|_| ())
+                } else {
+                    rw.rewrite_program(&mut obj, pi, &mut prepatch_all(PrepatchMode::LandOnInserted)).map(|_| ())
+                };
+                if res.is_err() {
+                    proptest::prop_assert_eq!(obj.write().ok(), before, "a failed rewrite changes nothing");
+                }
+            }
+            if let Ok(out) = obj.write() {
+                proptest::prop_assert!(BpfObject::parse(&out).is_ok());
+            }
+        }
+    }
+}

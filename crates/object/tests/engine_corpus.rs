@@ -1,0 +1,132 @@
+//! The engine bridge over the corpus (`corpus/build/objects`, built by `scripts/corpus.sh`; the
+//! directory can be overridden with `BPFPATCH_CORPUS`). Skipped with a notice when absent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod engine_common;
+
+use bpfpatch_insn::{Insn, opcode as c};
+use bpfpatch_object::{BpfObject, ProgramInfo, RelocRole, RewriteOptions, Rewriter};
+use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+use std::convert::Infallible;
+use std::path::PathBuf;
+
+fn corpus() -> Option<Vec<PathBuf>> {
+    let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
+        PathBuf::from,
+    );
+    if !dir.is_dir() {
+        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
+        return None;
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        println!("corpus empty, skipped");
+        return None;
+    }
+    Some(files)
+}
+
+/// `rewrite --passes none` through the library: every object's programs go through the view,
+/// the patch list, linearization and back; the written object is the input, byte for byte (so
+/// every section is identical). Every relocated local call or function address of the view
+/// targets a function symbol's start (libbpf's arithmetic agrees with the symbols).
+#[test]
+fn corpus_identity_through_the_engine() {
+    let Some(files) = corpus() else { return };
+    let mut rw = Rewriter::new(RewriteOptions { relax: true });
+    let (mut ok, mut failed, mut local) = (0usize, Vec::new(), 0usize);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let res = (|| -> Result<(), String> {
+            let mut obj = BpfObject::parse(&bytes).map_err(|e| format!("parse: {e}"))?;
+            for pi in 0..obj.programs().len() {
+                let subs = obj.subprograms(pi);
+                for (slot, role) in obj.engine_view(pi).map_err(|e| e.to_string())?.roles() {
+                    if let RelocRole::LocalCall { target } | RelocRole::LocalFuncAddr { target } = role {
+                        local += 1;
+                        if !subs.iter().any(|s| s.start == *target) {
+                            return Err(format!("slot {slot}: {role} is not a function start"));
+                        }
+                    }
+                }
+            }
+            rw.rewrite_object(&mut obj, &mut |_: &mut PatchList, _: &ProgramInfo<'_>| Ok::<(), Infallible>(()))
+                .map_err(|e| format!("rewrite: {e}"))?;
+            let out = obj.write().map_err(|e| format!("write: {e}"))?;
+            if let Some(at) = common::first_diff(&out, &bytes) {
+                return Err(format!("output differs at byte {at}"));
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => ok += 1,
+            Err(e) => failed.push(format!("{}: {e}", f.display())),
+        }
+    }
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    println!(
+        "identity through the engine ({local} local relocated calls/addresses): {ok} passed, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty());
+}
+
+/// A landing `ja +0` before every instruction of every program, through the engine with
+/// relaxation, checked by the oracle and the engine's own tables (`engine_common`). With
+/// `BPFPATCH_CORPUS_OUT=DIR` the rewritten objects are written there (mirroring the corpus,
+/// for `scripts/tool-acceptance.sh`).
+#[test]
+fn corpus_engine_prepatch_keeps_every_table_on_its_instruction() {
+    let Some(files) = corpus() else { return };
+    let out_dir = std::env::var_os("BPFPATCH_CORPUS_OUT").map(PathBuf::from);
+    let mut rw = Rewriter::new(RewriteOptions { relax: true });
+    let nop = PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0)]);
+    let mut pass = |list: &mut PatchList, _: &ProgramInfo<'_>| {
+        let nodes: Vec<_> = list.iter().map(|(n, _)| n).collect();
+        for n in nodes {
+            list.prepatch(n, &nop, PrepatchMode::LandOnInserted)?;
+        }
+        Ok::<(), bpfpatch_patch::Error>(())
+    };
+    let (mut ok, mut failed, mut relaxed) = (0usize, Vec::new(), 0usize);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let res = (|| -> Result<(), String> {
+            let mut obj = BpfObject::parse(&bytes).map_err(|e| format!("parse: {e}"))?;
+            let reports = engine_common::rewrite_checked(&mut obj, &mut rw, &mut pass)?;
+            relaxed += reports.iter().map(|r| r.relaxed).sum::<usize>();
+            if let Some(dir) = &out_dir {
+                let group = dir.join(f.parent().unwrap().file_name().unwrap());
+                std::fs::create_dir_all(&group).unwrap();
+                std::fs::write(group.join(f.file_name().unwrap()), obj.write().unwrap()).unwrap();
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => ok += 1,
+            Err(e) => failed.push(format!("{}: {e}", f.display())),
+        }
+    }
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    println!("engine nop prepatch ({relaxed} jumps relaxed): {ok} passed, {} failed", failed.len());
+    assert!(failed.is_empty());
+}
