@@ -12,7 +12,7 @@ use crate::error::{InfoKind, SectionRef};
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
 use crate::{BpfObject, Program};
 use bpfpatch_insn::opcode::{CALL, JMP};
-use bpfpatch_insn::{DecodeOptions, Reason, TargetKind, decode};
+use bpfpatch_insn::{DecodeOptions, Insn, Reason, TargetKind, decode};
 use core::fmt;
 
 /// One problem found by [`check`].
@@ -190,7 +190,7 @@ impl fmt::Display for Finding {
 }
 
 /// Instruction starts of a program: `false` exactly on second slots of ld_imm64s.
-pub(crate) fn starts(insns: &[bpfpatch_insn::Insn]) -> Vec<bool> {
+pub(crate) fn starts(insns: &[Insn]) -> Vec<bool> {
     let mut v = vec![true; insns.len()];
     let mut i = 0;
     while i < insns.len() {
@@ -202,6 +202,75 @@ pub(crate) fn starts(insns: &[bpfpatch_insn::Insn]) -> Vec<bool> {
         }
     }
     v
+}
+
+/// Validates a bare instruction image (no object): every instruction decodes with `opts`, and
+/// every jump, call and function reference lands inside the image on an instruction start, jumps
+/// inside their subprogram, calls and references on a subprogram start. Subprograms are computed
+/// as the kernel does: slot 0 and every call or `PSEUDO_FUNC` target. An empty result means it
+/// passed.
+#[must_use]
+pub fn check_insns(insns: &[Insn], opts: DecodeOptions) -> Vec<FindingKind> {
+    let len = insns.len();
+    let is_start = starts(insns);
+    let mut sub_starts: Vec<usize> = if len > 0 { vec![0] } else { Vec::new() };
+    for (i, insn) in insns.iter().enumerate() {
+        if is_start[i]
+            && matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef)))
+            && let Some(t) = insn.abs_target(i).and_then(|t| usize::try_from(t).ok()).filter(|&t| t < len)
+        {
+            sub_starts.push(t);
+        }
+    }
+    sub_starts.sort_unstable();
+    sub_starts.dedup();
+    let mut out = Vec::new();
+    check_code(insns, &is_start, &sub_starts, &[], opts, &mut |k| out.push(k));
+    out
+}
+
+/// Instructions and PC-relative targets of one section (`relocated`: sorted slots whose
+/// target field belongs to a relocation and is not checked here).
+fn check_code(
+    insns: &[Insn],
+    is_start: &[bool],
+    sub_starts: &[usize],
+    relocated: &[usize],
+    opts: DecodeOptions,
+    push: &mut dyn FnMut(FindingKind),
+) {
+    let len = insns.len();
+    let sub_of = |slot: usize| sub_starts.partition_point(|&s| s <= slot);
+    let is_sub_start = |slot: usize| sub_starts.binary_search(&slot).is_ok() || (sub_starts.is_empty() && slot == 0);
+    let mut i = 0;
+    while i < len {
+        let n = match decode(&insns[i..], opts) {
+            Ok((_, n)) => n,
+            Err(reason) => {
+                push(FindingKind::Decode { slot: i, reason });
+                if insns[i].is_ld_imm64() { 2 } else { 1 }
+            }
+        };
+        let insn = insns[i];
+        let relocated_here = relocated.binary_search(&i).is_ok();
+        if let (Some((_, kind)), false) = (insn.target_field(), relocated_here) {
+            let target = insn.abs_target(i).unwrap_or(i64::MAX);
+            match usize::try_from(target).ok().filter(|&t| t < len) {
+                None => push(FindingKind::TargetOutOfRange { slot: i, target }),
+                Some(t) if !is_start[t] => push(FindingKind::TargetInsideLdImm64 { slot: i, target: t }),
+                Some(t) => match kind {
+                    TargetKind::Jump if sub_of(t) != sub_of(i) => {
+                        push(FindingKind::JumpOutOfSubprogram { slot: i, target: t });
+                    }
+                    TargetKind::Call | TargetKind::FuncRef if !is_sub_start(t) => {
+                        push(FindingKind::CallNotToSubprogram { slot: i, target: t });
+                    }
+                    _ => {}
+                },
+            }
+        }
+        i += n;
+    }
 }
 
 /// Validates an object's structure; an empty result means it passed.
@@ -259,39 +328,9 @@ fn check_program(obj: &BpfObject, pi: usize, p: &Program, out: &mut Vec<Finding>
         v.dedup();
         v
     };
-    let sub_of = |slot: usize| sub_starts.partition_point(|&s| s <= slot);
     let is_sub_start = |slot: usize| sub_starts.binary_search(&slot).is_ok() || (sub_starts.is_empty() && slot == 0);
     let relocated = obj.relocated_slots(pi);
-    // Instructions and PC-relative targets.
-    let mut i = 0;
-    while i < len {
-        let n = match decode(&insns[i..], DecodeOptions::default()) {
-            Ok((_, n)) => n,
-            Err(reason) => {
-                push(FindingKind::Decode { slot: i, reason });
-                if insns[i].is_ld_imm64() { 2 } else { 1 }
-            }
-        };
-        let insn = insns[i];
-        let relocated_here = relocated.binary_search(&i).is_ok();
-        if let (Some((_, kind)), false) = (insn.target_field(), relocated_here) {
-            let target = insn.abs_target(i).unwrap_or(i64::MAX);
-            match usize::try_from(target).ok().filter(|&t| t < len) {
-                None => push(FindingKind::TargetOutOfRange { slot: i, target }),
-                Some(t) if !is_start[t] => push(FindingKind::TargetInsideLdImm64 { slot: i, target: t }),
-                Some(t) => match kind {
-                    TargetKind::Jump if sub_of(t) != sub_of(i) => {
-                        push(FindingKind::JumpOutOfSubprogram { slot: i, target: t });
-                    }
-                    TargetKind::Call | TargetKind::FuncRef if !is_sub_start(t) => {
-                        push(FindingKind::CallNotToSubprogram { slot: i, target: t });
-                    }
-                    _ => {}
-                },
-            }
-        }
-        i += n;
-    }
+    check_code(insns, &is_start, &sub_starts, &relocated, DecodeOptions::default(), &mut push);
     // Relocations.
     for (ri, r) in p.relocs().iter().enumerate() {
         let Some(insn) = insns.get(r.slot) else { continue };

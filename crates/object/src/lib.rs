@@ -50,7 +50,7 @@ mod write;
 
 pub use btf::Btf;
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
-pub use check::{Finding, FindingKind, check};
+pub use check::{Finding, FindingKind, check, check_insns};
 pub use elf::{SectionHeader, Symbol};
 pub use engine::{
     EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions, Rewriter,

@@ -1,0 +1,52 @@
+//! `check_insns`: structural validation of bare instruction images, one test per finding.
+
+#![allow(clippy::unwrap_used)]
+
+use bpfpatch_insn::{DecodeOptions, Insn, opcode as c};
+use bpfpatch_object::{FindingKind, check_insns};
+
+fn mov(imm: i32) -> Insn {
+    Insn::new(c::ALU64 | c::MOV, 0, 0, 0, imm)
+}
+fn ja(off: i16) -> Insn {
+    Insn::new(c::JMP | c::JA, 0, 0, off, 0)
+}
+fn call(imm: i32) -> Insn {
+    Insn::new(c::JMP | c::CALL, 0, c::PSEUDO_CALL, 0, imm)
+}
+const EXIT: Insn = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+
+#[test]
+fn a_valid_image_with_a_subprogram_passes() {
+    // call +2 (subprogram at 3); goto +0; exit; r0 = 1; exit
+    assert_eq!(check_insns(&[call(2), ja(0), EXIT, mov(1), EXIT], DecodeOptions::default()), vec![]);
+    assert_eq!(check_insns(&[], DecodeOptions::default()), vec![]);
+}
+
+#[test]
+fn each_finding_on_its_slot() {
+    let d = DecodeOptions::default();
+    assert_eq!(check_insns(&[ja(5), EXIT], d), vec![FindingKind::TargetOutOfRange { slot: 0, target: 6 }]);
+    let ld = Insn::new(c::LD_IMM64, 0, 0, 0, 1);
+    assert_eq!(
+        check_insns(&[ja(1), ld, Insn::default(), EXIT], d),
+        vec![FindingKind::TargetInsideLdImm64 { slot: 0, target: 2 }]
+    );
+    // The subprogram called at 3 is left by the jump at 1.
+    assert_eq!(
+        check_insns(&[call(2), ja(2), EXIT, mov(0), EXIT], d),
+        vec![FindingKind::JumpOutOfSubprogram { slot: 1, target: 4 }]
+    );
+    let bad = Insn::new(0xff, 0, 0, 0, 0);
+    assert!(matches!(check_insns(&[bad, EXIT], d)[..], [FindingKind::Decode { slot: 0, .. }]));
+}
+
+#[test]
+fn internal_forms_need_the_internal_options() {
+    let tail_call = Insn::new(c::JMP | c::TAIL_CALL, 0, 0, 0, 0);
+    assert!(matches!(
+        check_insns(&[tail_call, EXIT], DecodeOptions::default())[..],
+        [FindingKind::Decode { slot: 0, .. }]
+    ));
+    assert_eq!(check_insns(&[tail_call, EXIT], DecodeOptions::INTERNAL), vec![]);
+}
