@@ -215,6 +215,11 @@ pub struct Options {
     pub stack_limit: u32,
     /// Let the linearizer relax out-of-range jumps into `gotol` (cpu v4 targets only).
     pub relax: bool,
+    /// Original slots no pass may rewrite, ascending: instructions whose fields a relocation
+    /// fills in later (an object's ld_imm64 map references and calls). Passes do not see them
+    /// while they are unchanged; dead-code removal may still delete them (the caller reports
+    /// the relocation as dropped).
+    pub protected: Vec<Slot>,
 }
 
 impl Default for Options {
@@ -226,6 +231,7 @@ impl Default for Options {
             tail_call_max_entries: None,
             stack_limit: 512,
             relax: false,
+            protected: Vec::new(),
         }
     }
 }
@@ -425,7 +431,10 @@ impl PassCx<'_> {
             if let Some(s) = list.origin(node) {
                 last_slot = s;
             }
-            out.push(Item { node, op, orig, slot: last_slot });
+            let protected = orig.is_some() && self.opts.protected.binary_search(&last_slot).is_ok();
+            if !protected {
+                out.push(Item { node, op, orig, slot: last_slot });
+            }
             cur = list.next_insn(node);
         }
         Ok(out)
