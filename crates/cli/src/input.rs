@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use bpfpatch_insn::{Endian, Insn, slots_from_bytes};
+use bpfpatch_object::BpfObject;
 use std::path::{Path, PathBuf};
 
 /// Options shared by every command that reads one program.
@@ -32,14 +33,24 @@ pub enum Kind {
 impl ProgramArgs {
     /// The kind of the file: `--raw` wins, then the ELF magic, then `.data` text.
     pub fn kind(&self, bytes: &[u8]) -> Kind {
-        if self.raw {
-            Kind::Raw(if self.big_endian { Endian::Big } else { Endian::Little })
-        } else if bytes.starts_with(b"\x7fELF") {
-            Kind::Elf
-        } else {
-            Kind::DataFile
-        }
+        detect(self.raw, self.big_endian, bytes)
     }
+}
+
+/// The kind of a file's bytes: `raw` wins, then the ELF magic, then `.data` text.
+pub fn detect(raw: bool, big_endian: bool, bytes: &[u8]) -> Kind {
+    if raw {
+        Kind::Raw(if big_endian { Endian::Big } else { Endian::Little })
+    } else if bytes.starts_with(b"\x7fELF") {
+        Kind::Elf
+    } else {
+        Kind::DataFile
+    }
+}
+
+/// Parses an ELF object, naming the file in the error.
+pub fn object(bytes: &[u8], path: &Path) -> Result<BpfObject> {
+    BpfObject::parse(bytes).with_context(|| path.display().to_string())
 }
 
 /// Reads a file, naming it in the error.

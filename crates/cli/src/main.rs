@@ -4,7 +4,9 @@
 
 mod cmd;
 mod input;
+mod listing;
 mod passes_args;
+mod pipeline;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,8 +24,13 @@ enum Command {
     /// Benchmark patching: the RFC's table for the kernel's algorithm, the RFC's list, bpfpatch
     /// and the copy floor, warm and cold, with JSON and a log-log plot.
     Bench(cmd::bench::Args),
-    /// Disassemble a program: `<slot>: <text>` per instruction, in llvm-objdump's syntax.
+    /// Validate objects (or bare images): jumps, line and func info, relocations.
+    Check(cmd::check::Args),
+    /// Disassemble a program: `<slot>: <text>` per instruction, in llvm-objdump's syntax; an ELF
+    /// object as llvm-objdump's listing with labels, relocations and BTF source lines.
     Disasm(cmd::disasm::Args),
+    /// Rewrite every program of an object (or a bare image) with a pass pipeline.
+    Rewrite(cmd::rewrite::Args),
     /// Run one program (a conformance `.data` file or a raw image) and print r0.
     Run(cmd::run::Args),
     /// Run conformance vectors (`.data` files, or directories of them) and count passes.
@@ -34,7 +41,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(a) => cmd::bench::main(&a),
+        Command::Check(a) => cmd::check::main(&a),
         Command::Disasm(a) => cmd::disasm::main(&a),
+        Command::Rewrite(a) => cmd::rewrite::main(&a),
         Command::Run(a) => cmd::run::main(&a),
         Command::Conformance(a) => cmd::conformance::main(&a),
     };

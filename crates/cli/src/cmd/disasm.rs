@@ -1,6 +1,8 @@
-//! `bpfpatch disasm`: one line per instruction, `<slot>: <text>`, in llvm-objdump's syntax.
+//! `bpfpatch disasm`: one line per instruction, `<slot>: <text>`, in llvm-objdump's syntax; for
+//! an ELF object the llvm-objdump-style listing of [`crate::listing`].
 
-use crate::input::{self, ProgramArgs};
+use crate::input::{self, Kind, ProgramArgs};
+use crate::listing;
 use anyhow::{Context, Result};
 use bpfpatch_asm::{Dialect, DisasmOptions, Fidelity, disasm_program};
 use bpfpatch_insn::DecodeOptions;
@@ -21,21 +23,45 @@ pub struct Args {
     /// Accept kernel-internal forms (AX as r11, tail_call, nospec), as in rewritten programs.
     #[arg(long)]
     pub internal: bool,
-    /// Print a JSON array of {slot, text} instead of text.
+    /// Print JSON instead of text: an array of {slot, text}; for an object, its sections with
+    /// labels, relocations, CO-RE records and source lines per instruction.
     #[arg(long)]
     pub json: bool,
+    /// ELF objects: list only this executable section.
+    #[arg(long, value_name = "S")]
+    pub section: Option<String>,
+    /// ELF objects: leave out the BTF source lines.
+    #[arg(long)]
+    pub no_lines: bool,
 }
 
 /// Disassembles the program.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let path = &args.program.file;
     let bytes = input::read(path)?;
-    let slots = input::program_slots(args.program.kind(&bytes), &bytes, path)?;
     let opts = DisasmOptions {
         decode: if args.internal { DecodeOptions::INTERNAL } else { DecodeOptions::default() },
         dialect: if args.mcpu_v4 { Dialect::McpuV4 } else { Dialect::Default },
         fidelity: if args.lossless { Fidelity::Lossless } else { Fidelity::Llvm },
     };
+    let kind = args.program.kind(&bytes);
+    if kind == Kind::Elf {
+        let obj = input::object(&bytes, path)?;
+        let sections =
+            listing::listing(&obj, args.section.as_deref(), opts).with_context(|| path.display().to_string())?;
+        let out = if args.json {
+            let v = serde_json::json!({ "file": path, "sections": sections });
+            serde_json::to_string_pretty(&v)? + "\n"
+        } else {
+            listing::render(&path.display().to_string(), &obj, &sections, !args.no_lines)
+        };
+        print!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.section.is_some() {
+        anyhow::bail!("{}: --section applies to ELF objects only", path.display());
+    }
+    let slots = input::program_slots(kind, &bytes, path)?;
     let lines = disasm_program(&slots, opts).with_context(|| path.display().to_string())?;
     let mut out = String::new();
     if args.json {

@@ -1,6 +1,8 @@
 //! One module per subcommand: its clap arguments (`Args`) and its body (`main`).
 
 pub mod bench;
+pub mod check;
 pub mod conformance;
 pub mod disasm;
+pub mod rewrite;
 pub mod run;

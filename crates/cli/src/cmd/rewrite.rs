@@ -1,0 +1,183 @@
+//! `bpfpatch rewrite`: rewrite every program of an object (or a bare image) with a pass
+//! pipeline through the patching engine, and report per section what changed.
+
+use crate::input::{self, Kind};
+use crate::pipeline;
+use anyhow::{Context, Result, bail};
+use bpfpatch_insn::slots_to_bytes;
+use bpfpatch_object::{ProgramReport, RewriteOptions, Rewriter, reloc_type};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Arguments of `bpfpatch rewrite`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The input: an ELF object, or with `--raw` a bare image.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Where to write the result (an object, or with `--raw` an image in the same byte order).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// The passes: a comma-separated list of dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind;
+    /// `all` is the full pipeline; `none` rewrites nothing (the output's sections are the input's).
+    #[arg(long, value_name = "LIST")]
+    pub passes: String,
+    /// Add constant blinding to the pipeline.
+    #[arg(long)]
+    pub blind: bool,
+    /// Read IN as a bare instruction image and write OUT as one.
+    #[arg(long)]
+    pub raw: bool,
+    /// With `--raw`: the image is big-endian.
+    #[arg(long, requires = "raw")]
+    pub big_endian: bool,
+    /// Fail when a jump no longer fits its offset field instead of relaxing it (cpu v4 `gotol`).
+    #[arg(long)]
+    pub no_relax: bool,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One section's line of the report.
+#[derive(Debug, Default, Serialize)]
+struct SectionRow {
+    section: String,
+    slots_before: usize,
+    slots_after: usize,
+    patched: usize,
+    inserted: usize,
+    deleted: usize,
+    relaxed: usize,
+    relocs_dropped: usize,
+    core_relos_dropped: usize,
+    line_info_dropped: usize,
+    time_us: u128,
+}
+
+/// A relocation that went away with its instruction.
+#[derive(Debug, Serialize)]
+struct DroppedRow {
+    section: String,
+    slot: usize,
+    #[serde(rename = "type")]
+    r_type: &'static str,
+    symbol: String,
+}
+
+impl SectionRow {
+    fn of(r: &ProgramReport) -> SectionRow {
+        SectionRow {
+            section: r.name.clone(),
+            slots_before: r.slots_before,
+            slots_after: r.slots_after,
+            patched: r.patched,
+            inserted: r.inserted,
+            deleted: r.deleted,
+            relaxed: r.relaxed,
+            relocs_dropped: r.object.relocs_dropped.len(),
+            core_relos_dropped: r.object.core_relos_dropped,
+            line_info_dropped: r.object.line_info_dropped,
+            time_us: r.time.as_micros(),
+        }
+    }
+
+    fn add(&mut self, o: &SectionRow) {
+        self.slots_before += o.slots_before;
+        self.slots_after += o.slots_after;
+        self.patched += o.patched;
+        self.inserted += o.inserted;
+        self.deleted += o.deleted;
+        self.relaxed += o.relaxed;
+        self.relocs_dropped += o.relocs_dropped;
+        self.core_relos_dropped += o.core_relos_dropped;
+        self.line_info_dropped += o.line_info_dropped;
+        self.time_us += o.time_us;
+    }
+}
+
+/// Rewrites the input and writes the output; prints the report.
+pub fn main(args: &Args) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let names = pipeline::pass_names(&args.passes, args.blind)?;
+    let mut passes = pipeline::passes_for(&args.passes, args.blind)?;
+    let path = &args.input;
+    let bytes = input::read(path)?;
+    let mut rw = Rewriter::new(RewriteOptions { relax: !args.no_relax });
+    let (out, reports) = match input::detect(args.raw, args.big_endian, &bytes) {
+        Kind::Elf => {
+            let mut obj = input::object(&bytes, path)?;
+            let reports = rw.rewrite_object(&mut obj, &mut passes).with_context(|| path.display().to_string())?;
+            (obj.write().with_context(|| path.display().to_string())?, reports)
+        }
+        Kind::Raw(endian) => {
+            let insns = input::program_slots(Kind::Raw(endian), &bytes, path)?;
+            let (new, report) =
+                rw.rewrite_image(&insns, endian, &mut passes).with_context(|| path.display().to_string())?;
+            (slots_to_bytes(&new, endian), vec![report])
+        }
+        Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
+    };
+    std::fs::write(&args.output, &out).with_context(|| format!("cannot write {}", args.output.display()))?;
+    let elapsed = t0.elapsed();
+    let rows: Vec<SectionRow> = reports.iter().map(SectionRow::of).collect();
+    let mut total = SectionRow { section: "total".into(), ..SectionRow::default() };
+    rows.iter().for_each(|r| total.add(r));
+    if args.json {
+        let dropped: Vec<DroppedRow> = reports
+            .iter()
+            .flat_map(|r| {
+                r.object.relocs_dropped.iter().map(|d| DroppedRow {
+                    section: r.name.clone(),
+                    slot: d.slot,
+                    r_type: reloc_type::name(d.r_type),
+                    symbol: d.symbol.clone(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "input": path,
+            "output": args.output,
+            "passes": names,
+            "sections": rows,
+            "total": total,
+            "relocs_dropped": dropped,
+            "time_ms": elapsed.as_secs_f64() * 1e3,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut s = format!(
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            "section", "before", "after", "patched", "inserted", "deleted", "relaxed", "relocs-"
+        );
+        for r in rows.iter().chain(std::iter::once(&total)) {
+            s.push_str(&format!(
+                "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+                r.section, r.slots_before, r.slots_after, r.patched, r.inserted, r.deleted, r.relaxed, r.relocs_dropped
+            ));
+        }
+        for r in &reports {
+            for d in &r.object.relocs_dropped {
+                s.push_str(&format!(
+                    "{}: relocation {} {} at slot {} dropped with its instruction\n",
+                    r.name,
+                    reloc_type::name(d.r_type),
+                    d.symbol,
+                    d.slot
+                ));
+            }
+        }
+        let list = if names.is_empty() { "none".to_string() } else { names.join(",") };
+        s.push_str(&format!(
+            "{} -> {}: {} program(s), passes {list}, {:.3} ms\n",
+            path.display(),
+            args.output.display(),
+            reports.len(),
+            elapsed.as_secs_f64() * 1e3
+        ));
+        print!("{s}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

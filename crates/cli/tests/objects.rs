@@ -1,0 +1,305 @@
+//! End-to-end tests of the object commands (`check`, `rewrite`, `disasm` on ELF objects) on the
+//! committed test objects of crates/object (prog-{el,eb}.o, calls-{el,eb}.o), plus the corpus
+//! comparison of `disasm` with llvm-objdump-19 when both are available.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use assert_cmd::Command;
+use bpfpatch_object::BpfObject;
+use std::path::{Path, PathBuf};
+
+const OBJECTS: [&str; 4] = ["prog-el.o", "prog-eb.o", "calls-el.o", "calls-eb.o"];
+
+fn bpfpatch() -> Command {
+    Command::cargo_bin("bpfpatch").unwrap()
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data")).join(name)
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-cli-objects-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    let p = temp_dir().join(name);
+    std::fs::write(&p, contents).unwrap();
+    p
+}
+
+/// Runs and expects exit 1 with exactly one `error: ...` line on stderr; returns it.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.assert().code(1).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+fn json(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_str(&stdout(cmd)).unwrap()
+}
+
+#[test]
+fn check_passes_the_test_objects() {
+    for name in OBJECTS {
+        let out = stdout(bpfpatch().arg("check").arg(data(name)));
+        assert!(out.contains(&format!("{name}: ok (")), "{out}");
+        assert!(out.ends_with("1 passed, 0 failed\n"), "{out}");
+    }
+    let mut cmd = bpfpatch();
+    cmd.arg("check").args(OBJECTS.map(data)).arg("--json");
+    let v = json(&mut cmd);
+    assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(4), Some(0)));
+    assert_eq!(v["files"][0]["programs"], 3);
+    assert_eq!(v["files"][0]["slots"], 81);
+    assert_eq!(v["files"][0]["findings"].as_array().unwrap().len(), 0);
+}
+
+/// Section `xdp` of prog-el.o: the jump at slot 8 (`if w1 <= w2 goto +0x3`) made to leave the
+/// section; the corrupted file is reported, the good one passes, the command exits 1.
+#[test]
+fn check_reports_findings_and_exits_1() {
+    let bytes = std::fs::read(data("prog-el.o")).unwrap();
+    let obj = BpfObject::parse(&bytes).unwrap();
+    let (_, xdp) = obj.program_by_name("xdp").unwrap();
+    let off = usize::try_from(obj.section_headers()[xdp.section()].offset).unwrap() + 8 * 8;
+    let mut bad = bytes.clone();
+    bad[off + 2..off + 4].copy_from_slice(&100i16.to_le_bytes());
+    let bad = temp_file("jump-out.o", &bad);
+    let mut cmd = bpfpatch();
+    cmd.arg("check").arg(&bad).arg(data("prog-eb.o"));
+    let out = cmd.assert().code(1).get_output().clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("jump-out.o: 1 findings\n  section 4 `xdp`: slot 8: target 109 outside the section"),
+        "{text}"
+    );
+    assert!(text.ends_with("1 passed, 1 failed\n"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err, "error: 1 of 2 files failed the check\n");
+    // JSON carries the same, still exiting 1.
+    let out = bpfpatch().args(["check", "--json"]).arg(&bad).assert().code(1).get_output().clone();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["files"][0]["findings"][0]["section"], "xdp");
+}
+
+#[test]
+fn check_reads_raw_images() {
+    // r0 = 0; exit, in both byte orders; then a jump past the end.
+    let le = temp_file("ok-le.bin", &[0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    let be = temp_file("ok-be.bin", &[0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(stdout(bpfpatch().args(["check", "--raw"]).arg(&le)).contains("ok (1 programs, 2 slots)"));
+    assert!(stdout(bpfpatch().args(["check", "--raw", "--big-endian"]).arg(&be)).contains("ok"));
+    let jump = temp_file("jump.bin", &[0x05, 0, 5, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    let out = bpfpatch().args(["check", "--raw"]).arg(&jump).assert().code(1).get_output().clone();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("slot 0: target 6 outside the section"));
+}
+
+/// `rewrite --passes none` is the identity: the output is the input, and every section of the
+/// re-parsed output is the input's (compared through our parser).
+#[test]
+fn rewrite_none_gives_identical_sections() {
+    let dir = temp_dir();
+    for name in OBJECTS {
+        let out = dir.join(format!("none-{name}"));
+        let text = stdout(bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&out).args(["--passes", "none"]));
+        assert!(text.starts_with("section "), "{text}");
+        assert!(text.contains("passes none"), "{text}");
+        let (a, b) = (std::fs::read(data(name)).unwrap(), std::fs::read(&out).unwrap());
+        let (oa, ob) = (BpfObject::parse(&a).unwrap(), BpfObject::parse(&b).unwrap());
+        assert_eq!(oa.section_headers().len(), ob.section_headers().len());
+        for i in 0..oa.section_headers().len() {
+            assert_eq!(oa.section_name(i), ob.section_name(i));
+            assert_eq!(oa.original_section_data(i), ob.original_section_data(i), "{name}: section {i}");
+        }
+        assert_eq!(a, b, "{name}: byte-identical");
+        // The rewritten object checks clean.
+        stdout(bpfpatch().arg("check").arg(&out));
+    }
+}
+
+#[test]
+fn rewrite_reports_per_section_in_json() {
+    let out = temp_dir().join("json.o");
+    let mut cmd = bpfpatch();
+    cmd.arg("rewrite").arg(data("calls-el.o")).arg("-o").arg(&out).args(["--passes", "none", "--json"]);
+    let v = json(&mut cmd);
+    let secs: Vec<&str> = v["sections"].as_array().unwrap().iter().map(|s| s["section"].as_str().unwrap()).collect();
+    assert_eq!(secs, [".text", "xdp"]);
+    assert_eq!(v["sections"][1]["slots_before"], 42);
+    assert_eq!(v["sections"][1]["slots_after"], 42);
+    assert_eq!(v["total"]["slots_before"], 80);
+    assert_eq!(v["total"]["deleted"], 0);
+    assert_eq!(v["passes"].as_array().unwrap().len(), 0);
+    assert!(v["time_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn rewrite_raw_images_in_both_byte_orders() {
+    let img = [0xb7, 0x00, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let le = temp_file("img-le.bin", &img);
+    let out = temp_dir().join("img-le.out");
+    stdout(bpfpatch().args(["rewrite", "--raw", "--passes", "none"]).arg(&le).arg("-o").arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), img);
+    let be_img = [0xb7, 0x00, 0, 0, 0, 0, 0, 1, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let be = temp_file("img-be.bin", &be_img);
+    let out = temp_dir().join("img-be.out");
+    stdout(bpfpatch().args(["rewrite", "--raw", "--big-endian", "--passes", "none"]).arg(&be).arg("-o").arg(&out));
+    assert_eq!(std::fs::read(&out).unwrap(), be_img);
+}
+
+#[test]
+fn rewrite_refuses_unknown_and_unwired_passes() {
+    let out = temp_dir().join("never.o");
+    let e = fails(bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "bogus"]));
+    assert!(e.contains("unknown pass"), "{e}");
+    let e = fails(bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "dce"]));
+    assert!(e.contains("pass dce not available yet"), "{e}");
+    let e = fails(
+        bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "none", "--blind"]),
+    );
+    assert!(e.contains("pass blind not available yet"), "{e}");
+    assert!(!out.exists(), "no output on error");
+}
+
+#[test]
+fn disasm_lists_objects_with_labels_relocations_and_lines() {
+    let out = stdout(bpfpatch().arg("disasm").arg(data("prog-el.o")));
+    for want in [
+        "file format elf64-bpf",
+        "Disassembly of section .text:",
+        "\n0000000000000000 <bump>:\n",
+        "\n00000000000000a0 <mix>:\n",
+        "       3:\tr1 = 0x0 ll\n\t\t0000000000000018:  R_BPF_64_64\tcounts\n",
+        "       7:\tif r0 == 0x0 goto +0xa <bump+0x90>\n",
+        "; \t__u64 *v = bpf_map_lookup_elem(&counts, &key);\n       3:",
+        "\t\t0000000000000050:  R_BPF_64_32\tbump\n",
+        "\t\t0000000000000020:  CO-RE <byte_off> [38] (0:1)\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let out = stdout(bpfpatch().args(["disasm", "--section", "xdp", "--no-lines"]).arg(data("calls-eb.o")));
+    assert!(out.contains("Disassembly of section xdp:") && !out.contains("section .text"), "{out}");
+    assert!(out.contains("\n00000000000000e0 <second>:\n") && !out.contains("; "), "{out}");
+    let e = fails(bpfpatch().args(["disasm", "--section", "nosuch"]).arg(data("prog-el.o")));
+    assert!(e.contains("no executable section `nosuch` (sections: .text, xdp, tc)"), "{e}");
+}
+
+#[test]
+fn disasm_json_of_an_object() {
+    let mut cmd = bpfpatch();
+    cmd.args(["disasm", "--json"]).arg(data("prog-eb.o"));
+    let v = json(&mut cmd);
+    let xdp = &v["sections"][1];
+    assert_eq!(xdp["name"], "xdp");
+    let row = xdp["insns"].as_array().unwrap().iter().find(|r| r["slot"] == 10).unwrap();
+    assert_eq!(row["text"], "call -0x1");
+    assert_eq!(row["relocs"][0]["type"], "R_BPF_64_32");
+    assert_eq!(row["relocs"][0]["symbol"], "bump");
+    let first = &xdp["insns"][0];
+    assert_eq!(first["labels"][0], "prog_xdp");
+    assert!(first["source"][0]["file"].as_str().unwrap().ends_with("prog.c"));
+    assert!(first["source"][0]["line"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn bad_inputs_exit_1_with_one_line() {
+    let empty = temp_file("empty.o", b"");
+    let garbage = temp_file("garbage.o", b"\x7fELF\x02\x01\x01garbage");
+    let odd = temp_file("odd.bin", &[0x95, 0, 0]);
+    let out = temp_dir().join("x.out");
+    for f in [&empty, &garbage] {
+        fails(bpfpatch().arg("check").arg(f));
+        fails(bpfpatch().arg("disasm").arg(f));
+        fails(bpfpatch().arg("rewrite").arg(f).arg("-o").arg(&out).args(["--passes", "none"]));
+    }
+    fails(bpfpatch().args(["check", "--raw"]).arg(&odd));
+    fails(bpfpatch().args(["rewrite", "--raw", "--passes", "none"]).arg(&odd).arg("-o").arg(&out));
+    fails(bpfpatch().args(["check", "/nonexistent/x.o"]));
+    fails(bpfpatch().args(["rewrite", "/nonexistent/x.o", "-o"]).arg(&out).args(["--passes", "none"]));
+    let data_file = temp_file("p.data", b"-- asm\nexit\n");
+    let e = fails(bpfpatch().arg("rewrite").arg(&data_file).arg("-o").arg(&out).args(["--passes", "none"]));
+    assert!(e.contains("rewrite reads an ELF object"), "{e}");
+    fails(bpfpatch().args(["disasm", "--section", "x"]).arg(&data_file));
+    // Unwritable output.
+    fails(bpfpatch().arg("rewrite").arg(data("prog-el.o")).args(["-o", "/nonexistent/dir/out.o", "--passes", "none"]));
+    // Truncated copies of a real object: never a panic, always one line.
+    let bytes = std::fs::read(data("calls-el.o")).unwrap();
+    for cut in [16usize, 64, 200, bytes.len() / 2, bytes.len() - 1] {
+        let f = temp_file(&format!("cut-{cut}.o"), &bytes[..cut]);
+        for sub in [["check"].as_slice(), ["disasm"].as_slice()] {
+            let status = bpfpatch().args(sub).arg(&f).output().unwrap().status;
+            assert!(matches!(status.code(), Some(0 | 1)), "{sub:?} on {cut} bytes: {status}");
+        }
+    }
+}
+
+#[test]
+fn help_everywhere() {
+    for sub in ["check", "rewrite", "disasm"] {
+        let out = stdout(bpfpatch().args([sub, "--help"]));
+        assert!(out.contains("--json"), "{sub}: {out}");
+    }
+}
+
+fn corpus() -> Option<Vec<PathBuf>> {
+    let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
+        PathBuf::from,
+    );
+    if !dir.is_dir() {
+        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
+        return None;
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Some(files)
+}
+
+fn llvm_objdump(f: &Path) -> Option<String> {
+    let out = std::process::Command::new("llvm-objdump-19").args(["-dr", "--no-show-raw-insn"]).arg(f).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `disasm --no-lines` prints exactly what `llvm-objdump-19 -dr --no-show-raw-insn` prints (CO-RE
+/// lines aside, where llvm also names the type) for the test objects and every 16th corpus
+/// object (every one with `BPFPATCH_CORPUS_FULL=1`: about a minute in a debug build).
+#[test]
+fn disasm_of_objects_matches_llvm_objdump() {
+    if llvm_objdump(&data("prog-el.o")).is_none() {
+        println!("llvm-objdump-19 absent, skipped");
+        return;
+    }
+    let step = if std::env::var_os("BPFPATCH_CORPUS_FULL").is_some() { 1 } else { 16 };
+    let mut files: Vec<PathBuf> = OBJECTS.map(data).to_vec();
+    files.extend(corpus().unwrap_or_default().into_iter().step_by(step));
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("CO-RE")).collect::<Vec<_>>().join("\n");
+    let mut failed = Vec::new();
+    for f in &files {
+        let ours = bpfpatch().args(["disasm", "--no-lines"]).arg(f).output().unwrap();
+        let theirs = llvm_objdump(f).unwrap();
+        if !ours.status.success() || strip(&String::from_utf8_lossy(&ours.stdout)) != strip(&theirs) {
+            failed.push(f.display().to_string());
+        }
+    }
+    println!("disasm vs llvm-objdump-19: {} passed, {} failed", files.len() - failed.len(), failed.len());
+    assert!(failed.is_empty(), "{failed:?}");
+}
