@@ -20,6 +20,9 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod info;
 mod op;
 pub mod opcode;
