@@ -106,6 +106,9 @@ pub mod conformance;
 pub mod datafile;
 pub mod disasm;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod llvm;
 pub(crate) mod num;
 
