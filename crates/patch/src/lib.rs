@@ -170,6 +170,9 @@ mod list;
 mod tables;
 
 pub mod reference;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use buf::{PatchBuf, Target};
 pub use error::{Error, Result};
