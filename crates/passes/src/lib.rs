@@ -12,6 +12,9 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pass;
 pub mod program;
 pub mod rewrite;

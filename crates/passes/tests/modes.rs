@@ -9,11 +9,11 @@
 mod common;
 
 use bpfpatch_insn::{Insn, decode_program};
+use bpfpatch_passes::fuzzing::{MEM_LEN, vm_program};
 use bpfpatch_passes::{Options, Pass, Pipeline, transform};
 use bpfpatch_vm::memory::Memory;
 use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Program, RunError, Vm};
 use common::rand_prog::{Rng, cases};
-use common::vm_prog::{self, MEM_LEN};
 
 fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperError> {
     Ok(HelperReturn::Value(args[0].rotate_left(13) ^ args[1].wrapping_mul(0x9e37_79b9_7f4a_7c15)))
@@ -41,7 +41,8 @@ fn three_modes_agree_on_random_programs() {
     let mut ran = 0;
     let mut grew = 0usize;
     for seed in 0..n {
-        let insns = vm_prog::program(seed, 1 + (seed % 3) as usize, 30);
+        // The generator is the semantic fuzzing oracle's (`bpfpatch_passes::fuzzing`).
+        let insns = vm_program(&mut bpfpatch_passes::fuzzing::Rng::new(&[], seed), 1 + (seed % 3) as usize, 30);
         let mem = mem0(seed);
         let want = match run(&insns, LoadOptions::default(), &mem) {
             Ok(v) => v,

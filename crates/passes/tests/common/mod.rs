@@ -79,4 +79,3 @@ pub fn func_ref(d: u8, rel: i32) -> Op {
 pub mod apply;
 pub mod interp;
 pub mod rand_prog;
-pub mod vm_prog;
