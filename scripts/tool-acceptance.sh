@@ -3,21 +3,79 @@
 # "TOOL: N passed, M failed" (and the failures):
 #   llvm-objdump-19 -d -r, llvm-readelf-19 -a (no warnings), bpftool btf dump file (objects with
 #   .BTF), libbpf's open via `bpftool gen skeleton` (little-endian objects only: libbpf reads the
-#   host's byte order).
+#   host's byte order), and `bpfpatch check` (when a bpfpatch binary is found).
 # With --baseline ORIG_DIR, an object whose same-named original (paths relative to the two
 # directories) also fails a tool is counted as "failed in the original too" instead of failed.
+#
+# With --rewrite PASSES, first rewrites every object of SRC_DIR into OUT_DIR (same relative
+# paths) with `bpfpatch rewrite --passes PASSES` (plus --blind), counting
+# "bpfpatch rewrite: N passed, M failed" (objects without executable sections are counted apart),
+# then runs the tools on OUT_DIR with SRC_DIR as the baseline. With `--passes none` it also
+# counts outputs identical to their input ("identity: ...").
+#
 # Usage: scripts/tool-acceptance.sh DIR [--baseline ORIG_DIR]
+#        scripts/tool-acceptance.sh --rewrite PASSES [--blind] SRC_DIR OUT_DIR
+# The bpfpatch binary: $BPFPATCH, else `bpfpatch` on PATH, else target/{release,debug}/bpfpatch
+# (or $CARGO_TARGET_DIR/...) of this repository.
 set -uo pipefail
 
-DIR=${1:?usage: $0 DIR [--baseline ORIG_DIR]}
-BASE=
-[[ ${2:-} == --baseline ]] && BASE=${3:?--baseline needs a directory}
-ERR=$(mktemp)
-trap 'rm -f "$ERR"' EXIT
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+find_bpfpatch() {
+    if [[ -n ${BPFPATCH:-} ]]; then echo "$BPFPATCH"; return; fi
+    if command -v bpfpatch >/dev/null; then command -v bpfpatch; return; fi
+    local t
+    for t in "${CARGO_TARGET_DIR:-$ROOT/target}"/{release,debug}/bpfpatch; do
+        [[ -x $t ]] && { echo "$t"; return; }
+    done
+}
+BPFPATCH_BIN=$(find_bpfpatch)
 
-mapfile -t FILES < <(find "$DIR" -type f \( -name '*.o' -o -name '*.elf' \) | sort)
+PASSES= BLIND=
+if [[ ${1:-} == --rewrite ]]; then
+    PASSES=${2:?--rewrite needs a pass list}
+    shift 2
+    [[ ${1:-} == --blind ]] && { BLIND=--blind; shift; }
+    SRC=${1:?usage: $0 --rewrite PASSES [--blind] SRC_DIR OUT_DIR}
+    DIR=${2:?usage: $0 --rewrite PASSES [--blind] SRC_DIR OUT_DIR}
+    BASE=$SRC
+    [[ -n $BPFPATCH_BIN ]] || { echo "no bpfpatch binary: set BPFPATCH or build it" >&2; exit 2; }
+else
+    DIR=${1:?usage: $0 DIR [--baseline ORIG_DIR] | --rewrite PASSES [--blind] SRC_DIR OUT_DIR}
+    BASE=
+    [[ ${2:-} == --baseline ]] && BASE=${3:?--baseline needs a directory}
+fi
+ERR=$(mktemp)
+trap 'rm -f "$ERR" "$ERR.o"' EXIT
+
 is_le() { [[ $(od -An -tx1 -j5 -N1 "$1" | tr -d ' ') == 01 ]]; }
 has_btf() { grep -q ' \.BTF ' <(llvm-readelf-19 -S "$1" 2>/dev/null); }
+has_code() { llvm-readelf-19 -S "$1" 2>/dev/null | grep -q ' AX '; }
+
+if [[ -n $PASSES ]]; then
+    mapfile -t SOURCES < <(find "$SRC" -type f \( -name '*.o' -o -name '*.elf' \) | sort)
+    pass=0 fail=0 nocode_fail=0 same=0 differ=0
+    for s in "${SOURCES[@]}"; do
+        rel=${s#"$SRC"/}
+        out=$DIR/$rel
+        mkdir -p "$(dirname "$out")"
+        rm -f "$out"
+        if "$BPFPATCH_BIN" rewrite "$s" -o "$out" --passes "$PASSES" $BLIND >/dev/null 2>"$ERR"; then
+            pass=$((pass + 1))
+            if [[ $PASSES == none && -z $BLIND ]]; then
+                if cmp -s "$s" "$out"; then same=$((same + 1)); else differ=$((differ + 1)); echo "  identity FAILED on $rel"; fi
+            fi
+        elif has_code "$s"; then
+            fail=$((fail + 1))
+            echo "  bpfpatch rewrite FAILED on $rel: $(head -c 300 "$ERR" | tr '\n' ' ')"
+        else
+            nocode_fail=$((nocode_fail + 1))
+        fi
+    done
+    echo "bpfpatch rewrite --passes $PASSES${BLIND:+ --blind}: $pass passed, $fail failed (failed without executable sections: $nocode_fail)"
+    [[ $PASSES == none && -z $BLIND ]] && echo "identity (output == input, byte for byte): $same passed, $differ failed"
+fi
+
+mapfile -t FILES < <(find "$DIR" -type f \( -name '*.o' -o -name '*.elf' \) | sort)
 
 # run NAME APPLIES_FN CMD...: CMD gets the object path appended.
 run() {
@@ -47,3 +105,6 @@ run llvm-objdump-19 always llvm-objdump-19 -d -r
 run llvm-readelf-19 always llvm-readelf-19 -a
 run "bpftool btf dump" le_btf bpftool btf dump file
 run "libbpf open (bpftool gen skeleton)" is_le bpftool gen skeleton
+if [[ -n $BPFPATCH_BIN ]]; then
+    run "bpfpatch check" always "$BPFPATCH_BIN" check
+fi
