@@ -76,7 +76,8 @@ pub enum RelocRole {
     ExternAddr,
     /// An ld_imm64 of data: `PSEUDO_MAP_FD` or `PSEUDO_MAP_VALUE`.
     Data,
-    /// A relocation on another kind of instruction: presented unchanged.
+    /// A relocation on another kind of instruction (or on an ld_imm64's second slot, marked on
+    /// its first): presented unchanged.
     Other,
 }
 
@@ -330,7 +331,15 @@ impl BpfObject {
         let mut roles = Vec::new();
         for r in &p.relocs {
             let s = r.slot;
-            if s >= n || !is_start[s] || aux[s].reloc.is_some() {
+            if s >= n || aux[s].reloc.is_some() {
+                continue;
+            }
+            if !is_start[s] {
+                // On the second slot of an ld_imm64: the whole instruction is the relocation's.
+                if let Some(first) = s.checked_sub(1).filter(|&f| aux[f].reloc.is_none()) {
+                    aux[first].reloc = Some(RelocRole::Other);
+                    roles.push((first, RelocRole::Other));
+                }
                 continue;
             }
             let insn = orig[s];

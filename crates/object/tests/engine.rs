@@ -296,6 +296,31 @@ fn passes_must_leave_relocated_instructions_alone() {
     }
 }
 
+/// A relocation on the second slot of an ld_imm64 (not made by clang, but parseable) owns the
+/// whole instruction: it is marked on the first slot, and a pass may not rewrite it.
+#[test]
+fn a_relocation_on_an_ld_imm64_tail_owns_the_instruction() {
+    let (bytes, obj) = load("calls-el.o");
+    let rel = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".rel.text")).unwrap();
+    let at = obj.section_headers()[rel].offset as usize;
+    assert_eq!(bytes[at..at + 8], 0x10u64.to_le_bytes(), "first .rel.text entry: slot 2 (`scale`)");
+    let mut b = bytes.clone();
+    b[at..at + 8].copy_from_slice(&0x18u64.to_le_bytes());
+    let mut obj = BpfObject::parse(&b).unwrap();
+    let view = obj.engine_view(0).unwrap();
+    assert_eq!(view.roles()[0], (2, RelocRole::Other));
+    assert!(view.info().is_relocated(2) && !view.info().is_relocated(3));
+    let e = rewriter()
+        .rewrite_program(&mut obj, 0, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+            let n = list.node_of(Slot(2)).unwrap();
+            let lo = list.insn(n).unwrap();
+            list.patch(n, &PatchBuf::from_insns(&[lo, with_imm(Insn::default(), 7)])).unwrap();
+            Ok::<(), Infallible>(())
+        })
+        .unwrap_err();
+    assert!(matches!(e, EngineError::RelocatedRewritten { old: 2, .. }), "{e}");
+}
+
 /// 40000 nops inside `leaf`'s forward jump: without relaxation the jump cannot be encoded,
 /// with it the jump becomes a `gotol` sequence and the report counts it.
 #[test]
