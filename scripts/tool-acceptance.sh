@@ -15,6 +15,7 @@
 #
 # Usage: scripts/tool-acceptance.sh DIR [--baseline ORIG_DIR]
 #        scripts/tool-acceptance.sh --rewrite PASSES [--blind] SRC_DIR OUT_DIR
+# CHECK_INTERNAL=1 runs `bpfpatch check --internal` (kernel-internal forms that passes emit).
 # The bpfpatch binary: $BPFPATCH, else `bpfpatch` on PATH, else target/{release,debug}/bpfpatch
 # (or $CARGO_TARGET_DIR/...) of this repository.
 set -uo pipefail
@@ -106,5 +107,5 @@ run llvm-readelf-19 always llvm-readelf-19 -a
 run "bpftool btf dump" le_btf bpftool btf dump file
 run "libbpf open (bpftool gen skeleton)" is_le bpftool gen skeleton
 if [[ -n $BPFPATCH_BIN ]]; then
-    run "bpfpatch check" always "$BPFPATCH_BIN" check
+    run "bpfpatch check${CHECK_INTERNAL:+ --internal}" always "$BPFPATCH_BIN" check ${CHECK_INTERNAL:+--internal}
 fi

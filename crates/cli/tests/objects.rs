@@ -90,6 +90,20 @@ fn check_reports_findings_and_exits_1() {
     assert_eq!(v["files"][0]["findings"][0]["section"], "xdp");
 }
 
+/// An internal `tail_call` (as the fixups pass emits) in an object: a finding unless `--internal`.
+#[test]
+fn check_internal_accepts_kernel_forms_in_objects() {
+    let bytes = std::fs::read(data("prog-el.o")).unwrap();
+    let obj = BpfObject::parse(&bytes).unwrap();
+    let (_, xdp) = obj.program_by_name("xdp").unwrap();
+    let at = usize::try_from(obj.section_headers()[xdp.section()].offset).unwrap();
+    let mut b = bytes.clone();
+    b[at..at + 8].copy_from_slice(&[0xf5, 0, 0, 0, 0, 0, 0, 0]);
+    let f = temp_file("tail-call.o", &b);
+    fails(bpfpatch().arg("check").arg(&f));
+    assert!(stdout(bpfpatch().args(["check", "--internal"]).arg(&f)).contains("tail-call.o: ok"));
+}
+
 #[test]
 fn check_reads_raw_images() {
     // r0 = 0; exit, in both byte orders; then a jump past the end.

@@ -276,9 +276,16 @@ fn check_code(
 /// Validates an object's structure; an empty result means it passed.
 #[must_use]
 pub fn check(obj: &BpfObject) -> Vec<Finding> {
+    check_with(obj, DecodeOptions::default())
+}
+
+/// [`check`] decoding instructions with `opts` ([`DecodeOptions::INTERNAL`] accepts the
+/// kernel-internal forms rewriting passes emit: AX, `tail_call`, `nospec`, zero-extension).
+#[must_use]
+pub fn check_with(obj: &BpfObject, opts: DecodeOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     for (pi, p) in obj.programs().iter().enumerate() {
-        check_program(obj, pi, p, &mut out);
+        check_program(obj, pi, p, opts, &mut out);
     }
     if let Some(ext) = obj.btf_ext() {
         let sec = obj.section_headers().len();
@@ -301,7 +308,7 @@ pub fn check(obj: &BpfObject) -> Vec<Finding> {
     out
 }
 
-fn check_program(obj: &BpfObject, pi: usize, p: &Program, out: &mut Vec<Finding>) {
+fn check_program(obj: &BpfObject, pi: usize, p: &Program, opts: DecodeOptions, out: &mut Vec<Finding>) {
     let section = obj.section_ref(p.section());
     let mut push = |kind| out.push(Finding { section: section.clone(), kind });
     let insns = p.insns();
@@ -330,7 +337,7 @@ fn check_program(obj: &BpfObject, pi: usize, p: &Program, out: &mut Vec<Finding>
     };
     let is_sub_start = |slot: usize| sub_starts.binary_search(&slot).is_ok() || (sub_starts.is_empty() && slot == 0);
     let relocated = obj.relocated_slots(pi);
-    check_code(insns, &is_start, &sub_starts, &relocated, DecodeOptions::default(), &mut push);
+    check_code(insns, &is_start, &sub_starts, &relocated, opts, &mut push);
     // Relocations.
     for (ri, r) in p.relocs().iter().enumerate() {
         let Some(insn) = insns.get(r.slot) else { continue };

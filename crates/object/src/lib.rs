@@ -45,12 +45,15 @@ mod check;
 mod elf;
 pub mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod rewrite;
 mod write;
 
 pub use btf::Btf;
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
-pub use check::{Finding, FindingKind, check, check_insns};
+pub use check::{Finding, FindingKind, check, check_insns, check_with};
 pub use elf::{SectionHeader, Symbol};
 pub use engine::{
     EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions, Rewriter,

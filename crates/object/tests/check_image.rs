@@ -50,3 +50,19 @@ fn internal_forms_need_the_internal_options() {
     ));
     assert_eq!(check_insns(&[tail_call, EXIT], DecodeOptions::INTERNAL), vec![]);
 }
+
+/// Objects too: an internal `tail_call` written into a program section is a finding for `check`
+/// and accepted by `check_with(INTERNAL)`.
+#[test]
+fn objects_with_internal_forms() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/prog-el.o")).unwrap();
+    let obj = bpfpatch_object::BpfObject::parse(&bytes).unwrap();
+    let (_, xdp) = obj.program_by_name("xdp").unwrap();
+    let at = usize::try_from(obj.section_headers()[xdp.section()].offset).unwrap();
+    let mut b = bytes.clone();
+    b[at..at + 8].copy_from_slice(&[c::JMP | c::TAIL_CALL, 0, 0, 0, 0, 0, 0, 0]);
+    let obj = bpfpatch_object::BpfObject::parse(&b).unwrap();
+    let f = bpfpatch_object::check(&obj);
+    assert!(matches!(f[..], [bpfpatch_object::Finding { kind: FindingKind::Decode { slot: 0, .. }, .. }]), "{f:?}");
+    assert_eq!(bpfpatch_object::check_with(&obj, DecodeOptions::INTERNAL), vec![]);
+}

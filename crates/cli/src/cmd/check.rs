@@ -5,7 +5,7 @@
 use crate::input::{self, Kind};
 use anyhow::{Result, bail};
 use bpfpatch_insn::DecodeOptions;
-use bpfpatch_object::{Finding, SectionRef, check, check_insns};
+use bpfpatch_object::{Finding, SectionRef, check_insns, check_with};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,8 @@ pub struct Args {
     /// With `--raw`: the images are big-endian.
     #[arg(long, requires = "raw")]
     pub big_endian: bool,
-    /// Images and `.data` files: accept kernel-internal forms (AX, tail_call, nospec).
+    /// Accept kernel-internal forms (AX, tail_call, nospec, zero-extension), as rewriting passes
+    /// emit them.
     #[arg(long)]
     pub internal: bool,
     /// Print a JSON report instead of text.
@@ -51,17 +52,21 @@ struct FileReport {
     findings: Vec<FindingRow>,
 }
 
+fn decode_opts(args: &Args) -> DecodeOptions {
+    if args.internal { DecodeOptions::INTERNAL } else { DecodeOptions::default() }
+}
+
 fn check_file(path: &Path, args: &Args) -> Result<(usize, usize, Vec<Finding>)> {
     let bytes = input::read(path)?;
     match input::detect(args.raw, args.big_endian, &bytes) {
         Kind::Elf => {
             let obj = input::object(&bytes, path)?;
             let slots = obj.programs().iter().map(|p| p.insns().len()).sum();
-            Ok((obj.programs().len(), slots, check(&obj)))
+            Ok((obj.programs().len(), slots, check_with(&obj, decode_opts(args))))
         }
         kind => {
             let insns = input::program_slots(kind, &bytes, path)?;
-            let opts = if args.internal { DecodeOptions::INTERNAL } else { DecodeOptions::default() };
+            let opts = decode_opts(args);
             let section = SectionRef { index: 0, name: "<image>".into() };
             let findings =
                 check_insns(&insns, opts).into_iter().map(|kind| Finding { section: section.clone(), kind }).collect();
