@@ -42,6 +42,18 @@ where
         let deleted = |s: usize| o.map.insn[s].is_none();
         common::verify_moved(&before, obj, pi, &o, &deleted)?;
         common::verify_reloc_targets(&before, obj, pi, &o, &deleted)?;
+        // Relocated instructions keep their encoding (the addend in `imm` aside), tail included.
+        let (po, pn) = (&before.programs()[pi], &obj.programs()[pi]);
+        let kept: Vec<_> = po.relocs().iter().filter(|x| !deleted(x.slot)).collect();
+        for (ro, rn) in kept.iter().zip(pn.relocs()) {
+            let (mut a, mut b) = (po.insns()[ro.slot], pn.insns()[rn.slot]);
+            (a.imm, b.imm) = (0, 0);
+            let tails =
+                |p: &bpfpatch_object::Program, s: usize| p.insns().get(s + 1).copied().filter(|_| a.is_ld_imm64());
+            if a != b || tails(po, ro.slot) != tails(pn, rn.slot) {
+                return Err(format!("{name}: relocated instruction at old slot {} changed", ro.slot));
+            }
+        }
         let t = &r.patched.program.tables;
         let p = &obj.programs()[pi];
         let relocs: Vec<(u64, u32, u32)> = p.relocs().iter().map(|x| (x.slot as u64 * 8, x.symbol, x.r_type)).collect();
