@@ -1,6 +1,6 @@
 //! Rewriting through the engine with every check the tests share: the origin oracle of
-//! tests/common, the engine's own remapped side tables against the object's, `check` and a
-//! write / re-parse fixed point.
+//! tests/common, the engine's own remapped side tables against the object's, `check`, a
+//! write / re-parse fixed point and every section the rewrite does not own byte-identical.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::cast_possible_truncation)]
 
@@ -32,6 +32,7 @@ where
     F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
     E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
 {
+    let orig = obj.clone();
     let mut reports = Vec::new();
     for pi in 0..obj.programs().len() {
         let before = obj.clone();
@@ -90,6 +91,14 @@ where
     }
     if re.write().map_err(|e| e.to_string())? != out {
         return Err("write is not a fixed point".into());
+    }
+    // Every section the rewrite does not own is byte-identical.
+    for i in 0..orig.section_headers().len() {
+        let owned = orig.programs().iter().any(|p| p.section() == i || p.rel_section() == Some(i))
+            || matches!(orig.section_name(i), Some(".symtab" | ".BTF.ext" | ".rel.BTF.ext"));
+        if !owned && orig.original_section_data(i) != re.original_section_data(i) {
+            return Err(format!("section {i} {:?} changed", orig.section_name(i)));
+        }
     }
     Ok(reports)
 }
