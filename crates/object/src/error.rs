@@ -355,6 +355,17 @@ pub enum ObjectError {
         /// File length.
         file_len: u64,
     },
+    /// A `.BTF` or `.BTF.ext` section of a type that has no file contents (`SHT_NULL`,
+    /// `SHT_NOBITS`): its bytes are undefined and the writer would not keep them.
+    #[error("{section}: section type {sh_type} has no contents, cannot hold {what}")]
+    NoContents {
+        /// The section.
+        section: SectionRef,
+        /// Its `sh_type`.
+        sh_type: u32,
+        /// What its name says it holds.
+        what: &'static str,
+    },
     /// An executable section whose size is not a multiple of 8.
     #[error("{section}: size {size} is not a whole number of 8-byte instructions")]
     TextSize {

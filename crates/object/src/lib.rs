@@ -228,6 +228,14 @@ impl BpfObject {
             });
         }
         let find = |name: &str| elf.names.iter().position(|n| n == name).filter(|&i| i != 0);
+        // `.BTF` and `.BTF.ext` are read from (and `.BTF.ext` rewritten into) the file: a section
+        // type without contents would make the writer drop what the model read.
+        for (name, what) in [(".BTF", "BTF"), (".BTF.ext", "BTF.ext")] {
+            if let Some(i) = find(name).filter(|&i| !elf.sections[i].has_file_data()) {
+                let sh_type = elf.sections[i].sh_type;
+                return Err(ObjectError::NoContents { section: elf.section_ref(i), sh_type, what });
+            }
+        }
         let btf = match find(".BTF") {
             Some(i) => {
                 let h = &elf.sections[i];

@@ -254,6 +254,26 @@ fn bad_btf_ext() {
 
 /// A `.rel.BTF.ext` entry not on a record is kept while `.BTF.ext` is copied, and refused with a
 /// typed error when it has to be re-encoded.
+/// `.BTF` / `.BTF.ext` whose header says the section has no contents (`SHT_NULL`, `SHT_NOBITS`):
+/// refused, since the writer would not keep bytes the model read (a fuzz finding: the rewrite
+/// wrote an object whose `.BTF.ext` header pointed at other data).
+#[test]
+fn btf_sections_without_contents() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        for (sec, what) in [(".BTF.ext", "BTF.ext"), (".BTF", "BTF")] {
+            for sh_type in [0u32, 8] {
+                let r = fx.parse_with(|b, fx| put32(b, fx.sh(sec, 4), sh_type, e));
+                assert_eq!(
+                    r.unwrap_err(),
+                    ObjectError::NoContents { section: fx.obj.section_ref(fx.sec(sec)), sh_type, what },
+                    "{name} {sec} type {sh_type}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn unattached_btf_ext_relocation() {
     for (name, e) in OBJECTS {

@@ -1,0 +1,211 @@
+//! Fuzzing oracle of the object layer, shared by `fuzz/` (libFuzzer) and the smoke test.
+//!
+//! [`elf`] takes arbitrary bytes (mutated objects) and **panics when a property is violated**.
+//! Not part of the stable API: compiled only with the `fuzzing` feature.
+// An oracle's job is to panic on a broken property.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use crate::{BpfObject, EngineError, ProgramInfo, RewriteOptions, Rewriter, check};
+use bpfpatch_insn::{Endian, Insn, Slot, opcode as c};
+use bpfpatch_patch::{OffsetMap, PatchBuf, PatchList, PrepatchMode};
+use core::convert::Infallible;
+
+/// `goto +0`: the no-op the rewrite inserts.
+const NOP: Insn = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
+
+/// The object pipeline on `data`: parse, check, write, re-parse, check; then rewrite through the
+/// engine (identity, and a no-op `goto +0` inserted before every `k`-th instruction), write,
+/// re-parse, check. Properties:
+/// - nothing panics; whatever parses, writes (or returns a typed error);
+/// - an unchanged object writes back byte-identical, and re-parses to the same programs and the
+///   same [`check`] findings;
+/// - after each rewrite the written object re-parses; if the input passed [`check`], so does the
+///   output, and the output's control flow is the input's: every original instruction is still
+///   there (same opcode, registers and, unless relocated, immediate), every jump lands on the
+///   run of inserted no-ops that falls through to its original target, and every relocation
+///   follows its instruction with the same type and symbol.
+///
+/// # Panics
+/// When a property is violated.
+pub fn elf(data: &[u8]) {
+    let Ok(obj) = BpfObject::parse(data) else { return };
+    let findings = check(&obj);
+    for p in 0..obj.programs().len() {
+        let _ = obj.engine_view(p);
+        let _ = obj.subprograms(p);
+        let _ = obj.relocated_slots(p);
+        for li in obj.line_info(p) {
+            let _ = obj.line_text(li);
+        }
+    }
+    if let Ok(out) = obj.write() {
+        // Overlapping sections are laid out one after the other, so only a file whose
+        // sections do not overlap comes back byte-identical; every section's bytes do.
+        assert!(out == data || overlapping(&obj, data), "an unchanged object does not write back byte-identical");
+        let again = BpfObject::parse(&out).unwrap_or_else(|e| panic!("identity output does not re-parse: {e}"));
+        assert_eq!(check(&again), findings, "identity output checks differently");
+        assert_eq!(again.programs(), obj.programs(), "identity output has other programs");
+        for i in 0..obj.section_headers().len() {
+            assert_eq!(again.original_section_data(i), obj.original_section_data(i), "section {i} changed");
+        }
+    }
+    let clean = findings.is_empty();
+    // The stride of the no-op insertion comes from the input, so it varies with it.
+    let k = 1 + data.iter().fold(0usize, |h, &b| h.wrapping_mul(31).wrapping_add(usize::from(b))) % 4;
+    for stride in [0, k] {
+        rewrite(&obj, stride, clean);
+    }
+}
+
+/// Rewrites every program of `obj`, inserting a no-op before every `stride`-th instruction
+/// start (none when `stride` is 0), and checks the result (see [`elf`]).
+fn rewrite(obj: &BpfObject, stride: usize, clean: bool) {
+    let mut o = obj.clone();
+    let mut rw = Rewriter::new(RewriteOptions::default());
+    let mut maps: Vec<Option<OffsetMap>> = Vec::with_capacity(o.programs().len());
+    let mut nops = |list: &mut PatchList, info: &ProgramInfo<'_>| -> Result<(), Infallible> {
+        if stride == 0 {
+            return Ok(());
+        }
+        let starts = starts(&info.program.insns);
+        let buf = PatchBuf::from_insns(&[NOP]);
+        for s in starts.iter().step_by(stride) {
+            if let Ok(node) = list.node_of(Slot(*s)) {
+                // Refusals (e.g. a malformed program) surface at linearization.
+                let _ = list.prepatch(node, &buf, PrepatchMode::LandOnInserted);
+            }
+        }
+        Ok(())
+    };
+    for p in 0..o.programs().len() {
+        match rw.rewrite_program(&mut o, p, &mut nops) {
+            Ok(r) => maps.push(Some(r.patched.map)),
+            Err(e @ (EngineError::TargetDisagreement { .. } | EngineError::RelocatedRewritten { .. })) if clean => {
+                panic!("program {p} (stride {stride}): internal inconsistency on a clean object: {e}")
+            }
+            Err(_) => maps.push(None),
+        }
+    }
+    let Ok(out) = o.write() else { return };
+    let again =
+        BpfObject::parse(&out).unwrap_or_else(|e| panic!("rewritten output (stride {stride}) does not re-parse: {e}"));
+    if !clean {
+        return;
+    }
+    let after = check(&again);
+    assert!(after.is_empty(), "stride {stride}: a clean object checks with findings after the rewrite: {after:?}");
+    for (p, map) in maps.iter().enumerate() {
+        let Some(map) = map else { continue };
+        same_control_flow(obj, &again, p, map, stride);
+    }
+}
+
+/// Whether two file-backed sections, the ELF header or the section header table share bytes.
+fn overlapping(obj: &BpfObject, data: &[u8]) -> bool {
+    let ehsize = if obj.is_64() { 64 } else { 52 };
+    // e_shoff (8 bytes at 0x28 or 4 at 0x20), in the object's byte order.
+    let field = |at: usize, n: usize| -> u64 {
+        let b = data.get(at..at + n).unwrap_or_default();
+        let v = b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x));
+        if obj.endian() == Endian::Big { b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)) } else { v }
+    };
+    let (shoff, entsize) = if obj.is_64() { (field(0x28, 8), 64) } else { (field(0x20, 4), 40) };
+    // e_ehsize: the header the writer copies may be declared longer than the standard one.
+    let ehsize = field(if obj.is_64() { 0x34 } else { 0x28 }, 2).max(ehsize);
+    let table = entsize * obj.section_headers().len() as u64;
+    let mut spans: Vec<(u64, u64)> = obj
+        .section_headers()
+        .iter()
+        .filter(|h| h.has_file_data())
+        .map(|h| (h.offset, h.offset.saturating_add(h.size)))
+        .collect();
+    spans.push((0, ehsize));
+    if shoff != 0 {
+        spans.push((shoff, shoff.saturating_add(table)));
+    }
+    spans.sort_unstable();
+    // An empty section counts when it lies strictly inside another one.
+    let mut end = 0;
+    for (a, b) in spans {
+        if a < end {
+            return true;
+        }
+        end = end.max(b);
+    }
+    false
+}
+
+/// Instruction starts of `insns` (ld_imm64 takes two slots).
+fn starts(insns: &[Insn]) -> Vec<usize> {
+    let mut v = Vec::with_capacity(insns.len());
+    let mut i = 0;
+    while i < insns.len() {
+        v.push(i);
+        i += if insns[i].is_ld_imm64() { 2 } else { 1 };
+    }
+    v
+}
+
+/// Program `p` of `after` is program `p` of `before` with no-ops inserted (see [`elf`]).
+fn same_control_flow(before: &BpfObject, after: &BpfObject, p: usize, map: &OffsetMap, stride: usize) {
+    let (old, new) = (&before.programs()[p], &after.programs()[p]);
+    let (o, n) = (old.insns(), new.insns());
+    let ctx = || format!("program {} ({}), stride {stride}", p, old.name());
+    let relocated: Vec<usize> = old.relocs().iter().map(|r| r.slot).collect();
+    let mut is_orig = vec![false; n.len()];
+    let old_starts = starts(o);
+    let mut to_new = vec![usize::MAX; o.len() + 1];
+    for &s in &old_starts {
+        let j = map.insn(Slot(s)).unwrap_or_else(|| panic!("{}: old slot {s} lost", ctx())).0;
+        assert!(j < n.len(), "{}: old slot {s} maps past the end", ctx());
+        is_orig[j] = true;
+        to_new[s] = j;
+        if o[s].is_ld_imm64() {
+            assert!(j + 1 < n.len(), "{}: ld_imm64 at {s} lost its second slot", ctx());
+            is_orig[j + 1] = true;
+        }
+    }
+    to_new[o.len()] = n.len();
+    for (j, insn) in n.iter().enumerate() {
+        assert!(is_orig[j] || *insn == NOP, "{}: slot {j} is neither original nor the inserted no-op: {insn:?}", ctx());
+    }
+    // Where execution continues from new slot `t`: past the inserted no-ops.
+    let through = |mut t: usize| {
+        while t < n.len() && !is_orig[t] {
+            t += 1;
+        }
+        t
+    };
+    for &s in &old_starts {
+        let (a, b) = (o[s], n[to_new[s]]);
+        let reloc = relocated.contains(&s);
+        assert!(
+            a.code == b.code && a.dst() == b.dst() && a.src() == b.src(),
+            "{}: old slot {s} {a:?} became {b:?}",
+            ctx()
+        );
+        if a.is_ld_imm64() {
+            assert_eq!(o[s + 1], n[to_new[s] + 1], "{}: second slot of the ld_imm64 at {s}", ctx());
+        }
+        match a.target_field() {
+            // Relocated calls and addresses: the relocation check below and `check` cover them.
+            Some(_) if reloc => {}
+            Some(_) => {
+                let t = usize::try_from(a.abs_target(s).unwrap_or(-1)).unwrap_or(usize::MAX);
+                assert!(t < o.len() && to_new[t] != usize::MAX, "{}: old target of {s} not an instruction", ctx());
+                let t2 = usize::try_from(b.abs_target(to_new[s]).unwrap_or(-1)).unwrap_or(usize::MAX);
+                assert!(t2 <= to_new[t], "{}: slot {s}'s target {t} now {t2}, after {}", ctx(), to_new[t]);
+                assert_eq!(through(t2), to_new[t], "{}: slot {s}'s target {t} now {t2}, reaching elsewhere", ctx());
+            }
+            // A relocated instruction's immediate is the relocation's addend, which the object
+            // layer re-derives from the new layout (`check` validates where it lands).
+            None if reloc => assert_eq!(a.off, b.off, "{}: old slot {s} offset", ctx()),
+            None => assert_eq!((a.off, a.imm), (b.off, b.imm), "{}: old slot {s} fields", ctx()),
+        }
+    }
+    let mut want: Vec<(usize, u32, u32)> = old.relocs().iter().map(|r| (to_new[r.slot], r.r_type, r.symbol)).collect();
+    let mut got: Vec<(usize, u32, u32)> = new.relocs().iter().map(|r| (r.slot, r.r_type, r.symbol)).collect();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want, "{}: relocations did not follow their instructions", ctx());
+}
