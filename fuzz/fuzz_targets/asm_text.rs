@@ -1,0 +1,4 @@
+//! `bpfpatch_asm::fuzzing::text`: see its documentation for the oracle.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bpfpatch_asm::fuzzing::text(data));

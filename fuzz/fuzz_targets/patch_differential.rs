@@ -1,0 +1,4 @@
+//! `bpfpatch_patch::fuzzing::differential`: see its documentation for the oracle.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bpfpatch_patch::fuzzing::differential(data));
