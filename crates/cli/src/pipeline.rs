@@ -1,13 +1,16 @@
 //! The passes of `bpfpatch rewrite`, as a closure the object rewriter runs on each program's
 //! patch list ([`bpfpatch_object::Rewriter`]).
 //!
-//! Wiring point for `crates/passes`: [`passes_for`] validates the list with the passes crate's
-//! own parser (so names and `all` mean the same as for `run` and `conformance`) and, for now,
-//! supports only the empty pipeline; any named pass is refused with "pass X not available yet".
+//! [`passes_for`] parses the list with the passes crate's own parser (so names and `all` mean
+//! the same as for `run` and `conformance`) and runs the pipeline on the list the object
+//! rewriter built, with the section's relocated instructions protected (no pass rewrites them)
+//! and every function symbol declared as an entry point (so dead-code removal keeps a section's
+//! other programs and the functions other sections call).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
-use bpfpatch_passes::Pipeline;
+use bpfpatch_passes::{Options, Pipeline};
 use bpfpatch_patch::PatchList;
 
 /// What the rewriter runs on each program's patch list.
@@ -26,10 +29,21 @@ pub fn pass_names(list: &str, blind: bool) -> Result<Vec<&'static str>> {
 /// rewrite is the identity.
 ///
 /// # Errors
-/// An unknown pass name, or a pass that is not wired to the object rewriter yet.
+/// An unknown pass name.
 pub fn passes_for(list: &str, blind: bool) -> Result<PassFn> {
-    if let Some(first) = pass_names(list, blind)?.first() {
-        bail!("pass {first} not available yet for `rewrite` (only `--passes none` is)");
+    let list = if list == "none" { "" } else { list };
+    let pipeline = Pipeline::from_cli(list, blind)?;
+    if pipeline.passes().is_empty() {
+        return Ok(Box::new(|_: &mut PatchList, _: &ProgramInfo<'_>| Ok(())));
     }
-    Ok(Box::new(|_: &mut PatchList, _: &ProgramInfo<'_>| Ok(())))
+    Ok(Box::new(move |plist: &mut PatchList, info: &ProgramInfo<'_>| {
+        let insns = &info.program.insns;
+        let opts = Options {
+            protected: (0..insns.len()).filter(|&s| info.is_relocated(s)).map(Slot).collect(),
+            entries: info.entries().into_iter().map(Slot).collect(),
+            ..Options::default()
+        };
+        pipeline.apply(plist, insns, &opts)?;
+        Ok(())
+    }))
 }

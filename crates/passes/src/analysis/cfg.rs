@@ -91,6 +91,10 @@ pub struct Subprog {
     pub callers: Vec<InsnIdx>,
     /// `PSEUDO_FUNC` ld_imm64 instructions that take its address.
     pub refs: Vec<InsnIdx>,
+    /// Whether control may enter it from outside the program (the main program, and the
+    /// declared entries of [`Cfg::with_entries`]: an object section's other programs, or
+    /// functions called from other sections).
+    pub external: bool,
 }
 
 impl Subprog {
@@ -155,15 +159,43 @@ impl Cfg {
         Cfg::build(Program::decode(insns)?)
     }
 
+    /// Decodes `insns` and builds the CFG with extra entry points: each slot of `entries` that
+    /// starts an instruction starts an external subprogram (reached from outside, like the main
+    /// program). Slots that start no instruction are ignored.
+    ///
+    /// # Errors
+    /// As [`Cfg::new`].
+    pub fn with_entries(insns: &[Insn], entries: &[Slot]) -> Result<Cfg, CfgError> {
+        let prog = Program::decode(insns)?;
+        let idx: Vec<InsnIdx> = entries.iter().filter_map(|s| prog.at_slot(s.0)).collect();
+        Cfg::build_with(prog, &idx)
+    }
+
     /// Builds the CFG of a decoded program.
     ///
     /// # Errors
     /// [`CfgError::JumpOutOfSubprog`] when a jump crosses a subprogram boundary.
     pub fn build(prog: Program) -> Result<Cfg, CfgError> {
+        Cfg::build_with(prog, &[])
+    }
+
+    /// [`Cfg::build`] with extra external entry points (see [`Cfg::with_entries`]).
+    ///
+    /// # Errors
+    /// As [`Cfg::build`].
+    pub fn build_with(prog: Program, entries: &[InsnIdx]) -> Result<Cfg, CfgError> {
         let n = prog.len();
         // 1. Subprogram starts.
         let mut is_start = vec![false; n];
         is_start[0] = true;
+        let mut is_entry = vec![false; n];
+        is_entry[0] = true;
+        for e in entries {
+            if let (Some(s), Some(x)) = (is_start.get_mut(e.idx()), is_entry.get_mut(e.idx())) {
+                *s = true;
+                *x = true;
+            }
+        }
         for (i, _) in prog.iter() {
             if let Some((t, Edge::Call | Edge::FuncRef)) = prog.target(i) {
                 is_start[t.idx()] = true;
@@ -231,7 +263,14 @@ impl Cfg {
             let end = starts.get(k + 1).copied().unwrap_or(InsnIdx(to_u32(n)));
             let first = BlockId(block_of[s.idx()]);
             let last = BlockId(block_of[end.idx() - 1] + 1);
-            subprogs.push(Subprog { start: s, end, blocks: (first, last), callers: Vec::new(), refs: Vec::new() });
+            subprogs.push(Subprog {
+                start: s,
+                end,
+                blocks: (first, last),
+                callers: Vec::new(),
+                refs: Vec::new(),
+                external: is_entry[s.idx()],
+            });
         }
         for (i, _) in prog.iter() {
             match prog.target(i) {

@@ -189,8 +189,13 @@ impl Reach {
         let mut entry: Vec<Option<Regs>> = vec![None; nb];
         let mut work = Worklist::new(nb);
         let mut sp_reached = vec![false; cfg.subprogs().len()];
-        sp_reached[0] = true;
-        merge(&mut entry, &mut work, cfg.subprog(SubprogId::MAIN).entry(), &ALL_UNKNOWN);
+        // The main program and every declared entry are reached from outside.
+        for (k, sp) in cfg.subprogs().iter().enumerate() {
+            if sp.external || k == SubprogId::MAIN.idx() {
+                sp_reached[k] = true;
+                merge(&mut entry, &mut work, sp.entry(), &ALL_UNKNOWN);
+            }
+        }
 
         while let Some(b) = work.pop() {
             let Some(mut st) = entry[b.idx()] else { continue };

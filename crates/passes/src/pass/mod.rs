@@ -220,6 +220,10 @@ pub struct Options {
     /// while they are unchanged; dead-code removal may still delete them (the caller reports
     /// the relocation as dropped).
     pub protected: Vec<Slot>,
+    /// Extra entry points besides slot 0 (an object section's other programs, functions called
+    /// from other sections): they start subprograms that are reached from outside, so dead-code
+    /// removal keeps them and the analyses assume unknown values at their entry.
+    pub entries: Vec<Slot>,
 }
 
 impl Default for Options {
@@ -232,6 +236,7 @@ impl Default for Options {
             stack_limit: 512,
             relax: false,
             protected: Vec::new(),
+            entries: Vec::new(),
         }
     }
 }
@@ -338,7 +343,26 @@ impl Pipeline {
     /// # Errors
     /// A [`PassError`] from the analyses, a pass, or the linearization.
     pub fn run(&self, insns: &[Insn], opts: &Options) -> Result<Rewritten, PassError> {
-        let cfg = Cfg::new(insns)?;
+        let mut list = PatchList::new(insns).map_err(PassError::engine("patch list"))?;
+        let stats = self.apply(&mut list, insns, opts)?;
+        let lin = list.linearize(LinearizeOptions { relax: opts.relax }).map_err(PassError::engine("linearize"))?;
+        decode_program(&lin.insns, DecodeOptions::INTERNAL).map_err(PassError::Output)?;
+        Ok(Rewritten { insns: lin.insns, map: lin.map, stats })
+    }
+
+    /// Runs the passes on `list`, a patch list created from `insns` and not patched yet,
+    /// without linearizing it: for callers that linearize with side tables of their own (the
+    /// object rewriter). Returns what each pass did.
+    ///
+    /// # Errors
+    /// As [`Pipeline::run`].
+    pub fn apply(
+        &self,
+        list: &mut PatchList,
+        insns: &[Insn],
+        opts: &Options,
+    ) -> Result<Vec<(Pass, PassStats)>, PassError> {
+        let cfg = Cfg::with_entries(insns, &opts.entries)?;
         let passes = self.passes_for(cfg.prog());
         let need = |f: Fact| passes.iter().any(|p| p.needs().contains(&f));
         let mut cx = PassCx {
@@ -352,25 +376,22 @@ impl Pipeline {
             zext_requested: passes.contains(&Pass::Zext),
             buf: PatchBuf::new(),
         };
-        let mut list = PatchList::new(insns).map_err(PassError::engine("patch list"))?;
         let mut stats = Vec::with_capacity(passes.len());
         for &pass in &passes {
             let s = match pass {
-                Pass::Dce => dce::run(&mut list, &mut cx)?,
-                Pass::Ctx => ctx::run(&mut list, &mut cx)?,
-                Pass::LowerV4 => lower_v4::run(&mut list, &mut cx)?,
-                Pass::Fixups => fixups::run(&mut list, &mut cx)?,
-                Pass::Zext => zext::run(&mut list, &mut cx, true, passes.contains(&Pass::RndHi32))?,
+                Pass::Dce => dce::run(list, &mut cx)?,
+                Pass::Ctx => ctx::run(list, &mut cx)?,
+                Pass::LowerV4 => lower_v4::run(list, &mut cx)?,
+                Pass::Fixups => fixups::run(list, &mut cx)?,
+                Pass::Zext => zext::run(list, &mut cx, true, passes.contains(&Pass::RndHi32))?,
                 // Run together with `zext` when both are requested (one kernel pass).
                 Pass::RndHi32 if passes.contains(&Pass::Zext) => PassStats::default(),
-                Pass::RndHi32 => zext::run(&mut list, &mut cx, false, true)?,
-                Pass::Blind => blind::run(&mut list, &mut cx)?,
+                Pass::RndHi32 => zext::run(list, &mut cx, false, true)?,
+                Pass::Blind => blind::run(list, &mut cx)?,
             };
             stats.push((pass, s));
         }
-        let lin = list.linearize(LinearizeOptions { relax: opts.relax }).map_err(PassError::engine("linearize"))?;
-        decode_program(&lin.insns, DecodeOptions::INTERNAL).map_err(PassError::Output)?;
-        Ok(Rewritten { insns: lin.insns, map: lin.map, stats })
+        Ok(stats)
     }
 }
 
