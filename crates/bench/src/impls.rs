@@ -17,7 +17,7 @@ use crate::Output;
 use crate::workload::{Aux, Workload};
 use bpfpatch_insn::Slot;
 use bpfpatch_patch::reference::{KernelAuxHook, KernelProg};
-use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, Target};
+use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, PatchedProgram, Target};
 
 /// An implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,11 +32,14 @@ pub enum Impl {
     CopyFloor,
 }
 
-/// Reusable state of the implementations (warm regime): the engine's context and buffers.
+/// Reusable state of the implementations (warm regime): the engine's list, context, patch
+/// buffer and output, all kept across runs (regalloc2's `run_with_ctx` model).
 #[derive(Debug, Default)]
 pub struct State {
+    list: PatchList,
     ctx: PatchCtx,
     buf: PatchBuf,
+    out: PatchedProgram<Aux>,
 }
 
 impl Impl {
@@ -130,7 +133,8 @@ fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
 fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> {
     let p = &w.prog;
     let e = |e: bpfpatch_patch::Error| e.to_string();
-    let mut list = PatchList::for_program(p).map_err(e)?;
+    let list = &mut st.list;
+    list.reset_for_program(p).map_err(e)?;
     let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
     while let Some((&site, first)) = sites.next() {
         let slot = site as usize;
@@ -153,9 +157,11 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
         let node = list.node_of(Slot(slot)).map_err(e)?;
         list.patch(node, &st.buf).map_err(e)?;
     }
-    let res =
-        list.linearize_program_with(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default()).map_err(e)?;
-    *out = res.program;
+    list.linearize_program_into(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default(), &mut st.out)
+        .map_err(e)?;
+    // The result changes hands with the caller's previous output, whose buffers the next run
+    // reuses: no copy, no allocation.
+    core::mem::swap(out, &mut st.out.program);
     Ok(())
 }
 

@@ -14,7 +14,8 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::list::{EXPL_BIT, F_CMOVED, F_DELETED, F_TGT, LABEL_BIT, NONE, PatchList};
+use crate::list::{EXPL_BIT, F_CMOVED, F_DELETED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList};
+use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
 use std::collections::HashMap;
 
@@ -185,6 +186,11 @@ pub struct PatchCtx {
     pub(crate) src: Vec<u32>,
     pub(crate) memo: HashMap<u32, (u32, bool)>,
     pub(crate) chain: Vec<(u32, bool)>,
+    /// Verification layer scratch: which subprograms survive, and the kept ones.
+    pub(crate) keep: Vec<bool>,
+    pub(crate) kept: Vec<(usize, u32)>,
+    /// Verification layer scratch: indices of dropped relocations.
+    pub(crate) idx: Vec<usize>,
     /// The last output (valid after a successful `linearize_with`).
     pub out: Linearized,
 }
@@ -335,6 +341,112 @@ impl PatchList {
             }
         }
         out.truncate(o as usize);
+        pos[end as usize] = o;
+    }
+
+    /// The verification layer's engine without relaxation: one walk that emits instructions
+    /// *and* aux, then one pass over the fixups, which also completes the aux of the slots
+    /// they rewrite (so every hook call sees the slot's final instruction, once).
+    ///
+    /// `prog_aux` is the original program's aux (non-empty: a fixup slot's aux is first a
+    /// clone of an existing record, replaced once the slot's instruction is final).
+    pub(crate) fn run_aux<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog_aux: &[A],
+        hook: &mut H,
+        aux: &mut Vec<A>,
+    ) -> Result<()> {
+        let nodes = self.insn.len();
+        ctx.out.stats = LinearizeStats { nodes, walks: 1, ..LinearizeStats::default() };
+        ctx.relax_mark.clear();
+        ctx.memo.clear();
+        self.walk_aux(ctx, prog_aux, hook, aux);
+        self.resolve(ctx, LinearizeOptions { relax: false })?;
+        for &(at, x) in &ctx.fixups {
+            let xi = x as usize;
+            let (Some(insn), Some(a)) = (ctx.out.insns.get(at as usize), aux.get_mut(at as usize)) else { continue };
+            let org = self.origin[xi];
+            if org & PARENT_BIT == 0 {
+                if self.flags[xi] & F_TOUCHED != 0 {
+                    hook.patched(a, insn);
+                }
+            } else {
+                let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
+                *a = hook.new_slot(insn, parent);
+            }
+        }
+        self.finish_map(ctx)
+    }
+
+    /// Sizes `pos` for this list; a fresh table comes from the zeroing allocator (no memset:
+    /// the walk writes every entry).
+    fn size_pos(&self, ctx: &mut PatchCtx) {
+        let nodes = self.insn.len();
+        let pos = &mut ctx.out.map.pos;
+        if pos.capacity() < nodes {
+            *pos = vec![0; nodes];
+        } else if pos.len() < nodes {
+            pos.resize(nodes, 0);
+        } else {
+            pos.truncate(nodes);
+        }
+    }
+
+    /// The walk of [`PatchList::run_aux`]: positions, instructions, aux (fixup slots get a
+    /// placeholder record and are listed in `ctx.fixups`).
+    fn walk_aux<A: Clone, H: AuxHook<A>>(&self, ctx: &mut PatchCtx, prog_aux: &[A], hook: &mut H, aux: &mut Vec<A>) {
+        self.size_pos(ctx);
+        let end = self.end();
+        let pos = &mut ctx.out.map.pos;
+        let out = &mut ctx.out.insns;
+        out.clear();
+        out.reserve(self.live_slots);
+        aux.clear();
+        aux.reserve(self.live_slots);
+        let fixups = &mut ctx.fixups;
+        fixups.clear();
+        let mut o: u32 = 0;
+        let mut x = self.head;
+        while x != end {
+            let mut xi = x as usize;
+            loop {
+                let f = self.flags[xi];
+                if f & F_DELETED != 0 {
+                    pos[xi] = o | DEL_BIT;
+                } else {
+                    pos[xi] = o;
+                    let insn = self.insn[xi];
+                    out.push(insn);
+                    let org = self.origin[xi];
+                    if org & PARENT_BIT == 0 {
+                        // The identity of original slot `org` (NONE has PARENT_BIT set).
+                        let mut a = prog_aux[org as usize].clone();
+                        if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
+                            hook.patched(&mut a, &insn);
+                        }
+                        aux.push(a);
+                    } else {
+                        let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
+                        if f & F_TGT == 0 {
+                            aux.push(hook.new_slot(&insn, parent));
+                        } else if let Some(p) = parent.or(aux.last()).or(prog_aux.first()) {
+                            aux.push(p.clone());
+                        }
+                    }
+                    if f & F_TGT != 0 {
+                        fixups.push((o, xi as u32));
+                    }
+                    o += 1;
+                }
+                let n = self.next[xi];
+                if n as usize != xi + 1 || n == end {
+                    x = n;
+                    break;
+                }
+                xi += 1;
+            }
+        }
         pos[end as usize] = o;
     }
 

@@ -106,7 +106,10 @@ pub struct Appended {
 pub struct PatchList {
     pub(crate) insn: Vec<Insn>,
     pub(crate) next: Vec<u32>,
+    /// Predecessor links, maintained only once an insertion "before" a node needed them
+    /// (`prev_ok`): most lists are only patched forward and never read them.
     pub(crate) prev: Vec<u32>,
+    pub(crate) prev_ok: bool,
     /// Live node: its reference (if `F_TGT`). Deleted node: find-live parent pointer.
     pub(crate) tgt: Vec<u32>,
     /// Live node: original slot, `PARENT_BIT | slot`, or `NONE`. Deleted node: call-group
@@ -126,7 +129,7 @@ pub struct PatchList {
     pub(crate) cmoved: HashMap<u32, u32>,
     pub(crate) cfresh: HashMap<u32, u32>,
     pub(crate) live_slots: usize,
-    scratch: Vec<u32>,
+    pub(crate) scratch: Vec<u32>,
 }
 
 /// An explicit call group: a set of call-kind references that land together.
@@ -197,8 +200,6 @@ impl PatchList {
         self.insn.push(Insn::default());
         self.next.extend(1..=n32);
         self.next.push(NONE);
-        self.prev.push(NONE);
-        self.prev.extend(0..n32);
         self.tgt.resize(n + 1, NONE);
         self.origin.extend(0..n32);
         self.origin.push(NONE);
@@ -274,6 +275,7 @@ impl PatchList {
         self.insn.clear();
         self.next.clear();
         self.prev.clear();
+        self.prev_ok = false;
         self.tgt.clear();
         self.origin.clear();
         self.flags.clear();
@@ -480,12 +482,33 @@ impl PatchList {
 
     /// The node after which code goes to be inserted "before `x`": `x`'s predecessor, skipping
     /// the deleted run directly before `x` (invariant I2). `NONE` means "at the head".
-    fn insert_point_before(&self, x: u32) -> u32 {
+    fn insert_point_before(&mut self, x: u32) -> u32 {
+        self.ensure_prev();
         let mut q = self.prev[x as usize];
         while q != NONE && self.flags[q as usize] & F_DELETED != 0 {
             q = self.prev[q as usize];
         }
         q
+    }
+
+    /// Builds the predecessor links from the list (once per list: afterwards every request
+    /// maintains them).
+    fn ensure_prev(&mut self) {
+        if self.prev_ok {
+            return;
+        }
+        self.prev.clear();
+        self.prev.resize(self.insn.len(), NONE);
+        let mut p = NONE;
+        let mut x = self.head;
+        let mut guard = self.insn.len();
+        while x != NONE && guard > 0 {
+            self.prev[x as usize] = p;
+            p = x;
+            x = self.next[x as usize];
+            guard -= 1;
+        }
+        self.prev_ok = true;
     }
 
     fn check_room(&self, extra: usize) -> Result<()> {
@@ -504,7 +527,9 @@ impl PatchList {
         for _ in 0..k {
             self.insn.push(Insn::default());
             self.next.push(NONE);
-            self.prev.push(NONE);
+            if self.prev_ok {
+                self.prev.push(NONE);
+            }
             self.tgt.push(NONE);
             self.origin.push(NONE);
             self.flags.push(0);
@@ -517,9 +542,11 @@ impl PatchList {
     fn link_after(&mut self, after: u32, first: u32, last: u32) {
         let succ = if after == NONE { self.head } else { self.next[after as usize] };
         self.next[last as usize] = succ;
-        self.prev[first as usize] = after;
-        if succ != NONE {
-            self.prev[succ as usize] = last;
+        if self.prev_ok {
+            self.prev[first as usize] = after;
+            if succ != NONE {
+                self.prev[succ as usize] = last;
+            }
         }
         if after == NONE {
             self.head = first;
@@ -530,12 +557,18 @@ impl PatchList {
 
     /// Validates `buf` and resolves every target into `self.scratch` (one entry per buffer
     /// slot: a reference, `NONE`, or `TAIL_MARK`). Changes nothing else.
+    #[inline]
     fn resolve_buf(&mut self, buf: &PatchBuf, plan: &Plan) -> Result<()> {
         let len = buf.slots.len();
         if len == 0 {
             return Err(Error::EmptyPatch);
         }
         let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        if self.resolve_plain(buf, plan, &mut scratch) {
+            self.scratch = scratch;
+            return Ok(());
+        }
         scratch.clear();
         // Pass 1: ld_imm64 second slots. Filled with plain pushes, not `resize`: a `memset`
         // (rep stos) of a few slots cannot forward to the loads of pass 2 and stalls them.
@@ -559,6 +592,57 @@ impl PatchList {
         }
         self.scratch = scratch;
         r
+    }
+
+    /// The common case of [`PatchList::resolve_buf`] in one pass: no ld_imm64 in the buffer,
+    /// every slot either plain (no target field, no explicit target) or a jump whose target is
+    /// [`Target::OrigTarget`] (the patched instruction has one) or a buffer-local offset.
+    /// Returns `false`, with `scratch` partly written, when the general path must decide
+    /// (including every error).
+    #[inline]
+    fn resolve_plain(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut Vec<u32>) -> bool {
+        use bpfpatch_insn::opcode::{CLASS_MASK, JMP, JMP32, LD_IMM64};
+        let len = buf.slots.len();
+        for (i, slot) in buf.slots.iter().enumerate() {
+            let code = slot.insn.code;
+            let class = code & CLASS_MASK;
+            let r = if class == JMP || class == JMP32 {
+                let Some((field, kind)) = slot.insn.target_field() else { return false };
+                match slot.target {
+                    Some(Target::OrigTarget) => match plan.orig_target {
+                        Some(r) if r != NONE => r,
+                        _ => return false,
+                    },
+                    None if kind == TargetKind::Jump => {
+                        let rel = match field {
+                            bpfpatch_insn::TargetField::Off => i64::from(slot.insn.off),
+                            bpfpatch_insn::TargetField::Imm => i64::from(slot.insn.imm),
+                        };
+                        let Some(k) = usize::try_from(abs_target(i, rel).0).ok().filter(|&k| k <= len) else {
+                            return false;
+                        };
+                        let node = if k == 0 {
+                            plan.first
+                        } else if k == len {
+                            plan.past_end
+                        } else {
+                            plan.base + (k as u32 - 1)
+                        };
+                        if node == NONE {
+                            return false;
+                        }
+                        node
+                    }
+                    _ => return false,
+                }
+            } else if code == LD_IMM64 || slot.target.is_some() {
+                return false;
+            } else {
+                NONE
+            };
+            scratch.push(r);
+        }
+        true
     }
 
     /// Pass 2 of [`PatchList::resolve_buf`]: `scratch` already marks the tails.
@@ -658,7 +742,7 @@ impl PatchList {
 
     /// Writes buffer slot `k` (with its resolved reference) into node `node`, keeping only the
     /// call-group flags of `keep`.
-    #[inline]
+    #[inline(always)]
     fn write_slot(&mut self, node: u32, buf: &PatchBuf, k: usize, keep: u8) {
         let r = self.scratch[k];
         let x = node as usize;
@@ -681,11 +765,6 @@ impl PatchList {
         if len >= 2 && self.scratch[len - 1] == TAIL_MARK { len - 2 } else { len - 1 }
     }
 
-    /// The origin value for nodes descending from a node whose origin is `o`.
-    fn descendant_origin(o: u32) -> u32 {
-        if o == NONE { NONE } else { o | PARENT_BIT }
-    }
-
     // ------------------------------------------------------------------ requests
 
     /// Replaces the instruction at `node` (both slots of an ld_imm64) by `buf`.
@@ -706,45 +785,64 @@ impl PatchList {
         let was_ld = old_last != x;
         let base = self.insn.len() as u32;
         let orig_target = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
-        let plan = Plan { first: x, base, past_end: self.next[old_last as usize], orig_target: Some(orig_target) };
+        let succ = self.next[old_last as usize];
+        let plan = Plan { first: x, base, past_end: succ, orig_target: Some(orig_target) };
         self.resolve_buf(buf, &plan)?;
-        // ---- mutate
+        // ---- mutate: buf[0] goes to `x`, buf[1..] to new nodes base.., appended with one
+        // exact-size extend per array (no per-slot capacity checks).
         let xi = x as usize;
         let o = self.origin[xi];
         let keep = self.flags[xi] & (F_CMOVED | F_CFRESH | F_TOUCHED);
         self.write_slot(x, buf, 0, keep);
-        if len > 1 {
-            let first_new = self.alloc(len - 1);
-            for k in 1..len {
-                let nd = first_new + (k as u32 - 1);
-                self.write_slot(nd, buf, k, 0);
-                if k > 1 {
-                    self.next[nd as usize - 1] = nd;
-                    self.prev[nd as usize] = nd - 1;
-                }
-            }
-            self.link_after(x, first_new, first_new + (len as u32 - 2));
-        }
         let li = self.last_insn_index(len);
         let last_insn = if li == 0 { x } else { base + (li as u32 - 1) };
         let last_slot = if len == 1 { x } else { base + (len as u32 - 2) };
-        let desc = Self::descendant_origin(o & !PARENT_BIT);
-        if o != NONE && o & PARENT_BIT == 0 {
-            // An original identity: it moves to the last instruction, which is touched.
-            for k in 1..len {
-                self.origin[(base + k as u32 - 1) as usize] = desc;
+        let is_orig = o & PARENT_BIT == 0;
+        if len > 1 {
+            let new = len - 1;
+            let rest = &buf.slots[1..];
+            let refs = &self.scratch[1..len];
+            // The new chain goes between `x` and its successor (an ld_imm64's old second slot,
+            // which is deleted below and stays linked, I1/I2).
+            let nx = self.next[xi];
+            // New slots descend from the patched instruction's original (an original identity
+            // moves to the last instruction below).
+            let desc = if is_orig { o | PARENT_BIT } else { o };
+            self.insn.reserve(new);
+            self.next.reserve(new);
+            self.tgt.reserve(new);
+            self.flags.reserve(new);
+            self.origin.reserve(new);
+            for (k, (s, &r)) in rest.iter().zip(refs).enumerate() {
+                self.insn.push(s.insn);
+                self.next.push(if k + 1 == new { nx } else { base + k as u32 + 1 });
+                let (t, f) = match r {
+                    TAIL_MARK => (NONE, F_TAIL),
+                    NONE => (NONE, 0),
+                    _ => (r, F_TGT),
+                };
+                self.tgt.push(t);
+                self.flags.push(f);
+                self.origin.push(desc);
             }
+            if self.prev_ok {
+                self.prev.push(x);
+                self.prev.extend(base..base + new as u32 - 1);
+                if nx != NONE {
+                    self.prev[nx as usize] = last_slot;
+                }
+            }
+            self.next[xi] = base;
+        }
+        if is_orig {
+            // An original identity: it moves to the last instruction, which is touched.
             if last_insn != x {
-                self.origin[xi] = desc;
+                self.origin[xi] = o | PARENT_BIT;
                 self.flags[xi] &= !F_TOUCHED;
                 self.origin[last_insn as usize] = o;
                 self.orig_node[o as usize] = last_insn;
             }
             self.flags[last_insn as usize] |= F_TOUCHED;
-        } else {
-            for k in 1..len {
-                self.origin[(base + k as u32 - 1) as usize] = o;
-            }
         }
         self.live_slots += len - 1;
         if was_ld {
@@ -803,7 +901,9 @@ impl PatchList {
                 // chain base..=moved, then link after x
                 for nd in base..moved {
                     self.next[nd as usize] = nd + 1;
-                    self.prev[nd as usize + 1] = nd;
+                    if self.prev_ok {
+                        self.prev[nd as usize + 1] = nd;
+                    }
                 }
                 self.link_after(x, base, moved);
                 self.live_slots += len;
@@ -811,6 +911,7 @@ impl PatchList {
                 Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(moved) })
             }
             PrepatchMode::SkipForJumps => {
+                self.ensure_prev();
                 let plan = Plan { first: base, base: base + 1, past_end: x, orig_target: Some(orig_target) };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
@@ -821,7 +922,9 @@ impl PatchList {
                     self.origin[nd as usize] = desc;
                     if k > 0 {
                         self.next[nd as usize - 1] = nd;
-                        self.prev[nd as usize] = nd - 1;
+                        if self.prev_ok {
+                            self.prev[nd as usize] = nd - 1;
+                        }
                     }
                 }
                 let at = self.insert_point_before(x);
@@ -924,6 +1027,7 @@ impl PatchList {
     pub fn append(&mut self, buf: &PatchBuf) -> Result<Appended> {
         let len = buf.len();
         self.check_room(len)?;
+        self.ensure_prev();
         let base = self.insn.len() as u32;
         let plan = Plan { first: base, base: base + 1, past_end: NONE, orig_target: None };
         self.resolve_buf(buf, &plan)?;
@@ -934,7 +1038,9 @@ impl PatchList {
             self.write_slot(nd, buf, k, 0);
             if k > 0 {
                 self.next[nd as usize - 1] = nd;
-                self.prev[nd as usize] = nd - 1;
+                if self.prev_ok {
+                    self.prev[nd as usize] = nd - 1;
+                }
             }
         }
         let at = self.insert_point_before(self.end());

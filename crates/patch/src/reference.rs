@@ -239,6 +239,7 @@ pub fn adjust_jmp_off(insns: &mut [Insn], tgt_idx: u32, delta: u32) -> Result<()
 
 /// `is_reg64(env, insn, regno, NULL, DST_OP)` for the destination operand (verifier.c).
 #[must_use]
+#[inline]
 pub fn is_reg64_dst(insn: &Insn) -> bool {
     let code = insn.code;
     let class = code & c::CLASS_MASK;
@@ -274,6 +275,7 @@ pub fn is_reg64_dst(insn: &Insn) -> bool {
 
 /// `insn_def_regno(insn)` (verifier.c): the register an instruction defines, or `None`.
 #[must_use]
+#[inline]
 pub fn insn_def_regno(insn: &Insn) -> Option<u8> {
     const PROBE_ATOMIC: u8 = 0xe0;
     match insn.code & c::CLASS_MASK {
@@ -292,6 +294,7 @@ pub fn insn_def_regno(insn: &Insn) -> Option<u8> {
 
 /// `insn_has_def32(env, insn)` (verifier.c): the instruction defines a 32-bit sub-register.
 #[must_use]
+#[inline]
 pub fn insn_has_def32(insn: &Insn) -> bool {
     insn_def_regno(insn).is_some() && !is_reg64_dst(insn)
 }
@@ -316,10 +319,12 @@ pub struct KernelAux {
 pub struct KernelAuxHook;
 
 impl AuxHook<KernelAux> for KernelAuxHook {
+    #[inline]
     fn new_slot(&mut self, insn: &Insn, parent: Option<&KernelAux>) -> KernelAux {
         KernelAux { seen: parent.is_some_and(|p| p.seen), zext_dst: insn_has_def32(insn), orig_idx: 0, other: 0 }
     }
 
+    #[inline]
     fn patched(&mut self, aux: &mut KernelAux, insn: &Insn) {
         aux.zext_dst = insn_has_def32(insn);
     }

@@ -208,6 +208,19 @@ pub struct PatchedProgram<A> {
     pub stats: LinearizeStats,
 }
 
+impl<A> Default for PatchedProgram<A> {
+    /// An empty result, to be filled by [`PatchList::linearize_program_into`].
+    fn default() -> PatchedProgram<A> {
+        PatchedProgram {
+            program: Program { insns: Vec::new(), aux: Vec::new(), tables: SideTables::default() },
+            map: OffsetMap::default(),
+            subprog_map: Vec::new(),
+            dropped: Vec::new(),
+            stats: LinearizeStats::default(),
+        }
+    }
+}
+
 fn slot_ok(list: &PatchList, s: u64) -> bool {
     s < list.orig_len() as u64 && list.flags[s as usize] & F_TAIL == 0
 }
@@ -344,42 +357,13 @@ impl PatchList {
         }
     }
 
-    /// Linearizes the instructions and every side table of `prog` (the program the list was
-    /// built from) in one pass. Output subprograms are the list's (original, then appended),
-    /// minus the ones whose instructions were all deleted.
-    ///
-    /// # Errors
-    /// Mismatched or invalid input tables, or any [`PatchList::linearize`] error.
-    #[doc(alias = "verifier_linearize_list_insn")]
-    pub fn linearize_program<A: Clone, H: AuxHook<A>>(
-        &self,
-        prog: &Program<A>,
-        hook: &mut H,
-        opts: LinearizeOptions,
-    ) -> Result<PatchedProgram<A>> {
-        let mut ctx = PatchCtx::new();
-        self.linearize_program_with(&mut ctx, prog, hook, opts)
-    }
-
-    /// [`PatchList::linearize_program`] reusing `ctx`'s scratch.
-    ///
-    /// # Errors
-    /// As [`PatchList::linearize_program`].
-    pub fn linearize_program_with<A: Clone, H: AuxHook<A>>(
-        &self,
-        ctx: &mut PatchCtx,
-        prog: &Program<A>,
-        hook: &mut H,
-        opts: LinearizeOptions,
-    ) -> Result<PatchedProgram<A>> {
-        check_program(self, prog)?;
-        self.run(ctx, opts, true)?;
-        let insns = ctx.out.insns.clone();
-        let map = ctx.out.map.clone();
-        let new_len = map.new_len();
-
-        // Aux: identity slots copy the original's aux, others come from the hook.
-        let mut aux = Vec::with_capacity(new_len);
+    /// Aux after a walk that recorded `ctx.src` (the relaxing engine): identity slots copy the
+    /// original's aux, others come from the hook.
+    fn aux_from_src<A: Clone, H: AuxHook<A>>(&self, ctx: &PatchCtx, prog: &Program<A>, hook: &mut H, aux: &mut Vec<A>) {
+        let insns = &ctx.out.insns;
+        let map = &ctx.out.map;
+        aux.clear();
+        aux.reserve(map.new_len());
         for (j, &x) in ctx.src().iter().enumerate() {
             let xi = x as usize;
             let first = map.pos.get(xi).is_some_and(|w| (w & POS_MASK) as usize == j);
@@ -397,16 +381,101 @@ impl PatchList {
                 aux.push(hook.new_slot(insn, parent));
             }
         }
+    }
+
+    /// Rebuilds this list for `prog` as [`PatchList::for_program`] does, keeping every
+    /// allocation (the warm path: one list reused across programs).
+    ///
+    /// # Errors
+    /// As [`PatchList::for_program`]; on error the list is empty.
+    pub fn reset_for_program<A>(&mut self, prog: &Program<A>) -> Result<()> {
+        if prog.tables.subprogs.is_empty() {
+            return self.reset(&prog.insns, None);
+        }
+        let mut starts = core::mem::take(&mut self.scratch);
+        starts.clear();
+        starts.extend(prog.tables.subprogs.iter().map(|s| s.start));
+        let r = self.reset(&prog.insns, Some(&starts));
+        self.scratch = starts;
+        r
+    }
+
+    /// Linearizes the instructions and every side table of `prog` (the program the list was
+    /// built from) in one pass. Output subprograms are the list's (original, then appended),
+    /// minus the ones whose instructions were all deleted.
+    ///
+    /// # Errors
+    /// Mismatched or invalid input tables, or any [`PatchList::linearize`] error.
+    #[doc(alias = "verifier_linearize_list_insn")]
+    pub fn linearize_program<A: Clone, H: AuxHook<A>>(
+        &self,
+        prog: &Program<A>,
+        hook: &mut H,
+        opts: LinearizeOptions,
+    ) -> Result<PatchedProgram<A>> {
+        let mut ctx = PatchCtx::new();
+        self.linearize_program_with(&mut ctx, prog, hook, opts)
+    }
+
+    /// [`PatchList::linearize_program`] reusing `ctx`'s scratch (the output is freshly allocated;
+    /// [`PatchList::linearize_program_into`] reuses an output too).
+    ///
+    /// # Errors
+    /// As [`PatchList::linearize_program`].
+    pub fn linearize_program_with<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog: &Program<A>,
+        hook: &mut H,
+        opts: LinearizeOptions,
+    ) -> Result<PatchedProgram<A>> {
+        let mut out = PatchedProgram::default();
+        self.linearize_program_into(ctx, prog, hook, opts, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`PatchList::linearize_program`] writing into `out`, whose buffers (instructions, aux,
+    /// every table, the map) are cleared and reused: with a reused `ctx` and `out`, a warm run
+    /// allocates nothing (regalloc2's `run_with_ctx` model). On error `out` holds no valid
+    /// program.
+    ///
+    /// # Errors
+    /// As [`PatchList::linearize_program`].
+    pub fn linearize_program_into<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog: &Program<A>,
+        hook: &mut H,
+        opts: LinearizeOptions,
+        out: &mut PatchedProgram<A>,
+    ) -> Result<()> {
+        check_program(self, prog)?;
+        // The engine writes into `ctx.out`: lend it `out`'s buffers for the run (O(1) swaps).
+        core::mem::swap(&mut ctx.out.insns, &mut out.program.insns);
+        core::mem::swap(&mut ctx.out.map, &mut out.map);
+        let r = if opts.relax || prog.aux.is_empty() {
+            self.run(ctx, opts, true).map(|()| self.aux_from_src(ctx, prog, hook, &mut out.program.aux))
+        } else {
+            self.run_aux(ctx, &prog.aux, hook, &mut out.program.aux)
+        };
+        core::mem::swap(&mut ctx.out.insns, &mut out.program.insns);
+        core::mem::swap(&mut ctx.out.map, &mut out.map);
+        r?;
+        out.stats = ctx.out.stats;
+        let map = &out.map;
 
         let t = &prog.tables;
-        let mut tables = SideTables::default();
-        let mut dropped = Vec::new();
+        let tables = &mut out.program.tables;
+        let dropped = &mut out.dropped;
+        dropped.clear();
 
         // Subprograms: a subprogram is gone when its start meets the start of the next surviving
         // one (or the end): all its slots were deleted. Scanned backwards because the start of a
         // wholly deleted subprogram may resolve past code appended after it was deleted.
         let starts = &map.subprog_starts;
-        let mut keep = vec![false; starts.len()];
+        let keep = &mut ctx.keep;
+        keep.clear();
+        keep.resize(starts.len(), false);
         let mut next = map.new_len;
         for k in (0..starts.len()).rev() {
             let s = starts[k] & POS_MASK;
@@ -415,8 +484,10 @@ impl PatchList {
                 next = s;
             }
         }
-        let mut subprog_map = Vec::with_capacity(starts.len());
-        let mut kept: Vec<(usize, u32)> = Vec::with_capacity(starts.len());
+        let subprog_map = &mut out.subprog_map;
+        subprog_map.clear();
+        let kept = &mut ctx.kept;
+        kept.clear();
         for (k, &w) in starts.iter().enumerate() {
             if keep[k] {
                 subprog_map.push(Some(kept.len() as u32));
@@ -426,13 +497,16 @@ impl PatchList {
             }
         }
         map.remap_line_info(&t.line_info, &mut tables.line_info);
-        for &(k, s) in &kept {
+        tables.subprogs.clear();
+        tables.func_info.clear();
+        for &(k, s) in kept.iter() {
             let linfo_idx = tables.line_info.partition_point(|l| l.insn_off < s) as u32;
             tables.subprogs.push(Subprog { start: s, linfo_idx });
             if let Some(fi) = t.func_info.get(k) {
                 tables.func_info.push(FuncInfo { insn_off: s, ..*fi });
             }
         }
+        tables.pokes.clear();
         for (index, p) in t.pokes.iter().enumerate() {
             let old = Slot(p.insn_idx as usize);
             let s = map.start(old).map_or(0, |s| s.0 as u32);
@@ -441,18 +515,23 @@ impl PatchList {
             }
             tables.pokes.push(PokeDesc { insn_idx: s, ..*p });
         }
-        for a in &t.insn_arrays {
-            let mut a = a.clone();
-            map.remap_insn_array(&mut a);
-            tables.insn_arrays.push(a);
+        tables.insn_arrays.truncate(t.insn_arrays.len());
+        for (k, a) in t.insn_arrays.iter().enumerate() {
+            match tables.insn_arrays.get_mut(k) {
+                Some(o) => o.clone_from(a),
+                None => tables.insn_arrays.push(a.clone()),
+            }
+            if let Some(o) = tables.insn_arrays.get_mut(k) {
+                map.remap_insn_array(o);
+            }
         }
-        let mut idx = Vec::new();
-        map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, &mut idx)?;
+        let idx = &mut ctx.idx;
+        idx.clear();
+        map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, idx)?;
         dropped
             .extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
-        map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, &mut idx)?;
+        map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, idx)?;
         dropped.extend(idx.drain(..).map(|index| Dropped::ElfReloc { index, insn_off: t.elf_relocs[index].insn_off }));
-
-        Ok(PatchedProgram { program: Program { insns, aux, tables }, map, subprog_map, dropped, stats: ctx.out.stats })
+        Ok(())
     }
 }
