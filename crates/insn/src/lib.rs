@@ -35,3 +35,9 @@ pub use op::{
     decode, decode_program,
 };
 pub use raw::{Endian, Insn, Reg, slots_from_bytes, slots_to_bytes};
+
+/// The most slots (8-byte instructions) a program may have: the kernel's
+/// `BPF_COMPLEXITY_LIMIT_INSNS` (1,000,000), the bound `bpf_prog_load` puts on `insn_cnt`
+/// (`-E2BIG`). The loaders of this workspace (object sections, the VM, the passes) refuse
+/// longer programs with a typed error naming the limit.
+pub const MAX_PROGRAM_SLOTS: usize = 1_000_000;
