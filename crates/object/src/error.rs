@@ -366,6 +366,17 @@ pub enum ObjectError {
         /// What its name says it holds.
         what: &'static str,
     },
+    /// An executable section with more slots than [`bpfpatch_insn::MAX_PROGRAM_SLOTS`] (the
+    /// kernel's `BPF_COMPLEXITY_LIMIT_INSNS`).
+    #[error("{section}: {slots} instructions, more than a program may have ({limit})")]
+    ProgramTooLarge {
+        /// The section.
+        section: SectionRef,
+        /// Its size in slots.
+        slots: u64,
+        /// The limit.
+        limit: usize,
+    },
     /// An executable section whose size is not a multiple of 8.
     #[error("{section}: size {size} is not a whole number of 8-byte instructions")]
     TextSize {

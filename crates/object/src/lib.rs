@@ -208,6 +208,11 @@ impl BpfObject {
             if h.size % 8 != 0 {
                 return Err(ObjectError::TextSize { section, size: h.size });
             }
+            // Before reading anything: memory stays proportional to what a program may hold.
+            if h.size / 8 > bpfpatch_insn::MAX_PROGRAM_SLOTS as u64 {
+                let limit = bpfpatch_insn::MAX_PROGRAM_SLOTS;
+                return Err(ObjectError::ProgramTooLarge { section, slots: h.size / 8, limit });
+            }
             let bytes = section_bytes(bytes, h).ok_or(ObjectError::SectionOutOfBounds {
                 section: section.clone(),
                 offset: h.offset,

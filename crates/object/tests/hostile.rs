@@ -274,6 +274,36 @@ fn btf_sections_without_contents() {
     }
 }
 
+/// A program section of more than 1,000,000 instructions (the kernel's
+/// `BPF_COMPLEXITY_LIMIT_INSNS`): refused from its header, before anything is read.
+#[test]
+fn program_over_the_kernel_limit() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let slots = bpfpatch_insn::MAX_PROGRAM_SLOTS as u64 + 1;
+        // Append the section's bytes to the file and point the header at them.
+        let r = fx.parse_with(|b, fx| {
+            let at = b.len() as u64;
+            b.resize(b.len() + 8 * slots as usize, 0);
+            put64(b, fx.sh("xdp", 24), at, e);
+            put64(b, fx.sh("xdp", 32), 8 * slots, e);
+        });
+        let err = r.unwrap_err();
+        assert_eq!(
+            err,
+            ObjectError::ProgramTooLarge {
+                section: fx.obj.section_ref(fx.sec("xdp")),
+                slots,
+                limit: bpfpatch_insn::MAX_PROGRAM_SLOTS
+            }
+        );
+        assert!(
+            err.to_string().ends_with("xdp`: 1000001 instructions, more than a program may have (1000000)"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn unattached_btf_ext_relocation() {
     for (name, e) in OBJECTS {

@@ -41,11 +41,14 @@ pub enum ProgramError {
     /// The program has no instruction.
     #[error("empty program")]
     Empty,
-    /// More instructions than the analyses index (`u32`).
-    #[error("program of {slots} slots is too large")]
+    /// More slots than [`bpfpatch_insn::MAX_PROGRAM_SLOTS`] (the kernel's
+    /// `BPF_COMPLEXITY_LIMIT_INSNS`).
+    #[error("program of {slots} slots is too large (limit {limit})")]
     TooLarge {
         /// Its length in slots.
         slots: usize,
+        /// The limit.
+        limit: usize,
     },
     /// A jump, call or function reference points outside the program.
     #[error("slot {slot}: target {target} is outside the program")]
@@ -86,8 +89,9 @@ impl Program {
         if insns.is_empty() {
             return Err(ProgramError::Empty);
         }
-        if u32::try_from(insns.len()).map_or(true, |n| n == u32::MAX) {
-            return Err(ProgramError::TooLarge { slots: insns.len() });
+        // The kernel's limit; it also keeps every index inside `u32`.
+        if insns.len() > bpfpatch_insn::MAX_PROGRAM_SLOTS {
+            return Err(ProgramError::TooLarge { slots: insns.len(), limit: bpfpatch_insn::MAX_PROGRAM_SLOTS });
         }
         let decoded = decode_program(insns, DecodeOptions::INTERNAL)?;
         let mut ops = Vec::with_capacity(decoded.len());

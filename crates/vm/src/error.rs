@@ -15,11 +15,14 @@ pub enum LoadError {
     /// The image holds no instruction.
     #[error("Invalid program: no instructions")]
     Empty,
-    /// The image is too long to be addressed with 32-bit instruction indices.
-    #[error("Invalid program: {len} slots is more than the loader accepts")]
+    /// The image has more slots than [`bpfpatch_insn::MAX_PROGRAM_SLOTS`] (the kernel's
+    /// `BPF_COMPLEXITY_LIMIT_INSNS`).
+    #[error("Invalid program: {len} slots is more than the loader accepts ({limit})")]
     TooLarge {
         /// The number of slots.
         len: usize,
+        /// The limit.
+        limit: usize,
     },
     /// A jump, call, `gotol`, `may_goto` or function reference points outside the program.
     #[error("slot {slot}: Invalid target {target}, outside the program of {len} slots")]

@@ -26,7 +26,8 @@
 
 use crate::error::LoadError;
 use bpfpatch_insn::{
-    AluOp, AtomicOp, CallKind, DecodeOptions, Insn, LdImm64Kind, Op, Operand, Reg, RegSet, Slot, decode_program,
+    AluOp, AtomicOp, CallKind, DecodeOptions, Insn, LdImm64Kind, MAX_PROGRAM_SLOTS, Op, Operand, Reg, RegSet, Slot,
+    decode_program,
 };
 
 /// Options of the loader.
@@ -108,8 +109,9 @@ pub fn verify(slots: &[Insn], opts: &LoadOptions) -> Result<(), LoadError> {
 
 /// [`verify`], returning the decoded layout the interpreter is built from.
 pub(crate) fn check(slots: &[Insn], opts: &LoadOptions) -> Result<Layout, LoadError> {
-    if u32::try_from(slots.len()).map_or(true, |n| n == NOT_AN_INSN) {
-        return Err(LoadError::TooLarge { len: slots.len() });
+    // The kernel's limit; it also keeps every index below `NOT_AN_INSN` (u32).
+    if slots.len() > MAX_PROGRAM_SLOTS {
+        return Err(LoadError::TooLarge { len: slots.len(), limit: MAX_PROGRAM_SLOTS });
     }
     let ops = decode_program(slots, DecodeOptions { internal: opts.internal })?;
     let Some(&(last_slot, last)) = ops.last() else {
