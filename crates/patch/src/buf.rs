@@ -4,6 +4,10 @@
 use crate::ids::{Label, NodeId, SubprogId};
 use bpfpatch_insn::{Insn, Op, Slot};
 
+/// The longest patch buffer a request may carry: the kernel's `S16_MAX` (32767), past which
+/// `bpf_patch_insn_single` cannot guarantee that 16-bit jumps across the patch still fit.
+pub const MAX_PATCH_SLOTS: usize = 32767;
+
 /// Where a jump, call or `PSEUDO_FUNC` instruction of a patch buffer goes.
 ///
 /// Every target is symbolic until [`crate::PatchList::linearize`]; it is resolved through the

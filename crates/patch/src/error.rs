@@ -105,6 +105,15 @@ pub enum Error {
     /// `patch` and `append` need at least one instruction.
     #[error("empty patch buffer")]
     EmptyPatch,
+    /// A buffer longer than [`crate::MAX_PATCH_SLOTS`] (the kernel's `S16_MAX`: no 16-bit jump
+    /// could cross it).
+    #[error("patch buffer of {len} slots exceeds the limit of {limit}")]
+    PatchTooLarge {
+        /// Its length in slots.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A buffer ends in the middle of an ld_imm64.
     #[error("patch buffer slot {index}: ld_imm64 is missing its second slot")]
     BufTruncatedLdImm64 {

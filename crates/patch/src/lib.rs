@@ -174,7 +174,7 @@ pub mod reference;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use buf::{PatchBuf, Target};
+pub use buf::{MAX_PATCH_SLOTS, PatchBuf, Target};
 pub use error::{Error, Result};
 pub use ids::{Label, NodeId, SubprogId};
 pub use linearize::{LinearizeOptions, LinearizeStats, Linearized, OffsetMap, PatchCtx};
