@@ -169,10 +169,10 @@ mod linearize;
 mod list;
 mod tables;
 
-pub mod reference;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod reference;
 
 pub use buf::{MAX_PATCH_SLOTS, PatchBuf, Target};
 pub use error::{Error, Result};
