@@ -9,7 +9,7 @@ use bpfpatch_insn::{AluOp, Cond, Insn, Op, Reg, Size};
 use bpfpatch_passes::rewrite::RewriteError;
 use bpfpatch_passes::rewrite::blind::{BlindRng, SplitMix64};
 use bpfpatch_passes::rewrite::fixups::BPF_MAX_LOOPS;
-use bpfpatch_passes::{Options, Pass, PassError, Pipeline, transform};
+use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline, transform};
 use common::*;
 
 fn run(spec: &str, ops: &[Op]) -> Vec<Insn> {
@@ -278,4 +278,79 @@ fn passes_that_cannot_apply_return_typed_errors() {
     ops.push(exit());
     let e = transform(&enc(&ops), &p("blind"), &o);
     assert!(matches!(e, Err(PassError::Engine { pass: "linearize", .. })), "{e:?}");
+}
+
+/// An empty program (an object's empty `.text`) is nothing to do: `run` gives an empty program
+/// and `apply` reports every requested pass with nothing done, whatever the options.
+#[test]
+fn empty_program_is_nothing_to_do() {
+    let opts = Options { entries: vec![bpfpatch_insn::Slot(0)], ..Options::default() };
+    for spec in ["dce", "fixups", "zext", "dce,fixups,zext,blind", "all"] {
+        let p = Pipeline::parse(spec).unwrap();
+        let r = p.run(&[], &opts).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert!(r.insns.is_empty(), "{spec}");
+        assert_eq!(r.map.new_len(), 0, "{spec}");
+        let names: Vec<Pass> = r.stats.iter().map(|s| s.0).collect();
+        assert_eq!(names, p.passes(), "{spec}: one entry per requested pass, in order");
+        assert!(r.stats.iter().all(|s| s.1 == PassStats::default()), "{spec}: {:?}", r.stats);
+        let mut list = bpfpatch_patch::PatchList::new(&[]).unwrap();
+        let stats = p.apply(&mut list, &[], &opts).unwrap();
+        assert_eq!(stats, r.stats, "{spec}");
+        assert_eq!(list.live_len(), 0);
+    }
+}
+
+/// `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls: refused by default, and under
+/// `LdAbsPolicy::Keep` left exactly as they are (counted as skipped) while the rest of `fixups`
+/// still applies. A program without calls is lowered under both policies.
+#[test]
+fn ld_abs_with_calls_is_refused_or_kept_by_policy() {
+    let ld_abs = Op::LdPacket { size: Size::H, index: None, imm: 12 };
+    let ld_ind = Op::LdPacket { size: Size::W, index: Some(r(7)), imm: 2 };
+    let with_calls = [
+        mov64r(6, 1),             // 0
+        call_local(4),            // 1 -> 6
+        ld_abs,                   // 2
+        ld_ind,                   // 3
+        alu64r(AluOp::Div, 0, 1), // 4: still guarded
+        exit(),                   // 5
+        mov64(0, 0),              // 6
+        exit(),                   // 7
+    ];
+    let insns = enc(&with_calls);
+    let fixups = Pipeline::parse("fixups").unwrap();
+    let e = fixups.run(&insns, &Options::default());
+    assert!(matches!(e, Err(PassError::LdAbsWithCalls { slot }) if slot.0 == 2), "{e:?}");
+    let keep = Options { ld_abs_with_calls: LdAbsPolicy::Keep, ..Options::default() };
+    let r = fixups.run(&insns, &keep).unwrap();
+    assert_eq!(r.stats, [(Pass::Fixups, PassStats { patched: 1, skipped: 2, ..PassStats::default() })]);
+    let mut want = with_calls.to_vec();
+    want.splice(4..5, [jmp(Cond::Ne, 1, 0, 2), alu32r(AluOp::Xor, 0, 0), ja(1), alu64r(AluOp::Div, 0, 1)]);
+    if let Op::Call(bpfpatch_insn::CallKind::Local(rel)) = &mut want[1] {
+        *rel += 3; // the call now jumps over the guard
+    }
+    assert_eq!(r.insns, enc(&want));
+    // A second entry point (another program of the section) makes subprograms too.
+    let two_entries = enc(&[mov64r(6, 1), ld_abs, exit(), mov64r(6, 1), ld_ind, exit()]);
+    let entries = vec![bpfpatch_insn::Slot(3)];
+    let e = fixups.run(&two_entries, &Options { entries: entries.clone(), ..Options::default() });
+    assert!(matches!(e, Err(PassError::LdAbsWithCalls { slot }) if slot.0 == 1), "{e:?}");
+    let r = fixups.run(&two_entries, &Options { entries, ..keep.clone() }).unwrap();
+    assert_eq!((r.insns, r.stats[0].1.skipped), (two_entries, 2));
+    // The whole object pipeline keeps them too (zext and blinding leave them alone).
+    let r = Pipeline::parse("dce,fixups,zext,blind").unwrap().run(&insns, &keep).unwrap();
+    let kept: Vec<Op> = bpfpatch_insn::decode_program(&r.insns, bpfpatch_insn::DecodeOptions::INTERNAL)
+        .unwrap()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| matches!(op, Op::LdPacket { .. }))
+        .collect();
+    assert_eq!(kept, [ld_abs, ld_ind]);
+    // Without calls the policy does not matter: lowered (the helper call replaces it).
+    let no_calls = enc(&[mov64r(6, 1), ld_abs, exit()]);
+    let a = fixups.run(&no_calls, &Options::default()).unwrap();
+    let b = fixups.run(&no_calls, &keep).unwrap();
+    assert_eq!(a.insns, b.insns);
+    assert_eq!(b.stats, [(Pass::Fixups, PassStats { patched: 1, ..PassStats::default() })]);
+    assert!(a.insns.len() > no_calls.len(), "lowered");
 }

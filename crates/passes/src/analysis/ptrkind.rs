@@ -250,6 +250,7 @@ struct Access {
 
 struct Solver<'a> {
     cfg: &'a Cfg,
+    opaque: &'a [bool],
     flags: Flags,
     has_callbacks: bool,
     entry: Vec<Option<State>>,
@@ -377,7 +378,43 @@ impl Solver<'_> {
         }
     }
 
+    /// [`Solver::transfer_op`], for an opaque instruction (see [`PtrKinds::analyze_with`]) with
+    /// its immediate and offset unknown: an exact stack base is used as an inexact one, and a
+    /// stack pointer it defines loses its exact offset.
     fn transfer(
+        &mut self,
+        st: &mut State,
+        op: &Op,
+        i: InsnIdx,
+        rec: Option<&mut Vec<Option<Access>>>,
+    ) -> Option<Event> {
+        if !self.opaque.get(i.idx()).copied().unwrap_or(false) {
+            return self.transfer_op(st, op, i, rec);
+        }
+        let base = match *op {
+            Op::Load { src, .. } => Some(src),
+            Op::Store { dst, .. } | Op::Atomic { dst, .. } => Some(dst),
+            _ => None,
+        };
+        let saved = base.map(|b| (b, st.reg(b)));
+        if let Some((b, k)) = saved {
+            st.set(b, Kind::flags(k.flags));
+        }
+        let ev = self.transfer_op(st, op, i, rec);
+        let defs = op.defs();
+        if let Some((b, k)) = saved
+            && !defs.contains(b)
+        {
+            st.set(b, k);
+        }
+        for r in defs.iter() {
+            let k = st.reg(r);
+            st.set(r, Kind::flags(k.flags));
+        }
+        ev
+    }
+
+    fn transfer_op(
         &mut self,
         st: &mut State,
         op: &Op,
@@ -600,9 +637,19 @@ impl PtrKinds {
     /// Runs the analysis on `cfg` (r1 holds the context at entry of the main program).
     #[must_use]
     pub fn analyze(cfg: &Cfg) -> PtrKinds {
+        PtrKinds::analyze_with(cfg, &[])
+    }
+
+    /// Runs the analysis on `cfg`, where `opaque[i]` marks instruction `i` as one whose
+    /// immediate and offset a loader fills in later (indices past the end are not opaque): its
+    /// memory access has an unknown offset from its base, and a stack pointer it defines has an
+    /// unknown offset (so a stack access through either makes the frame's depth unknown).
+    #[must_use]
+    pub fn analyze_with(cfg: &Cfg, opaque: &[bool]) -> PtrKinds {
         let has_callbacks = cfg.subprogs().iter().any(|s| s.is_callback());
         let mut solver = Solver {
             cfg,
+            opaque,
             flags: Flags::default(),
             has_callbacks,
             entry: Vec::new(),

@@ -14,6 +14,10 @@
 //! not tracked (loads give `Unknown`). Every step only raises states, so the fixed point is
 //! reached after at most 2 changes per register per block.
 //!
+//! *Opaque* instructions ([`Reach::analyze_with`]) are those whose immediate or offset a loader
+//! fills in later (an object's relocated and CO-RE-relocated instructions): what they define is
+//! `Unknown`, whatever their encoding says, so no branch is decided on a placeholder.
+//!
 //! Results: reached instructions and subprograms, the [`Fate`] of every reached conditional jump,
 //! and the first reached instruction that falls off the end of its subprogram (an invalid program).
 
@@ -111,6 +115,18 @@ fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> 
     }
 }
 
+/// [`transfer`], with the definitions of an opaque instruction made `Unknown`.
+fn step(cfg: &Cfg, opaque: &[bool], i: InsnIdx, st: &mut Regs) -> Option<SubprogId> {
+    let op = cfg.prog().op(i);
+    let entered = transfer(cfg, i, op, st);
+    if opaque.get(i.idx()).copied().unwrap_or(false) {
+        for r in op.defs().iter() {
+            set(st, r, None);
+        }
+    }
+    entered
+}
+
 /// Joins `st` into the entry state of `b`; queues `b` when the entry state grows.
 fn merge(entry: &mut [Option<Regs>], work: &mut Worklist, b: BlockId, st: &Regs) {
     let new = match &entry[b.idx()] {
@@ -185,6 +201,13 @@ impl Reach {
     /// Runs the analysis on `cfg`.
     #[must_use]
     pub fn analyze(cfg: &Cfg) -> Reach {
+        Reach::analyze_with(cfg, &[])
+    }
+
+    /// Runs the analysis on `cfg`, where `opaque[i]` marks instruction `i` as opaque (see the
+    /// module documentation; indices past the end of `opaque` are not opaque).
+    #[must_use]
+    pub fn analyze_with(cfg: &Cfg, opaque: &[bool]) -> Reach {
         let nb = cfg.blocks().len();
         let mut entry: Vec<Option<Regs>> = vec![None; nb];
         let mut work = Worklist::new(nb);
@@ -202,7 +225,7 @@ impl Reach {
             let blk = cfg.block(b);
             let mut entered: Vec<SubprogId> = Vec::new();
             for i in blk.insns() {
-                if let Some(s) = transfer(cfg, i, cfg.prog().op(i), &mut st) {
+                if let Some(s) = step(cfg, opaque, i, &mut st) {
                     entered.push(s);
                 }
             }
@@ -234,7 +257,7 @@ impl Reach {
             let Some(mut st) = entry[bi] else { continue };
             for i in blk.insns() {
                 insn_reached[i.idx()] = true;
-                transfer(cfg, i, cfg.prog().op(i), &mut st);
+                step(cfg, opaque, i, &mut st);
             }
             let last = cfg.prog().op(blk.last());
             if matches!(last, Op::Jump { .. } | Op::MayGoto { .. }) {

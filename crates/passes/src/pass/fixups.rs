@@ -3,8 +3,10 @@
 //! ([`crate::rewrite::fixups`] has the sequences).
 //!
 //! - Division guards apply to every live instruction, inserted ones included.
-//! - `LD_ABS`/`LD_IND` are refused in programs with bpf-to-bpf calls or callbacks (the lowered
-//!   sequence returns with `exit`), as the kernel refuses them there.
+//! - `LD_ABS`/`LD_IND` are not lowered in programs with bpf-to-bpf calls or callbacks (the
+//!   lowered sequence returns with `exit`, which in a callee only leaves the callee): refused as
+//!   the kernel refuses them, or left as they are and counted as skipped
+//!   ([`super::LdAbsPolicy`]).
 //! - `may_goto`: the counter lives at `fp - (depth + 8)` where `depth` is the subprogram's
 //!   stack depth ([`crate::analysis::ptrkind`], rounded up to 8); each subprogram that uses it
 //!   gets `*(u64 *)(fp - depth - 8) = BPF_MAX_LOOPS` inserted before its first instruction
@@ -14,7 +16,7 @@
 //!
 //! Needs: [`Fact::PtrKind`] (stack depths).
 
-use super::{Fact, Pass, PassCx, PassError, PassStats};
+use super::{Fact, LdAbsPolicy, Pass, PassCx, PassError, PassStats};
 use crate::rewrite::fixups::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
 use bpfpatch_insn::{CallKind, Op, Slot};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
@@ -25,8 +27,8 @@ pub const NEEDS: &[Fact] = &[Fact::PtrKind];
 /// Runs `fixups` on `list`.
 ///
 /// # Errors
-/// [`PassError::LdAbsWithCalls`], [`PassError::StackDepthUnknown`], [`PassError::Rewrite`]
-/// (no room for the counter, bad tail-call bound), engine errors.
+/// [`PassError::LdAbsWithCalls`] (under [`LdAbsPolicy::Refuse`]), [`PassError::StackDepthUnknown`],
+/// [`PassError::Rewrite`] (no room for the counter, bad tail-call bound), engine errors.
 pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats, PassError> {
     let mut stats = PassStats::default();
     let has_calls = cx.cfg.subprogs().len() > 1;
@@ -35,12 +37,14 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
     for item in cx.items(list)? {
         let p = match item.op {
             Op::Alu { .. } => div_guard(&item.op),
-            Op::LdPacket { .. } => {
-                if has_calls {
-                    return Err(PassError::LdAbsWithCalls { slot: item.slot });
+            Op::LdPacket { .. } if has_calls => match cx.opts.ld_abs_with_calls {
+                LdAbsPolicy::Refuse => return Err(PassError::LdAbsWithCalls { slot: item.slot }),
+                LdAbsPolicy::Keep => {
+                    stats.skipped += 1;
+                    None
                 }
-                ld_abs(&item.op)
-            }
+            },
+            Op::LdPacket { .. } => ld_abs(&item.op),
             Op::MayGoto { .. } => {
                 let Some(i) = item.orig else { return Err(PassError::NoFacts { pass: Pass::Fixups, op: item.op }) };
                 let sp = cx.cfg.subprog_of(i);

@@ -169,7 +169,8 @@ pub enum PassError {
         /// Why.
         source: RewriteError,
     },
-    /// `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls (its lowering returns with `exit`).
+    /// `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls (its lowering returns with `exit`),
+    /// under [`LdAbsPolicy::Refuse`].
     #[error("fixups: slot {slot}: LD_ABS/LD_IND cannot be lowered in a program with bpf-to-bpf calls")]
     LdAbsWithCalls {
         /// The instruction.
@@ -215,15 +216,35 @@ pub struct Options {
     pub stack_limit: u32,
     /// Let the linearizer relax out-of-range jumps into `gotol` (cpu v4 targets only).
     pub relax: bool,
-    /// Original slots no pass may rewrite, ascending: instructions whose fields a relocation
-    /// fills in later (an object's ld_imm64 map references and calls). Passes do not see them
-    /// while they are unchanged; dead-code removal may still delete them (the caller reports
-    /// the relocation as dropped).
+    /// Original slots no pass may rewrite, ascending: instructions whose fields a loader fills
+    /// in later (an object's relocated map references and calls, CO-RE-relocated field offsets
+    /// and type ids). Passes do not see them while they are unchanged, and the analyses take
+    /// what they compute as unknown (no branch is folded on a placeholder constant, no stack
+    /// offset derived from one); dead-code removal may still delete them when unreachable (the
+    /// caller reports the relocation as dropped).
     pub protected: Vec<Slot>,
     /// Extra entry points besides slot 0 (an object section's other programs, functions called
     /// from other sections): they start subprograms that are reached from outside, so dead-code
     /// removal keeps them and the analyses assume unknown values at their entry.
     pub entries: Vec<Slot>,
+    /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls.
+    pub ld_abs_with_calls: LdAbsPolicy,
+}
+
+/// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls (more than one
+/// subprogram, counting [`Options::entries`]).
+///
+/// The kernel's lowering (`bpf_gen_ld_abs`) ends its error path with `exit`, which in a callee
+/// returns from the callee instead of ending the program, and the kernel refuses such programs
+/// ("cannot be mixed with bpf-to-bpf calls"); so the lowering is never applied there.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum LdAbsPolicy {
+    /// Fail with [`PassError::LdAbsWithCalls`] (the kernel's answer; `run` and `conformance`).
+    #[default]
+    Refuse,
+    /// Leave the instruction as it is, counted in [`PassStats::skipped`]: for object rewrites,
+    /// where the loader, not this rewrite, decides what happens to it.
+    Keep,
 }
 
 impl Default for Options {
@@ -237,6 +258,7 @@ impl Default for Options {
             relax: false,
             protected: Vec::new(),
             entries: Vec::new(),
+            ld_abs_with_calls: LdAbsPolicy::Refuse,
         }
     }
 }
@@ -252,6 +274,9 @@ pub struct PassStats {
     pub deleted: usize,
     /// Instructions rewritten 1:1 in place.
     pub rewritten: usize,
+    /// Instructions the pass would rewrite but left as they are because an option says so
+    /// (`LD_ABS`/`LD_IND` under [`LdAbsPolicy::Keep`]).
+    pub skipped: usize,
 }
 
 /// The result of a pipeline run.
@@ -338,7 +363,7 @@ impl Pipeline {
         &self.passes
     }
 
-    /// Runs the pipeline on `insns`.
+    /// Runs the pipeline on `insns` (an empty program gives an empty program).
     ///
     /// # Errors
     /// A [`PassError`] from the analyses, a pass, or the linearization.
@@ -352,7 +377,8 @@ impl Pipeline {
 
     /// Runs the passes on `list`, a patch list created from `insns` and not patched yet,
     /// without linearizing it: for callers that linearize with side tables of their own (the
-    /// object rewriter). Returns what each pass did.
+    /// object rewriter). Returns what each pass did. An empty program is left as it is (every
+    /// pass reports nothing done).
     ///
     /// # Errors
     /// As [`Pipeline::run`].
@@ -362,13 +388,22 @@ impl Pipeline {
         insns: &[Insn],
         opts: &Options,
     ) -> Result<Vec<(Pass, PassStats)>, PassError> {
+        if insns.is_empty() {
+            // No instruction: every pass has nothing to do (an object's empty `.text`).
+            return Ok(self.passes.iter().map(|&p| (p, PassStats::default())).collect());
+        }
         let cfg = Cfg::with_entries(insns, &opts.entries)?;
         let passes = self.passes_for(cfg.prog());
         let need = |f: Fact| passes.iter().any(|p| p.needs().contains(&f));
+        // What protected instructions compute is filled in later: the analyses must not rely on it.
+        let mut opaque = vec![false; if opts.protected.is_empty() { 0 } else { cfg.prog().len() }];
+        for i in opts.protected.iter().filter_map(|s| cfg.prog().at_slot(s.0)) {
+            opaque[i.idx()] = true;
+        }
         let mut cx = PassCx {
-            reach: need(Fact::Reach).then(|| Reach::analyze(&cfg)),
+            reach: need(Fact::Reach).then(|| Reach::analyze_with(&cfg, &opaque)),
             live: need(Fact::Liveness).then(|| Liveness::analyze(&cfg)),
-            kinds: need(Fact::PtrKind).then(|| PtrKinds::analyze(&cfg)),
+            kinds: need(Fact::PtrKind).then(|| PtrKinds::analyze_with(&cfg, &opaque)),
             cfg: &cfg,
             orig: insns,
             opts,
