@@ -139,7 +139,7 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
     while let Some((&site, first)) = sites.next() {
         let slot = site as usize;
         st.buf.clear();
-        for (k, insn) in first.as_slice().iter().enumerate() {
+        for (k, insn) in first.insns[..first.len].iter().enumerate() {
             if first.jump_at == Some(k) {
                 st.buf.jump_to(*insn, Target::OrigTarget);
             } else {
@@ -150,7 +150,7 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
         if p.insns[slot].is_ld_imm64()
             && let Some((_, second)) = sites.next_if(|&(&s, _)| s as usize == slot + 1)
         {
-            for insn in second.as_slice() {
+            for insn in &second.insns[..second.len] {
                 st.buf.push(*insn);
             }
         }

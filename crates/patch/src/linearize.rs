@@ -14,7 +14,9 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::list::{EXPL_BIT, F_CMOVED, F_DELETED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList};
+use crate::list::{
+    EXPL_BIT, F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList, is_jump_class,
+};
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
 use std::collections::HashMap;
@@ -181,9 +183,9 @@ pub struct Linearized {
 /// thread and pass it to [`PatchList::linearize_with`] so warm runs allocate nothing.
 #[derive(Clone, Debug, Default)]
 pub struct PatchCtx {
-    pub(crate) fixups: Vec<(u32, u32)>,
+    pub(crate) fixups: Vec<Fixup>,
     pub(crate) relax_mark: Vec<u8>,
-    pub(crate) src: Vec<u32>,
+    pub(crate) src: Vec<SrcNode>,
     pub(crate) memo: HashMap<u32, (u32, bool)>,
     pub(crate) chain: Vec<(u32, bool)>,
     /// Verification layer scratch: which subprograms survive, and the kept ones.
@@ -203,9 +205,132 @@ impl PatchCtx {
     }
 
     /// Node that emitted each output slot (filled when the verification layer asked for it).
-    pub(crate) fn src(&self) -> &[u32] {
+    pub(crate) fn src(&self) -> &[SrcNode] {
         &self.src
     }
+}
+
+/// An output slot whose target field linearization fills in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fixup {
+    /// Output slot.
+    pub(crate) at: u32,
+    /// The node that emitted it.
+    pub(crate) x: u32,
+    /// Its reference.
+    pub(crate) r: u32,
+    /// The node's origin and flags (for errors and aux).
+    pub(crate) origin: u32,
+    pub(crate) f: u8,
+}
+
+/// The node behind an output slot (relaxing engine), with its origin and flags.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SrcNode {
+    pub(crate) x: u32,
+    pub(crate) origin: u32,
+    pub(crate) f: u8,
+}
+
+/// One node as the walks see it (pending patches included).
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    x: u32,
+    f: u8,
+    insn: Insn,
+    /// The reference when `F_TGT`.
+    r: u32,
+    origin: u32,
+}
+
+/// The walk over a list: nodes in list order; a pending patch (I6) replaces its original
+/// node by its pool slots. Pending patches come in the order of their original nodes, which
+/// is list order, so one cursor over the log serves the whole walk.
+struct Nodes<'a> {
+    l: &'a PatchList,
+    /// Next arena node to visit (when not inside a pending patch).
+    x: u32,
+    end: u32,
+    arr: u32,
+    /// Current log entry, pool cursor and end, reference cursor, and the entry's node.
+    e: usize,
+    k: usize,
+    pe: usize,
+    rc: usize,
+    lx: u32,
+}
+
+impl Iterator for Nodes<'_> {
+    type Item = Node;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Node> {
+        let l = self.l;
+        if self.k >= self.pe {
+            let x = self.x;
+            if x == self.end || x == NONE {
+                return None;
+            }
+            let xi = x as usize;
+            let f = l.flags[xi];
+            self.x = l.next[xi];
+            match l.log.get(self.e) {
+                Some(&(lx, pe)) if f & F_LOGGED != 0 => {
+                    self.lx = lx;
+                    self.pe = pe as usize;
+                }
+                _ => {
+                    return Some(Node {
+                        x,
+                        f,
+                        insn: l.insn[xi],
+                        r: if f & F_TGT != 0 { l.tgt[xi] } else { NONE },
+                        origin: l.origin[xi],
+                    });
+                }
+            }
+        }
+        // Slot `k` of the pending patch of `lx`: its first slot is `lx` itself, the others are
+        // the entry's new nodes.
+        let ps = l.log_start(self.e);
+        let k = self.k;
+        let insn = l.pool.get(k).copied().unwrap_or_default();
+        // The entry's new nodes start at arr + ps - e (each earlier entry has one slot at its
+        // original node): slot k > ps is node arr + (ps - e) + (k - ps) - 1.
+        let x = if k == ps { self.lx } else { self.arr + (ps - self.e) as u32 + (k - ps) as u32 - 1 };
+        self.k += 1;
+        let last = self.k >= self.pe;
+        if last {
+            self.e += 1;
+        }
+        let (f, r) = if is_jump_class(&insn) {
+            let r = l.refs.get(self.rc).copied().unwrap_or(NONE);
+            self.rc += 1;
+            (F_TGT, r)
+        } else {
+            (0, NONE)
+        };
+        let lx = self.lx;
+        Some(Node {
+            x,
+            f: f | if last { F_TOUCHED } else { 0 },
+            insn,
+            r,
+            origin: if last { lx } else { lx | PARENT_BIT },
+        })
+    }
+}
+
+impl Node {
+    fn fixup(&self, at: u32) -> Fixup {
+        Fixup { at, x: self.x, r: self.r, origin: self.origin, f: self.f }
+    }
+}
+
+/// The original slot whose identity a fixup's node carries (for errors).
+fn orig_of(fx: &Fixup) -> Option<Slot> {
+    let o = fx.origin;
+    (o & PARENT_BIT == 0).then_some(Slot(o as usize))
 }
 
 /// Relaxed form of a conditional jump: (first slot, has a `goto +1` in the middle).
@@ -253,7 +378,7 @@ impl PatchList {
 
     /// The engine: walk, resolve, relax until stable; `record_src` fills `ctx.src`.
     pub(crate) fn run(&self, ctx: &mut PatchCtx, opts: LinearizeOptions, record_src: bool) -> Result<()> {
-        let nodes = self.insn.len();
+        let nodes = self.vnodes();
         ctx.out.stats = LinearizeStats { nodes, ..LinearizeStats::default() };
         ctx.relax_mark.clear();
         ctx.memo.clear();
@@ -278,13 +403,7 @@ impl PatchList {
     }
 
     fn prepare_walk(&self, ctx: &mut PatchCtx, record_src: bool) {
-        let nodes = self.insn.len();
-        let pos = &mut ctx.out.map.pos;
-        if pos.len() < nodes {
-            pos.resize(nodes, 0);
-        } else {
-            pos.truncate(nodes);
-        }
+        self.size_pos(ctx);
         // Sized once and then overwritten by index (truncated after the walk): warm runs write
         // each output slot exactly once, with no capacity check per slot and no memset.
         let need = self.live_slots + 1;
@@ -306,42 +425,44 @@ impl PatchList {
     /// runs instead of chasing one pointer per slot.
     fn walk<const SRC: bool>(&self, ctx: &mut PatchCtx) {
         self.prepare_walk(ctx, SRC);
-        let end = self.end();
         let pos = &mut ctx.out.map.pos;
         let out = &mut ctx.out.insns;
         let fixups = &mut ctx.fixups;
         let src = &mut ctx.src;
         let mut o: u32 = 0;
-        let mut x = self.head;
-        while x != end {
-            let mut xi = x as usize;
-            loop {
-                let f = self.flags[xi];
-                if f & F_DELETED != 0 {
-                    pos[xi] = o | DEL_BIT;
-                } else {
-                    pos[xi] = o;
-                    if let Some(slot) = out.get_mut(o as usize) {
-                        *slot = self.insn[xi];
-                    }
-                    if f & F_TGT != 0 {
-                        fixups.push((o, xi as u32));
-                    }
-                    if SRC {
-                        src.push(xi as u32);
-                    }
-                    o += 1;
+        self.visit(|n| {
+            if n.f & F_DELETED != 0 {
+                pos[n.x as usize] = o | DEL_BIT;
+            } else {
+                pos[n.x as usize] = o;
+                if let Some(slot) = out.get_mut(o as usize) {
+                    *slot = n.insn;
                 }
-                let n = self.next[xi];
-                if n as usize != xi + 1 || n == end {
-                    x = n;
-                    break;
+                if n.f & F_TGT != 0 {
+                    fixups.push(n.fixup(o));
                 }
-                xi += 1;
+                if SRC {
+                    src.push(SrcNode { x: n.x, origin: n.origin, f: n.f });
+                }
+                o += 1;
             }
-        }
+        });
         out.truncate(o as usize);
-        pos[end as usize] = o;
+        pos[self.end() as usize] = o;
+    }
+
+    /// Calls `each` on every node in list order, the slots of pending patches (I6) included.
+    #[inline(always)]
+    fn visit(&self, mut each: impl FnMut(Node)) {
+        for n in self.nodes() {
+            each(n);
+        }
+    }
+
+    /// Every node in list order, the slots of pending patches (I6) included.
+    #[inline]
+    fn nodes(&self) -> Nodes<'_> {
+        Nodes { l: self, x: self.head, end: self.end(), arr: self.insn.len() as u32, e: 0, k: 0, pe: 0, rc: 0, lx: 0 }
     }
 
     /// The verification layer's engine without relaxation: one walk that emits instructions
@@ -357,18 +478,19 @@ impl PatchList {
         hook: &mut H,
         aux: &mut Vec<A>,
     ) -> Result<()> {
-        let nodes = self.insn.len();
+        let nodes = self.vnodes();
         ctx.out.stats = LinearizeStats { nodes, walks: 1, ..LinearizeStats::default() };
         ctx.relax_mark.clear();
         ctx.memo.clear();
         self.walk_aux(ctx, prog_aux, hook, aux);
         self.resolve(ctx, LinearizeOptions { relax: false })?;
-        for &(at, x) in &ctx.fixups {
-            let xi = x as usize;
-            let (Some(insn), Some(a)) = (ctx.out.insns.get(at as usize), aux.get_mut(at as usize)) else { continue };
-            let org = self.origin[xi];
+        for fx in &ctx.fixups {
+            let (Some(insn), Some(a)) = (ctx.out.insns.get(fx.at as usize), aux.get_mut(fx.at as usize)) else {
+                continue;
+            };
+            let org = fx.origin;
             if org & PARENT_BIT == 0 {
-                if self.flags[xi] & F_TOUCHED != 0 {
+                if fx.f & F_TOUCHED != 0 {
                     hook.patched(a, insn);
                 }
             } else {
@@ -382,7 +504,7 @@ impl PatchList {
     /// Sizes `pos` for this list; a fresh table comes from the zeroing allocator (no memset:
     /// the walk writes every entry).
     fn size_pos(&self, ctx: &mut PatchCtx) {
-        let nodes = self.insn.len();
+        let nodes = self.vnodes();
         let pos = &mut ctx.out.map.pos;
         if pos.capacity() < nodes {
             *pos = vec![0; nodes];
@@ -397,7 +519,6 @@ impl PatchList {
     /// placeholder record and are listed in `ctx.fixups`).
     fn walk_aux<A: Clone, H: AuxHook<A>>(&self, ctx: &mut PatchCtx, prog_aux: &[A], hook: &mut H, aux: &mut Vec<A>) {
         self.size_pos(ctx);
-        let end = self.end();
         let pos = &mut ctx.out.map.pos;
         let out = &mut ctx.out.insns;
         out.clear();
@@ -406,46 +527,91 @@ impl PatchList {
         aux.reserve(self.live_slots);
         let fixups = &mut ctx.fixups;
         fixups.clear();
+        let end = self.end();
+        let arr = self.insn.len() as u32;
         let mut o: u32 = 0;
+        // Log cursor (I6): entry, its first pool slot, reference cursor.
+        let mut e = 0usize;
+        let mut ps = 0usize;
+        let mut rc = 0usize;
         let mut x = self.head;
-        while x != end {
-            let mut xi = x as usize;
-            loop {
-                let f = self.flags[xi];
-                if f & F_DELETED != 0 {
-                    pos[xi] = o | DEL_BIT;
-                } else {
-                    pos[xi] = o;
-                    let insn = self.insn[xi];
-                    out.push(insn);
-                    let org = self.origin[xi];
-                    if org & PARENT_BIT == 0 {
-                        // The identity of original slot `org` (NONE has PARENT_BIT set).
-                        let mut a = prog_aux[org as usize].clone();
-                        if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
-                            hook.patched(&mut a, &insn);
-                        }
-                        aux.push(a);
-                    } else {
-                        let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
-                        if f & F_TGT == 0 {
-                            aux.push(hook.new_slot(&insn, parent));
-                        } else if let Some(p) = parent.or(aux.last()).or(prog_aux.first()) {
-                            aux.push(p.clone());
-                        }
+        while x != end && x != NONE {
+            let xi = x as usize;
+            let f = self.flags[xi];
+            x = self.next[xi];
+            if f & F_DELETED != 0 {
+                pos[xi] = o | DEL_BIT;
+                continue;
+            }
+            if f & F_LOGGED != 0
+                && let Some(&(lx, pe)) = self.log.get(e)
+            {
+                // A pending patch: its slots are contiguous in the pool, its new nodes
+                // contiguous in the node space; the parent aux is the same for every slot.
+                let pe = pe as usize;
+                let slots = self.pool.get(ps..pe).unwrap_or(&[]);
+                let base = arr + (ps - e) as u32;
+                e += 1;
+                ps = pe;
+                pos[xi] = o;
+                let n = slots.len() as u32;
+                if let Some(p) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
+                    for (k, w) in p.iter_mut().enumerate() {
+                        *w = o + 1 + k as u32;
                     }
-                    if f & F_TGT != 0 {
-                        fixups.push((o, xi as u32));
+                }
+                out.extend_from_slice(slots);
+                let parent = &prog_aux[lx as usize];
+                let Some((last, init)) = slots.split_last() else { continue };
+                for (k, insn) in init.iter().enumerate() {
+                    if is_jump_class(insn) {
+                        let r = self.refs.get(rc).copied().unwrap_or(NONE);
+                        rc += 1;
+                        let node = if k == 0 { lx } else { base + k as u32 - 1 };
+                        fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
+                        aux.push(parent.clone());
+                    } else {
+                        aux.push(hook.new_slot(insn, Some(parent)));
                     }
                     o += 1;
                 }
-                let n = self.next[xi];
-                if n as usize != xi + 1 || n == end {
-                    x = n;
-                    break;
+                // The last slot carries the identity (touched).
+                let mut a = parent.clone();
+                if is_jump_class(last) {
+                    let r = self.refs.get(rc).copied().unwrap_or(NONE);
+                    rc += 1;
+                    let node = if init.is_empty() { lx } else { base + n - 2 };
+                    fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
+                } else {
+                    hook.patched(&mut a, last);
                 }
-                xi += 1;
+                aux.push(a);
+                o += 1;
+                continue;
             }
+            pos[xi] = o;
+            let insn = self.insn[xi];
+            out.push(insn);
+            let org = self.origin[xi];
+            if org & PARENT_BIT == 0 {
+                // The identity of original slot `org` (NONE has PARENT_BIT set).
+                let mut a = prog_aux[org as usize].clone();
+                if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
+                    hook.patched(&mut a, &insn);
+                }
+                aux.push(a);
+            } else {
+                let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
+                if f & F_TGT == 0 {
+                    aux.push(hook.new_slot(&insn, parent));
+                } else if let Some(p) = parent.or(aux.last()).or(prog_aux.first()) {
+                    aux.push(p.clone());
+                }
+            }
+            if f & F_TGT != 0 {
+                fixups.push(Fixup { at: o, x: xi as u32, r: self.tgt[xi], origin: org, f });
+            }
+            o += 1;
         }
         pos[end as usize] = o;
     }
@@ -454,47 +620,48 @@ impl PatchList {
     fn walk_relaxed(&self, ctx: &mut PatchCtx, record_src: bool) {
         self.prepare_walk(ctx, record_src);
         ctx.out.insns.clear();
-        let end = self.end();
+        let pos = &mut ctx.out.map.pos;
+        let out = &mut ctx.out.insns;
+        let fixups = &mut ctx.fixups;
+        let src = &mut ctx.src;
+        let marks = &ctx.relax_mark;
         let mut o: u32 = 0;
-        let mut x = self.head;
-        while x != end {
-            let xi = x as usize;
-            let f = self.flags[xi];
-            if f & F_DELETED != 0 {
-                ctx.out.map.pos[xi] = o | DEL_BIT;
-            } else {
-                ctx.out.map.pos[xi] = o;
-                let insn = self.insn[xi];
-                if ctx.relax_mark.get(xi).is_some_and(|&m| m != 0) {
-                    let (head, mid) = relaxed_head(insn);
-                    ctx.out.insns.push(head);
-                    let mut k = 1;
-                    if mid {
-                        ctx.out.insns.push(Insn::new(GOTO, 0, 0, 1, 0));
-                        k += 1;
-                    }
-                    ctx.out.insns.push(Insn::new(GOTOL, 0, 0, 0, 0));
-                    ctx.fixups.push((o + k, x));
-                    if record_src {
-                        for _ in 0..=k {
-                            ctx.src.push(x);
-                        }
-                    }
-                    o += k + 1;
-                } else {
-                    ctx.out.insns.push(insn);
-                    if f & F_TGT != 0 {
-                        ctx.fixups.push((o, x));
-                    }
-                    if record_src {
-                        ctx.src.push(x);
-                    }
-                    o += 1;
-                }
+        self.visit(|n| {
+            let x = n.x;
+            if n.f & F_DELETED != 0 {
+                pos[x as usize] = o | DEL_BIT;
+                return;
             }
-            x = self.next[xi];
-        }
-        ctx.out.map.pos[end as usize] = o;
+            pos[x as usize] = o;
+            let sn = SrcNode { x, origin: n.origin, f: n.f };
+            if marks.get(x as usize).is_some_and(|&m| m != 0) {
+                let (head, mid) = relaxed_head(n.insn);
+                out.push(head);
+                let mut k = 1;
+                if mid {
+                    out.push(Insn::new(GOTO, 0, 0, 1, 0));
+                    k += 1;
+                }
+                out.push(Insn::new(GOTOL, 0, 0, 0, 0));
+                fixups.push(n.fixup(o + k));
+                if record_src {
+                    for _ in 0..=k {
+                        src.push(sn);
+                    }
+                }
+                o += k + 1;
+            } else {
+                out.push(n.insn);
+                if n.f & F_TGT != 0 {
+                    fixups.push(n.fixup(o));
+                }
+                if record_src {
+                    src.push(sn);
+                }
+                o += 1;
+            }
+        });
+        pos[self.end() as usize] = o;
     }
 
     /// Resolves all fixups; returns whether a conditional jump was newly marked for expansion.
@@ -506,10 +673,10 @@ impl PatchList {
         ctx.out.stats.fixups = ctx.fixups.len();
         let fixups = core::mem::take(&mut ctx.fixups);
         let mut result = Ok(());
-        for &(at, x) in &fixups {
+        for fx in &fixups {
+            let (at, x, r) = (fx.at, fx.x, fx.r);
             let insn = ctx.out.insns[at as usize];
             let Some((field, kind)) = insn.target_field() else { continue };
-            let r = self.tgt[x as usize];
             let word = match self.ref_word(ctx, r, kind, fast_calls) {
                 Ok(w) => w,
                 Err(label) => {
@@ -519,7 +686,7 @@ impl PatchList {
             };
             let t = word & POS_MASK;
             if t >= new_len {
-                result = Err(Error::TargetPastEnd { at: Slot(at as usize), orig: self.orig_of(x) });
+                result = Err(Error::TargetPastEnd { at: Slot(at as usize), orig: orig_of(fx) });
                 break;
             }
             let delta = i64::from(t) - i64::from(at) - 1;
@@ -535,8 +702,9 @@ impl PatchList {
                     continue;
                 }
                 if insn.is_cond_jump() || insn.code == c::JMP | c::JCOND {
-                    if ctx.relax_mark.len() < self.insn.len() {
-                        ctx.relax_mark.resize(self.insn.len(), 0);
+                    let nodes = self.vnodes();
+                    if ctx.relax_mark.len() < nodes {
+                        ctx.relax_mark.resize(nodes, 0);
                     }
                     if ctx.relax_mark[x as usize] == 0 {
                         ctx.relax_mark[x as usize] = 1;
@@ -546,15 +714,11 @@ impl PatchList {
                     continue;
                 }
             }
-            result = Err(Error::JumpOutOfRange { at: Slot(at as usize), orig: self.orig_of(x), delta });
+            result = Err(Error::JumpOutOfRange { at: Slot(at as usize), orig: orig_of(fx), delta });
             break;
         }
         ctx.fixups = fixups;
         result.map(|()| grew)
-    }
-
-    fn orig_of(&self, x: u32) -> Option<Slot> {
-        self.origin(crate::NodeId(x))
     }
 
     /// Position word of a reference used by an instruction of `kind`; `Err(label)` if unbound.

@@ -25,6 +25,17 @@
 //! - **I5 (origins)**: each original slot's identity (aux, relocations) lives on exactly one
 //!   node, `orig_node[slot]`; `patch` moves it to the last instruction of the buffer, a landing
 //!   prepatch to the node that now holds the original instruction.
+//! - **I6 (pending patches)**: a `patch` of a *pristine* original node (never patched, moved,
+//!   deleted or re-grouped) with a node above every pending one, whose buffer holds plain slots,
+//!   `OrigTarget` jumps and buffer-local jumps, is not applied to the arrays: its slots go to
+//!   `pool`, its resolved references to `refs`, `(node, pool end)` to `log`, and the node gets
+//!   `F_LOGGED`. Its new nodes keep the ids `patch` would have allocated (`vnodes` counts
+//!   them), `orig_node` and `live_slots` are updated at once (and an ld_imm64's second slot is
+//!   deleted at once, as `patch` does). Every other request first `flush`es the log, applying
+//!   each pending patch exactly as `patch` would have; queries read through `view`, and the
+//!   walks of `linearize` stream a pending patch's slots from the pool (original nodes are
+//!   visited in increasing order, so one cursor over the log serves a whole walk). This is the
+//!   common case of a pass (blinding, instrumentation) and costs one copy of the buffer.
 
 // Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
 // or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
@@ -61,6 +72,8 @@ pub(crate) const F_TOUCHED: u8 = 8;
 pub(crate) const F_CMOVED: u8 = 16;
 /// Node flag: this node's current call group is explicit (see `cfresh`).
 pub(crate) const F_CFRESH: u8 = 32;
+/// Node flag: a pending patch of the log replaces this original node (see `log`).
+pub(crate) const F_LOGGED: u8 = 64;
 
 /// How code inserted before an instruction is entered (see the crate documentation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -130,6 +143,13 @@ pub struct PatchList {
     pub(crate) cfresh: HashMap<u32, u32>,
     pub(crate) live_slots: usize,
     pub(crate) scratch: Vec<u32>,
+    /// Pending patches (I6): `(x, end)` per patch of a pristine original node `x`, in
+    /// increasing `x`; its slots are `pool[previous end..end]`.
+    pub(crate) log: Vec<(u32, u32)>,
+    /// The slots of the pending patches.
+    pub(crate) pool: Vec<Insn>,
+    /// The resolved references of the pool's jump-class slots, in pool order.
+    pub(crate) refs: Vec<u32>,
 }
 
 /// An explicit call group: a set of call-kind references that land together.
@@ -141,6 +161,29 @@ pub(crate) struct CGroup {
     pub(crate) node: u32,
     /// Whether the merge into `parent` was caused by a deletion (insn-array "deleted" marker).
     pub(crate) crossed: bool,
+}
+
+/// A node's fields as seen through the log of pending patches (see [`PatchList::view`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NodeView {
+    pub(crate) insn: Insn,
+    pub(crate) f: u8,
+    pub(crate) next: u32,
+    pub(crate) origin: u32,
+}
+
+impl Default for NodeView {
+    /// The view of an unknown node: deleted, linked nowhere.
+    fn default() -> NodeView {
+        NodeView { insn: Insn::default(), f: F_DELETED, next: NONE, origin: NONE }
+    }
+}
+
+/// Whether a slot is of the jump classes (the slots of a logged patch that hold a reference).
+#[inline]
+pub(crate) fn is_jump_class(insn: &Insn) -> bool {
+    let class = insn.code & bpfpatch_insn::opcode::CLASS_MASK;
+    class == bpfpatch_insn::opcode::JMP || class == bpfpatch_insn::opcode::JMP32
 }
 
 /// `at + rel + 1` (a PC-relative target), and the same as an index when it is not negative.
@@ -285,6 +328,9 @@ impl PatchList {
         self.cgroups.clear();
         self.cmoved.clear();
         self.cfresh.clear();
+        self.log.clear();
+        self.pool.clear();
+        self.refs.clear();
         self.orig_len = 0;
         self.head = 0;
         self.orig_subprogs = 0;
@@ -308,7 +354,13 @@ impl PatchList {
     /// Number of nodes allocated (original, sentinel and inserted, live or deleted).
     #[must_use]
     pub fn node_count(&self) -> usize {
-        self.insn.len()
+        self.vnodes()
+    }
+
+    /// Number of nodes including the new nodes of pending patches (their ids are allocated).
+    #[inline]
+    pub(crate) fn vnodes(&self) -> usize {
+        self.insn.len() + self.pool.len() - self.log.len()
     }
 
     /// The end sentinel's node.
@@ -334,14 +386,15 @@ impl PatchList {
     #[must_use]
     pub fn node_of_orig(&self, slot: Slot) -> Option<NodeId> {
         let x = *self.orig_node.get(slot.0)?;
-        (self.flags[x as usize] & F_DELETED == 0).then_some(NodeId(x))
+        // A node of a pending patch (beyond the arrays) is live.
+        (self.flags.get(x as usize).is_none_or(|f| f & F_DELETED == 0)).then_some(NodeId(x))
     }
 
     /// The instruction held by a node (`None` for unknown nodes and the sentinel).
     #[must_use]
     pub fn insn(&self, node: NodeId) -> Option<Insn> {
         let x = node.index();
-        (x < self.insn.len() && node.0 != self.end()).then(|| self.insn[x])
+        (x < self.vnodes() && node.0 != self.end()).then(|| self.view(node.0).insn)
     }
 
     /// Whether the node was deleted.
@@ -353,10 +406,12 @@ impl PatchList {
     /// The original slot whose identity this live node carries, if any.
     #[must_use]
     pub fn origin(&self, node: NodeId) -> Option<Slot> {
-        let x = node.index();
-        let f = *self.flags.get(x)?;
-        let o = self.origin[x];
-        (f & F_DELETED == 0 && o != NONE && o & PARENT_BIT == 0).then_some(Slot(o as usize))
+        if node.index() >= self.vnodes() {
+            return None;
+        }
+        let v = self.view(node.0);
+        let o = v.origin;
+        (v.f & F_DELETED == 0 && o != NONE && o & PARENT_BIT == 0).then_some(Slot(o as usize))
     }
 
     /// The next live instruction after `node` (skipping ld_imm64 second slots and deleted
@@ -364,12 +419,16 @@ impl PatchList {
     #[must_use]
     pub fn next_insn(&self, node: NodeId) -> Option<NodeId> {
         let end = self.end();
-        let mut x = *self.next.get(node.index())?;
+        if node.index() >= self.vnodes() {
+            return None;
+        }
+        let mut x = self.view(node.0).next;
         while x != end && x != NONE {
-            if self.flags[x as usize] & (F_DELETED | F_TAIL) == 0 {
+            let v = self.view(x);
+            if v.f & (F_DELETED | F_TAIL) == 0 {
                 return Some(NodeId(x));
             }
-            x = self.next[x as usize];
+            x = v.next;
         }
         None
     }
@@ -381,7 +440,7 @@ impl PatchList {
         if x == self.end() {
             return None;
         }
-        if self.flags[x as usize] & (F_DELETED | F_TAIL) == 0 { Some(NodeId(x)) } else { self.next_insn(NodeId(x)) }
+        if self.view(x).f & (F_DELETED | F_TAIL) == 0 { Some(NodeId(x)) } else { self.next_insn(NodeId(x)) }
     }
 
     /// Live instructions in program order: node and first slot.
@@ -390,7 +449,7 @@ impl PatchList {
         core::iter::from_fn(move || {
             let n = cur?;
             cur = self.next_insn(n);
-            Some((n, self.insn[n.index()]))
+            Some((n, self.view(n.0).insn))
         })
     }
 
@@ -402,9 +461,10 @@ impl PatchList {
         core::iter::from_fn(move || {
             while x != end && x != NONE {
                 let cur = x;
-                x = self.next[cur as usize];
-                if self.flags[cur as usize] & F_DELETED == 0 {
-                    return Some((NodeId(cur), self.insn[cur as usize]));
+                let v = self.view(cur);
+                x = v.next;
+                if v.f & F_DELETED == 0 {
+                    return Some((NodeId(cur), v.insn));
                 }
             }
             None
@@ -445,6 +505,10 @@ impl PatchList {
     /// The last slot node of the instruction at `x` (its tail for an ld_imm64).
     #[inline]
     fn last_slot(&self, x: u32) -> u32 {
+        // Pending patches hold no ld_imm64.
+        if x as usize >= self.insn.len() || self.flags[x as usize] & F_LOGGED != 0 {
+            return x;
+        }
         let nx = self.next[x as usize];
         if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x }
     }
@@ -512,7 +576,7 @@ impl PatchList {
     }
 
     fn check_room(&self, extra: usize) -> Result<()> {
-        let nodes = self.insn.len() + extra;
+        let nodes = self.vnodes() + extra;
         if nodes > MAX_NODES {
             return Err(Error::TooLarge { nodes, limit: MAX_NODES });
         }
@@ -601,41 +665,14 @@ impl PatchList {
     /// (including every error).
     #[inline]
     fn resolve_plain(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut Vec<u32>) -> bool {
-        use bpfpatch_insn::opcode::{CLASS_MASK, JMP, JMP32, LD_IMM64};
         let len = buf.slots.len();
         for (i, slot) in buf.slots.iter().enumerate() {
-            let code = slot.insn.code;
-            let class = code & CLASS_MASK;
-            let r = if class == JMP || class == JMP32 {
-                let Some((field, kind)) = slot.insn.target_field() else { return false };
-                match slot.target {
-                    Some(Target::OrigTarget) => match plan.orig_target {
-                        Some(r) if r != NONE => r,
-                        _ => return false,
-                    },
-                    None if kind == TargetKind::Jump => {
-                        let rel = match field {
-                            bpfpatch_insn::TargetField::Off => i64::from(slot.insn.off),
-                            bpfpatch_insn::TargetField::Imm => i64::from(slot.insn.imm),
-                        };
-                        let Some(k) = usize::try_from(abs_target(i, rel).0).ok().filter(|&k| k <= len) else {
-                            return false;
-                        };
-                        let node = if k == 0 {
-                            plan.first
-                        } else if k == len {
-                            plan.past_end
-                        } else {
-                            plan.base + (k as u32 - 1)
-                        };
-                        if node == NONE {
-                            return false;
-                        }
-                        node
-                    }
-                    _ => return false,
+            let r = if is_jump_class(&slot.insn) {
+                match Self::plain_jump_ref(slot, i, len, plan) {
+                    Some(r) => r,
+                    None => return false,
                 }
-            } else if code == LD_IMM64 || slot.target.is_some() {
+            } else if slot.insn.is_ld_imm64() || slot.target.is_some() {
                 return false;
             } else {
                 NONE
@@ -643,6 +680,32 @@ impl PatchList {
             scratch.push(r);
         }
         true
+    }
+
+    /// The reference of jump-class buffer slot `i` for [`PatchList::resolve_plain`]: its
+    /// `OrigTarget`, or a buffer-local jump; `None` for anything else.
+    #[inline(always)]
+    fn plain_jump_ref(slot: &crate::buf::BufSlot, i: usize, len: usize, plan: &Plan) -> Option<u32> {
+        let (field, kind) = slot.insn.target_field()?;
+        match slot.target {
+            Some(Target::OrigTarget) => plan.orig_target.filter(|&r| r != NONE),
+            None if kind == TargetKind::Jump => {
+                let rel = match field {
+                    bpfpatch_insn::TargetField::Off => i64::from(slot.insn.off),
+                    bpfpatch_insn::TargetField::Imm => i64::from(slot.insn.imm),
+                };
+                let k = usize::try_from(abs_target(i, rel).0).ok().filter(|&k| k <= len)?;
+                let node = if k == 0 {
+                    plan.first
+                } else if k == len {
+                    plan.past_end
+                } else {
+                    plan.base + (k as u32 - 1)
+                };
+                (node != NONE).then_some(node)
+            }
+            _ => None,
+        }
     }
 
     /// Pass 2 of [`PatchList::resolve_buf`]: `scratch` already marks the tails.
@@ -743,10 +806,10 @@ impl PatchList {
     /// Writes buffer slot `k` (with its resolved reference) into node `node`, keeping only the
     /// call-group flags of `keep`.
     #[inline(always)]
-    fn write_slot(&mut self, node: u32, buf: &PatchBuf, k: usize, keep: u8) {
+    fn write_slot(&mut self, node: u32, insn: Insn, k: usize, keep: u8) {
         let r = self.scratch[k];
         let x = node as usize;
-        self.insn[x] = buf.slots[k].insn;
+        self.insn[x] = insn;
         let mut f = keep;
         if r == TAIL_MARK {
             f |= F_TAIL;
@@ -778,6 +841,10 @@ impl PatchList {
     #[doc(alias = "bpf_patch_list_insn")]
     #[doc(alias = "bpf_list_insn_replace")]
     pub fn patch(&mut self, node: NodeId, buf: &PatchBuf) -> Result<Patched> {
+        if let Some(p) = self.try_log(node, buf) {
+            return Ok(p);
+        }
+        self.flush();
         let x = self.live_insn(node)?;
         let len = buf.len();
         self.check_room(len)?;
@@ -788,20 +855,130 @@ impl PatchList {
         let succ = self.next[old_last as usize];
         let plan = Plan { first: x, base, past_end: succ, orig_target: Some(orig_target) };
         self.resolve_buf(buf, &plan)?;
-        // ---- mutate: buf[0] goes to `x`, buf[1..] to new nodes base.., appended with one
-        // exact-size extend per array (no per-slot capacity checks).
+        let p = self.commit_patch(x, len, |k| buf.slots[k].insn);
+        self.live_slots += len - 1;
+        if was_ld {
+            // The old second slot goes away with its first (I1).
+            self.delete_nodes(old_last, old_last);
+        }
+        Ok(p)
+    }
+
+    /// The patch of a pristine original node, in increasing node order, with a buffer the
+    /// one-pass resolution accepts: appended to the log instead of the arrays (I6). `None`
+    /// when the request does not qualify (the caller then flushes and patches eagerly, which
+    /// also reports every error).
+    #[inline]
+    fn try_log(&mut self, node: NodeId, buf: &PatchBuf) -> Option<Patched> {
+        let x = node.0;
+        let xi = x as usize;
+        if x >= self.orig_len || self.log.last().is_some_and(|&(lx, _)| lx >= x) {
+            return None;
+        }
+        let f = self.flags[xi];
+        let slots = &buf.slots;
+        let len = slots.len();
+        if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 {
+            return None;
+        }
+        let vn = self.vnodes();
+        if vn + len > MAX_NODES {
+            return None;
+        }
+        // An ld_imm64's second slot is deleted with it, as `patch` does (it stays linked
+        // after the patch's slots, I1/I2).
+        let nx = self.next[xi];
+        let old_last =
+            if self.insn[xi].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x };
+        let past_end = if old_last == x { nx } else { self.next[old_last as usize] };
+        let orig_target = if f & F_TGT != 0 { self.tgt[xi] } else { NONE };
+        let plan = Plan { first: x, base: vn as u32, past_end, orig_target: Some(orig_target) };
+        // Resolve and append in one pass; a slot the one-pass rules do not cover undoes it.
+        let (p0, r0) = (self.pool.len(), self.refs.len());
+        self.pool.reserve(len);
+        for (i, slot) in slots.iter().enumerate() {
+            if is_jump_class(&slot.insn) {
+                let Some(r) = Self::plain_jump_ref(slot, i, len, &plan) else {
+                    self.pool.truncate(p0);
+                    self.refs.truncate(r0);
+                    return None;
+                };
+                self.refs.push(r);
+            } else if slot.insn.is_ld_imm64() || slot.target.is_some() {
+                self.pool.truncate(p0);
+                self.refs.truncate(r0);
+                return None;
+            }
+            self.pool.push(slot.insn);
+        }
+        self.log.push((x, self.pool.len() as u32));
+        self.flags[xi] = f | F_LOGGED;
+        let last = if len == 1 { x } else { plan.base + len as u32 - 2 };
+        self.orig_node[xi] = last;
+        self.live_slots += len - 1;
+        if old_last != x {
+            self.delete_nodes(old_last, old_last);
+        }
+        Some(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(last) })
+    }
+
+    /// Applies the pending patches to the arrays (I6), exactly as `patch` would have applied
+    /// them one by one: node ids, links, origins and flags come out the same. Every request
+    /// other than a loggable patch starts here.
+    pub(crate) fn flush(&mut self) {
+        if self.log.is_empty() {
+            return;
+        }
+        let mut log = core::mem::take(&mut self.log);
+        let mut pool = core::mem::take(&mut self.pool);
+        let mut refs = core::mem::take(&mut self.refs);
+        let mut ps = 0usize;
+        let mut rc = 0usize;
+        for &(x, pe) in &log {
+            let pe = pe as usize;
+            let slots = pool.get(ps..pe).unwrap_or(&[]);
+            let mut scratch = core::mem::take(&mut self.scratch);
+            scratch.clear();
+            for insn in slots {
+                if is_jump_class(insn) {
+                    scratch.push(refs.get(rc).copied().unwrap_or(NONE));
+                    rc += 1;
+                } else {
+                    scratch.push(NONE);
+                }
+            }
+            self.scratch = scratch;
+            self.flags[x as usize] &= !F_LOGGED;
+            if !slots.is_empty() {
+                self.commit_patch(x, slots.len(), |k| slots[k]);
+            }
+            ps = pe;
+        }
+        // Keep the allocations for the next log.
+        log.clear();
+        pool.clear();
+        refs.clear();
+        self.log = log;
+        self.pool = pool;
+        self.refs = refs;
+    }
+
+    /// The mutation of `patch` once `self.scratch` holds the resolved buffer: slot 0 goes to
+    /// `x`, slots 1.. to new nodes appended to the arrays; the identity moves to the last
+    /// instruction. `live_slots` is the caller's.
+    #[inline]
+    fn commit_patch(&mut self, x: u32, len: usize, insn_at: impl Fn(usize) -> Insn) -> Patched {
+        let base = self.insn.len() as u32;
         let xi = x as usize;
         let o = self.origin[xi];
         let keep = self.flags[xi] & (F_CMOVED | F_CFRESH | F_TOUCHED);
-        self.write_slot(x, buf, 0, keep);
+        self.write_slot(x, insn_at(0), 0, keep);
         let li = self.last_insn_index(len);
         let last_insn = if li == 0 { x } else { base + (li as u32 - 1) };
         let last_slot = if len == 1 { x } else { base + (len as u32 - 2) };
         let is_orig = o & PARENT_BIT == 0;
         if len > 1 {
             let new = len - 1;
-            let rest = &buf.slots[1..];
-            let refs = &self.scratch[1..len];
             // The new chain goes between `x` and its successor (an ld_imm64's old second slot,
             // which is deleted below and stays linked, I1/I2).
             let nx = self.next[xi];
@@ -813,9 +990,10 @@ impl PatchList {
             self.tgt.reserve(new);
             self.flags.reserve(new);
             self.origin.reserve(new);
-            for (k, (s, &r)) in rest.iter().zip(refs).enumerate() {
-                self.insn.push(s.insn);
-                self.next.push(if k + 1 == new { nx } else { base + k as u32 + 1 });
+            for k in 1..len {
+                let r = self.scratch[k];
+                self.insn.push(insn_at(k));
+                self.next.push(if k == new { nx } else { base + k as u32 });
                 let (t, f) = match r {
                     TAIL_MARK => (NONE, F_TAIL),
                     NONE => (NONE, 0),
@@ -844,12 +1022,61 @@ impl PatchList {
             }
             self.flags[last_insn as usize] |= F_TOUCHED;
         }
-        self.live_slots += len - 1;
-        if was_ld {
-            // The old second slot goes away with its first (I1).
-            self.delete_nodes(old_last, old_last);
+        Patched { first: NodeId(x), last: NodeId(last_slot), orig: NodeId(last_insn) }
+    }
+
+    /// A node as the queries see it, pending patches included (I6): `x` must be below
+    /// [`PatchList::vnodes`]. O(log pending) for a node of a pending patch.
+    pub(crate) fn view(&self, x: u32) -> NodeView {
+        let xi = x as usize;
+        let arr = self.insn.len();
+        if xi < arr && self.flags[xi] & F_LOGGED == 0 {
+            return NodeView { insn: self.insn[xi], f: self.flags[xi], next: self.next[xi], origin: self.origin[xi] };
         }
-        Ok(Patched { first: NodeId(x), last: NodeId(last_slot), orig: NodeId(last_insn) })
+        // Entry `e` of the log and slot `k` of its patch.
+        let (e, k) = if xi < arr {
+            match self.log.binary_search_by_key(&x, |&(lx, _)| lx) {
+                Ok(e) => (e, 0),
+                Err(_) => return NodeView::default(),
+            }
+        } else {
+            // The new nodes of entry e are arr + (start(e) - e) + (0..len(e) - 1): the first
+            // new node is nondecreasing in e.
+            let d = xi - arr;
+            let first_new = |e: usize| self.log_start(e) - e;
+            let (mut lo, mut hi) = (0usize, self.log.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if first_new(mid) <= d {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            let Some(e) = lo.checked_sub(1) else { return NodeView::default() };
+            (e, d - first_new(e) + 1)
+        };
+        let Some(&(lx, pe)) = self.log.get(e) else { return NodeView::default() };
+        let ps = self.log_start(e);
+        let len = (pe as usize).saturating_sub(ps);
+        if k >= len {
+            return NodeView::default();
+        }
+        let insn = self.pool[ps + k];
+        let last = k + 1 == len;
+        let base = (arr + ps - e) as u32;
+        NodeView {
+            insn,
+            f: if is_jump_class(&insn) { F_TGT } else { 0 } | if last { F_TOUCHED } else { 0 },
+            next: if last { self.next[lx as usize] } else { base + k as u32 },
+            origin: if last { lx } else { lx | PARENT_BIT },
+        }
+    }
+
+    /// First pool index of log entry `e`.
+    #[inline]
+    pub(crate) fn log_start(&self, e: usize) -> usize {
+        if e == 0 { 0 } else { self.log.get(e - 1).map_or(0, |&(_, pe)| pe as usize) }
     }
 
     /// Inserts `buf` before the instruction at `node`, keeping the instruction and its identity.
@@ -865,6 +1092,7 @@ impl PatchList {
     #[doc(alias = "bpf_list_insn_prepend")]
     #[doc(alias = "adjust_jmp_off")]
     pub fn prepatch(&mut self, node: NodeId, buf: &PatchBuf, mode: PrepatchMode) -> Result<Patched> {
+        self.flush();
         let x = self.live_insn(node)?;
         let len = buf.len();
         self.check_room(len)?;
@@ -891,11 +1119,11 @@ impl PatchList {
                     self.flags[m] |= F_TOUCHED;
                 }
                 let keep = self.flags[xi] & (F_CMOVED | F_CFRESH);
-                self.write_slot(x, buf, 0, keep);
+                self.write_slot(x, buf.slots[0].insn, 0, keep);
                 self.origin[xi] = desc;
                 for k in 1..len {
                     let nd = base + (k as u32 - 1);
-                    self.write_slot(nd, buf, k, 0);
+                    self.write_slot(nd, buf.slots[k].insn, k, 0);
                     self.origin[nd as usize] = desc;
                 }
                 // chain base..=moved, then link after x
@@ -918,7 +1146,7 @@ impl PatchList {
                 let last = base + len as u32 - 1;
                 for k in 0..len {
                     let nd = base + k as u32;
-                    self.write_slot(nd, buf, k, 0);
+                    self.write_slot(nd, buf.slots[k].insn, k, 0);
                     self.origin[nd as usize] = desc;
                     if k > 0 {
                         self.next[nd as usize - 1] = nd;
@@ -966,6 +1194,7 @@ impl PatchList {
     /// # Errors
     /// Invalid nodes or [`Error::BadRange`]; the list is unchanged.
     pub fn delete_range(&mut self, first: NodeId, last: NodeId) -> Result<()> {
+        self.flush();
         let f = self.live_insn(first)?;
         let l = self.live_insn(last)?;
         let end = self.end();
@@ -1025,6 +1254,7 @@ impl PatchList {
     /// # Errors
     /// An invalid buffer; the list is unchanged.
     pub fn append(&mut self, buf: &PatchBuf) -> Result<Appended> {
+        self.flush();
         let len = buf.len();
         self.check_room(len)?;
         self.ensure_prev();
@@ -1035,7 +1265,7 @@ impl PatchList {
         let last = base + len as u32 - 1;
         for k in 0..len {
             let nd = base + k as u32;
-            self.write_slot(nd, buf, k, 0);
+            self.write_slot(nd, buf.slots[k].insn, k, 0);
             if k > 0 {
                 self.next[nd as usize - 1] = nd;
                 if self.prev_ok {
@@ -1058,6 +1288,7 @@ impl PatchList {
     /// # Errors
     /// An invalid node, [`Error::LengthChange`], or [`Error::NoTargetToKeep`].
     pub fn set_insn(&mut self, node: NodeId, insn: Insn) -> Result<()> {
+        self.flush();
         let x = self.live_insn(node)? as usize;
         if insn.is_ld_imm64() != self.insn[x].is_ld_imm64() {
             return Err(Error::LengthChange { node });
@@ -1081,6 +1312,7 @@ impl PatchList {
     /// # Errors
     /// An invalid node or target, or [`Error::NodeHasNoTargetField`].
     pub fn retarget(&mut self, node: NodeId, target: Target) -> Result<()> {
+        self.flush();
         let x = self.live_insn(node)?;
         let insn = self.insn[x as usize];
         if insn.target_field().is_none() {
@@ -1117,6 +1349,7 @@ impl PatchList {
     /// # Errors
     /// Unknown label, already bound, or a node that is not a live instruction.
     pub fn bind_label(&mut self, label: Label, node: NodeId) -> Result<()> {
+        self.flush();
         let x = self.live_insn(node)?;
         let slot = self.labels.get_mut(label.index()).ok_or(Error::UnknownLabel { label })?;
         if slot.0 != NONE {
@@ -1132,6 +1365,7 @@ impl PatchList {
     /// # Errors
     /// As [`PatchList::bind_label`].
     pub fn label_at(&mut self, node: NodeId) -> Result<Label> {
+        self.flush();
         self.live_insn(node)?;
         let l = self.new_label()?;
         self.bind_label(l, node)?;
@@ -1142,6 +1376,7 @@ impl PatchList {
 
     /// A cursor on the first live instruction.
     pub fn cursor(&mut self) -> Cursor<'_> {
+        self.flush();
         let node = self.first_insn().map_or(NONE, |n| n.0);
         Cursor { list: self, node }
     }
@@ -1151,6 +1386,7 @@ impl PatchList {
     /// # Errors
     /// When `node` is not a live instruction.
     pub fn cursor_at(&mut self, node: NodeId) -> Result<Cursor<'_>> {
+        self.flush();
         let x = self.live_insn(node)?;
         Ok(Cursor { list: self, node: x })
     }

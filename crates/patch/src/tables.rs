@@ -364,15 +364,14 @@ impl PatchList {
         let map = &ctx.out.map;
         aux.clear();
         aux.reserve(map.new_len());
-        for (j, &x) in ctx.src().iter().enumerate() {
-            let xi = x as usize;
-            let first = map.pos.get(xi).is_some_and(|w| (w & POS_MASK) as usize == j);
-            let o = self.origin[xi];
+        for (j, sn) in ctx.src().iter().enumerate() {
+            let first = map.pos.get(sn.x as usize).is_some_and(|w| (w & POS_MASK) as usize == j);
+            let o = sn.origin;
             let insn = &insns[j];
             let is_orig = o != NONE && o & PARENT_BIT == 0;
             if first && is_orig {
                 let mut a = prog.aux[o as usize].clone();
-                if self.flags[xi] & F_TOUCHED != 0 {
+                if sn.f & F_TOUCHED != 0 {
                     hook.patched(&mut a, insn);
                 }
                 aux.push(a);
