@@ -21,10 +21,16 @@ pub const SHT_NOBITS: u32 = 8;
 pub const SHT_REL: u32 = 9;
 /// `SHF_EXECINSTR`.
 pub const SHF_EXECINSTR: u64 = 4;
+/// `STT_NOTYPE`.
+pub const STT_NOTYPE: u8 = 0;
 /// `STT_FUNC`.
 pub const STT_FUNC: u8 = 2;
 /// `STT_SECTION`.
 pub const STT_SECTION: u8 = 3;
+/// `STB_GLOBAL`.
+pub const STB_GLOBAL: u8 = 1;
+/// `STB_WEAK`.
+pub const STB_WEAK: u8 = 2;
 /// `EM_BPF`.
 pub const EM_BPF: u16 = 247;
 

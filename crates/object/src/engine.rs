@@ -42,6 +42,7 @@
 //! tables; the view's tables are for passes and for cross-checking.
 
 use crate::check::starts;
+use crate::elf::{STB_GLOBAL, STB_WEAK, STT_NOTYPE};
 use crate::error::SectionRef;
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
 use crate::rewrite::{RewriteReport, SlotMap};
@@ -104,6 +105,7 @@ pub struct EngineView {
     orig: Vec<Insn>,
     roles: Vec<(usize, RelocRole)>,
     subprograms: Vec<Subprogram>,
+    entries: Vec<usize>,
 }
 
 impl EngineView {
@@ -135,6 +137,7 @@ impl EngineView {
             endian: self.endian,
             program: &self.program,
             subprograms: &self.subprograms,
+            entries: &self.entries,
         }
     }
 }
@@ -156,6 +159,8 @@ pub struct ProgramInfo<'a> {
     /// The function symbols of the section, by start. Every one is a possible entry point:
     /// programs of a section with several, and `.text` functions called from other sections.
     pub subprograms: &'a [Subprogram],
+    /// [`BpfObject::entry_points`] of the section (empty for a raw image).
+    entries: &'a [usize],
 }
 
 impl ProgramInfo<'_> {
@@ -165,11 +170,30 @@ impl ProgramInfo<'_> {
         self.program.aux.get(slot).is_some_and(|a| a.reloc.is_some())
     }
 
-    /// Old slots where control can enter the section from outside: slot 0 and every function
-    /// symbol's start.
+    /// Old slots whose fields a loader fills in, ascending: relocated instructions
+    /// ([`ProgramInfo::is_relocated`]) and the instructions of CO-RE relocation records (field
+    /// offsets, type ids, existence flags: their immediates and offsets are placeholders).
+    /// Passes must leave them alone and must not rely on what they compute
+    /// (`bpfpatch_passes::Options::protected`).
+    #[must_use]
+    pub fn patched_at_load(&self) -> Vec<usize> {
+        let n = self.program.insns.len();
+        let core = self.program.tables.core_relocs.iter().filter(|c| c.insn_off % 8 == 0).map(|c| c.insn_off / 8);
+        let mut v: Vec<usize> = (0..n)
+            .filter(|&s| self.is_relocated(s))
+            .chain(core.filter_map(|s| usize::try_from(s).ok()).filter(|&s| s < n))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Old slots where control can enter the section from outside, ascending: slot 0 of a
+    /// non-empty program and, in an object, [`BpfObject::entry_points`] (function symbols,
+    /// global code symbols, targets of calls and function addresses from other sections).
     #[must_use]
     pub fn entries(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = core::iter::once(0).chain(self.subprograms.iter().map(|s| s.start)).collect();
+        let mut v: Vec<usize> = core::iter::once(0).chain(self.entries.iter().copied()).collect();
         v.retain(|&s| s < self.program.insns.len());
         v.sort_unstable();
         v.dedup();
@@ -215,7 +239,7 @@ pub enum EngineError {
         /// The closure's error.
         error: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// A pass changed an instruction whose fields belong to a relocation.
+    /// A pass changed an instruction whose fields belong to a relocation (ELF or CO-RE).
     #[error("{section}: a pass rewrote the relocated instruction at old slot {old} (now slot {new})")]
     RelocatedRewritten {
         /// The section.
@@ -449,11 +473,55 @@ impl BpfObject {
             orig,
             roles,
             subprograms,
+            entries: self.entry_points(prog),
         })
     }
 
-    /// Writes a linearized program back: checks that relocated instructions were left alone
-    /// and that the engine's targets agree with the map, restores their original encoding and
+    /// The old slots of program `prog` where control can enter it from outside its own code,
+    /// ascending, each an instruction start:
+    /// - slot 0 (of a non-empty program);
+    /// - every function symbol's start ([`BpfObject::subprograms`]: the programs of a section
+    ///   with several, functions other sections or objects call);
+    /// - every global or weak code symbol's start whatever its type: clang before 10 emits
+    ///   functions as `STT_NOTYPE` (local `STT_NOTYPE` symbols are labels, not entries);
+    /// - the target of every call or function address relocated (REL) from another section
+    ///   into this one (`S / 8 + imm + 1` for a call, `(S + imm) / 8` for an ld_imm64), whatever
+    ///   the symbol: a section symbol or an untyped one names code no function symbol may mark.
+    ///
+    /// Passes must keep these reachable with unknown inputs ([`ProgramInfo::entries`]).
+    #[must_use]
+    pub fn entry_points(&self, prog: usize) -> Vec<usize> {
+        let Some(p) = self.programs.get(prog) else { return Vec::new() };
+        let n = p.insns.len();
+        let is_start = starts(&p.insns);
+        let at = |byte: i64| {
+            usize::try_from(byte).ok().filter(|b| b % 8 == 0).map(|b| b / 8).filter(|&s| s < n && is_start[s])
+        };
+        let mut v: Vec<usize> = Vec::new();
+        if n > 0 {
+            v.push(0);
+        }
+        for s in &self.elf.symbols {
+            let global = s.binding() == STB_GLOBAL || s.binding() == STB_WEAK;
+            if s.section() == Some(p.section) && (s.is_func() || (global && s.kind() == STT_NOTYPE)) {
+                v.extend(i64::try_from(s.value).ok().and_then(at));
+            }
+        }
+        for q in self.programs.iter().filter(|q| q.section != p.section && !q.rela) {
+            for r in &q.relocs {
+                let Some(sym) = self.elf.symbols.get(r.symbol as usize) else { continue };
+                let (Some(insn), true) = (q.insns.get(r.slot), sym.section() == Some(p.section)) else { continue };
+                let Some(kind) = crate::rewrite::addend_kind(r, insn) else { continue };
+                v.extend(crate::rewrite::addend_target(kind, sym.value, insn.imm).and_then(at));
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Writes a linearized program back: checks that relocated and CO-RE-relocated
+    /// instructions were left alone and that the engine's targets agree with the map, restores their original encoding and
     /// calls [`BpfObject::replace_program`]. On success `patched.program.insns` holds the
     /// instructions as now in the object.
     ///
@@ -504,6 +572,20 @@ impl BpfObject {
                 && let (Some(o), Some(x)) = (view.orig.get(old + 1), out.get_mut(new + 1))
             {
                 *x = *o;
+            }
+        }
+        // CO-RE-relocated instructions: the loader patches them in place, so they must be intact.
+        for c in &view.program.tables.core_relocs {
+            let Some(old) = usize::try_from(c.insn_off / 8).ok().filter(|_| c.insn_off % 8 == 0) else { continue };
+            if view.roles.binary_search_by_key(&old, |r| r.0).is_ok() {
+                continue;
+            }
+            let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
+            let want = view.program.insns.get(old);
+            let wide = want.is_some_and(Insn::is_ld_imm64);
+            let intact = out.get(new) == want && (!wide || out.get(new + 1) == view.program.insns.get(old + 1));
+            if !intact {
+                return Err(EngineError::RelocatedRewritten { section, old, new });
             }
         }
         let insns = out.clone();
@@ -602,7 +684,15 @@ impl Rewriter {
         let section = SectionRef { index: 0, name: "<raw>".into() };
         let aux = (0..insns.len()).map(|s| SlotAux { orig: Some(slot_u32(s)), ..SlotAux::default() }).collect();
         let program = Program { insns: insns.to_vec(), aux, tables: SideTables::default() };
-        let info = ProgramInfo { index: 0, name: "<raw>", section: 0, endian, program: &program, subprograms: &[] };
+        let info = ProgramInfo {
+            index: 0,
+            name: "<raw>",
+            section: 0,
+            endian,
+            program: &program,
+            subprograms: &[],
+            entries: &[],
+        };
         let (patched, hook) = self.run(&section, &info, passes)?;
         let report = report(&info, &patched, &hook, RewriteReport::default(), t0.elapsed());
         Ok((patched.program.insns, report))

@@ -278,6 +278,19 @@ pub enum RewriteError {
         /// The target byte offset computed from the symbol and addend.
         target: i64,
     },
+    /// A relocated call or function address into the rewritten section whose target code was
+    /// deleted with everything after it: there is nothing left for it to reach.
+    #[error("{section}: relocation {reloc} targets slot {target} of {target_section}, whose code was deleted")]
+    RelocTargetDeleted {
+        /// Section holding the relocated instruction.
+        section: SectionRef,
+        /// Index of the relocation.
+        reloc: usize,
+        /// The rewritten section the relocation points into.
+        target_section: SectionRef,
+        /// The old target slot.
+        target: usize,
+    },
     /// A recomputed addend does not fit the 32-bit immediate.
     #[error("{section}: relocation {reloc}: new addend {value} does not fit the immediate")]
     AddendOverflow {

@@ -102,7 +102,7 @@ pub struct RewriteReport {
 
 /// How a relocation's addend names a position in its symbol's section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AddendKind {
+pub(crate) enum AddendKind {
     /// `call`: target slot = `S / 8 + imm + 1`.
     Call,
     /// ld_imm64: target byte = `S + imm`.
@@ -110,7 +110,7 @@ enum AddendKind {
 }
 
 /// The addend kind of a relocation on `insn`, if its `imm` encodes a position.
-fn addend_kind(r: &Reloc, insn: &Insn) -> Option<AddendKind> {
+pub(crate) fn addend_kind(r: &Reloc, insn: &Insn) -> Option<AddendKind> {
     match r.r_type {
         R_BPF_64_32 if insn.code == JMP | CALL => Some(AddendKind::Call),
         R_BPF_64_64 | R_BPF_64_32 if insn.is_ld_imm64() => Some(AddendKind::Addr),
@@ -119,7 +119,7 @@ fn addend_kind(r: &Reloc, insn: &Insn) -> Option<AddendKind> {
 }
 
 /// The target byte offset a relocation's addend names, given the symbol value.
-fn addend_target(kind: AddendKind, sym_value: u64, imm: i32) -> Option<i64> {
+pub(crate) fn addend_target(kind: AddendKind, sym_value: u64, imm: i32) -> Option<i64> {
     let s = i64::try_from(sym_value).ok()?;
     Some(match kind {
         AddendKind::Call => s + (i64::from(imm) + 1) * 8,
@@ -146,7 +146,8 @@ impl BpfObject {
     ///   landing on the same slot as the next record, or past the end, is dropped), CO-RE records
     ///   follow `insn` (dropped with their instruction); `.rel.BTF.ext` follows its records;
     /// - relocated calls and function addresses anywhere in the object whose target is in this
-    ///   section get the addend for the new target.
+    ///   section get the addend for the new target; one whose target code was deleted with
+    ///   everything after it is refused ([`RewriteError::RelocTargetDeleted`]).
     ///
     /// # Errors
     /// [`ObjectError::NoProgram`], or [`ObjectError::Rewrite`] when the map or the new image is
@@ -366,6 +367,14 @@ impl BpfObject {
                 let q = &self.programs[pd.prog];
                 (q.relocs[pd.reloc].slot, q.section)
             };
+            if pd.target_slot < old_len && start[pd.target_slot] == new_len {
+                return Err(err(RewriteError::RelocTargetDeleted {
+                    section: self.elf.section_ref(q_section),
+                    reloc: pd.reloc,
+                    target_section: self.elf.section_ref(sec),
+                    target: pd.target_slot,
+                }));
+            }
             let s = i64::try_from(new_value(pd.symbol)).unwrap_or(i64::MAX);
             let t = i64::try_from(start[pd.target_slot]).unwrap_or(i64::MAX);
             let v = match pd.kind {

@@ -414,3 +414,95 @@ proptest::proptest! {
         }
     }
 }
+
+const NOTYPE: [&str; 2] = ["notype-el.o", "notype-eb.o"];
+
+/// Entry points of a section: slot 0, function symbols, global untyped code symbols (clang
+/// before 10 emits functions as `STT_NOTYPE`), and targets of calls from other sections even
+/// through the section symbol; local untyped symbols are basic-block labels, not entries.
+#[test]
+fn entry_points_include_untyped_functions_and_cross_section_targets() {
+    for name in NOTYPE {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        let xdp = obj.program_by_name("xdp").unwrap().0;
+        assert!(obj.subprograms(text).is_empty(), "{name}: no STT_FUNC symbol");
+        // global_fn2 at 0, global_fn at 3 (global, untyped), local_fn at 8 (a local label,
+        // called from xdp through `.text`); LBB1_2 at 7 is a jump target inside global_fn.
+        assert_eq!(obj.entry_points(text), [0, 3, 8], "{name}");
+        assert_eq!(obj.engine_view(text).unwrap().info().entries(), [0, 3, 8], "{name}");
+        assert_eq!(obj.entry_points(xdp), [0], "{name}");
+        assert_eq!(obj.entry_points(99), Vec::<usize>::new());
+        // The prog and calls objects: function symbols only (their calls from other sections
+        // target function starts).
+        let (_, calls) = load(CALLS[0]);
+        let ct = calls.program_by_name(".text").unwrap().0;
+        assert_eq!(calls.entry_points(ct), [0, 10, 28]);
+    }
+}
+
+/// A call from another section whose target code is deleted (with everything after it) has
+/// nothing left to reach: the rewrite is refused and the object left as it was, instead of
+/// writing a call past the end of the section.
+#[test]
+fn a_cross_section_call_into_deleted_code_is_refused() {
+    for name in NOTYPE {
+        let (bytes, mut obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        let e = rewriter()
+            .rewrite_program(&mut obj, text, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                for s in [8, 9] {
+                    let n = list.node_of(Slot(s)).unwrap();
+                    list.delete(n).unwrap();
+                }
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        let EngineError::Object(bpfpatch_object::ObjectError::Rewrite { error, .. }) = &e else { panic!("{e}") };
+        assert!(
+            matches!(error, bpfpatch_object::RewriteError::RelocTargetDeleted { reloc: 1, target: 8, .. }),
+            "{name}: {e}"
+        );
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
+    }
+}
+
+/// CO-RE-relocated instructions are patched by the loader in place: they are reported with the
+/// relocated ones (for the passes' protected set), and a pass that rewrites one is refused.
+#[test]
+fn core_relocated_instructions_are_patched_at_load_and_guarded() {
+    for name in PROG {
+        let (bytes, mut obj) = load(name);
+        let text = (0..obj.programs().len()).find(|&p| !obj.core_relos(p).is_empty()).expect("CO-RE records");
+        let section = obj.programs()[text].name().to_string();
+        let core: Vec<usize> = obj.core_relos(text).iter().map(|c| (c.insn_off / 8) as usize).collect();
+        let view = obj.engine_view(text).unwrap();
+        let info = view.info();
+        let mut want: Vec<usize> = view.roles().iter().map(|r| r.0).chain(core.iter().copied()).collect();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(info.patched_at_load(), want, "{name}");
+        assert!(core.iter().all(|&s| !info.is_relocated(s)), "{name}: no ELF relocation there");
+        let at = core[0];
+        // Moving it with a patch is fine; changing its offset is not.
+        rewrite_checked(name, |list, info| {
+            if info.name == section {
+                let n = list.node_of(Slot(at)).unwrap();
+                let insn = list.insn(n).unwrap();
+                list.patch(n, &PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0), insn])).unwrap();
+            }
+            Ok(())
+        });
+        let e = rewriter()
+            .rewrite_program(&mut obj, text, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(at)).unwrap();
+                let mut insn = list.insn(n).unwrap();
+                insn.off += 8;
+                list.patch(n, &PatchBuf::from_insns(&[insn])).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::RelocatedRewritten { old, .. } if old == at), "{name}: {e}");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
+    }
+}
