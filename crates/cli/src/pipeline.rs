@@ -1,20 +1,19 @@
-//! The passes of `bpfpatch rewrite`, as a closure the object rewriter runs on each program's
-//! patch list ([`bpfpatch_object::Rewriter`]).
+//! The passes of `bpfpatch rewrite`, run by the object rewriter on each program's patch list
+//! ([`bpfpatch_object::Rewriter`]).
 //!
-//! [`passes_for`] parses the list with the passes crate's own parser (so names and `all` mean
-//! the same as for `run` and `conformance`) and runs the pipeline on the list the object
-//! rewriter built, with the section's relocated instructions protected (no pass rewrites them)
-//! and every function symbol declared as an entry point (so dead-code removal keeps a section's
-//! other programs and the functions other sections call).
+//! [`Passes::new`] parses the list with the passes crate's own parser (so names and `all` mean
+//! the same as for `run` and `conformance`); [`Passes::run`] runs the pipeline on the list the
+//! object rewriter built, with the options of [`object_options`], and records what each pass
+//! did per program ([`Passes::stats`]) for the rewrite report.
+//!
+//! An empty program (an object's empty `.text`) is left as it is: the pipeline has nothing to
+//! do on it ([`Pipeline::apply`]).
 
 use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
-use bpfpatch_passes::{Options, Pipeline};
+use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
-
-/// What the rewriter runs on each program's patch list.
-pub type PassFn = Box<dyn FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<()>>;
 
 /// The names of the passes `--passes LIST [--blind]` selects, in the order they run.
 ///
@@ -25,25 +24,78 @@ pub fn pass_names(list: &str, blind: bool) -> Result<Vec<&'static str>> {
     Ok(pipeline.passes().iter().map(|p| p.name()).collect())
 }
 
-/// The closure for `--passes LIST [--blind]`: `none` (without `--blind`) patches nothing, so the
-/// rewrite is the identity.
-///
-/// # Errors
-/// An unknown pass name.
-pub fn passes_for(list: &str, blind: bool) -> Result<PassFn> {
-    let list = if list == "none" { "" } else { list };
-    let pipeline = Pipeline::from_cli(list, blind)?;
-    if pipeline.passes().is_empty() {
-        return Ok(Box::new(|_: &mut PatchList, _: &ProgramInfo<'_>| Ok(())));
+/// The pipeline options for one program of an object:
+/// - the instructions a loader fills in ([`ProgramInfo::patched_at_load`]: ELF- and
+///   CO-RE-relocated) are protected: no pass rewrites them or relies on what they compute;
+/// - every entry point of the section ([`ProgramInfo::entries`]: function symbols, global code
+///   symbols, targets of calls from other sections) is declared, so dead-code removal keeps a
+///   section's other programs and the functions other sections call;
+/// - `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls are left as they are
+///   ([`LdAbsPolicy::Keep`], reported as skipped): the kernel does not lower them there and an
+///   object rewrite has no reason to refuse the whole object for them. `run` and `conformance`
+///   keep the default, which refuses them.
+#[must_use]
+pub fn object_options(info: &ProgramInfo<'_>) -> Options {
+    Options {
+        protected: info.patched_at_load().into_iter().map(Slot).collect(),
+        entries: info.entries().into_iter().map(Slot).collect(),
+        ld_abs_with_calls: LdAbsPolicy::Keep,
+        ..Options::default()
     }
-    Ok(Box::new(move |plist: &mut PatchList, info: &ProgramInfo<'_>| {
-        let insns = &info.program.insns;
-        let opts = Options {
-            protected: (0..insns.len()).filter(|&s| info.is_relocated(s)).map(Slot).collect(),
-            entries: info.entries().into_iter().map(Slot).collect(),
-            ..Options::default()
-        };
-        pipeline.apply(plist, insns, &opts)?;
+}
+
+/// What the passes did to one program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Index of the program ([`ProgramInfo::index`]).
+    pub index: usize,
+    /// Per pass, in run order.
+    pub stats: Vec<(Pass, PassStats)>,
+}
+
+impl ProgramStats {
+    /// Instructions the passes left as they were because of an option (see [`PassStats::skipped`]).
+    #[must_use]
+    pub fn skipped(&self) -> usize {
+        self.stats.iter().map(|s| s.1.skipped).sum()
+    }
+}
+
+/// The pipeline of `--passes LIST [--blind]` and what it did so far.
+#[derive(Debug)]
+pub struct Passes {
+    pipeline: Pipeline,
+    done: Vec<ProgramStats>,
+}
+
+impl Passes {
+    /// The passes of `--passes LIST [--blind]`: `none` (without `--blind`) patches nothing, so
+    /// the rewrite is the identity.
+    ///
+    /// # Errors
+    /// An unknown pass name.
+    pub fn new(list: &str, blind: bool) -> Result<Passes> {
+        let list = if list == "none" { "" } else { list };
+        Ok(Passes { pipeline: Pipeline::from_cli(list, blind)?, done: Vec::new() })
+    }
+
+    /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
+    /// [`object_options`]; records what it did. The empty pipeline touches nothing.
+    ///
+    /// # Errors
+    /// The pipeline's [`bpfpatch_passes::PassError`].
+    pub fn run(&mut self, plist: &mut PatchList, info: &ProgramInfo<'_>) -> Result<()> {
+        if self.pipeline.passes().is_empty() {
+            return Ok(());
+        }
+        let stats = self.pipeline.apply(plist, &info.program.insns, &object_options(info))?;
+        self.done.push(ProgramStats { index: info.index, stats });
         Ok(())
-    }))
+    }
+
+    /// What the passes did, per program run so far, in run order.
+    #[must_use]
+    pub fn stats(&self) -> &[ProgramStats] {
+        &self.done
+    }
 }

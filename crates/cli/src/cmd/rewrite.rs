@@ -2,10 +2,11 @@
 //! pipeline through the patching engine, and report per section what changed.
 
 use crate::input::{self, Kind};
-use crate::pipeline;
+use crate::pipeline::{self, ProgramStats};
 use anyhow::{Context, Result, bail};
 use bpfpatch_insn::slots_to_bytes;
-use bpfpatch_object::{ProgramReport, RewriteOptions, Rewriter, reloc_type};
+use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, reloc_type};
+use bpfpatch_patch::PatchList;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ struct SectionRow {
     relocs_dropped: usize,
     core_relos_dropped: usize,
     line_info_dropped: usize,
+    /// Instructions a pass left as they were by policy (`LD_ABS`/`LD_IND` with bpf-to-bpf calls).
+    skipped: usize,
     time_us: u128,
 }
 
@@ -68,7 +71,7 @@ struct DroppedRow {
 }
 
 impl SectionRow {
-    fn of(r: &ProgramReport) -> SectionRow {
+    fn of(r: &ProgramReport, stats: &[ProgramStats]) -> SectionRow {
         SectionRow {
             section: r.name.clone(),
             slots_before: r.slots_before,
@@ -80,6 +83,7 @@ impl SectionRow {
             relocs_dropped: r.object.relocs_dropped.len(),
             core_relos_dropped: r.object.core_relos_dropped,
             line_info_dropped: r.object.line_info_dropped,
+            skipped: stats.iter().filter(|s| s.index == r.index).map(ProgramStats::skipped).sum(),
             time_us: r.time.as_micros(),
         }
     }
@@ -94,6 +98,7 @@ impl SectionRow {
         self.relocs_dropped += o.relocs_dropped;
         self.core_relos_dropped += o.core_relos_dropped;
         self.line_info_dropped += o.line_info_dropped;
+        self.skipped += o.skipped;
         self.time_us += o.time_us;
     }
 }
@@ -102,27 +107,28 @@ impl SectionRow {
 pub fn main(args: &Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let names = pipeline::pass_names(&args.passes, args.blind)?;
-    let mut passes = pipeline::passes_for(&args.passes, args.blind)?;
+    let mut passes = pipeline::Passes::new(&args.passes, args.blind)?;
+    let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let path = &args.input;
     let bytes = input::read(path)?;
     let mut rw = Rewriter::new(RewriteOptions { relax: !args.no_relax });
     let (out, reports) = match input::detect(args.raw, args.big_endian, &bytes) {
         Kind::Elf => {
             let mut obj = input::object(&bytes, path)?;
-            let reports = rw.rewrite_object(&mut obj, &mut passes).with_context(|| path.display().to_string())?;
+            let reports = rw.rewrite_object(&mut obj, &mut run).with_context(|| path.display().to_string())?;
             (obj.write().with_context(|| path.display().to_string())?, reports)
         }
         Kind::Raw(endian) => {
             let insns = input::program_slots(Kind::Raw(endian), &bytes, path)?;
             let (new, report) =
-                rw.rewrite_image(&insns, endian, &mut passes).with_context(|| path.display().to_string())?;
+                rw.rewrite_image(&insns, endian, &mut run).with_context(|| path.display().to_string())?;
             (slots_to_bytes(&new, endian), vec![report])
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };
     std::fs::write(&args.output, &out).with_context(|| format!("cannot write {}", args.output.display()))?;
     let elapsed = t0.elapsed();
-    let rows: Vec<SectionRow> = reports.iter().map(SectionRow::of).collect();
+    let rows: Vec<SectionRow> = reports.iter().map(|r| SectionRow::of(r, passes.stats())).collect();
     let mut total = SectionRow { section: "total".into(), ..SectionRow::default() };
     rows.iter().for_each(|r| total.add(r));
     if args.json {
@@ -156,6 +162,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             s.push_str(&format!(
                 "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
                 r.section, r.slots_before, r.slots_after, r.patched, r.inserted, r.deleted, r.relaxed, r.relocs_dropped
+            ));
+        }
+        for r in rows.iter().filter(|r| r.skipped > 0) {
+            s.push_str(&format!(
+                "{}: {} LD_ABS/LD_IND left as they are (a program with bpf-to-bpf calls: not lowered)\n",
+                r.section, r.skipped
             ));
         }
         for r in &reports {

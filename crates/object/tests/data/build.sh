@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates the committed test objects from prog.c, calls.c and notype.s (little- and big-endian).
+# Regenerates the committed test objects from prog.c, calls.c, notype.s and ldabs.s (little- and big-endian).
 set -eu
 cd "$(dirname "$0")"
 for src in prog calls; do
@@ -7,7 +7,10 @@ for src in prog calls; do
 		clang-19 -O2 -g -target "${t#*:}" -mcpu=v3 -I/usr/include/x86_64-linux-gnu -c "$src.c" -o "$src-${t%%:*}.o"
 	done
 done
-# Hand-written assembly: untyped function symbols as clang before 10 emits them.
-for t in el eb; do
-	llvm-mc-19 -triple "bpf$t" -filetype=obj notype.s -o "notype-$t.o"
+# Hand-written assembly: untyped function symbols as clang before 10 emits them (notype.s);
+# LD_ABS/LD_IND with a bpf-to-bpf call next to an empty .text (ldabs.s).
+for src in notype ldabs; do
+	for t in el eb; do
+		llvm-mc-19 -triple "bpf$t" -filetype=obj "$src.s" -o "$src-$t.o"
+	done
 done
