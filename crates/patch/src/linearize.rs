@@ -483,11 +483,10 @@ impl PatchList {
         ctx.relax_mark.clear();
         ctx.memo.clear();
         self.walk_aux(ctx, prog_aux, hook, aux);
-        self.resolve(ctx, LinearizeOptions { relax: false })?;
-        for fx in &ctx.fixups {
-            let (Some(insn), Some(a)) = (ctx.out.insns.get(fx.at as usize), aux.get_mut(fx.at as usize)) else {
-                continue;
-            };
+        // Without relaxation nothing moves after the walk: each fixup slot's aux is completed
+        // as soon as its instruction is final.
+        self.resolve_then(ctx, LinearizeOptions { relax: false }, |fx, insn| {
+            let Some(a) = aux.get_mut(fx.at as usize) else { return };
             let org = fx.origin;
             if org & PARENT_BIT == 0 {
                 if fx.f & F_TOUCHED != 0 {
@@ -497,7 +496,7 @@ impl PatchList {
                 let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
                 *a = hook.new_slot(insn, parent);
             }
-        }
+        })?;
         self.finish_map(ctx)
     }
 
@@ -560,10 +559,10 @@ impl PatchList {
                         *w = o + 1 + k as u32;
                     }
                 }
-                out.extend_from_slice(slots);
                 let parent = &prog_aux[lx as usize];
                 let Some((last, init)) = slots.split_last() else { continue };
                 for (k, insn) in init.iter().enumerate() {
+                    out.push(*insn);
                     if is_jump_class(insn) {
                         let r = self.refs.get(rc).copied().unwrap_or(NONE);
                         rc += 1;
@@ -576,6 +575,7 @@ impl PatchList {
                     o += 1;
                 }
                 // The last slot carries the identity (touched).
+                out.push(*last);
                 let mut a = parent.clone();
                 if is_jump_class(last) {
                     let r = self.refs.get(rc).copied().unwrap_or(NONE);
@@ -666,6 +666,18 @@ impl PatchList {
 
     /// Resolves all fixups; returns whether a conditional jump was newly marked for expansion.
     fn resolve(&self, ctx: &mut PatchCtx, opts: LinearizeOptions) -> Result<bool> {
+        self.resolve_then(ctx, opts, |_, _| {})
+    }
+
+    /// [`PatchList::resolve`], calling `done` on each fixup whose slot is final (its target
+    /// field written, in place), while the slot is at hand.
+    #[inline]
+    fn resolve_then(
+        &self,
+        ctx: &mut PatchCtx,
+        opts: LinearizeOptions,
+        mut done: impl FnMut(&Fixup, &Insn),
+    ) -> Result<bool> {
         let new_len = ctx.out.map.pos[self.end() as usize];
         let fast_calls = self.cgroups.is_empty();
         let mut grew = false;
@@ -676,7 +688,10 @@ impl PatchList {
         for fx in &fixups {
             let (at, x, r) = (fx.at, fx.x, fx.r);
             let insn = ctx.out.insns[at as usize];
-            let Some((field, kind)) = insn.target_field() else { continue };
+            let Some((field, kind)) = insn.target_field() else {
+                done(fx, &insn);
+                continue;
+            };
             let word = match self.ref_word(ctx, r, kind, fast_calls) {
                 Ok(w) => w,
                 Err(label) => {
@@ -692,6 +707,7 @@ impl PatchList {
             let delta = i64::from(t) - i64::from(at) - 1;
             let slot = &mut ctx.out.insns[at as usize];
             if slot.set_rel_target(delta) {
+                done(fx, slot);
                 continue;
             }
             if opts.relax && field == TargetField::Off {
@@ -722,6 +738,7 @@ impl PatchList {
     }
 
     /// Position word of a reference used by an instruction of `kind`; `Err(label)` if unbound.
+    #[inline]
     fn ref_word(
         &self,
         ctx: &mut PatchCtx,
@@ -744,6 +761,7 @@ impl PatchList {
     }
 
     /// Position word of a handle: jumps use the node's walk position, calls its call group.
+    #[inline]
     fn handle_word(&self, ctx: &mut PatchCtx, h: u32, call: bool, fast_calls: bool) -> u32 {
         if h & EXPL_BIT == 0 && (!call || fast_calls) {
             return ctx.out.map.pos.get(h as usize).copied().unwrap_or(DEL_BIT);

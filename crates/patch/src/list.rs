@@ -269,7 +269,8 @@ impl PatchList {
         // Pass 2: targets.
         let mut calls: Vec<u32> = Vec::new();
         for (i, insn) in insns.iter().enumerate() {
-            if self.flags[i] & F_TAIL != 0 {
+            // Only jumps, calls and ld_imm64 have a target field (cheap test first).
+            if self.flags[i] & F_TAIL != 0 || !(is_jump_class(insn) || insn.is_ld_imm64()) {
                 continue;
             }
             let Some(rel) = insn.rel_target() else { continue };
@@ -841,9 +842,15 @@ impl PatchList {
     #[doc(alias = "bpf_patch_list_insn")]
     #[doc(alias = "bpf_list_insn_replace")]
     pub fn patch(&mut self, node: NodeId, buf: &PatchBuf) -> Result<Patched> {
-        if let Some(p) = self.try_log(node, buf) {
-            return Ok(p);
+        match self.try_log(node, buf) {
+            Some(p) => Ok(p),
+            None => self.patch_now(node, buf),
         }
+    }
+
+    /// [`PatchList::patch`] applied to the arrays (after the pending ones).
+    #[inline(never)]
+    fn patch_now(&mut self, node: NodeId, buf: &PatchBuf) -> Result<Patched> {
         self.flush();
         let x = self.live_insn(node)?;
         let len = buf.len();
