@@ -1,7 +1,8 @@
 //! End-to-end tests of the object commands (`check`, `rewrite`, `disasm` on ELF objects) on the
-//! committed test objects of crates/object (prog-{el,eb}.o, calls-{el,eb}.o), plus the corpus
+//! committed test objects of crates/object (prog, calls, notype, ldabs; -el.o and -eb.o), plus the corpus
 //! comparison of `disasm` with llvm-objdump-19 when both are available.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 use assert_cmd::Command;
 use bpfpatch_object::BpfObject;
