@@ -157,12 +157,12 @@ fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> 
         let node = list.node_of(Slot(slot)).map_err(e)?;
         list.patch(node, &st.buf).map_err(e)?;
     }
-    list.linearize_program_into(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default(), &mut st.out)
-        .map_err(e)?;
-    // The result changes hands with the caller's previous output, whose buffers the next run
-    // reuses: no copy, no allocation.
+    // The linearization writes into the caller's previous output (its buffers are reused: no
+    // copy, no allocation once warm); the engine keeps the map and the other results.
     core::mem::swap(out, &mut st.out.program);
-    Ok(())
+    let r = list.linearize_program_into(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default(), &mut st.out);
+    core::mem::swap(out, &mut st.out.program);
+    r.map_err(e)
 }
 
 #[cfg(test)]

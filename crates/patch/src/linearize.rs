@@ -482,7 +482,7 @@ impl PatchList {
         ctx.out.stats = LinearizeStats { nodes, walks: 1, ..LinearizeStats::default() };
         ctx.relax_mark.clear();
         ctx.memo.clear();
-        self.walk_aux(ctx, prog_aux, hook, aux);
+        let inline = self.walk_aux(ctx, prog_aux, hook, aux);
         // Without relaxation nothing moves after the walk: each fixup slot's aux is completed
         // as soon as its instruction is final.
         self.resolve_then(ctx, LinearizeOptions { relax: false }, |fx, insn| {
@@ -497,7 +497,28 @@ impl PatchList {
                 *a = hook.new_slot(insn, parent);
             }
         })?;
+        ctx.out.stats.fixups += inline;
         self.finish_map(ctx)
+    }
+
+    /// A jump-class slot of a pending patch of original node `lx`, emitted at `at`, whose
+    /// reference `r` is an original node at or before `lx`: that node's position is final
+    /// already (original nodes are walked in increasing order), so the slot is resolved in
+    /// the walk. `None` (resolve it with the fixups) for any other reference, and when the
+    /// delta does not fit (the fixup pass reports it, in order).
+    #[inline]
+    fn backward(&self, pos: &[u32], r: u32, lx: u32, at: u32, insn: &Insn, fast_calls: bool) -> Option<Insn> {
+        if r > lx || r >= self.orig_len {
+            return None;
+        }
+        let (_, kind) = insn.target_field()?;
+        if kind != TargetKind::Jump && !fast_calls {
+            return None;
+        }
+        // At or before the slot being emitted, so before the end.
+        let t = pos.get(r as usize)? & POS_MASK;
+        let mut done = *insn;
+        done.set_rel_target(i64::from(t) - i64::from(at) - 1).then_some(done)
     }
 
     /// Sizes `pos` for this list; a fresh table comes from the zeroing allocator (no memset:
@@ -516,7 +537,15 @@ impl PatchList {
 
     /// The walk of [`PatchList::run_aux`]: positions, instructions, aux (fixup slots get a
     /// placeholder record and are listed in `ctx.fixups`).
-    fn walk_aux<A: Clone, H: AuxHook<A>>(&self, ctx: &mut PatchCtx, prog_aux: &[A], hook: &mut H, aux: &mut Vec<A>) {
+    fn walk_aux<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog_aux: &[A],
+        hook: &mut H,
+        aux: &mut Vec<A>,
+    ) -> usize {
+        let fast_calls = self.cgroups.is_empty();
+        let mut inline = 0usize;
         self.size_pos(ctx);
         let pos = &mut ctx.out.map.pos;
         let out = &mut ctx.out.insns;
@@ -562,27 +591,41 @@ impl PatchList {
                 let parent = &prog_aux[lx as usize];
                 let Some((last, init)) = slots.split_last() else { continue };
                 for (k, insn) in init.iter().enumerate() {
-                    out.push(*insn);
                     if is_jump_class(insn) {
                         let r = self.refs.get(rc).copied().unwrap_or(NONE);
                         rc += 1;
-                        let node = if k == 0 { lx } else { base + k as u32 - 1 };
-                        fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
-                        aux.push(parent.clone());
+                        if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
+                            out.push(done);
+                            aux.push(hook.new_slot(&done, Some(parent)));
+                            inline += 1;
+                        } else {
+                            let node = if k == 0 { lx } else { base + k as u32 - 1 };
+                            fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
+                            out.push(*insn);
+                            aux.push(parent.clone());
+                        }
                     } else {
+                        out.push(*insn);
                         aux.push(hook.new_slot(insn, Some(parent)));
                     }
                     o += 1;
                 }
                 // The last slot carries the identity (touched).
-                out.push(*last);
                 let mut a = parent.clone();
                 if is_jump_class(last) {
                     let r = self.refs.get(rc).copied().unwrap_or(NONE);
                     rc += 1;
-                    let node = if init.is_empty() { lx } else { base + n - 2 };
-                    fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
+                    if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
+                        out.push(done);
+                        hook.patched(&mut a, &done);
+                        inline += 1;
+                    } else {
+                        let node = if init.is_empty() { lx } else { base + n - 2 };
+                        fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
+                        out.push(*last);
+                    }
                 } else {
+                    out.push(*last);
                     hook.patched(&mut a, last);
                 }
                 aux.push(a);
@@ -614,6 +657,7 @@ impl PatchList {
             o += 1;
         }
         pos[end as usize] = o;
+        inline
     }
 
     /// The walk once relaxation marked conditional jumps for expansion.
