@@ -5,7 +5,8 @@
 #   .BTF), libbpf's open via `bpftool gen skeleton` (little-endian objects only: libbpf reads the
 #   host's byte order), and `bpfpatch check` (when a bpfpatch binary is found).
 # With --baseline ORIG_DIR, an object whose same-named original (paths relative to the two
-# directories) also fails a tool is counted as "failed in the original too" instead of failed.
+# directories) also fails a tool with the same messages (file names aside) is counted as
+# "failed in the original too" instead of failed; a different failure still counts as failed.
 #
 # With --rewrite PASSES, first rewrites every object of SRC_DIR into OUT_DIR (same relative
 # paths) with `bpfpatch rewrite --passes PASSES` (plus --blind), counting
@@ -91,12 +92,22 @@ run() {
         if "$@" "$f" >/dev/null 2>"$ERR" && ! grep -qi 'warning' "$ERR"; then
             pass=$((pass + 1))
         else
-            local orig=${BASE:+$BASE/${f#"$DIR"/}}
+            local orig=${BASE:+$BASE/${f#"$DIR"/}} same= note=
             if [[ -n $orig && -e $orig ]] && ! { "$@" "$orig" >/dev/null 2>"$ERR.o" && ! grep -qi warning "$ERR.o"; }; then
+                # The same failure (messages equal, file names aside) or a different one.
+                local got want
+                got=$(<"$ERR") want=$(<"$ERR.o")
+                if [[ ${got//"$f"/FILE} == "${want//"$orig"/FILE}" ]]; then
+                    same=1
+                else
+                    note=" (the original fails differently: $(head -c 200 "$ERR.o" | tr '\n' ' '))"
+                fi
+            fi
+            if [[ -n $same ]]; then
                 base_fail=$((base_fail + 1))
             else
                 fail=$((fail + 1))
-                echo "  $name FAILED on $f: $(head -c 300 "$ERR" | tr '\n' ' ')"
+                echo "  $name FAILED on $f: $(head -c 300 "$ERR" | tr '\n' ' ')$note"
             fi
             rm -f "$ERR.o"
         fi
