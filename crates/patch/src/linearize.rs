@@ -19,7 +19,6 @@ use crate::list::{
 };
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
-use std::collections::HashMap;
 
 /// Position word bit: the node (or the call group's path) was deleted.
 pub(crate) const DEL_BIT: u32 = 1 << 31;
@@ -186,7 +185,12 @@ pub struct PatchCtx {
     pub(crate) fixups: Vec<Fixup>,
     pub(crate) relax_mark: Vec<u8>,
     pub(crate) src: Vec<SrcNode>,
-    pub(crate) memo: HashMap<u32, (u32, bool)>,
+    /// Call-group resolution cache, per node handle and per explicit group: the root node
+    /// with `DEL_BIT` when the path crossed a deletion, `NONE` while unknown. Filled lazily
+    /// (`memo_ok`) on the first call-group resolution of a run.
+    pub(crate) memo_nodes: Vec<u32>,
+    pub(crate) memo_groups: Vec<u32>,
+    pub(crate) memo_ok: bool,
     pub(crate) chain: Vec<(u32, bool)>,
     /// Verification layer scratch: which subprograms survive, and the kept ones.
     pub(crate) keep: Vec<bool>,
@@ -381,7 +385,7 @@ impl PatchList {
         let nodes = self.vnodes();
         ctx.out.stats = LinearizeStats { nodes, ..LinearizeStats::default() };
         ctx.relax_mark.clear();
-        ctx.memo.clear();
+        ctx.memo_ok = false;
         let mut relaxing = false;
         loop {
             ctx.out.stats.walks += 1;
@@ -481,7 +485,7 @@ impl PatchList {
         let nodes = self.vnodes();
         ctx.out.stats = LinearizeStats { nodes, walks: 1, ..LinearizeStats::default() };
         ctx.relax_mark.clear();
-        ctx.memo.clear();
+        ctx.memo_ok = false;
         let inline = self.walk_aux(ctx, prog_aux, hook, aux);
         // Without relaxation nothing moves after the walk: each fixup slot's aux is completed
         // as soon as its instruction is final.
@@ -818,11 +822,36 @@ impl PatchList {
     /// Resolves a call handle to its live node (or the sentinel), memoized, iterative.
     /// Returns whether the path crossed a deletion.
     pub(crate) fn call_node(&self, ctx: &mut PatchCtx, start: u32) -> (u32, bool) {
+        if !ctx.memo_ok {
+            ctx.memo_nodes.clear();
+            ctx.memo_nodes.resize(self.vnodes(), NONE);
+            ctx.memo_groups.clear();
+            ctx.memo_groups.resize(self.cgroups.len(), NONE);
+            ctx.memo_ok = true;
+        }
+        let memo = |ctx: &PatchCtx, h: u32| -> Option<(u32, bool)> {
+            let w = if h & EXPL_BIT != 0 {
+                ctx.memo_groups.get((h & !EXPL_BIT) as usize)
+            } else {
+                ctx.memo_nodes.get(h as usize)
+            };
+            w.copied().filter(|&w| w != NONE).map(|w| (w & !DEL_BIT, w & DEL_BIT != 0))
+        };
+        let remember = |ctx: &mut PatchCtx, h: u32, (root, crossed): (u32, bool)| {
+            let slot = if h & EXPL_BIT != 0 {
+                ctx.memo_groups.get_mut((h & !EXPL_BIT) as usize)
+            } else {
+                ctx.memo_nodes.get_mut(h as usize)
+            };
+            if let Some(w) = slot {
+                *w = if crossed { root | DEL_BIT } else { root };
+            }
+        };
         ctx.chain.clear();
         let mut h = start;
         let limit = self.insn.len() + self.cgroups.len() + 2;
         let (root, mut crossed) = loop {
-            if let Some(&r) = ctx.memo.get(&h) {
+            if let Some(r) = memo(ctx, h) {
                 break r;
             }
             if ctx.chain.len() > limit {
@@ -836,7 +865,7 @@ impl PatchList {
                 } else if self.flags[g.node as usize] & F_DELETED != 0 {
                     (self.cur_handle(self.next[g.node as usize]), true)
                 } else {
-                    ctx.memo.insert(h, (g.node, false));
+                    remember(ctx, h, (g.node, false));
                     break (g.node, false);
                 }
             } else {
@@ -847,17 +876,19 @@ impl PatchList {
                     let snap = self.origin[h as usize];
                     (if snap != NONE { snap } else { self.cur_handle(self.next[h as usize]) }, true)
                 } else {
-                    ctx.memo.insert(h, (h, false));
+                    remember(ctx, h, (h, false));
                     break (h, false);
                 }
             };
             ctx.chain.push((h, edge_crossed));
             h = next;
         };
-        for &(hh, e) in ctx.chain.iter().rev() {
+        let chain = core::mem::take(&mut ctx.chain);
+        for &(hh, e) in chain.iter().rev() {
             crossed |= e;
-            ctx.memo.insert(hh, (root, crossed));
+            remember(ctx, hh, (root, crossed));
         }
+        ctx.chain = chain;
         (root, crossed)
     }
 

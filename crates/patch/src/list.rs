@@ -239,6 +239,13 @@ impl PatchList {
             return Err(Error::TooLarge { nodes: n + 1, limit: MAX_NODES });
         }
         let n32 = u32::try_from(n).map_err(|_| Error::TooLarge { nodes: n, limit: MAX_NODES })?;
+        // Exact sizes first: a fresh list allocates each array once (no growth copy).
+        self.insn.reserve(n + 1);
+        self.next.reserve(n + 1);
+        self.tgt.reserve(n + 1);
+        self.origin.reserve(n + 1);
+        self.flags.reserve(n + 1);
+        self.orig_node.reserve(n);
         self.insn.extend_from_slice(insns);
         self.insn.push(Insn::default());
         self.next.extend(1..=n32);
