@@ -131,6 +131,11 @@
 //!   when the edge is made. Resolution is iterative and memoized.
 //! - *One identity per original slot*: `patch` moves it to the last buffer instruction, a
 //!   landing prepatch to the node that keeps the original instruction.
+//! - *Pending patches*: a forward `patch` of an untouched original instruction with a plain
+//!   buffer (the shape of blinding and instrumentation) is logged instead of applied: its slots
+//!   are kept contiguously and streamed by linearization; any other request applies the log
+//!   first, exactly as the patches would have been applied one by one (node ids included), and
+//!   queries see through it (O(log pending) for a node of a pending patch).
 //!
 //! Module notes: [`PatchList`] (the list and its invariants), `linearize` (the walk), the
 //! verification layer (side tables, [`AuxHook`]), and [`reference`](mod@reference) (the kernel model).
@@ -151,8 +156,11 @@
 //! Building the list: O(n). Each request: O(buffer) (`delete_range`: O(range); inserting before
 //! a deleted run walks that run). Linearization: one walk over all nodes plus one pass over the
 //! fixups; call groups resolve in amortized O(1) with memoization; each relaxation round is
-//! another walk and only happens when a jump overflows. Memory: about 25 bytes per node plus
-//! 4 per original slot; [`PatchCtx`] and [`PatchList::reset`] keep every buffer across programs.
+//! another walk and only happens when a jump overflows. Memory: about 21 bytes per node plus
+//! 4 per original slot (predecessor links, 4 more, only once a request inserts before a node);
+//! a pending patch costs 8 bytes per slot plus 8. The warm path allocates nothing:
+//! [`PatchList::reset_for_program`], [`PatchCtx`] and [`PatchList::linearize_program_into`]
+//! keep every buffer across programs (regalloc2's `run_with_ctx` model).
 //!
 //! # Names
 //!
