@@ -151,6 +151,16 @@ impl BpfObject {
                 }
                 None => (if is_64 { 8 } else { 4 }, nsec as u64 * shentsize, None),
             };
+            if size == 0
+                && let Some(i) = idx
+            {
+                // An empty section occupies no bytes: it keeps its place relative to what
+                // precedes it and neither pads nor moves what follows (even when its offset
+                // lies inside an earlier item, as in a hostile header).
+                new_offsets[i] = u64::try_from(i128::from(old_off) + delta).unwrap_or(old_off);
+                new_sizes[i] = 0;
+                continue;
+            }
             let cursor = out.len() as u64;
             let shifted = i128::from(old_off) + delta;
             let base =
