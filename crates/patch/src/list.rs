@@ -123,7 +123,8 @@ pub struct PatchList {
     /// (`prev_ok`): most lists are only patched forward and never read them.
     pub(crate) prev: Vec<u32>,
     pub(crate) prev_ok: bool,
-    /// Live node: its reference (if `F_TGT`). Deleted node: find-live parent pointer.
+    /// Live node: its reference (if `F_TGT`). Deleted node: find-live parent pointer. Any
+    /// other entry is stale and never read.
     pub(crate) tgt: Vec<u32>,
     /// Live node: original slot, `PARENT_BIT | slot`, or `NONE`. Deleted node: call-group
     /// snapshot handle or `NONE` (lazy: the group of the next node).
@@ -233,16 +234,25 @@ impl PatchList {
     /// # Errors
     /// As [`PatchList::with_subprogs`] (`starts == None` computes them). On error the list is empty.
     pub fn reset(&mut self, insns: &[Insn], starts: Option<&[u32]>) -> Result<()> {
+        let mut tgt = core::mem::take(&mut self.tgt);
         self.clear_all();
         let n = insns.len();
         if n + 1 > MAX_NODES {
             return Err(Error::TooLarge { nodes: n + 1, limit: MAX_NODES });
         }
         let n32 = u32::try_from(n).map_err(|_| Error::TooLarge { nodes: n, limit: MAX_NODES })?;
+        // `tgt` is read only under F_TGT or F_DELETED, which both write it first: a reused
+        // table keeps its old contents (no fill), a new one comes zeroed from the allocator.
+        if tgt.capacity() < n + 1 {
+            tgt = vec![0; n + 1];
+        } else {
+            tgt.truncate(n + 1);
+            tgt.resize(n + 1, NONE);
+        }
+        self.tgt = tgt;
         // Exact sizes first: a fresh list allocates each array once (no growth copy).
         self.insn.reserve(n + 1);
         self.next.reserve(n + 1);
-        self.tgt.reserve(n + 1);
         self.origin.reserve(n + 1);
         self.flags.reserve(n + 1);
         self.orig_node.reserve(n);
@@ -250,7 +260,6 @@ impl PatchList {
         self.insn.push(Insn::default());
         self.next.extend(1..=n32);
         self.next.push(NONE);
-        self.tgt.resize(n + 1, NONE);
         self.origin.extend(0..n32);
         self.origin.push(NONE);
         self.flags.resize(n + 1, 0);
