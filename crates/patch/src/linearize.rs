@@ -331,6 +331,38 @@ impl Node {
     }
 }
 
+/// Where a walk writes its slots, in order.
+trait Sink<T> {
+    fn put(&mut self, v: T);
+}
+
+/// Appends.
+struct Push<'a, T>(&'a mut Vec<T>);
+
+impl<T> Sink<T> for Push<'_, T> {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        self.0.push(v);
+    }
+}
+
+/// Overwrites a buffer of the final length from the start (writes past its end are dropped;
+/// the caller checks the count).
+struct Fill<'a, T> {
+    s: &'a mut [T],
+    j: usize,
+}
+
+impl<T> Sink<T> for Fill<'_, T> {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        if let Some(x) = self.s.get_mut(self.j) {
+            *x = v;
+        }
+        self.j += 1;
+    }
+}
+
 /// The original slot whose identity a fixup's node carries (for errors).
 fn orig_of(fx: &Fixup) -> Option<Slot> {
     let o = fx.origin;
@@ -548,15 +580,47 @@ impl PatchList {
         hook: &mut H,
         aux: &mut Vec<A>,
     ) -> usize {
+        self.size_pos(ctx);
+        let need = self.live_slots;
+        let mut insns = core::mem::take(&mut ctx.out.insns);
+        // A warm output of the right length (the same program again) is overwritten in place:
+        // no length or capacity bookkeeping per slot. Otherwise the walk appends.
+        let r = if insns.len() == need && aux.len() == need {
+            let (o, inline) =
+                self.walk_aux_into(ctx, prog_aux, hook, Fill { s: &mut insns, j: 0 }, Fill { s: aux, j: 0 });
+            (o as usize == need).then_some(inline)
+        } else {
+            None
+        };
+        let inline = match r {
+            Some(inline) => inline,
+            None => {
+                // (Also the fallback should the live count ever disagree with the walk.)
+                insns.clear();
+                insns.reserve(need);
+                aux.clear();
+                aux.reserve(need);
+                self.walk_aux_into(ctx, prog_aux, hook, Push(&mut insns), Push(aux)).1
+            }
+        };
+        ctx.out.insns = insns;
+        inline
+    }
+
+    /// The body of [`PatchList::walk_aux`], writing through two sinks; returns the slots
+    /// emitted and the jumps resolved in the walk.
+    #[inline(always)]
+    fn walk_aux_into<A: Clone, H: AuxHook<A>>(
+        &self,
+        ctx: &mut PatchCtx,
+        prog_aux: &[A],
+        hook: &mut H,
+        mut out: impl Sink<Insn>,
+        mut aux: impl Sink<A>,
+    ) -> (u32, usize) {
         let fast_calls = self.cgroups.is_empty();
         let mut inline = 0usize;
-        self.size_pos(ctx);
         let pos = &mut ctx.out.map.pos;
-        let out = &mut ctx.out.insns;
-        out.clear();
-        out.reserve(self.live_slots);
-        aux.clear();
-        aux.reserve(self.live_slots);
         let fixups = &mut ctx.fixups;
         fixups.clear();
         let end = self.end();
@@ -599,18 +663,18 @@ impl PatchList {
                         let r = self.refs.get(rc).copied().unwrap_or(NONE);
                         rc += 1;
                         if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
-                            out.push(done);
-                            aux.push(hook.new_slot(&done, Some(parent)));
+                            out.put(done);
+                            aux.put(hook.new_slot(&done, Some(parent)));
                             inline += 1;
                         } else {
                             let node = if k == 0 { lx } else { base + k as u32 - 1 };
                             fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
-                            out.push(*insn);
-                            aux.push(parent.clone());
+                            out.put(*insn);
+                            aux.put(parent.clone());
                         }
                     } else {
-                        out.push(*insn);
-                        aux.push(hook.new_slot(insn, Some(parent)));
+                        out.put(*insn);
+                        aux.put(hook.new_slot(insn, Some(parent)));
                     }
                     o += 1;
                 }
@@ -620,25 +684,25 @@ impl PatchList {
                     let r = self.refs.get(rc).copied().unwrap_or(NONE);
                     rc += 1;
                     if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
-                        out.push(done);
+                        out.put(done);
                         hook.patched(&mut a, &done);
                         inline += 1;
                     } else {
                         let node = if init.is_empty() { lx } else { base + n - 2 };
                         fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
-                        out.push(*last);
+                        out.put(*last);
                     }
                 } else {
-                    out.push(*last);
+                    out.put(*last);
                     hook.patched(&mut a, last);
                 }
-                aux.push(a);
+                aux.put(a);
                 o += 1;
                 continue;
             }
             pos[xi] = o;
             let insn = self.insn[xi];
-            out.push(insn);
+            out.put(insn);
             let org = self.origin[xi];
             if org & PARENT_BIT == 0 {
                 // The identity of original slot `org` (NONE has PARENT_BIT set).
@@ -646,13 +710,13 @@ impl PatchList {
                 if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
                     hook.patched(&mut a, &insn);
                 }
-                aux.push(a);
+                aux.put(a);
             } else {
                 let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
                 if f & F_TGT == 0 {
-                    aux.push(hook.new_slot(&insn, parent));
-                } else if let Some(p) = parent.or(aux.last()).or(prog_aux.first()) {
-                    aux.push(p.clone());
+                    aux.put(hook.new_slot(&insn, parent));
+                } else if let Some(p) = parent.or(prog_aux.first()) {
+                    aux.put(p.clone());
                 }
             }
             if f & F_TGT != 0 {
@@ -661,7 +725,7 @@ impl PatchList {
             o += 1;
         }
         pos[end as usize] = o;
-        inline
+        (o, inline)
     }
 
     /// The walk once relaxation marked conditional jumps for expansion.
