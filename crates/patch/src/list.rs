@@ -909,11 +909,10 @@ impl PatchList {
             return None;
         }
         // An ld_imm64's second slot is deleted with it, as `patch` does (it stays linked
-        // after the patch's slots, I1/I2).
-        let nx = self.next[xi];
-        let old_last =
-            if self.insn[xi].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x };
-        let past_end = if old_last == x { nx } else { self.next[old_last as usize] };
+        // after the patch's slots, I1/I2). An original pair is nodes x, x + 1, and only the
+        // second slot of a pair has F_TAIL (`x + 1 <= orig_len`: the sentinel at most).
+        let old_last = if self.flags[xi + 1] & F_TAIL != 0 { x + 1 } else { x };
+        let past_end = self.next[old_last as usize];
         let orig_target = if f & F_TGT != 0 { self.tgt[xi] } else { NONE };
         let plan = Plan { first: x, base: vn as u32, past_end, orig_target: Some(orig_target) };
         // Resolve and append in one pass; a slot the one-pass rules do not cover undoes it.
