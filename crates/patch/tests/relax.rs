@@ -60,12 +60,20 @@ fn run(insns: &[Insn], mut pc: usize, dst: u64, budget_exhausted: bool) -> usize
     panic!("jump sequence does not terminate");
 }
 
+/// Replaces original slot `slot` by FAR copies of `insn`, in two patches (one patch holds at
+/// most `MAX_PATCH_SLOTS`): the second patches the last instruction of the first.
+fn far_patch(l: &mut PatchList, slot: usize, insn: Insn) {
+    let half = FAR / 2;
+    let first = PatchBuf::from_insns(&vec![insn; half]);
+    let p = l.patch(l.node_of(Slot(slot)).unwrap(), &first).unwrap();
+    l.patch(p.orig, &PatchBuf::from_insns(&vec![insn; FAR - half + 1])).unwrap();
+}
+
 /// `[jcc r1, imm -> exit; mov r0, 7; mov r0, 8; exit]` with the first mov patched into FAR movs.
 fn far_program(jcc: Insn) -> PatchList {
     let p = vec![jcc, mov64(0, 7), mov64(0, 8), exit()];
     let mut l = PatchList::new(&p).unwrap();
-    let big: Vec<Insn> = (0..FAR).map(|_| mov64(0, 7)).collect();
-    l.patch(l.node_of(Slot(1)).unwrap(), &PatchBuf::from_insns(&big)).unwrap();
+    far_patch(&mut l, 1, mov64(0, 7));
     l
 }
 
@@ -129,8 +137,7 @@ fn backward_jumps_relax_too() {
     // 0: mov ; 1: mov (-> FAR movs) ; 2: jne r1, 0 -> 0 ; 3: exit
     let p = vec![mov64(0, 1), mov64(0, 2), Insn::new(c::JMP | c::JNE | c::K, 1, 0, -3, 0), exit()];
     let mut l = PatchList::new(&p).unwrap();
-    let big: Vec<Insn> = (0..FAR).map(|_| mov64(0, 2)).collect();
-    l.patch(l.node_of(Slot(1)).unwrap(), &PatchBuf::from_insns(&big)).unwrap();
+    far_patch(&mut l, 1, mov64(0, 2));
     let out = l.linearize(LinearizeOptions { relax: true }).unwrap();
     let at = FAR + 1;
     assert_eq!(run(&out.insns, at, 1, false), 0);
