@@ -41,7 +41,7 @@
 // or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
 #![allow(clippy::cast_possible_truncation)]
 
-use crate::buf::{MAX_PATCH_SLOTS, PatchBuf, Target};
+use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
 use crate::ids::{Label, NodeId, SubprogId};
 use bpfpatch_insn::{Insn, Slot, TargetKind};
@@ -644,9 +644,6 @@ impl PatchList {
         if len == 0 {
             return Err(Error::EmptyPatch);
         }
-        if len > MAX_PATCH_SLOTS {
-            return Err(Error::PatchTooLarge { len, limit: MAX_PATCH_SLOTS });
-        }
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         if self.resolve_plain(buf, plan, &mut scratch) {
@@ -904,7 +901,7 @@ impl PatchList {
         let f = self.flags[xi];
         let slots = &buf.slots;
         let len = slots.len();
-        if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 || len > MAX_PATCH_SLOTS {
+        if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 {
             return None;
         }
         let vn = self.vnodes();
