@@ -178,11 +178,19 @@ fn warm_runs_allocate_nothing() {
     let mut ctx = PatchCtx::new();
     let mut out = PatchedProgram::default();
     let mut ptrs = Vec::new();
-    for _ in 0..3 {
+    let mut fresh_list = PatchList::for_program(&prog).unwrap();
+    edit(&mut fresh_list, &prog, true);
+    let fresh = fresh_list.linearize_program(&prog, &mut Hook::default(), LinearizeOptions::default()).unwrap();
+    for run in 0..3 {
         list.reset_for_program(&prog).unwrap();
         edit(&mut list, &prog, true);
+        // From the second run on, the output already has the right length and is overwritten
+        // in place: the result must not depend on what it held.
+        out.program.insns.fill(Insn::default());
+        out.program.aux.fill(A { tag: 77_777, touched: 9 });
         list.linearize_program_into(&mut ctx, &prog, &mut Hook::default(), LinearizeOptions::default(), &mut out)
             .unwrap();
+        assert_same(&out, &fresh, &format!("warm run {run}"));
         let t = &out.program.tables;
         ptrs.push((
             out.program.insns.as_ptr() as usize,
