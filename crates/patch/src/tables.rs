@@ -147,6 +147,11 @@ pub struct Program<A> {
 }
 
 /// How aux data is made for slots that have no original instruction, and refreshed for patched ones.
+///
+/// Each hook runs exactly once per output slot it concerns, always with the slot's final
+/// instruction (jump and call offsets resolved). Calls come in output order, except that
+/// slots whose target the walk left to the fixup pass (forward jumps and calls, among others)
+/// are completed there, after the others.
 pub trait AuxHook<A> {
     /// Aux data of a new slot holding `insn`; `parent` is the aux of the original instruction
     /// whose patch created it (the kernel copies its `seen`), `None` for appended code.
