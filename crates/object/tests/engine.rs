@@ -321,16 +321,19 @@ fn a_relocation_on_an_ld_imm64_tail_owns_the_instruction() {
     assert!(matches!(e, EngineError::RelocatedRewritten { old: 2, .. }), "{e}");
 }
 
-/// 40000 nops inside `leaf`'s forward jump: without relaxation the jump cannot be encoded,
-/// with it the jump becomes a `gotol` sequence and the report counts it.
+/// 40000 nops (two prepatches of 20000: one patch may hold at most 32767 slots) inside
+/// `leaf`'s forward jump: without relaxation the jump cannot be encoded, with it the jump
+/// becomes a `gotol` sequence and the report counts it.
 #[test]
 fn overflowing_jumps_are_relaxed_and_counted() {
-    let many = PatchBuf::from_insns(&vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0); 40_000]);
+    let many = PatchBuf::from_insns(&vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0); 20_000]);
     let pass = || {
         let many = many.clone();
         move |list: &mut PatchList, info: &ProgramInfo<'_>| {
             if info.name == ".text" {
-                list.prepatch(list.node_of(Slot(4)).unwrap(), &many, PrepatchMode::LandOnInserted).unwrap();
+                for _ in 0..2 {
+                    list.prepatch(list.node_of(Slot(4)).unwrap(), &many, PrepatchMode::LandOnInserted).unwrap();
+                }
             }
             Ok::<(), Infallible>(())
         }

@@ -644,6 +644,9 @@ impl PatchList {
         if len == 0 {
             return Err(Error::EmptyPatch);
         }
+        if len > crate::MAX_PATCH_SLOTS {
+            return Err(Error::PatchTooLarge { len, limit: crate::MAX_PATCH_SLOTS });
+        }
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         if self.resolve_plain(buf, plan, &mut scratch) {
@@ -901,7 +904,7 @@ impl PatchList {
         let f = self.flags[xi];
         let slots = &buf.slots;
         let len = slots.len();
-        if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 {
+        if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 || len > crate::MAX_PATCH_SLOTS {
             return None;
         }
         let vn = self.vnodes();
