@@ -14,6 +14,17 @@ pub enum PlotError {
     Draw(String),
 }
 
+/// A count as `15k`, `1M`.
+fn fmt_count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{}k", v / 1e3)
+    } else {
+        format!("{v}")
+    }
+}
+
 fn draw_err(e: impl std::fmt::Display) -> PlotError {
     PlotError::Draw(e.to_string())
 }
@@ -49,6 +60,7 @@ pub fn plot(report: &Report, workload: &str, path: &std::path::Path) -> Result<(
         .configure_mesh()
         .x_desc("patches")
         .y_desc("median time (ms)")
+        .x_label_formatter(&|v| fmt_count(*v))
         .y_label_formatter(&|v| crate::report::fmt_ms(*v))
         .draw()
         .map_err(draw_err)?;

@@ -115,3 +115,58 @@ fn run_with_passes_gives_the_same_r0() {
     let out = bpfpatch().args(["run", "--passes", "bogus"]).arg(&f).assert().code(1).get_output().clone();
     assert!(String::from_utf8(out.stderr).unwrap().contains("unknown pass"));
 }
+
+#[test]
+fn bench_writes_the_json_shape_and_a_plot() {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("b.json"), dir.join("b.svg"));
+    bpfpatch()
+        .args(["bench", "--sizes", "800,1600", "--runs", "1", "--cold-runs", "1", "--kernel-budget", "0.001", "--json"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("rfc/bpfpatch"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(v["machine"].as_str().is_some_and(|m| !m.is_empty()));
+    let rows = v["results"].as_array().unwrap();
+    for r in rows {
+        for key in [
+            "workload",
+            "impl",
+            "patches",
+            "insns_in",
+            "insns_out",
+            "median_ms",
+            "runs",
+            "peak_bytes",
+            "extrapolated",
+            "regime",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+    }
+    let has = |imp: &str, regime: &str| rows.iter().any(|r| r["impl"] == imp && r["regime"] == regime);
+    for (imp, regime) in [
+        ("kernel", "warm"),
+        ("rfc-list", "warm"),
+        ("bpfpatch", "warm"),
+        ("bpfpatch", "cold"),
+        ("copy-floor", "warm"),
+        ("copy-floor", "cold"),
+    ] {
+        assert!(has(imp, regime), "no {imp} {regime}");
+    }
+    // The kernel ran the first size, exhausted its tiny budget, and the second is extrapolated.
+    assert!(rows.iter().any(|r| r["impl"] == "kernel" && r["extrapolated"] == true));
+    // Every implementation wrote the same number of slots.
+    let outs: std::collections::BTreeSet<_> = rows
+        .iter()
+        .filter(|r| r["workload"] == "seed" && r["patches"] == rows[0]["patches"])
+        .map(|r| r["insns_out"].as_u64())
+        .collect();
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
