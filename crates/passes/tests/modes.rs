@@ -36,7 +36,7 @@ fn mem0(seed: u64) -> Vec<u8> {
 
 #[test]
 fn three_modes_agree_on_random_programs() {
-    let n = cases(1500);
+    let n = cases(3000);
     let (b, c) = (Pipeline::all(), Pipeline::all().with(Pass::Blind));
     let mut ran = 0;
     let mut grew = 0usize;
