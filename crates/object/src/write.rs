@@ -33,11 +33,6 @@ fn place(base: u64, old: u64, a: u64) -> Result<u64, ObjectError> {
     base.checked_add(add).ok_or(OVERFLOW)
 }
 
-fn align_up(v: u64, a: u64) -> Result<u64, ObjectError> {
-    let a = a.max(1);
-    v.checked_add(a - 1).map(|x| x / a * a).ok_or(OVERFLOW)
-}
-
 impl BpfObject {
     /// New contents of every section (`None` for sections without file data).
     fn contents(&self) -> Result<Vec<Option<Cow<'_, [u8]>>>, ObjectError> {
@@ -142,9 +137,11 @@ impl BpfObject {
                     match &contents[i] {
                         Some(c) => (effective_align(h.addralign), c.len() as u64, Some(c)),
                         None => {
-                            // No file data (SHT_NOBITS): shifted along, never padded for.
+                            // No file data (SHT_NOBITS): shifted along, never padded for, by a
+                            // multiple of its alignment like every item (so an unaligned offset
+                            // survives an unchanged write).
                             let shifted = u64::try_from(i128::from(old_off) + delta).unwrap_or(old_off);
-                            new_offsets[i] = align_up(shifted, effective_align(h.addralign)).unwrap_or(old_off);
+                            new_offsets[i] = place(shifted, old_off, effective_align(h.addralign)).unwrap_or(old_off);
                             continue;
                         }
                     }
