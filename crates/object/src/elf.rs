@@ -184,6 +184,54 @@ impl Elf {
     }
 }
 
+/// File-backed sections, the ELF header and the section header table must not share bytes: the
+/// writer lays every section out on its own, so overlapping ones would multiply the output (and
+/// the decoded programs) far beyond the input's size, and an unchanged object would not write
+/// back identical. Empty and `SHT_NOBITS` sections occupy no bytes and may sit anywhere.
+fn check_overlaps(elf: &Elf, table_size: u64) -> Result<(), ObjectError> {
+    const HEADER: usize = usize::MAX;
+    const TABLE: usize = usize::MAX - 1;
+    let mut spans: Vec<(u64, u64, usize)> = elf
+        .sections
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, h)| h.has_file_data() && h.size > 0)
+        .map(|(i, h)| (h.offset, h.offset.saturating_add(h.size), i))
+        .collect();
+    spans.push((0, u64::from(elf.ehsize), HEADER));
+    if elf.shoff != 0 {
+        spans.push((elf.shoff, elf.shoff.saturating_add(table_size), TABLE));
+    }
+    spans.sort_unstable();
+    let describe = |k: usize| match k {
+        HEADER => "the ELF header".to_string(),
+        TABLE => "the section header table".to_string(),
+        i => elf.section_ref(i).to_string(),
+    };
+    let mut prev: Option<(u64, u64, usize)> = None;
+    for &(start, end, k) in &spans {
+        if let Some((pstart, pend, pk)) = prev.filter(|p| start < p.1) {
+            // Report it on a section when one of the two is a section.
+            let (s, other) = if k < TABLE { ((start, end, k), pk) } else { ((pstart, pend, pk), k) };
+            if s.2 >= TABLE {
+                let message = format!("{} overlaps {}", describe(s.2), describe(other));
+                return Err(ObjectError::Elf { context: "section headers", message });
+            }
+            return Err(ObjectError::Overlap {
+                section: elf.section_ref(s.2),
+                offset: s.0,
+                size: s.1 - s.0,
+                other: describe(other),
+            });
+        }
+        if prev.is_none_or(|p| end > p.1) {
+            prev = Some((start, end, k));
+        }
+    }
+    Ok(())
+}
+
 fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<Elf, ObjectError> {
     let file_len = data.len() as u64;
     let hdr = H::parse(data).map_err(|e| ObjectError::elf("header", e))?;
@@ -241,6 +289,10 @@ fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
         symbols: Vec::new(),
         relocs: Vec::new(),
     };
+    if let Some(h) = elf.sections.first().filter(|h| h.sh_type != 0) {
+        let message = format!("section 0 has type {} (must be SHT_NULL)", h.sh_type);
+        return Err(ObjectError::Elf { context: "section headers", message });
+    }
     for (i, sh) in elf.sections.iter().enumerate() {
         if sh.has_file_data() && sh.offset.checked_add(sh.size).is_none_or(|end| end > file_len) {
             return Err(ObjectError::SectionOutOfBounds {
@@ -251,6 +303,7 @@ fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
             });
         }
     }
+    check_overlaps(&elf, u64::from(hdr.e_shnum(e)).max(1).saturating_mul(shentsize))?;
     // Symbol table.
     let (sym_size, rel_size, rela_size) = if elf.is_64 { (24, 16, 24) } else { (16, 8, 12) };
     for (i, sh) in elf.sections.iter().enumerate() {

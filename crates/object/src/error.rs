@@ -368,6 +368,20 @@ pub enum ObjectError {
         /// File length.
         file_len: u64,
     },
+    /// Two file-backed sections, or a section and the ELF header or section header table, share
+    /// bytes (no compiler emits this; the writer could not keep it, and copying each would
+    /// multiply the input).
+    #[error("{section}: contents at {offset:#x}+{size:#x} overlap {other}")]
+    Overlap {
+        /// The section.
+        section: SectionRef,
+        /// `sh_offset`.
+        offset: u64,
+        /// `sh_size`.
+        size: u64,
+        /// What it overlaps: another section, the ELF header or the section header table.
+        other: String,
+    },
     /// A `.BTF` or `.BTF.ext` section of a type that has no file contents (`SHT_NULL`,
     /// `SHT_NOBITS`): its bytes are undefined and the writer would not keep them.
     #[error("{section}: section type {sh_type} has no contents, cannot hold {what}")]

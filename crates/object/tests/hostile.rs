@@ -274,6 +274,64 @@ fn btf_sections_without_contents() {
     }
 }
 
+/// Sections sharing bytes with each other, with the ELF header or with the section header
+/// table; a section 0 that is not `SHT_NULL` (fuzz findings: the writer lays every section out
+/// on its own, so an overlap multiplied the output and broke the unchanged-write identity).
+#[test]
+fn overlapping_sections() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let text = fx.obj.section_headers()[fx.sec(".text")].clone();
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh("xdp", 24), text.offset + 8, e));
+        let xdp = fx.obj.section_headers()[fx.sec("xdp")].size;
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::Overlap {
+                section: fx.obj.section_ref(fx.sec("xdp")),
+                offset: text.offset + 8,
+                size: xdp,
+                other: fx.obj.section_ref(fx.sec(".text")).to_string()
+            },
+            "{name}"
+        );
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh(".text", 24), 8, e));
+        let err = r.unwrap_err();
+        assert_eq!(
+            err,
+            ObjectError::Overlap {
+                section: fx.obj.section_ref(fx.sec(".text")),
+                offset: 8,
+                size: text.size,
+                other: "the ELF header".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("section 2 `.text`: contents at 0x8+{:#x} overlap the ELF header", text.size)
+        );
+        let shoff = u64::from_le_bytes(fx.b[0x28..0x30].try_into().unwrap());
+        let shoff = if e == Endian::Big { shoff.swap_bytes() } else { shoff };
+        let r = fx.parse_with(|b, fx| put64(b, fx.sh("license", 24), shoff, e));
+        assert!(
+            matches!(&r, Err(ObjectError::Overlap { section, other, .. }) if section.name == "license" && other == "the section header table"),
+            "{r:?}"
+        );
+        // Section 0 must be SHT_NULL.
+        let r = fx.parse_with(|b, _| put32(b, shoff as usize + 4, 1, e));
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::Elf { context: "section headers", message: "section 0 has type 1 (must be SHT_NULL)".into() }
+        );
+        // Empty sections may sit anywhere, even inside another one.
+        let inside = fx.off(".BTF") as u64 + 8;
+        let ok = fx.parse_with(|b, fx| {
+            put64(b, fx.sh("license", 24), inside, e);
+            put64(b, fx.sh("license", 32), 0, e);
+        });
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+}
+
 /// A program section of more than 1,000,000 instructions (the kernel's
 /// `BPF_COMPLEXITY_LIMIT_INSNS`): refused from its header, before anything is read.
 #[test]
