@@ -13,6 +13,8 @@ use object::read::elf::{FileHeader, Rel as _, Rela as _, SectionHeader as _, Sym
 pub const SHT_PROGBITS: u32 = 1;
 /// `SHT_SYMTAB`.
 pub const SHT_SYMTAB: u32 = 2;
+/// `SHT_STRTAB`.
+pub const SHT_STRTAB: u32 = 3;
 /// `SHT_RELA`.
 pub const SHT_RELA: u32 = 4;
 /// `SHT_NOBITS`.
@@ -304,6 +306,17 @@ fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
         }
     }
     check_overlaps(&elf, u64::from(hdr.e_shnum(e)).max(1).saturating_mul(shentsize))?;
+    // The string tables names are read from are copied verbatim by the writer: they must be
+    // SHT_STRTAB sections (an inactive or a rewritten section would not keep its bytes).
+    let string_table = |elf: &Elf, index: usize, what: &'static str| match elf.sections.get(index) {
+        Some(h) if index != 0 && h.sh_type != SHT_STRTAB => {
+            Err(ObjectError::NotStringTable { section: elf.section_ref(index), sh_type: h.sh_type, what })
+        }
+        _ => Ok(()),
+    };
+    if let Ok(i) = hdr.shstrndx(e, data) {
+        string_table(&elf, usize::try_from(i).unwrap_or(usize::MAX), "section names")?;
+    }
     // Symbol table.
     let (sym_size, rel_size, rela_size) = if elf.is_64 { (24, 16, 24) } else { (16, 8, 12) };
     for (i, sh) in elf.sections.iter().enumerate() {
@@ -324,6 +337,7 @@ fn parse_class<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
         }
     }
     if let Some(st) = elf.symtab {
+        string_table(&elf, usize::try_from(elf.sections[st].link).unwrap_or(usize::MAX), "symbol names")?;
         let symtab = table
             .symbol_table_by_index(e, data, object::read::SectionIndex(st))
             .map_err(|err| ObjectError::elf("symbol table", err))?;

@@ -382,6 +382,31 @@ pub enum ObjectError {
         /// What it overlaps: another section, the ELF header or the section header table.
         other: String,
     },
+    /// A `.BTF` or `.BTF.ext` section that is not plain data (`SHT_PROGBITS` without
+    /// `SHF_EXECINSTR`): a program or a table would have two owners.
+    #[error(
+        "{section}: section type {sh_type} flags {flags:#x} cannot hold {what} (must be non-executable SHT_PROGBITS)"
+    )]
+    NotBtfData {
+        /// The section.
+        section: SectionRef,
+        /// Its `sh_type`.
+        sh_type: u32,
+        /// Its `sh_flags`.
+        flags: u64,
+        /// What its name says it holds.
+        what: &'static str,
+    },
+    /// The section-name or symbol-name string table is not an `SHT_STRTAB` section.
+    #[error("{section}: section type {sh_type} is not SHT_STRTAB, cannot hold {what}")]
+    NotStringTable {
+        /// The section.
+        section: SectionRef,
+        /// Its `sh_type`.
+        sh_type: u32,
+        /// Which names it was to hold.
+        what: &'static str,
+    },
     /// A `.BTF` or `.BTF.ext` section of a type that has no file contents (`SHT_NULL`,
     /// `SHT_NOBITS`): its bytes are undefined and the writer would not keep them.
     #[error("{section}: section type {sh_type} has no contents, cannot hold {what}")]

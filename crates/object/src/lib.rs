@@ -235,10 +235,17 @@ impl BpfObject {
         let find = |name: &str| elf.names.iter().position(|n| n == name).filter(|&i| i != 0);
         // `.BTF` and `.BTF.ext` are read from (and `.BTF.ext` rewritten into) the file: a section
         // type without contents would make the writer drop what the model read.
+        // Nor may one be a program or a table the model owns as well (two owners of one
+        // section's bytes): they must be plain SHT_PROGBITS data.
         for (name, what) in [(".BTF", "BTF"), (".BTF.ext", "BTF.ext")] {
-            if let Some(i) = find(name).filter(|&i| !elf.sections[i].has_file_data()) {
-                let sh_type = elf.sections[i].sh_type;
-                return Err(ObjectError::NoContents { section: elf.section_ref(i), sh_type, what });
+            let Some(i) = find(name) else { continue };
+            let h = &elf.sections[i];
+            if !h.has_file_data() {
+                return Err(ObjectError::NoContents { section: elf.section_ref(i), sh_type: h.sh_type, what });
+            }
+            if h.sh_type != SHT_PROGBITS || is_program(h) {
+                let (sh_type, flags) = (h.sh_type, h.flags);
+                return Err(ObjectError::NotBtfData { section: elf.section_ref(i), sh_type, flags, what });
             }
         }
         let btf = match find(".BTF") {

@@ -270,6 +270,22 @@ fn btf_sections_without_contents() {
                     "{name} {sec} type {sh_type}"
                 );
             }
+            // Executable, or a relocation table: two owners of the same bytes.
+            let h = fx.obj.section_headers()[fx.sec(sec)].clone();
+            let flags = h.flags | 0x4;
+            let r = fx.parse_with(|b, fx| {
+                put64(b, fx.sh(sec, 8), flags, e);
+                put64(b, fx.sh(sec, 32), h.size / 8 * 8, e); // whole instructions, else TextSize
+            });
+            assert_eq!(
+                r.unwrap_err(),
+                ObjectError::NotBtfData { section: fx.obj.section_ref(fx.sec(sec)), sh_type: 1, flags, what }
+            );
+            let r = fx.parse_with(|b, fx| put32(b, fx.sh(sec, 4), 9, e));
+            assert!(
+                matches!(r, Err(ObjectError::NotBtfData { sh_type: 9, .. }) | Err(ObjectError::BadTable { .. })),
+                "{r:?}"
+            );
         }
     }
 }
@@ -329,6 +345,38 @@ fn overlapping_sections() {
             put64(b, fx.sh("license", 32), 0, e);
         });
         assert!(ok.is_ok(), "{ok:?}");
+    }
+}
+
+/// The string table of section names (and of symbol names; `.strtab` is both in clang objects)
+/// must be `SHT_STRTAB`: the writer copies it verbatim, and an inactive (`SHT_NULL`) one was left
+/// behind by a rewrite, so the output's section names pointed at other bytes (fuzz finding).
+#[test]
+fn string_tables_must_be_strtab() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        for sh_type in [0u32, 1] {
+            let r = fx.parse_with(|b, fx| put32(b, fx.sh(".strtab", 4), sh_type, e));
+            assert_eq!(
+                r.unwrap_err(),
+                ObjectError::NotStringTable {
+                    section: fx.obj.section_ref(fx.sec(".strtab")),
+                    sh_type,
+                    what: "section names"
+                },
+                "{name}"
+            );
+        }
+        // The symbol table's names: point its sh_link at `license` (PROGBITS).
+        let r = fx.parse_with(|b, fx| put32(b, fx.sh(".symtab", 40), fx.sec("license") as u32, e));
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::NotStringTable {
+                section: fx.obj.section_ref(fx.sec("license")),
+                sh_type: 1,
+                what: "symbol names"
+            }
+        );
     }
 }
 
