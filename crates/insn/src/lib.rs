@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod eval;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

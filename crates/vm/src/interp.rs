@@ -49,7 +49,8 @@ use crate::error::{ConfigError, RunError};
 use crate::helpers::{Helper, HelperReturn, UNWIND_HELPER_ID, Unwind};
 use crate::memory::{MEM_BASE, Memory, REGION_SIZE, STACK_TOP};
 use crate::program::{Inst, NO_INDEX, Program, SwapOp};
-use bpfpatch_insn::{AluOp, AtomicOp, Cond, Size, Slot};
+use bpfpatch_insn::eval::{alu32, alu64};
+use bpfpatch_insn::{AtomicOp, Cond, Size, Slot};
 use core::fmt;
 
 /// The kernel's `BPF_MAX_LOOPS`: the initial `may_goto` budget of a frame (8 Mi).
@@ -187,79 +188,6 @@ fn ix(r: u8) -> usize {
 #[inline(always)]
 fn sext(imm: i32) -> u64 {
     i64::from(imm).cast_unsigned()
-}
-
-#[inline(always)]
-fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
-    match op {
-        AluOp::Add => a.wrapping_add(b),
-        AluOp::Sub => a.wrapping_sub(b),
-        AluOp::Mul => a.wrapping_mul(b),
-        AluOp::Div => a.checked_div(b).unwrap_or(0),
-        AluOp::SDiv => {
-            if b == 0 {
-                0
-            } else {
-                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Or => a | b,
-        AluOp::And => a & b,
-        AluOp::Lsh => a << (b & 63),
-        AluOp::Rsh => a >> (b & 63),
-        AluOp::Neg => a.wrapping_neg(),
-        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-        AluOp::SMod => {
-            if b == 0 {
-                a
-            } else {
-                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Xor => a ^ b,
-        AluOp::Mov => b,
-        AluOp::MovSx(8) => i64::from((b as u8).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(16) => i64::from((b as u16).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(_) => i64::from((b as u32).cast_signed()).cast_unsigned(),
-        AluOp::Arsh => (a.cast_signed() >> (b & 63)).cast_unsigned(),
-    }
-}
-
-#[inline(always)]
-fn alu32(op: AluOp, a: u32, b: u32) -> u32 {
-    match op {
-        AluOp::Add => a.wrapping_add(b),
-        AluOp::Sub => a.wrapping_sub(b),
-        AluOp::Mul => a.wrapping_mul(b),
-        AluOp::Div => a.checked_div(b).unwrap_or(0),
-        AluOp::SDiv => {
-            if b == 0 {
-                0
-            } else {
-                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Or => a | b,
-        AluOp::And => a & b,
-        AluOp::Lsh => a << (b & 31),
-        AluOp::Rsh => a >> (b & 31),
-        AluOp::Neg => a.wrapping_neg(),
-        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-        AluOp::SMod => {
-            if b == 0 {
-                a
-            } else {
-                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Xor => a ^ b,
-        AluOp::Mov => b,
-        AluOp::MovSx(8) => i32::from((b as u8).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(16) => i32::from((b as u16).cast_signed()).cast_unsigned(),
-        // The decoder accepts movsx32 only in the 64-bit form.
-        AluOp::MovSx(_) => b,
-        AluOp::Arsh => (a.cast_signed() >> (b & 31)).cast_unsigned(),
-    }
 }
 
 macro_rules! cond {

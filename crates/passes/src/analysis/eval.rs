@@ -21,79 +21,11 @@ pub const fn sext(v: u64, bits: u32) -> u64 {
     ((v << sh).cast_signed() >> sh).cast_unsigned()
 }
 
-/// `dst op src` at `width`, as the interpreter computes it.
+/// `dst op src` at `width`, as the interpreter computes it (the same function:
+/// [`bpfpatch_insn::eval::alu`]).
 #[must_use]
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 pub fn eval_alu(width: Width, op: AluOp, dst: u64, src: u64) -> u64 {
-    match width {
-        Width::W64 => {
-            let (a, b) = (dst, src);
-            match op {
-                AluOp::Add => a.wrapping_add(b),
-                AluOp::Sub => a.wrapping_sub(b),
-                AluOp::Mul => a.wrapping_mul(b),
-                AluOp::Div => a.checked_div(b).unwrap_or(0),
-                AluOp::SDiv => {
-                    if b == 0 {
-                        0
-                    } else {
-                        (a as i64).wrapping_div(b as i64) as u64
-                    }
-                }
-                AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-                AluOp::SMod => {
-                    if b == 0 {
-                        a
-                    } else {
-                        (a as i64).wrapping_rem(b as i64) as u64
-                    }
-                }
-                AluOp::Or => a | b,
-                AluOp::And => a & b,
-                AluOp::Xor => a ^ b,
-                AluOp::Lsh => a << (b & 63),
-                AluOp::Rsh => a >> (b & 63),
-                AluOp::Arsh => ((a as i64) >> (b & 63)) as u64,
-                AluOp::Neg => a.wrapping_neg(),
-                AluOp::Mov => b,
-                AluOp::MovSx(bits) => sext(b, u32::from(bits).clamp(1, 64)),
-            }
-        }
-        Width::W32 => {
-            let (a, b) = (dst as u32, src as u32);
-            let r: u32 = match op {
-                AluOp::Add => a.wrapping_add(b),
-                AluOp::Sub => a.wrapping_sub(b),
-                AluOp::Mul => a.wrapping_mul(b),
-                AluOp::Div => a.checked_div(b).unwrap_or(0),
-                AluOp::SDiv => {
-                    if b == 0 {
-                        0
-                    } else {
-                        (a as i32).wrapping_div(b as i32) as u32
-                    }
-                }
-                AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-                AluOp::SMod => {
-                    if b == 0 {
-                        a
-                    } else {
-                        (a as i32).wrapping_rem(b as i32) as u32
-                    }
-                }
-                AluOp::Or => a | b,
-                AluOp::And => a & b,
-                AluOp::Xor => a ^ b,
-                AluOp::Lsh => a << (b & 31),
-                AluOp::Rsh => a >> (b & 31),
-                AluOp::Arsh => ((a as i32) >> (b & 31)) as u32,
-                AluOp::Neg => a.wrapping_neg(),
-                AluOp::Mov => b,
-                AluOp::MovSx(bits) => sext(u64::from(b), u32::from(bits).clamp(1, 32)) as u32,
-            };
-            u64::from(r)
-        }
-    }
+    bpfpatch_insn::eval::alu(width, op, dst, src)
 }
 
 /// The value of `src` given register values (`None` = unknown register).

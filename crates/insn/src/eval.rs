@@ -1,0 +1,117 @@
+//! What arithmetic instructions compute: the RFC 9669 / Linux semantics of every [`AluOp`], shared
+//! by the interpreter and by the passes' constant propagation so the two can never disagree.
+//!
+//! Division by zero gives 0; modulo by zero leaves the dividend; signed overflow (`MIN / -1`)
+//! wraps; shift amounts are masked to the width; 32-bit results are zero-extended.
+
+use crate::op::{AluOp, Width};
+
+/// `a op b` on 64 bits (`Neg` ignores `b`; `Mov`/`MovSx` ignore `a`).
+#[inline(always)]
+#[must_use]
+#[allow(clippy::cast_possible_truncation)]
+pub fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
+    match op {
+        AluOp::Add => a.wrapping_add(b),
+        AluOp::Sub => a.wrapping_sub(b),
+        AluOp::Mul => a.wrapping_mul(b),
+        AluOp::Div => a.checked_div(b).unwrap_or(0),
+        AluOp::SDiv => {
+            if b == 0 {
+                0
+            } else {
+                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
+            }
+        }
+        AluOp::Or => a | b,
+        AluOp::And => a & b,
+        AluOp::Lsh => a << (b & 63),
+        AluOp::Rsh => a >> (b & 63),
+        AluOp::Neg => a.wrapping_neg(),
+        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+        AluOp::SMod => {
+            if b == 0 {
+                a
+            } else {
+                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
+            }
+        }
+        AluOp::Xor => a ^ b,
+        AluOp::Mov => b,
+        AluOp::MovSx(8) => i64::from((b as u8).cast_signed()).cast_unsigned(),
+        AluOp::MovSx(16) => i64::from((b as u16).cast_signed()).cast_unsigned(),
+        AluOp::MovSx(_) => i64::from((b as u32).cast_signed()).cast_unsigned(),
+        AluOp::Arsh => (a.cast_signed() >> (b & 63)).cast_unsigned(),
+    }
+}
+
+/// `a op b` on 32 bits (the decoder accepts `movsx` 8 and 16 only in this width).
+#[inline(always)]
+#[must_use]
+#[allow(clippy::cast_possible_truncation)]
+pub fn alu32(op: AluOp, a: u32, b: u32) -> u32 {
+    match op {
+        AluOp::Add => a.wrapping_add(b),
+        AluOp::Sub => a.wrapping_sub(b),
+        AluOp::Mul => a.wrapping_mul(b),
+        AluOp::Div => a.checked_div(b).unwrap_or(0),
+        AluOp::SDiv => {
+            if b == 0 {
+                0
+            } else {
+                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
+            }
+        }
+        AluOp::Or => a | b,
+        AluOp::And => a & b,
+        AluOp::Lsh => a << (b & 31),
+        AluOp::Rsh => a >> (b & 31),
+        AluOp::Neg => a.wrapping_neg(),
+        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+        AluOp::SMod => {
+            if b == 0 {
+                a
+            } else {
+                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
+            }
+        }
+        AluOp::Xor => a ^ b,
+        AluOp::Mov => b,
+        AluOp::MovSx(8) => i32::from((b as u8).cast_signed()).cast_unsigned(),
+        AluOp::MovSx(16) => i32::from((b as u16).cast_signed()).cast_unsigned(),
+        AluOp::MovSx(_) => b,
+        AluOp::Arsh => (a.cast_signed() >> (b & 31)).cast_unsigned(),
+    }
+}
+
+/// `dst op src` at `width`; a 32-bit result is zero-extended.
+#[inline(always)]
+#[must_use]
+#[allow(clippy::cast_possible_truncation)]
+pub fn alu(width: Width, op: AluOp, dst: u64, src: u64) -> u64 {
+    match width {
+        Width::W64 => alu64(op, dst, src),
+        Width::W32 => u64::from(alu32(op, dst as u32, src as u32)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_edge_cases() {
+        assert_eq!(alu64(AluOp::Div, 7, 0), 0);
+        assert_eq!(alu64(AluOp::Mod, 7, 0), 7);
+        assert_eq!(alu32(AluOp::Mod, 7, 0), 7);
+        assert_eq!(alu64(AluOp::SDiv, i64::MIN.cast_unsigned(), u64::MAX), i64::MIN.cast_unsigned());
+        assert_eq!(alu64(AluOp::SMod, i64::MIN.cast_unsigned(), u64::MAX), 0);
+        assert_eq!(alu32(AluOp::SDiv, i32::MIN.cast_unsigned(), u32::MAX), i32::MIN.cast_unsigned());
+        assert_eq!(alu64(AluOp::Lsh, 1, 65), 2);
+        assert_eq!(alu32(AluOp::Lsh, 1, 33), 2);
+        assert_eq!(alu64(AluOp::MovSx(8), 0, 0x80), 0xffff_ffff_ffff_ff80);
+        assert_eq!(alu(Width::W32, AluOp::MovSx(16), 0, 0x8000), 0xffff_8000);
+        assert_eq!(alu(Width::W32, AluOp::Add, u64::MAX, 1), 0);
+        assert_eq!(alu64(AluOp::Arsh, u64::MAX << 4, 4), u64::MAX);
+    }
+}
