@@ -448,7 +448,8 @@ pub enum ObjectError {
         /// `sh_size`.
         size: u64,
     },
-    /// Two relocation sections apply to the same section, or more than one symbol table.
+    /// Two relocation sections apply to the same section, more than one symbol table, or two
+    /// program sections of one name in an object with `.BTF.ext`.
     #[error("{section}: duplicate {what}")]
     Duplicate {
         /// The section.

@@ -267,6 +267,16 @@ impl BpfObject {
             }
             None => None,
         };
+        // `.BTF.ext` blocks name their program section: two program sections of one name would
+        // make every record of that name belong to both (a rewrite of one moved the other's).
+        if btf_ext.is_some() {
+            let mut names: Vec<(&str, usize)> = programs.iter().map(|p| (p.name.as_str(), p.section)).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
+                let what = "program section name (.BTF.ext records are matched to sections by name)";
+                return Err(ObjectError::Duplicate { section: elf.section_ref(w[1].1), what });
+            }
+        }
         let mut btf_ext_rel = None;
         let mut foreign_relocs = Vec::new();
         let nsyms = elf.symbols.len();

@@ -5,7 +5,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use bpfpatch_insn::Endian;
-use bpfpatch_object::{BpfObject, BtfError, BtfExtError, IdentityMap, InfoKind, ObjectError};
+use bpfpatch_object::{BpfObject, BtfError, BtfExtError, IdentityMap, InfoKind, ObjectError, SectionRef};
 use proptest::prelude::*;
 
 const OBJECTS: [(&str, Endian); 2] = [("prog-el.o", Endian::Little), ("prog-eb.o", Endian::Big)];
@@ -376,6 +376,30 @@ fn string_tables_must_be_strtab() {
                 sh_type: 1,
                 what: "symbol names"
             }
+        );
+    }
+}
+
+/// Two program sections of one name in an object with `.BTF.ext`, whose blocks are matched to
+/// sections by name: refused (fuzz finding: rewriting one moved the other's line info).
+#[test]
+fn duplicate_program_section_names() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let name_off = |b: &[u8], sec: &str| get32(b, fx.sh(sec, 0), e);
+        let r = fx.parse_with(|b, fx| {
+            let xdp = name_off(b, "xdp");
+            put32(b, fx.sh("tc", 0), xdp, e);
+        });
+        let (tc, xdp) = (fx.sec("tc"), fx.sec("xdp"));
+        let later = tc.max(xdp);
+        assert_eq!(
+            r.unwrap_err(),
+            ObjectError::Duplicate {
+                section: SectionRef { index: later, name: "xdp".into() },
+                what: "program section name (.BTF.ext records are matched to sections by name)"
+            },
+            "{name}"
         );
     }
 }
