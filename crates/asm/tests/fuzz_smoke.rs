@@ -6,26 +6,11 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use bpfpatch_asm::fuzzing::text;
-
-fn cases() -> usize {
-    std::env::var("BPFPATCH_SMOKE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
-}
-
-fn committed(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz").join(dir).join(target);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
-    }
-    out
-}
+use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
 
 #[test]
 fn text_oracle_smoke() {
-    let mut seeds = committed("asm_text");
+    let mut seeds = committed_inputs("asm_text");
     for data in &seeds {
         text(data);
     }
@@ -40,7 +25,7 @@ fn text_oracle_smoke() {
         x as usize
     };
     const ALPHABET: &[u8] = b" \n\t+-*()[],:;#<>=&|^%!su0123456789abcdefxrwl";
-    let n = cases();
+    let n = smoke_cases(200_000);
     for _ in 0..n {
         let mut d = seeds[next() % seeds.len()].clone();
         for _ in 0..1 + next() % 4 {

@@ -5,27 +5,11 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
-use bpfpatch_insn::fuzzing::roundtrip;
-
-fn cases() -> usize {
-    std::env::var("BPFPATCH_SMOKE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
-}
-
-fn committed(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz").join(dir).join(target);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
-    }
-    out
-}
+use bpfpatch_insn::fuzzing::{committed_inputs, roundtrip, smoke_cases};
 
 #[test]
 fn roundtrip_oracle_smoke() {
-    let seeds = committed("insn_roundtrip");
+    let seeds = committed_inputs("insn_roundtrip");
     for data in &seeds {
         roundtrip(data);
     }
@@ -37,7 +21,7 @@ fn roundtrip_oracle_smoke() {
         x ^= x << 17;
         x
     };
-    let n = cases();
+    let n = smoke_cases(1_000_000);
     for _ in 0..n {
         let len = (next() % 7) as usize * 8 + (next() % 8 == 0) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -5,27 +5,12 @@
 //! raises the count.
 #![allow(clippy::cast_possible_truncation)]
 
+use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
 use bpfpatch_object::fuzzing::elf;
-
-fn cases() -> usize {
-    std::env::var("BPFPATCH_SMOKE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
-}
-
-fn committed(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz").join(dir).join(target);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
-    }
-    out
-}
 
 #[test]
 fn elf_oracle_smoke() {
-    let mut seeds = committed("object_elf");
+    let mut seeds = committed_inputs("object_elf");
     for data in &seeds {
         elf(data);
     }
@@ -43,7 +28,7 @@ fn elf_oracle_smoke() {
         x as usize
     };
     const WORDS: [u64; 8] = [0, 1, 7, 8, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 0x8000_0000_0000_0000];
-    let n = cases();
+    let n = smoke_cases(30_000);
     for _ in 0..n {
         let mut d = seeds[next() % seeds.len()].clone();
         if d.is_empty() {

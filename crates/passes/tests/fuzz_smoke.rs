@@ -5,32 +5,17 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
+use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
 use bpfpatch_passes::fuzzing::{Rng, semantic, semantic_stats};
-
-fn cases() -> usize {
-    std::env::var("BPFPATCH_SMOKE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
-}
-
-fn committed(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz").join(dir).join(target);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
-    }
-    out
-}
 
 #[test]
 fn semantic_oracle_smoke() {
-    let seeds = committed("passes_semantic");
+    let seeds = committed_inputs("passes_semantic");
     for data in &seeds {
         semantic(data);
     }
     let mut rng = Rng::new(&[], 0x5eed);
-    let n = cases();
+    let n = smoke_cases(20_000);
     for i in 0..n {
         let len = rng.below(200) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
