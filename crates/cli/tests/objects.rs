@@ -4,8 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
+#[path = "../../object/tests/corpus_files/mod.rs"]
+mod corpus_files;
+
 use assert_cmd::Command;
 use bpfpatch_object::BpfObject;
+use corpus_files::corpus;
 use std::path::{Path, PathBuf};
 
 const OBJECTS: [&str; 4] = ["prog-el.o", "prog-eb.o", "calls-el.o", "calls-eb.o"];
@@ -286,31 +290,6 @@ fn help_everywhere() {
         let out = stdout(bpfpatch().args([sub, "--help"]));
         assert!(out.contains("--json"), "{sub}: {out}");
     }
-}
-
-fn corpus() -> Option<Vec<PathBuf>> {
-    let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
-        PathBuf::from,
-    );
-    if !dir.is_dir() {
-        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
-        return None;
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    Some(files)
 }
 
 fn llvm_objdump(f: &Path) -> Option<String> {

@@ -5,37 +5,11 @@
 
 mod common;
 
-use bpfpatch_object::{BpfObject, IdentityMap, check};
-use std::path::PathBuf;
+mod corpus_files;
 
-fn corpus() -> Option<Vec<PathBuf>> {
-    let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
-        PathBuf::from,
-    );
-    if !dir.is_dir() {
-        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
-        return None;
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        println!("corpus empty, skipped");
-        return None;
-    }
-    Some(files)
-}
+use bpfpatch_object::{BpfObject, IdentityMap, check};
+use corpus_files::corpus;
+use std::path::PathBuf;
 
 /// Identity round trip: parse + write gives the input byte for byte; re-encoding `.BTF.ext` and
 /// replacing every program by itself (identity map) too; `check` finds nothing.

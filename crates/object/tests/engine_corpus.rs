@@ -6,40 +6,14 @@
 mod common;
 mod engine_common;
 
+mod corpus_files;
+
 use bpfpatch_insn::{Insn, opcode as c};
 use bpfpatch_object::{BpfObject, ProgramInfo, RelocRole, RewriteOptions, Rewriter};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+use corpus_files::corpus;
 use std::convert::Infallible;
 use std::path::PathBuf;
-
-fn corpus() -> Option<Vec<PathBuf>> {
-    let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
-        PathBuf::from,
-    );
-    if !dir.is_dir() {
-        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
-        return None;
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "o" || x == "elf") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        println!("corpus empty, skipped");
-        return None;
-    }
-    Some(files)
-}
 
 /// `rewrite --passes none` through the library: every object's programs go through the view,
 /// the patch list, linearization and back; the written object is the input, byte for byte (so
