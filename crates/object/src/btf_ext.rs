@@ -488,6 +488,12 @@ impl BtfExt {
         self.dirty
     }
 
+    /// Index and `r_offset` of each `.rel.BTF.ext` entry that is not on a record's `insn_off`
+    /// (so [`BtfExt::encode`] refuses the section).
+    pub(crate) fn unattached_relocs(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.relocs.iter().enumerate().filter(|(_, r)| !r.1).map(|(i, r)| (i, r.0.offset))
+    }
+
     /// The `.rel.BTF.ext` entries as parsed.
     pub(crate) fn raw_relocs(&self) -> impl Iterator<Item = RawReloc> + '_ {
         self.relocs.iter().map(|r| r.0)

@@ -140,6 +140,26 @@ pub enum FindingKind {
         /// The name, if it resolves.
         name: Option<String>,
     },
+    /// A CO-RE relocation on an instruction a loader cannot patch (libbpf's
+    /// `bpf_core_patch_insn` takes an ALU/ALU64 with an immediate, a load or store, or an
+    /// ld_imm64): a jump, for instance, would have its offset moved by any rewrite.
+    CoreReloWrongInsn {
+        /// Record index in the section's block.
+        record: usize,
+        /// Its slot.
+        slot: usize,
+        /// The opcode there.
+        code: u8,
+    },
+    /// A `.rel.BTF.ext` relocation that is not on a record's `insn_off` field: re-encoding
+    /// `.BTF.ext` (which any rewrite that moves an instruction does) could not place it, so no
+    /// program of the object can be rewritten.
+    UnattachedBtfExtReloc {
+        /// Index in the relocation section.
+        reloc: usize,
+        /// Its `r_offset`.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -184,6 +204,12 @@ impl fmt::Display for Finding {
             }
             FindingKind::OrphanBlock { kind, sec_name_off, name } => {
                 write!(f, "{kind} block for section {name:?} (name offset {sec_name_off}) matches no program")
+            }
+            FindingKind::CoreReloWrongInsn { record, slot, code } => {
+                write!(f, "core_relo record {record}: slot {slot} with opcode {code:#04x} cannot be CO-RE-relocated")
+            }
+            FindingKind::UnattachedBtfExtReloc { reloc, offset } => {
+                write!(f, "relocation {reloc} at offset {offset:#x} is not on a record's insn_off field")
             }
         }
     }
@@ -304,6 +330,9 @@ pub fn check_with(obj: &BpfObject, opts: DecodeOptions) -> Vec<Finding> {
         ext.func_info().blocks.iter().for_each(|b| orphan(InfoKind::FuncInfo, b.sec_name_off, &b.sec_name));
         ext.line_info().blocks.iter().for_each(|b| orphan(InfoKind::LineInfo, b.sec_name_off, &b.sec_name));
         ext.core_relo().blocks.iter().for_each(|b| orphan(InfoKind::CoreRelo, b.sec_name_off, &b.sec_name));
+        for (reloc, offset) in ext.unattached_relocs() {
+            out.push(Finding { section: ext_ref.clone(), kind: FindingKind::UnattachedBtfExtReloc { reloc, offset } });
+        }
     }
     out
 }
@@ -396,4 +425,25 @@ fn check_program(obj: &BpfObject, pi: usize, p: &Program, opts: DecodeOptions, o
     records(InfoKind::FuncInfo, &mut obj.func_info(pi).iter().map(|r| r.insn_off), &mut push);
     records(InfoKind::LineInfo, &mut obj.line_info(pi).iter().map(|r| r.insn_off), &mut push);
     records(InfoKind::CoreRelo, &mut obj.core_relos(pi).iter().map(|r| r.insn_off), &mut push);
+    for (record, r) in obj.core_relos(pi).iter().enumerate() {
+        let slot = (r.insn_off / 8) as usize;
+        if let Some(insn) = insns.get(slot).filter(|_| is_start[slot])
+            && !core_patchable(insn)
+        {
+            push(FindingKind::CoreReloWrongInsn { record, slot, code: insn.code });
+        }
+    }
+}
+
+/// Whether a loader can apply a CO-RE relocation to `insn` (libbpf's `bpf_core_patch_insn`):
+/// an ALU/ALU64 with an immediate operand (the immediate), a load or store (the offset), an
+/// ld_imm64 (the immediate).
+fn core_patchable(insn: &Insn) -> bool {
+    use bpfpatch_insn::opcode as c;
+    match insn.code & c::CLASS_MASK {
+        c::ALU | c::ALU64 => insn.code & c::SRC_MASK == c::K,
+        c::LDX | c::ST | c::STX => true,
+        c::LD => insn.is_ld_imm64(),
+        _ => false,
+    }
 }

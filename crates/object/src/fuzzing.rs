@@ -19,7 +19,8 @@ const NOP: Insn = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
 /// - nothing panics; whatever parses, writes (or returns a typed error);
 /// - an unchanged object writes back byte-identical, and re-parses to the same programs, section
 ///   contents and [`check`] findings;
-/// - after each rewrite the written object re-parses; if the input passed [`check`], so does the
+/// - after each rewrite the object writes (when the input passed [`check`]: always) and the
+///   written object re-parses; if the input passed [`check`], so does the
 ///   output, and the output's control flow is the input's: every original instruction is still
 ///   there (same opcode, registers and, unless relocated, immediate), every jump lands on the
 ///   run of inserted no-ops that falls through to its original target, and every relocation
@@ -85,7 +86,14 @@ fn rewrite(obj: &BpfObject, stride: usize, clean: bool) {
             Err(_) => maps.push(None),
         }
     }
-    let Ok(out) = o.write() else { return };
+    let out = match o.write() {
+        Ok(out) => out,
+        Err(e) => {
+            // `check` reports whatever would stop the write (e.g. an unattached `.rel.BTF.ext`).
+            assert!(!clean, "stride {stride}: a rewritten clean object does not write: {e}");
+            return;
+        }
+    };
     let again =
         BpfObject::parse(&out).unwrap_or_else(|e| panic!("rewritten output (stride {stride}) does not re-parse: {e}"));
     if !clean {
@@ -172,4 +180,73 @@ fn same_control_flow(before: &BpfObject, after: &BpfObject, p: usize, map: &Offs
     want.sort_unstable();
     got.sort_unstable();
     assert_eq!(got, want, "{}: relocations did not follow their instructions", ctx());
+}
+
+/// The bounded smoke run of an object oracle inside `cargo test`: `oracle` on every committed
+/// input of fuzz target `target` (see [`bpfpatch_insn::fuzzing::committed_inputs`]; the test
+/// objects of this crate when there are none), then on `n` mutations of them (byte and bit
+/// flips, words with boundary values, truncations, copied chunks) from the xorshift seed
+/// `seed`. A failing mutation is written to `<temp dir>/<target>-smoke-failure` (for
+/// `fuzz/regressions/<target>/`) before the panic goes on. Returns how many committed inputs
+/// ran.
+///
+/// # Panics
+/// When the oracle does.
+pub fn smoke_objects(target: &str, oracle: fn(&[u8]), n: usize, seed: u64) -> usize {
+    let mut seeds = bpfpatch_insn::fuzzing::committed_inputs(target);
+    for data in &seeds {
+        oracle(data);
+    }
+    let committed = seeds.len();
+    if seeds.is_empty() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+        for name in ["prog-el.o", "prog-eb.o", "calls-el.o", "calls-eb.o"] {
+            seeds.push(std::fs::read(format!("{data}/{name}")).unwrap_or_default());
+        }
+    }
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        usize::try_from(x >> 1).unwrap_or(usize::MAX)
+    };
+    const WORDS: [u64; 8] = [0, 1, 7, 8, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 0x8000_0000_0000_0000];
+    for _ in 0..n {
+        let mut d = seeds[next() % seeds.len()].clone();
+        if d.is_empty() {
+            continue;
+        }
+        for _ in 0..1 + next() % 3 {
+            let at = next() % d.len();
+            match next() % 5 {
+                0 => d[at] = u8::try_from(next() % 256).unwrap_or(0),
+                1 => d[at] ^= 1 << (next() % 8),
+                2 => {
+                    let w = WORDS[next() % WORDS.len()].to_le_bytes();
+                    let k = [1usize, 2, 4, 8][next() % 4];
+                    let end = (at + k).min(d.len());
+                    d[at..end].copy_from_slice(&w[..end - at]);
+                }
+                3 => d.truncate(at),
+                _ => {
+                    let from = next() % d.len();
+                    let end = (from + 8).min(d.len());
+                    let chunk = d[from..end].to_vec();
+                    let e2 = (at + chunk.len()).min(d.len());
+                    d[at..e2].copy_from_slice(&chunk[..e2 - at]);
+                }
+            }
+            if d.is_empty() {
+                break;
+            }
+        }
+        if let Err(e) = std::panic::catch_unwind(|| oracle(&d)) {
+            let path = std::env::temp_dir().join(format!("{target}-smoke-failure"));
+            let _ = std::fs::write(&path, &d);
+            eprintln!("failing input written to {}", path.display());
+            std::panic::resume_unwind(e);
+        }
+    }
+    committed
 }

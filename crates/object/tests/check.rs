@@ -163,5 +163,15 @@ fn btf_ext_findings() {
         );
         // Displayed findings name the section.
         assert!(v[0].to_string().starts_with("section "), "{}", v[0]);
+        // The CO-RE record on `tc` slot 4 (`r2 = *(u32 *)(r2 + 0x4)`): on a jump (nothing a
+        // loader can patch, and any rewrite moves its offset) it is a finding (fuzz finding).
+        assert_eq!(fx.obj.core_relos(fx.obj.program_by_name("tc").unwrap().0)[0].insn_off, 32);
+        let at = fx.insn("tc", 4, 0);
+        let dst_only = if e == Endian::Little { 0x02 } else { 0x20 }; // r2, no source register
+        let jump = |code: u8| move |b: &mut Vec<u8>| b[at..at + 2].copy_from_slice(&[code, dst_only]);
+        let (s, k) = fx.one(jump(0x55)); // `if r2 != 0x0 goto +0x4`
+        assert_eq!((s.as_str(), k), ("tc", FindingKind::CoreReloWrongInsn { record: 0, slot: 4, code: 0x55 }));
+        let (_, k) = fx.one(jump(0x56)); // `if w2 != 0x0 goto +0x4`, as the fuzzer found it
+        assert_eq!(k, FindingKind::CoreReloWrongInsn { record: 0, slot: 4, code: 0x56 });
     }
 }

@@ -5,7 +5,9 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use bpfpatch_insn::Endian;
-use bpfpatch_object::{BpfObject, BtfError, BtfExtError, IdentityMap, InfoKind, ObjectError, SectionRef};
+use bpfpatch_object::{
+    BpfObject, BtfError, BtfExtError, FindingKind, IdentityMap, InfoKind, ObjectError, SectionRef, check,
+};
 use proptest::prelude::*;
 
 const OBJECTS: [(&str, Endian); 2] = [("prog-el.o", Endian::Little), ("prog-eb.o", Endian::Big)];
@@ -443,6 +445,14 @@ fn unattached_btf_ext_relocation() {
         put64(&mut b, rel, 1, e);
         let mut obj = BpfObject::parse(&b).unwrap();
         assert_eq!(obj.write().unwrap(), b, "copied as is");
+        // `check` names what a rewrite would refuse, so a clean object is a rewritable one
+        // (found by the object_pipeline fuzz oracle).
+        let findings: Vec<_> = check(&obj).into_iter().map(|f| (f.section.name.clone(), f.kind)).collect();
+        assert_eq!(
+            findings,
+            [(".BTF.ext".to_string(), FindingKind::UnattachedBtfExtReloc { reloc: 0, offset: 1 })],
+            "{name}"
+        );
         let insns = obj.programs()[0].insns().to_vec();
         let n = insns.len();
         obj.replace_program(0, insns, &IdentityMap(n)).unwrap();
