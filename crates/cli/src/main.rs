@@ -6,7 +6,6 @@ mod cmd;
 mod input;
 mod listing;
 mod passes_args;
-mod pipeline;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

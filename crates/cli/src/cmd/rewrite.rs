@@ -2,8 +2,8 @@
 //! pipeline through the patching engine, and report per section what changed.
 
 use crate::input::{self, Kind};
-use crate::pipeline::{self, ProgramStats};
 use anyhow::{Context, Result, bail};
+use bpfpatch_cli::pipeline::{self, ProgramStats};
 use bpfpatch_insn::slots_to_bytes;
 use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, reloc_type};
 use bpfpatch_patch::PatchList;
