@@ -422,3 +422,56 @@ fn rewrite_regressions_from_the_corpus() {
         }
     }
 }
+
+/// The bench's `pipeline` workload rewrites the corpus's largest objects exactly as
+/// `bpfpatch rewrite --passes all --blind` does (same slots in and out); without the objects
+/// it says it skipped them.
+#[test]
+fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-bench-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = |corpus: &Path, json: &Path| {
+        let out = bpfpatch()
+            .args(["bench", "--sizes", "500", "--impls", "bpfpatch", "--runs", "1", "--cold-runs", "0", "--corpus"])
+            .arg(corpus)
+            .arg("--json")
+            .arg(json)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let absent = bench(&dir.join("no-corpus"), &dir.join("absent.json"));
+    assert!(absent.contains("pipeline: skipped"), "{absent}");
+    let Some(files) = corpus() else { return };
+    let Some(root) = files.first().and_then(|f| f.ancestors().find(|a| a.join("selftests").is_dir())) else { return };
+    let json = dir.join("b.json");
+    let text = bench(root, &json);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["workload"].as_str().unwrap().starts_with("pipeline:"))
+        .cloned()
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for r in &rows {
+        let name = r["workload"].as_str().unwrap().trim_start_matches("pipeline:");
+        assert!(text.contains(name), "{text}");
+        let input = root.join("selftests").join(format!("{name}.o"));
+        let out = bpfpatch()
+            .args(["rewrite", "--passes", "all", "--blind", "--json", "-o"])
+            .arg(dir.join(format!("{name}.o")))
+            .arg(&input)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let rw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["insns_in"], rw["total"]["slots_before"], "{name}");
+        assert_eq!(r["insns_out"], rw["total"]["slots_after"], "{name}");
+        assert!(r["patches"].as_u64().unwrap() > 0 && r["runs"] == 1 && r["regime"] == "warm", "{r}");
+    }
+}

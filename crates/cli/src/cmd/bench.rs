@@ -1,6 +1,7 @@
 //! `bpfpatch bench`: the RFC's table measured side by side — the kernel's algorithm, the RFC's
 //! list, bpfpatch, and the copy floor — with a progress bar, JSON and a log-log plot.
 
+use super::bench_pipeline;
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_bench::measure::Sample;
 use bpfpatch_bench::suite::{self, Config, WorkloadKind};
@@ -36,6 +37,11 @@ pub struct Args {
     /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor).
     #[arg(long, value_delimiter = ',')]
     pub impls: Option<Vec<String>>,
+    /// The corpus whose largest objects (pyperf600, pyperf180, strobemeta) the `pipeline`
+    /// workload rewrites with the full pass pipeline; skipped when they are absent (default:
+    /// `corpus/build/objects`, or `BPFPATCH_CORPUS`; built by `scripts/corpus.sh`).
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
     /// Internal: run one cold measurement in this fresh process and print it as JSON.
     #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
     pub cold_child: Option<Vec<String>>,
@@ -92,6 +98,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         bar.set_message(what.to_string());
     };
     let mut report = suite::run(&cfg, &mut cold, &mut progress).map_err(|e| anyhow!(e))?;
+    let corpus = args.corpus.clone().unwrap_or_else(bench_pipeline::default_corpus);
+    let objects = if cfg.impls.contains(&Impl::Bpfpatch) { bench_pipeline::objects(&corpus) } else { Vec::new() };
+    for (k, (name, path)) in objects.iter().enumerate() {
+        progress(k, objects.len(), &format!("pipeline {name}"));
+        report.results.push(bench_pipeline::measure_object(name, path, cfg.runs)?);
+    }
     bar.finish_and_clear();
     report.command = std::env::args().collect::<Vec<_>>().join(" ");
     println!("machine: {}", report.machine);
@@ -99,6 +111,15 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         if report.results.iter().any(|r| r.workload == w) {
             println!("\n{}", report.table(w));
         }
+    }
+    if objects.is_empty() {
+        println!(
+            "\npipeline: skipped ({} has none of {:?}; scripts/corpus.sh builds them)",
+            corpus.display(),
+            bench_pipeline::OBJECTS
+        );
+    } else {
+        println!("\n{}", bench_pipeline::table(&report.results));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
