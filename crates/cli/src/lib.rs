@@ -5,6 +5,25 @@
 //!   through the object rewriter (the one place where `bpfpatch-passes` and `bpfpatch-object`
 //!   meet);
 //! - `fuzzing` (feature `fuzzing`): the oracle of that path on arbitrary objects.
+//!
+//! # Example
+//! `bpfpatch rewrite --passes all --blind` as a library call:
+//!
+//! ```
+//! use bpfpatch_cli::pipeline::Passes;
+//! use bpfpatch_insn::DecodeOptions;
+//! use bpfpatch_object::{BpfObject, RewriteOptions, Rewriter, check_with};
+//!
+//! let bytes = include_bytes!("../../object/tests/data/prog-el.o");
+//! let mut obj = BpfObject::parse(bytes)?;
+//! let mut passes = Passes::new("all", true)?;
+//! let mut rw = Rewriter::new(RewriteOptions { relax: true });
+//! let reports = rw.rewrite_object(&mut obj, &mut |list, info| passes.run(list, info))?;
+//! assert!(reports.iter().any(|r| r.inserted > 0)); // blinding rewrote constants
+//! let out = BpfObject::parse(&obj.write()?)?;
+//! assert!(check_with(&out, DecodeOptions::INTERNAL).is_empty()); // AX is kernel-internal
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 pub mod pipeline;
 

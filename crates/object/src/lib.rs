@@ -37,6 +37,33 @@
 //! view of its relocated instructions, and [`Rewriter`] runs a pass closure on its patch list,
 //! linearizes it and writes the result back with [`BpfObject::apply_patched`] (design notes:
 //! [`engine`]).
+//!
+//! # Example
+//! Insert a `goto +0` before the first instruction of every program, then write the object;
+//! jumps, calls, relocations, symbols and `.BTF.ext` records follow their instructions:
+//!
+//! ```
+//! use bpfpatch_insn::{Insn, Slot, opcode as c};
+//! use bpfpatch_object::{BpfObject, RewriteOptions, Rewriter, check};
+//! use bpfpatch_patch::{PatchBuf, PrepatchMode};
+//!
+//! let bytes = include_bytes!("../tests/data/prog-el.o");
+//! let mut obj = BpfObject::parse(bytes)?;
+//! assert!(check(&obj).is_empty());
+//! let nop = PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0)]);
+//! let mut rw = Rewriter::new(RewriteOptions::default());
+//! let reports = rw.rewrite_object(&mut obj, &mut |list, info| {
+//!     if !info.program.insns.is_empty() {
+//!         let first = list.node_of(Slot(0))?;
+//!         list.prepatch(first, &nop, PrepatchMode::LandOnInserted)?;
+//!     }
+//!     Ok::<(), bpfpatch_patch::Error>(())
+//! })?;
+//! assert!(reports.iter().all(|r| r.slots_after == r.slots_before + usize::from(r.slots_before > 0)));
+//! let again = BpfObject::parse(&obj.write()?)?;
+//! assert!(check(&again).is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 mod btf;
