@@ -30,7 +30,8 @@ enum Command {
     Disasm(cmd::disasm::Args),
     /// Rewrite every program of an object (or a bare image) with a pass pipeline.
     Rewrite(cmd::rewrite::Args),
-    /// Run one program (a conformance `.data` file or a raw image) and print r0.
+    /// Run one program (a conformance `.data` file, a raw image, or a self-contained program
+    /// section of an ELF object) and print r0.
     Run(cmd::run::Args),
     /// Run conformance vectors (`.data` files, or directories of them) and count passes.
     Conformance(cmd::conformance::Args),

@@ -172,12 +172,16 @@ fn bench_writes_the_json_shape_and_a_plot() {
 }
 
 #[test]
-fn run_reads_raw_images_and_refuses_objects() {
+fn run_reads_raw_images() {
     // r0 = 0x2a ; exit
     let raw = temp_file("r.bin", &[0xb7, 0, 0, 0, 0x2a, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
     bpfpatch().args(["run", "--raw"]).arg(&raw).assert().success().stdout("0x2a\n");
     bpfpatch().args(["run", "--raw", "--passes", "all", "--blind"]).arg(&raw).assert().success().stdout("0x2a\n");
+    // --section is for objects; a truncated object is one error line.
+    let out = bpfpatch().args(["run", "--raw", "--section", "xdp"]).arg(&raw).assert().code(1).get_output().clone();
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--section applies to ELF objects only"));
     let elf = temp_file("x.o", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
     let out = bpfpatch().arg("run").arg(&elf).assert().code(1).get_output().clone();
-    assert!(String::from_utf8(out.stderr).unwrap().contains("not supported"));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
 }

@@ -475,3 +475,30 @@ fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
         assert!(r["patches"].as_u64().unwrap() > 0 && r["runs"] == 1 && r["regime"] == "warm", "{r}");
     }
 }
+
+/// `run` on objects: a self-contained program section runs (calls inside the section resolved
+/// as a loader would), in both byte orders and after the passes; one that needs a loader, or an
+/// ambiguous choice of section, is one error line naming why.
+#[test]
+fn run_reads_self_contained_programs_of_objects() {
+    for order in ["el", "eb"] {
+        let notype = data(&format!("notype-{order}.o"));
+        for extra in [&[][..], &["--passes", "all", "--blind"][..]] {
+            bpfpatch().args(["run", "--section", ".text"]).args(extra).arg(&notype).assert().success().stdout("0x2\n");
+        }
+        let err = |args: &[&str], file: &Path| {
+            let out = bpfpatch().arg("run").args(args).arg(file).assert().code(1).get_output().clone();
+            let e = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(e.lines().count(), 1, "{e}");
+            e
+        };
+        let prog = data(&format!("prog-{order}.o"));
+        assert!(err(&[], &prog).contains("3 program sections (.text, xdp, tc); choose one with --section"));
+        assert!(err(&["--section", "xdp"], &prog).contains(
+            "section `xdp`: slot 5 has relocation R_BPF_64_64 against `limit`: only self-contained programs run"
+        ));
+        // A call to another section's code needs a loader.
+        assert!(err(&["--section", "xdp"], &notype).contains("slot 1 has relocation R_BPF_64_32 against `global_fn`"));
+        assert!(err(&["--section", "nope"], &prog).contains("no program section `nope`"));
+    }
+}

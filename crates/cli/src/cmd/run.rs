@@ -1,18 +1,31 @@
 //! `bpfpatch run`: run one program and print r0.
+//!
+//! A conformance `.data` file runs with its memory; a bare image and an object's program
+//! section run with none (r1 = r2 = 0). An object's section runs in the kernel's view of it
+//! (calls and function addresses inside the section resolved as a loader would); a section
+//! that needs a loader (maps, globals, kfuncs, code in other sections) is refused, naming the
+//! first such relocation.
 
 use crate::input::{self, Kind, ProgramArgs};
 use crate::passes_args::{PassArgs, hook};
 use anyhow::{Context, Result, anyhow, bail};
+use bpfpatch_insn::Insn;
+use bpfpatch_object::{BpfObject, Program as ObjProgram, RelocRole, reloc_type};
 use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Vm, run_data_file};
 use std::process::ExitCode;
 
 /// Arguments of `bpfpatch run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A conformance `.data` file (`-- asm` or `-- raw`, with its `-- mem`), or with `--raw` a
-    /// bare image (run with no memory area: r1 = r2 = 0).
+    /// A conformance `.data` file (`-- asm` or `-- raw`, with its `-- mem`), an ELF object (one
+    /// self-contained program section), or with `--raw` a bare image (objects and images run
+    /// with no memory area: r1 = r2 = 0).
     #[command(flatten)]
     pub program: ProgramArgs,
+    /// ELF objects: the program section to run (default: the only one with instructions).
+    /// Only self-contained programs run: no relocations (maps, globals, other sections).
+    #[arg(long, value_name = "S")]
+    pub section: Option<String>,
     /// Print a JSON object instead of the bare value.
     #[arg(long)]
     pub json: bool,
@@ -30,22 +43,20 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         opts = opts.with_transform(t);
     }
     let bytes = input::read(path)?;
-    let r0 = match args.program.kind(&bytes) {
-        Kind::DataFile => run_data_file(path, &opts).with_context(|| path.display().to_string())?,
-        Kind::Elf => bail!(
-            "{}: running programs of ELF objects is not supported (they need maps and helpers); \
-             use `bpfpatch check` or `bpfpatch rewrite`",
-            path.display()
-        ),
+    let name = || path.display().to_string();
+    let kind = args.program.kind(&bytes);
+    if args.section.is_some() && kind != Kind::Elf {
+        bail!("{}: --section applies to ELF objects only", path.display());
+    }
+    let r0 = match kind {
+        Kind::DataFile => run_data_file(path, &opts).with_context(name)?,
+        Kind::Elf => {
+            let obj = input::object(&bytes, path)?;
+            let slots = object_program(&obj, args.section.as_deref()).with_context(name)?;
+            run_slots(&slots, transform.as_ref()).with_context(name)?
+        }
         kind @ Kind::Raw(_) => {
-            let slots = input::program_slots(kind, &bytes, path)?;
-            let name = || path.display().to_string();
-            let mut prog = Program::load(&slots, &LoadOptions::default()).with_context(name)?;
-            if let Some(t) = &transform {
-                let rewritten = t(&slots).map_err(|e| anyhow!(e)).with_context(name)?;
-                prog = Program::load(&rewritten, &LoadOptions::INTERNAL).with_context(name)?;
-            }
-            Vm::conformance().run(&prog, Input::default()).with_context(name)?.r0
+            run_slots(&input::program_slots(kind, &bytes, path)?, transform.as_ref()).with_context(name)?
         }
     };
     if args.json {
@@ -54,4 +65,53 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         println!("{r0:#x}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads `slots` (rewritten by `transform` first, when given) and runs it with no memory area
+/// (r1 = r2 = 0); returns r0.
+fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(slots: &[Insn], transform: Option<&F>) -> Result<u64> {
+    let prog = match transform {
+        None => Program::load(slots, &LoadOptions::default())?,
+        Some(t) => {
+            // The original must load (it is the input); the rewritten one may use internal forms.
+            Program::load(slots, &LoadOptions::default())?;
+            let rewritten = t(slots).map_err(|e| anyhow!(e))?;
+            Program::load(&rewritten, &LoadOptions::INTERNAL)?
+        }
+    };
+    Ok(Vm::conformance().run(&prog, Input::default())?.r0)
+}
+
+/// The instructions of the program section `section` of `obj` (default: the only program
+/// section with instructions) in the kernel's view (calls and function addresses inside the
+/// section resolved), refusing programs a loader would have to relocate further.
+fn object_program(obj: &BpfObject, section: Option<&str>) -> Result<Vec<Insn>> {
+    let progs: Vec<&ObjProgram> = obj.programs().iter().filter(|p| !p.insns().is_empty()).collect();
+    let (index, p) = match section {
+        Some(s) => obj
+            .program_by_name(s)
+            .ok_or_else(|| anyhow!("no program section `{s}` (program sections: {})", names(&progs)))?,
+        None => match progs.as_slice() {
+            [p] => obj.program_by_name(p.name()).ok_or_else(|| anyhow!("no program section `{}`", p.name()))?,
+            [] => bail!("no program section with instructions"),
+            _ => bail!("{} program sections ({}); choose one with --section", progs.len(), names(&progs)),
+        },
+    };
+    let view = obj.engine_view(index)?;
+    let local = |role: RelocRole| matches!(role, RelocRole::LocalCall { .. } | RelocRole::LocalFuncAddr { .. });
+    if let Some((slot, _)) = view.roles().iter().copied().find(|&(_, role)| !local(role)) {
+        let r = p.relocs().iter().find(|r| r.slot == slot);
+        let sym = r.and_then(|r| obj.symbols().get(r.symbol as usize)).map_or("?", |s| s.name.as_str());
+        let ty = r.map_or("?", |r| reloc_type::name(r.r_type));
+        bail!(
+            "section `{}`: slot {slot} has relocation {ty} against `{sym}`: only self-contained programs \
+             run (maps, globals, kfuncs and code in other sections need a loader)",
+            p.name()
+        );
+    }
+    Ok(view.program().insns.clone())
+}
+
+fn names(progs: &[&ObjProgram]) -> String {
+    progs.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
 }
