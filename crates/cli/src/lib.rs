@@ -4,6 +4,7 @@
 //! - [`pipeline`]: the pass pipeline of `bpfpatch rewrite`, run on each program of an object
 //!   through the object rewriter (the one place where `bpfpatch-passes` and `bpfpatch-object`
 //!   meet);
+//! - [`ctx_layout`]: the JSON file of `--ctx-layout`, the context layout of the `ctx` pass;
 //! - `fuzzing` (feature `fuzzing`): the oracle of that path on arbitrary objects.
 //!
 //! # Example
@@ -25,6 +26,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod ctx_layout;
 pub mod pipeline;
 
 #[cfg(feature = "fuzzing")]

@@ -1,8 +1,10 @@
 //! `--passes LIST [--blind]`, shared by the commands that rewrite before running.
 
 use anyhow::Result;
+use bpfpatch_cli::pipeline::with_hint;
 use bpfpatch_insn::Insn;
 use bpfpatch_passes::{Options, Pipeline, transform};
+use std::path::PathBuf;
 
 /// The rewriting options of `run` and `conformance`.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,6 +17,10 @@ pub struct PassArgs {
     /// Add constant blinding to the pipeline (the RFC's third mode).
     #[arg(long)]
     pub blind: bool,
+    /// The context layout of the `ctx` pass: a JSON file of fields (program-view offset and
+    /// size, runtime offset and size, writable) and an optional prologue.
+    #[arg(long, value_name = "FILE")]
+    pub ctx_layout: Option<PathBuf>,
 }
 
 impl PassArgs {
@@ -29,8 +35,15 @@ impl PassArgs {
     }
 }
 
-/// The transform hook of the runner for a pipeline.
-pub fn hook(pipeline: &Pipeline) -> impl Fn(&[Insn]) -> Result<Vec<Insn>, String> + '_ {
-    let opts = Options::default();
-    move |insns: &[Insn]| transform(insns, pipeline, &opts).map_err(|e| e.to_string())
+impl PassArgs {
+    /// The pass options: the defaults, with the `--ctx-layout` file's layout.
+    pub fn options(&self) -> Result<Options> {
+        let ctx_layout = self.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
+        Ok(Options { ctx_layout, ..Options::default() })
+    }
+}
+
+/// The transform hook of the runner for a pipeline run with `opts`.
+pub fn hook<'a>(pipeline: &'a Pipeline, opts: &'a Options) -> impl Fn(&[Insn]) -> Result<Vec<Insn>, String> + 'a {
+    move |insns: &[Insn]| transform(insns, pipeline, opts).map_err(|e| format!("{:#}", with_hint(e)))
 }

@@ -12,7 +12,8 @@
 use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
-use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassStats, Pipeline};
+use bpfpatch_passes::rewrite::ctx::CtxLayout;
+use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
 
 /// The names of the passes `--passes LIST [--blind]` selects, in the order they run.
@@ -65,6 +66,7 @@ impl ProgramStats {
 #[derive(Debug)]
 pub struct Passes {
     pipeline: Pipeline,
+    ctx_layout: Option<CtxLayout>,
     done: Vec<ProgramStats>,
 }
 
@@ -76,7 +78,15 @@ impl Passes {
     /// An unknown pass name.
     pub fn new(list: &str, blind: bool) -> Result<Passes> {
         let list = if list == "none" { "" } else { list };
-        Ok(Passes { pipeline: Pipeline::from_cli(list, blind)?, done: Vec::new() })
+        Ok(Passes { pipeline: Pipeline::from_cli(list, blind)?, ctx_layout: None, done: Vec::new() })
+    }
+
+    /// The same passes, with the context layout the `ctx` pass converts accesses with
+    /// (`--ctx-layout FILE`, see [`crate::ctx_layout`]).
+    #[must_use]
+    pub fn with_ctx_layout(mut self, layout: Option<CtxLayout>) -> Passes {
+        self.ctx_layout = layout;
+        self
     }
 
     /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
@@ -88,7 +98,8 @@ impl Passes {
         if self.pipeline.passes().is_empty() {
             return Ok(());
         }
-        let stats = self.pipeline.apply(plist, &info.program.insns, &object_options(info))?;
+        let opts = Options { ctx_layout: self.ctx_layout.clone(), ..object_options(info) };
+        let stats = self.pipeline.apply(plist, &info.program.insns, &opts).map_err(with_hint)?;
         self.done.push(ProgramStats { index: info.index, stats });
         Ok(())
     }
@@ -97,5 +108,13 @@ impl Passes {
     #[must_use]
     pub fn stats(&self) -> &[ProgramStats] {
         &self.done
+    }
+}
+
+/// A pass error, with what to do about a missing context layout.
+pub fn with_hint(e: PassError) -> anyhow::Error {
+    match e {
+        PassError::NoCtxLayout => anyhow::anyhow!("{e} (the ctx pass needs --ctx-layout FILE)"),
+        e => e.into(),
     }
 }

@@ -185,3 +185,55 @@ fn run_reads_raw_images() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
 }
+
+/// `--ctx-layout FILE` (doc/ctx-layout.json): `run` and `rewrite` convert context accesses to
+/// the runtime layout; without a layout the ctx pass says what it needs; a bad file is one
+/// error line naming it and the field.
+#[test]
+fn ctx_layout_files_drive_the_ctx_pass() {
+    let layout = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../doc/ctx-layout.json"));
+    // r0 = len (view 0 -> runtime 8) | ifindex low half (view 12, u16 -> runtime 16) << 32.
+    let prog = temp_file(
+        "ctx.data",
+        b"-- asm\nldxw %r0, [%r1+0]\nldxh %r2, [%r1+12]\nlsh %r2, 32\nor %r0, %r2\nexit\n-- mem\n\
+          11 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n",
+    );
+    bpfpatch().arg("run").arg(&prog).assert().success().stdout("0x11\n");
+    bpfpatch()
+        .args(["run", "--passes", "ctx", "--ctx-layout"])
+        .arg(&layout)
+        .arg(&prog)
+        .assert()
+        .success()
+        .stdout("0x70000002a\n");
+    let err = |args: &[&str]| {
+        let out = bpfpatch().args(args).arg(&prog).assert().code(1).get_output().clone();
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        e
+    };
+    assert!(err(&["run", "--passes", "ctx"]).contains("the ctx pass needs --ctx-layout FILE"));
+    let bad = temp_file(
+        "bad-layout.json",
+        br#"{"name":"x","fields":[{"name":"len","off":0,"size":4,"runtime_off":8,"runtime_size":3}]}"#,
+    );
+    let e = err(&["run", "--passes", "ctx", "--ctx-layout", bad.to_str().unwrap()]);
+    assert!(e.contains("bad-layout.json") && e.contains("field len: runtime_size 3"), "{e}");
+    // rewrite --raw: the prologue first, then the converted load.
+    let raw = temp_file("ctx.bin", &[0x61, 0x10, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]); // r0 = *(u32 *)(r1 + 0)
+    let out = temp_file("ctx-out.bin", b"");
+    bpfpatch()
+        .args(["rewrite", "--raw", "--passes", "ctx", "--ctx-layout"])
+        .arg(&layout)
+        .arg(&raw)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    bpfpatch()
+        .args(["disasm", "--raw", "--internal"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout("0: *(u32 *)(r1 + 0xc) = 0x1\n1: r0 = *(u32 *)(r1 + 0x8)\n2: exit\n");
+}

@@ -23,7 +23,8 @@ pub struct Args {
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let pipeline = args.passes.pipeline()?;
-    let transform = pipeline.as_ref().map(hook);
+    let pass_opts = args.passes.options()?;
+    let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
     let mut opts = ConformanceOptions::default();
     if let Some(t) = &transform {
         opts = opts.with_transform(t);

@@ -28,6 +28,10 @@ pub struct Args {
     /// Add constant blinding to the pipeline.
     #[arg(long)]
     pub blind: bool,
+    /// The context layout of the `ctx` pass: a JSON file of fields (program-view offset and
+    /// size, runtime offset and size, writable) and an optional prologue.
+    #[arg(long, value_name = "FILE")]
+    pub ctx_layout: Option<PathBuf>,
     /// Read IN as a bare instruction image and write OUT as one.
     #[arg(long)]
     pub raw: bool,
@@ -107,7 +111,8 @@ impl SectionRow {
 pub fn main(args: &Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let names = pipeline::pass_names(&args.passes, args.blind)?;
-    let mut passes = pipeline::Passes::new(&args.passes, args.blind)?;
+    let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
+    let mut passes = pipeline::Passes::new(&args.passes, args.blind)?.with_ctx_layout(layout);
     let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let path = &args.input;
     let bytes = input::read(path)?;

@@ -37,7 +37,8 @@ pub struct Args {
 pub fn main(args: &Args) -> Result<ExitCode> {
     let path = &args.program.file;
     let pipeline = args.passes.pipeline()?;
-    let transform = pipeline.as_ref().map(hook);
+    let pass_opts = args.passes.options()?;
+    let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
     let mut opts = ConformanceOptions::default();
     if let Some(t) = &transform {
         opts = opts.with_transform(t);
