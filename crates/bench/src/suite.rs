@@ -53,6 +53,12 @@ impl WorkloadKind {
 pub const SEED_SIZES: [usize; 5] = [15_000, 45_000, 95_000, 195_000, 1_000_000];
 /// The kernel's scale-test length.
 pub const RAND_LD_DW_LEN: usize = 1_000_000 - 6;
+/// Smaller rand-ld-dw programs the `kernel` baseline alone runs, so that its time at
+/// [`RAND_LD_DW_LEN`] (hours) can be extrapolated from a quadratic fit as for the seed sizes.
+pub const RAND_LD_DW_KERNEL_LENS: [usize; 3] = [12_000, 24_000, 48_000];
+/// Seconds the `kernel` baseline may spend on [`RAND_LD_DW_KERNEL_LENS`] (apart from the
+/// seed workload's budget, and at most that budget); the first length always runs.
+pub const RAND_LD_DW_KERNEL_BUDGET_S: f64 = 20.0;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -154,15 +160,40 @@ pub fn run_cold_here(imp: Impl, kind: WorkloadKind, size: usize) -> Result<(Samp
 pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result<Report, String> {
     let mut results = Vec::new();
     let mut plan: Vec<(WorkloadKind, usize)> = cfg.seed_sizes.iter().map(|&s| (WorkloadKind::Seed, s)).collect();
+    let kernel = cfg.impls.contains(&Impl::Kernel);
     if cfg.rand_ld_dw {
+        if kernel {
+            plan.extend(RAND_LD_DW_KERNEL_LENS.iter().map(|&n| (WorkloadKind::RandLdDw, n)));
+        }
         plan.push((WorkloadKind::RandLdDw, RAND_LD_DW_LEN));
     }
+    // A calibration length: only the kernel runs it.
+    let calibration = |kind: WorkloadKind, size: usize| kind == WorkloadKind::RandLdDw && size != RAND_LD_DW_LEN;
     let cold_impls: Vec<Impl> = cfg.impls.iter().copied().filter(|i| i.has_cold_regime()).collect();
-    let total = plan.len() * (cfg.impls.len() + if cfg.cold_runs > 0 { cold_impls.len() } else { 0 });
+    let per_size = cfg.impls.len() + if cfg.cold_runs > 0 { cold_impls.len() } else { 0 };
+    let total = plan.iter().map(|&(k, n)| if calibration(k, n) { 1 } else { per_size }).sum();
     let mut done = 0;
     let mut kernel_spent_s = 0.0;
+    let mut calibration_spent_s = 0.0;
     let mut states: Vec<(Impl, State)> = cfg.impls.iter().map(|&i| (i, State::default())).collect();
     for &(kind, size) in &plan {
+        if calibration(kind, size) {
+            let budget = RAND_LD_DW_KERNEL_BUDGET_S.min(cfg.kernel_budget_s);
+            if size != RAND_LD_DW_KERNEL_LENS[0] && calibration_spent_s >= budget {
+                done += 1;
+                continue;
+            }
+            let w = kind.generate(size);
+            progress(done, total, &format!("{} {} kernel warm (calibration)", kind.name(), size));
+            let t0 = std::time::Instant::now();
+            let state = states.iter_mut().find(|(i, _)| *i == Impl::Kernel).map(|(_, s)| s);
+            let mut scratch = State::default();
+            let (samples, out_len) = run_warm(Impl::Kernel, &w, cfg.runs, state.unwrap_or(&mut scratch))?;
+            calibration_spent_s += t0.elapsed().as_secs_f64();
+            results.push(row(&w, Impl::Kernel, "warm", &samples, out_len));
+            done += 1;
+            continue;
+        }
         let w = kind.generate(size);
         let mut kernel_points: Vec<(f64, f64)> = results
             .iter()
@@ -172,9 +203,16 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
         for (imp, state) in &mut states {
             let imp = *imp;
             progress(done, total, &format!("{} {} {} warm", kind.name(), size, imp.name()));
-            if imp == Impl::Kernel && kernel_spent_s >= cfg.kernel_budget_s {
-                if let Some((a, b)) = measure::quadratic_fit(&kernel_points) {
-                    let p = w.patches() as f64;
+            // The kernel runs while its budget lasts and the fit of what it ran so far says the
+            // next size fits in what is left of it; beyond, it is extrapolated from that fit.
+            let fit = measure::quadratic_fit(&kernel_points);
+            let p = w.patches() as f64;
+            let predicted_s = fit.map(|(a, b)| (a * p * p + b * p) / 1e3);
+            if imp == Impl::Kernel
+                && (kernel_spent_s >= cfg.kernel_budget_s
+                    || predicted_s.is_some_and(|t| t > cfg.kernel_budget_s - kernel_spent_s))
+            {
+                if let Some((a, b)) = fit {
                     let ms = a * p * p + b * p;
                     let out_len = results
                         .iter()

@@ -159,8 +159,14 @@ fn bench_writes_the_json_shape_and_a_plot() {
     ] {
         assert!(has(imp, regime), "no {imp} {regime}");
     }
-    // The kernel ran the first size, exhausted its tiny budget, and the second is extrapolated.
-    assert!(rows.iter().any(|r| r["impl"] == "kernel" && r["extrapolated"] == true));
+    // The kernel ran the first size, exhausted its tiny budget, and the second is extrapolated;
+    // on rand-ld-dw it ran the first calibration length only, and the full program is
+    // extrapolated from it.
+    assert!(rows.iter().any(|r| r["workload"] == "seed" && r["impl"] == "kernel" && r["extrapolated"] == true));
+    let kernel_ld: Vec<_> = rows.iter().filter(|r| r["workload"] == "rand-ld-dw" && r["impl"] == "kernel").collect();
+    assert_eq!(kernel_ld.len(), 2, "{kernel_ld:?}");
+    assert!(kernel_ld[0]["extrapolated"] == false && kernel_ld[0]["runs"] == 1);
+    assert!(kernel_ld[1]["extrapolated"] == true && kernel_ld[1]["patches"] == 666_658, "{:?}", kernel_ld[1]);
     // Every implementation wrote the same number of slots.
     let outs: std::collections::BTreeSet<_> = rows
         .iter()

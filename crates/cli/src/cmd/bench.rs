@@ -22,7 +22,9 @@ pub struct Args {
     /// Draw the log-log plot of the seed workload to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Seconds the quadratic kernel baseline may run in total (larger sizes are extrapolated).
+    /// Seconds the quadratic kernel baseline may run in total: a size whose time, predicted from
+    /// the sizes run so far, exceeds what is left is extrapolated from their quadratic fit (as
+    /// is the full rand-ld-dw program, from three smaller ones the kernel alone runs).
     #[arg(long, value_name = "SECONDS")]
     pub kernel_budget: Option<f64>,
     /// Timed runs per measurement in the warm regime.
