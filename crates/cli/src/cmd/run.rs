@@ -23,7 +23,7 @@ pub struct Args {
     #[command(flatten)]
     pub program: ProgramArgs,
     /// ELF objects: the program section to run (default: the only one with instructions).
-    /// Only self-contained programs run: no relocations (maps, globals, other sections).
+    /// Only self-contained programs run: no relocations but calls inside the section.
     #[arg(long, value_name = "S")]
     pub section: Option<String>,
     /// Print a JSON object instead of the bare value.
@@ -87,13 +87,14 @@ fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(slots: &[Insn], transf
 /// section with instructions) in the kernel's view (calls and function addresses inside the
 /// section resolved), refusing programs a loader would have to relocate further.
 fn object_program(obj: &BpfObject, section: Option<&str>) -> Result<Vec<Insn>> {
-    let progs: Vec<&ObjProgram> = obj.programs().iter().filter(|p| !p.insns().is_empty()).collect();
+    let progs: Vec<(usize, &ObjProgram)> =
+        obj.programs().iter().enumerate().filter(|(_, p)| !p.insns().is_empty()).collect();
     let (index, p) = match section {
         Some(s) => obj
             .program_by_name(s)
             .ok_or_else(|| anyhow!("no program section `{s}` (program sections: {})", names(&progs)))?,
         None => match progs.as_slice() {
-            [p] => obj.program_by_name(p.name()).ok_or_else(|| anyhow!("no program section `{}`", p.name()))?,
+            [one] => *one,
             [] => bail!("no program section with instructions"),
             _ => bail!("{} program sections ({}); choose one with --section", progs.len(), names(&progs)),
         },
@@ -113,6 +114,6 @@ fn object_program(obj: &BpfObject, section: Option<&str>) -> Result<Vec<Insn>> {
     Ok(view.program().insns.clone())
 }
 
-fn names(progs: &[&ObjProgram]) -> String {
-    progs.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+fn names(progs: &[(usize, &ObjProgram)]) -> String {
+    progs.iter().map(|(_, p)| p.name()).collect::<Vec<_>>().join(", ")
 }
