@@ -11,7 +11,7 @@
 use crate::error::{InfoKind, SectionRef};
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
 use crate::{BpfObject, Program};
-use bpfpatch_insn::opcode::{CALL, JMP};
+use bpfpatch_insn::opcode::{CALL, EXIT, JA, JMP, JMP32};
 use bpfpatch_insn::{DecodeOptions, Insn, Reason, TargetKind, decode};
 use core::fmt;
 
@@ -140,6 +140,14 @@ pub enum FindingKind {
         /// The name, if it resolves.
         name: Option<String>,
     },
+    /// The last instruction of a subprogram is neither an exit nor an unconditional jump, so
+    /// execution falls through into the next subprogram or off the end (the kernel's
+    /// `check_subprogs`: "last insn is not an exit or jmp"). A relocated call (a kfunc such as
+    /// `bpf_throw`) is accepted there.
+    FallsThrough {
+        /// The slot of that last instruction.
+        slot: usize,
+    },
     /// A CO-RE relocation on an instruction a loader cannot patch (libbpf's
     /// `bpf_core_patch_insn` takes an ALU/ALU64 with an immediate, a load or store, or an
     /// ld_imm64): a jump, for instance, would have its offset moved by any rewrite.
@@ -204,6 +212,9 @@ impl fmt::Display for Finding {
             }
             FindingKind::OrphanBlock { kind, sec_name_off, name } => {
                 write!(f, "{kind} block for section {name:?} (name offset {sec_name_off}) matches no program")
+            }
+            FindingKind::FallsThrough { slot } => {
+                write!(f, "slot {slot}: last instruction of a subprogram is not an exit or jump (falls through)")
             }
             FindingKind::CoreReloWrongInsn { record, slot, code } => {
                 write!(f, "core_relo record {record}: slot {slot} with opcode {code:#04x} cannot be CO-RE-relocated")
@@ -297,7 +308,21 @@ fn check_code(
         }
         i += n;
     }
+    // No fall-through: the last instruction before each subprogram boundary (and the end).
+    let ends = sub_starts.iter().copied().filter(|&s| s > 0 && s < len).chain((len > 0).then_some(len));
+    for end in ends {
+        let Some(last) = (0..end).rev().find(|&j| is_start[j]) else { continue };
+        let code = insns[last].code;
+        let kfunc =
+            code == JMP | CALL && (relocated.binary_search(&last).is_ok() || insns[last].src() == PSEUDO_KFUNC_CALL);
+        if code != JMP | EXIT && code != JMP | JA && code != JMP32 | JA && !kfunc {
+            push(FindingKind::FallsThrough { slot: last });
+        }
+    }
 }
+
+/// `src_reg` of a call to a kernel function.
+const PSEUDO_KFUNC_CALL: u8 = 2;
 
 /// Validates an object's structure; an empty result means it passed.
 #[must_use]

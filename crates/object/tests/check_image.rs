@@ -66,3 +66,24 @@ fn objects_with_internal_forms() {
     assert!(matches!(f[..], [bpfpatch_object::Finding { kind: FindingKind::Decode { slot: 0, .. }, .. }]), "{f:?}");
     assert_eq!(bpfpatch_object::check_with(&obj, DecodeOptions::INTERNAL), vec![]);
 }
+
+/// The kernel's `check_subprogs`: every subprogram (and the program) ends with an exit or an
+/// unconditional jump; a kfunc call (such as `bpf_throw`) is accepted there (fuzz finding: a
+/// passes rewrite turned a fall-through into a jump across the boundary, which then failed
+/// `check`).
+#[test]
+fn subprograms_must_not_fall_through() {
+    let d = DecodeOptions::default();
+    // main falls into the subprogram at 2.
+    assert_eq!(check_insns(&[call(1), mov(0), mov(1), EXIT], d), vec![FindingKind::FallsThrough { slot: 1 }]);
+    // the subprogram at 2 runs off the end.
+    assert_eq!(check_insns(&[call(1), EXIT, mov(1)], d), vec![FindingKind::FallsThrough { slot: 2 }]);
+    // an ld_imm64 last: named by its first slot.
+    let ld = Insn::new(c::LD_IMM64, 0, 0, 0, 1);
+    assert_eq!(check_insns(&[mov(0), ld, Insn::default()], d), vec![FindingKind::FallsThrough { slot: 1 }]);
+    // goto, gotol and a kfunc call end a subprogram.
+    let gotol = Insn::new(c::JMP32 | c::JA, 0, 0, 0, -2);
+    let kfunc = Insn::new(c::JMP | c::CALL, 0, 2, 0, 7);
+    assert_eq!(check_insns(&[call(1), ja(-2), mov(1), gotol], d), vec![]);
+    assert_eq!(check_insns(&[mov(0), kfunc], d), vec![]);
+}
