@@ -25,8 +25,8 @@ pub fn object_pipeline_stats() -> [usize; 3] {
 const PIPELINES: [&str; 8] =
     ["all", "dce", "ctx", "lower-v4", "fixups", "zext", "rnd-hi32", "dce,ctx,lower-v4,fixups,zext,rnd-hi32"];
 
-/// `bpfpatch rewrite --passes P [--blind]` on `data`, with `P` and `--blind` chosen by a hash
-/// of `data`: an ELF object when it parses, else a bare little-endian image. Properties:
+/// `bpfpatch rewrite --passes P [--blind]` on `data` (`ctx` with `--ctx-layout
+/// doc/ctx-layout.json`), with `P` and `--blind` chosen by a hash of `data`: an ELF object when it parses, else a bare little-endian image. Properties:
 /// - nothing panics: the rewrite succeeds or returns a typed error;
 /// - a rewritten object writes, and the written object re-parses with the same sections (names,
 ///   in order) and the same number of programs;
@@ -41,7 +41,12 @@ pub fn object_pipeline(data: &[u8]) {
     let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let list = PIPELINES[usize::try_from(h % PIPELINES.len() as u64).unwrap_or(0)];
     let blind = h & 0x100 != 0;
-    let mut passes = Passes::new(list, blind).expect("built-in pass list");
+    // The ctx pass converts with the toy layout of doc/ctx-layout.json (most accesses of real
+    // programs then fall outside it: a typed error; the others must rewrite cleanly).
+    let layout = list.contains("ctx").then(|| {
+        crate::ctx_layout::parse(include_str!("../../../doc/ctx-layout.json")).expect("doc/ctx-layout.json parses")
+    });
+    let mut passes = Passes::new(list, blind).expect("built-in pass list").with_ctx_layout(layout);
     let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     match BpfObject::parse(data) {
