@@ -22,9 +22,10 @@ pub struct Args {
     /// Draw the log-log plot of the seed workload to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Seconds the quadratic kernel baseline may run in total: a size whose time, predicted from
-    /// the sizes run so far, exceeds what is left is extrapolated from their quadratic fit (as
-    /// is the full rand-ld-dw program, from three smaller ones the kernel alone runs).
+    /// Seconds the quadratic kernel baseline may run in total: once they are spent, or when the
+    /// sizes run so far predict a size to take longer than the whole budget, the size is
+    /// extrapolated from their quadratic fit (as is the full rand-ld-dw program, from three
+    /// smaller ones the kernel alone runs).
     #[arg(long, value_name = "SECONDS")]
     pub kernel_budget: Option<f64>,
     /// Timed runs per measurement in the warm regime.
