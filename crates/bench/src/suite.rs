@@ -203,14 +203,15 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
         for (imp, state) in &mut states {
             let imp = *imp;
             progress(done, total, &format!("{} {} {} warm", kind.name(), size, imp.name()));
-            // The kernel runs while its budget lasts, and never a size that the fit of what it
-            // ran so far predicts to take more than the whole budget by itself (so a large
-            // budget cannot start an hours-long run); beyond, it is extrapolated from that fit.
+            // The kernel runs while its budget lasts (the last run may overshoot it), and never
+            // a size that the fit of what it ran so far predicts to take more than twice the
+            // whole budget by itself (so a large budget cannot start an hours-long run); beyond,
+            // it is extrapolated from that fit.
             let fit = measure::quadratic_fit(&kernel_points);
             let p = w.patches() as f64;
             let predicted_s = fit.map(|(a, b)| (a * p * p + b * p) / 1e3);
             if imp == Impl::Kernel
-                && (kernel_spent_s >= cfg.kernel_budget_s || predicted_s.is_some_and(|t| t > cfg.kernel_budget_s))
+                && (kernel_spent_s >= cfg.kernel_budget_s || predicted_s.is_some_and(|t| t > 2.0 * cfg.kernel_budget_s))
             {
                 if let Some((a, b)) = fit {
                     let ms = a * p * p + b * p;

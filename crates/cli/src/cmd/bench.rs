@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Seconds the quadratic kernel baseline may run in total: once they are spent, or when the
-    /// sizes run so far predict a size to take longer than the whole budget, the size is
+    /// sizes run so far predict a size to take over twice the whole budget, the size is
     /// extrapolated from their quadratic fit (as is the full rand-ld-dw program, from three
     /// smaller ones the kernel alone runs).
     #[arg(long, value_name = "SECONDS")]
