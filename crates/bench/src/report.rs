@@ -33,6 +33,34 @@ pub struct Row {
     pub regime: String,
 }
 
+impl Row {
+    /// A measured row: the median, fastest and slowest of `samples` and their largest peak.
+    #[must_use]
+    pub fn measured(
+        workload: String,
+        imp: &str,
+        regime: &str,
+        (patches, insns_in, insns_out): (usize, usize, usize),
+        samples: &[crate::measure::Sample],
+    ) -> Row {
+        let ms: Vec<f64> = samples.iter().map(|s| s.ms).collect();
+        Row {
+            workload,
+            imp: imp.to_string(),
+            patches,
+            insns_in,
+            insns_out,
+            median_ms: crate::measure::median(&ms),
+            min_ms: ms.iter().copied().fold(f64::INFINITY, f64::min),
+            max_ms: ms.iter().copied().fold(0.0, f64::max),
+            runs: samples.len(),
+            peak_bytes: samples.iter().filter_map(|s| s.peak_bytes).max(),
+            extrapolated: false,
+            regime: regime.to_string(),
+        }
+    }
+}
+
 /// The whole report (`bpfpatch bench --json FILE`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {

@@ -106,21 +106,7 @@ pub type ColdRunner<'a> = &'a mut dyn FnMut(Impl, WorkloadKind, usize) -> Result
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
 fn row(w: &Workload, imp: Impl, regime: &str, samples: &[Sample], insns_out: usize) -> Row {
-    let ms: Vec<f64> = samples.iter().map(|s| s.ms).collect();
-    Row {
-        workload: w.name.to_string(),
-        imp: imp.name().to_string(),
-        patches: w.patches(),
-        insns_in: w.insns().len(),
-        insns_out,
-        median_ms: measure::median(&ms),
-        min_ms: ms.iter().copied().fold(f64::INFINITY, f64::min),
-        max_ms: ms.iter().copied().fold(0.0, f64::max),
-        runs: samples.len(),
-        peak_bytes: samples.iter().filter_map(|s| s.peak_bytes).max(),
-        extrapolated: false,
-        regime: regime.to_string(),
-    }
+    Row::measured(w.name.to_string(), imp.name(), regime, (w.patches(), w.insns().len(), insns_out), samples)
 }
 
 /// Runs `imp` warm on `w`: one untimed run to size the buffers, then `runs` timed ones.

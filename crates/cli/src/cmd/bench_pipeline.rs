@@ -59,21 +59,7 @@ pub fn measure_object(name: &str, path: &Path, runs: usize) -> Result<Row> {
             samples.push(s);
         }
     }
-    let ms: Vec<f64> = samples.iter().map(|s| s.ms).collect();
-    Ok(Row {
-        workload: format!("pipeline:{name}"),
-        imp: "bpfpatch".into(),
-        patches,
-        insns_in,
-        insns_out,
-        median_ms: measure::median(&ms),
-        min_ms: ms.iter().copied().fold(f64::INFINITY, f64::min),
-        max_ms: ms.iter().copied().fold(0.0, f64::max),
-        runs: samples.len(),
-        peak_bytes: samples.iter().filter_map(|s| s.peak_bytes).max(),
-        extrapolated: false,
-        regime: "warm".into(),
-    })
+    Ok(Row::measured(format!("pipeline:{name}"), "bpfpatch", "warm", (patches, insns_in, insns_out), &samples))
 }
 
 /// The text table of the pipeline rows of a report.
