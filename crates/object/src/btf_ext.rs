@@ -505,8 +505,8 @@ impl BtfExt {
     /// [`BtfExtError::UnattachedReloc`] when a `.rel.BTF.ext` entry is not on a record's
     /// `insn_off` (its new position is unknown).
     pub fn encode(&self) -> Result<(Vec<u8>, Vec<RawReloc>), BtfExtError> {
-        if let Some((index, (r, _))) = self.relocs.iter().enumerate().find(|(_, r)| !r.1) {
-            return Err(BtfExtError::UnattachedReloc { index, offset: r.offset });
+        if let Some((index, offset)) = self.unattached_relocs().next() {
+            return Err(BtfExtError::UnattachedReloc { index, offset });
         }
         let mut buf = Vec::with_capacity(self.raw.len());
         let mut relocs = Vec::with_capacity(self.relocs.len());

@@ -11,7 +11,7 @@
 use crate::error::{InfoKind, SectionRef};
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
 use crate::{BpfObject, Program};
-use bpfpatch_insn::opcode::{CALL, EXIT, JA, JMP, JMP32};
+use bpfpatch_insn::opcode::{CALL, EXIT, JA, JMP, JMP32, PSEUDO_KFUNC_CALL};
 use bpfpatch_insn::{DecodeOptions, Insn, Reason, TargetKind, decode};
 use core::fmt;
 
@@ -320,9 +320,6 @@ fn check_code(
         }
     }
 }
-
-/// `src_reg` of a call to a kernel function.
-const PSEUDO_KFUNC_CALL: u8 = 2;
 
 /// Validates an object's structure; an empty result means it passed.
 #[must_use]
