@@ -135,6 +135,22 @@ impl PatchBuf {
         self
     }
 
+    /// Appends both slots of `dst = <function at target>` (an ld_imm64 `PSEUDO_FUNC`, the
+    /// reference a callback argument loads); the target resolves as a call's.
+    ///
+    /// ```
+    /// use bpfpatch_patch::{PatchBuf, Target, SubprogId};
+    /// let mut buf = PatchBuf::new();
+    /// buf.func_ref(2, Target::Subprog(SubprogId(1)));
+    /// assert_eq!(buf.len(), 2);
+    /// ```
+    pub fn func_ref(&mut self, dst: u8, target: Target) -> &mut PatchBuf {
+        let lo = Insn::new(bpfpatch_insn::opcode::LD_IMM64, dst, bpfpatch_insn::opcode::PSEUDO_FUNC, 0, 0);
+        self.slots.push(BufSlot { insn: lo, target: Some(target) });
+        self.slots.push(BufSlot { insn: Insn::default(), target: None });
+        self
+    }
+
     /// Sets (or replaces) the target of buffer slot `index`; returns `false` if there is no such slot.
     pub fn set_target(&mut self, index: usize, target: Target) -> bool {
         match self.slots.get_mut(index) {

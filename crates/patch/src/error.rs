@@ -174,6 +174,16 @@ pub enum Error {
         /// The node.
         node: NodeId,
     },
+    /// `Target::Node` or `Target::Orig` naming a deleted position: a request may not make a new
+    /// reference to deleted code (references made before the deletion follow it to the first
+    /// survivor, see the crate documentation, "calls").
+    #[error("patch buffer slot {index}: target node {node} was deleted")]
+    TargetDeleted {
+        /// The buffer slot.
+        index: usize,
+        /// The node.
+        node: NodeId,
+    },
     /// `Target::Subprog` naming a subprogram the list does not know.
     #[error("patch buffer slot {index}: unknown subprogram {subprog}")]
     UnknownSubprog {

@@ -98,6 +98,36 @@ pub struct Patched {
     /// Node holding the original instruction after the request (for `patch` the last
     /// instruction of the buffer, which now carries the original's identity).
     pub orig: NodeId,
+    /// Number of buffer slots.
+    len: u32,
+}
+
+impl Patched {
+    /// The node of every slot of the buffer, in program order (an ld_imm64 second slot
+    /// included): `first`, then the nodes allocated for slots `1..` (contiguous, ending at `last`).
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        slot_nodes(self.first, self.last, self.len)
+    }
+
+    /// Number of buffer slots (an ld_imm64 counts two).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Always `false`: a patch has at least one slot (for clippy's `len_without_is_empty`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// `first`, then `last - (len - 2) ..= last`: how every request lays out its buffer's nodes.
+fn slot_nodes(first: NodeId, last: NodeId, len: u32) -> impl Iterator<Item = NodeId> {
+    // Slots 1.. are `len - 1` contiguous nodes ending at `last` (none for a one-slot buffer).
+    let rest = (last.0 + 2).saturating_sub(len)..last.0 + 1;
+    let rest = if len > 1 { rest } else { 0..0 };
+    core::iter::once(first).chain(rest.map(NodeId))
 }
 
 /// A new subprogram created by [`PatchList::append`].
@@ -109,6 +139,15 @@ pub struct Appended {
     pub first: NodeId,
     /// Node of its last slot.
     pub last: NodeId,
+    /// Number of slots.
+    len: u32,
+}
+
+impl Appended {
+    /// The node of every slot of the new subprogram, in program order (see [`Patched::nodes`]).
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        slot_nodes(self.first, self.last, self.len)
+    }
 }
 
 /// A program under patching: create it from a program, patch it (any number of passes), then
@@ -201,6 +240,10 @@ struct Plan {
     base: u32,
     /// Node meant by "one past the end", `NONE` for append.
     past_end: u32,
+    /// The call handle a call-kind reference to "one past the end" gets: the group current at
+    /// the first live node after the patch, or the fresh group a skipping prepatch is about to
+    /// give its instruction (I4); `NONE` when `past_end` is a new node (its implicit group).
+    past_end_call: u32,
     /// The patched instruction's reference: `None` for append, `Some(NONE)` if it has none.
     orig_target: Option<u32>,
 }
@@ -389,13 +432,20 @@ impl PatchList {
     /// inserted code).
     ///
     /// # Errors
-    /// [`Error::NoSuchNode`] when `slot` is outside the original program.
+    /// [`Error::NoSuchNode`] when `slot` is outside the original program,
+    /// [`Error::LdImm64Tail`] when it is the second slot of an original ld_imm64 (nothing can
+    /// target, patch or delete it on its own).
     pub fn node_of(&self, slot: Slot) -> Result<NodeId> {
-        if slot.0 < self.orig_len() {
-            Ok(NodeId(slot.0 as u32))
-        } else {
-            Err(Error::NoSuchNode { node: NodeId::of_slot(slot) })
+        if slot.0 >= self.orig_len() {
+            return Err(Error::NoSuchNode { node: NodeId::of_slot(slot) });
         }
+        let node = NodeId(slot.0 as u32);
+        // I1: an original second slot keeps `F_TAIL` for good (only slot 0 of a buffer is ever
+        // written to an original node, and it is never a tail).
+        if self.flags[slot.0] & F_TAIL != 0 {
+            return Err(Error::LdImm64Tail { node });
+        }
+        Ok(node)
     }
 
     /// The node now carrying original slot `slot`'s identity (aux data, relocations), if the
@@ -766,11 +816,21 @@ impl PatchList {
                 if node == NONE {
                     return Err(Error::TargetNeedsPatchPoint { index: i });
                 }
-                // New nodes (the buffer's, and the moved original of a landing prepatch, not yet
-                // allocated) have their implicit call group current; an existing past-end node
-                // may have a fresh one.
-                let existing = (node as usize) < self.insn.len();
-                Ok(if k == len && call_kind && existing { self.cur_handle(node) } else { node })
+                if !call_kind {
+                    // I3: a jump lands on the first slot emitted at or after the node.
+                    return Ok(node);
+                }
+                // I4: a call lands on the instruction the buffer slot names *now* and moves
+                // like every call from then on. One past the end is the plan's handle (the
+                // first live node's current group, or the fresh group of a skipping prepatch's
+                // instruction). Existing nodes (slot 0 of `patch`, a landing prepatch and
+                // `retarget`) may have moved their implicit group into an earlier prologue:
+                // their current handle is the one that lands on them. New nodes (not allocated
+                // yet) have their implicit group current.
+                if k == len && plan.past_end_call != NONE {
+                    return Ok(plan.past_end_call);
+                }
+                Ok(if (node as usize) < self.insn.len() { self.cur_handle(node) } else { node })
             };
             let r = match (slot.target, field) {
                 (None, None) => NONE,
@@ -817,8 +877,13 @@ impl PatchList {
     }
 
     fn node_ref(&self, x: u32, call_kind: bool, index: usize) -> Result<u32> {
-        if self.flags[x as usize] & F_TAIL != 0 {
+        let f = self.flags[x as usize];
+        if f & F_TAIL != 0 {
             return Err(Error::TargetIntoLdImm64 { index });
+        }
+        if f & F_DELETED != 0 {
+            // A new reference to deleted code has no position of its own (crate docs, "calls").
+            return Err(Error::TargetDeleted { index, node: NodeId(x) });
         }
         Ok(if call_kind { self.cur_handle(x) } else { x })
     }
@@ -879,7 +944,11 @@ impl PatchList {
         let base = self.insn.len() as u32;
         let orig_target = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
         let succ = self.next[old_last as usize];
-        let plan = Plan { first: x, base, past_end: succ, orig_target: Some(orig_target) };
+        // A deleted run after the instruction is skipped for calls: its call-group snapshot
+        // predates any prologue inserted since before the survivor (I2, I4).
+        let live = self.find_live(succ);
+        let past_end_call = self.cur_handle(live);
+        let plan = Plan { first: x, base, past_end: succ, past_end_call, orig_target: Some(orig_target) };
         self.resolve_buf(buf, &plan)?;
         let p = self.commit_patch(x, len, |k| buf.slots[k].insn);
         self.live_slots += len - 1;
@@ -917,7 +986,8 @@ impl PatchList {
         let old_last = if self.flags[xi + 1] & F_TAIL != 0 { x + 1 } else { x };
         let past_end = self.next[old_last as usize];
         let orig_target = if f & F_TGT != 0 { self.tgt[xi] } else { NONE };
-        let plan = Plan { first: x, base: vn as u32, past_end, orig_target: Some(orig_target) };
+        // The one-pass rules resolve no call-kind local reference (`plain_jump_ref`).
+        let plan = Plan { first: x, base: vn as u32, past_end, past_end_call: NONE, orig_target: Some(orig_target) };
         // Resolve and append in one pass; a slot the one-pass rules do not cover undoes it.
         let (p0, r0) = (self.pool.len(), self.refs.len());
         self.pool.reserve(len);
@@ -944,7 +1014,7 @@ impl PatchList {
         if old_last != x {
             self.delete_nodes(old_last, old_last);
         }
-        Some(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(last) })
+        Some(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(last), len: len as u32 })
     }
 
     /// Applies the pending patches to the arrays (I6), exactly as `patch` would have applied
@@ -1047,7 +1117,7 @@ impl PatchList {
             }
             self.flags[last_insn as usize] |= F_TOUCHED;
         }
-        Patched { first: NodeId(x), last: NodeId(last_slot), orig: NodeId(last_insn) }
+        Patched { first: NodeId(x), last: NodeId(last_slot), orig: NodeId(last_insn), len: len as u32 }
     }
 
     /// A node as the queries see it, pending patches included (I6): `x` must be below
@@ -1131,7 +1201,9 @@ impl PatchList {
             PrepatchMode::LandOnInserted => {
                 // Nodes: buf[0] -> x, buf[1..] -> base.., the original -> base + len - 1.
                 let moved = base + len as u32 - 1;
-                let plan = Plan { first: x, base, past_end: moved, orig_target: Some(orig_target) };
+                // One past the end is the moved original: a new node, its implicit group.
+                let plan =
+                    Plan { first: x, base, past_end: moved, past_end_call: NONE, orig_target: Some(orig_target) };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
                 let m = moved as usize;
@@ -1161,11 +1233,21 @@ impl PatchList {
                 self.link_after(x, base, moved);
                 self.live_slots += len;
                 let last = if len == 1 { x } else { moved - 1 };
-                Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(moved) })
+                Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(moved), len: len as u32 })
             }
             PrepatchMode::SkipForJumps => {
                 self.ensure_prev();
-                let plan = Plan { first: base, base: base + 1, past_end: x, orig_target: Some(orig_target) };
+                // A call to one past the end lands on the instruction (as in the kernel, where
+                // `adjust_jmp_off` moves no call): it takes the fresh group `x` gets below, not
+                // `x`'s current one, which moves into this prologue.
+                let fresh = EXPL_BIT | self.cgroups.len() as u32;
+                let plan = Plan {
+                    first: base,
+                    base: base + 1,
+                    past_end: x,
+                    past_end_call: fresh,
+                    orig_target: Some(orig_target),
+                };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
                 let last = base + len as u32 - 1;
@@ -1198,7 +1280,7 @@ impl PatchList {
                     self.flags[xi] |= F_TOUCHED;
                 }
                 self.live_slots += len;
-                Ok(Patched { first: NodeId(base), last: NodeId(last), orig: NodeId(x) })
+                Ok(Patched { first: NodeId(base), last: NodeId(last), orig: NodeId(x), len: len as u32 })
             }
         }
     }
@@ -1284,7 +1366,7 @@ impl PatchList {
         self.check_room(len)?;
         self.ensure_prev();
         let base = self.insn.len() as u32;
-        let plan = Plan { first: base, base: base + 1, past_end: NONE, orig_target: None };
+        let plan = Plan { first: base, base: base + 1, past_end: NONE, past_end_call: NONE, orig_target: None };
         self.resolve_buf(buf, &plan)?;
         self.alloc(len);
         let last = base + len as u32 - 1;
@@ -1303,7 +1385,7 @@ impl PatchList {
         let id = SubprogId(self.subprogs.len() as u32);
         self.subprogs.push(base);
         self.live_slots += len;
-        Ok(Appended { subprog: id, first: NodeId(base), last: NodeId(last) })
+        Ok(Appended { subprog: id, first: NodeId(base), last: NodeId(last), len: len as u32 })
     }
 
     /// Replaces the instruction at `node` in place (a 1:1 rewrite, e.g. hard-wiring a branch):
@@ -1343,11 +1425,18 @@ impl PatchList {
         if insn.target_field().is_none() {
             return Err(Error::NodeHasNoTargetField { node });
         }
-        let after = self.next[self.last_slot(x) as usize];
+        let tail = self.last_slot(x);
+        let after = self.next[tail as usize];
+        let live = self.find_live(after);
+        let past_end_call = self.cur_handle(live);
         let cur = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
-        let mut one = PatchBuf::with_capacity(1);
+        // The instruction as a buffer of its own slots (both halves of an ld_imm64 PSEUDO_FUNC).
+        let mut one = PatchBuf::with_capacity(2);
         one.jump_to(insn, target);
-        let plan = Plan { first: x, base: x, past_end: after, orig_target: Some(cur) };
+        if tail != x {
+            one.push(self.insn[tail as usize]);
+        }
+        let plan = Plan { first: x, base: x, past_end: after, past_end_call, orig_target: Some(cur) };
         self.resolve_buf(&one, &plan)?;
         self.tgt[x as usize] = self.scratch[0];
         self.flags[x as usize] |= F_TGT;

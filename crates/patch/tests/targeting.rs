@@ -261,8 +261,10 @@ fn ld_imm64_is_two_slots_everywhere() {
     p.extend(ld_imm64(1, 0x1_0000_0002));
     p.push(exit());
     let mut l = PatchList::new(&p).unwrap();
-    assert_eq!(l.insn(node(&l, 2)), Some(p[2]));
-    assert!(matches!(l.patch(node(&l, 2), &PatchBuf::from_insns(&[mov64(0, 0)])), Err(Error::LdImm64Tail { .. })));
+    let tail = NodeId::of_slot(Slot(2));
+    assert_eq!(l.insn(tail), Some(p[2]));
+    assert_eq!(l.node_of(Slot(2)), Err(Error::LdImm64Tail { node: tail }), "refused at node_of");
+    assert!(matches!(l.patch(tail, &PatchBuf::from_insns(&[mov64(0, 0)])), Err(Error::LdImm64Tail { .. })));
     // Patching the ld_imm64 replaces both slots.
     l.patch(node(&l, 1), &PatchBuf::from_insns(&[mov64(1, 2), mov64(2, 1)])).unwrap();
     let out = lin(&l);
