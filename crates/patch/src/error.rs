@@ -94,6 +94,13 @@ pub enum Error {
         /// The node.
         node: NodeId,
     },
+    /// `set_insn` would turn a jump into a call or function reference (or the reverse) while
+    /// keeping its target: the two kinds land differently next to prologues (crate docs, "calls").
+    #[error("node {node}: the new instruction's target kind differs from the kept target's")]
+    TargetKindChange {
+        /// The node.
+        node: NodeId,
+    },
     /// `retarget` on an instruction without a target field.
     #[error("node {node}: the instruction has no target field")]
     NodeHasNoTargetField {
@@ -147,6 +154,13 @@ pub enum Error {
     /// `Target::OrigTarget` when the patched instruction has no target.
     #[error("patch buffer slot {index}: OrigTarget, but the instruction being patched has no target")]
     NoOrigTarget {
+        /// The buffer slot.
+        index: usize,
+    },
+    /// `Target::OrigTarget` on a jump when the patched instruction is a call or function
+    /// reference, or the reverse: a target keeps its kind.
+    #[error("patch buffer slot {index}: OrigTarget of another kind (jump vs call) than the patched instruction's")]
+    OrigTargetKind {
         /// The buffer slot.
         index: usize,
     },

@@ -246,6 +246,14 @@ struct Plan {
     past_end_call: u32,
     /// The patched instruction's reference: `None` for append, `Some(NONE)` if it has none.
     orig_target: Option<u32>,
+    /// Whether that reference is call-kind (a call or `PSEUDO_FUNC`): `OrigTarget` keeps the kind.
+    orig_call: bool,
+}
+
+/// Whether `insn`'s target field (if any) is call-kind (a bpf-to-bpf call or `PSEUDO_FUNC`).
+#[inline]
+fn is_call_kind(insn: &Insn) -> bool {
+    matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef)))
 }
 
 impl PatchList {
@@ -758,7 +766,9 @@ impl PatchList {
     fn plain_jump_ref(slot: &crate::buf::BufSlot, i: usize, len: usize, plan: &Plan) -> Option<u32> {
         let (field, kind) = slot.insn.target_field()?;
         match slot.target {
-            Some(Target::OrigTarget) => plan.orig_target.filter(|&r| r != NONE),
+            Some(Target::OrigTarget) if (kind != TargetKind::Jump) == plan.orig_call => {
+                plan.orig_target.filter(|&r| r != NONE)
+            }
             None if kind == TargetKind::Jump => {
                 let rel = match field {
                     bpfpatch_insn::TargetField::Off => i64::from(slot.insn.off),
@@ -845,6 +855,7 @@ impl PatchList {
                     Target::OrigTarget => match plan.orig_target {
                         None => return Err(Error::TargetNeedsPatchPoint { index: i }),
                         Some(NONE) => return Err(Error::NoOrigTarget { index: i }),
+                        Some(_) if call_kind != plan.orig_call => return Err(Error::OrigTargetKind { index: i }),
                         Some(r) => r,
                     },
                     Target::Orig(s) => {
@@ -948,7 +959,8 @@ impl PatchList {
         // predates any prologue inserted since before the survivor (I2, I4).
         let live = self.find_live(succ);
         let past_end_call = self.cur_handle(live);
-        let plan = Plan { first: x, base, past_end: succ, past_end_call, orig_target: Some(orig_target) };
+        let orig_call = is_call_kind(&self.insn[x as usize]);
+        let plan = Plan { first: x, base, past_end: succ, past_end_call, orig_target: Some(orig_target), orig_call };
         self.resolve_buf(buf, &plan)?;
         let p = self.commit_patch(x, len, |k| buf.slots[k].insn);
         self.live_slots += len - 1;
@@ -987,7 +999,14 @@ impl PatchList {
         let past_end = self.next[old_last as usize];
         let orig_target = if f & F_TGT != 0 { self.tgt[xi] } else { NONE };
         // The one-pass rules resolve no call-kind local reference (`plain_jump_ref`).
-        let plan = Plan { first: x, base: vn as u32, past_end, past_end_call: NONE, orig_target: Some(orig_target) };
+        let plan = Plan {
+            first: x,
+            base: vn as u32,
+            past_end,
+            past_end_call: NONE,
+            orig_target: Some(orig_target),
+            orig_call: is_call_kind(&self.insn[xi]),
+        };
         // Resolve and append in one pass; a slot the one-pass rules do not cover undoes it.
         let (p0, r0) = (self.pool.len(), self.refs.len());
         self.pool.reserve(len);
@@ -1202,8 +1221,14 @@ impl PatchList {
                 // Nodes: buf[0] -> x, buf[1..] -> base.., the original -> base + len - 1.
                 let moved = base + len as u32 - 1;
                 // One past the end is the moved original: a new node, its implicit group.
-                let plan =
-                    Plan { first: x, base, past_end: moved, past_end_call: NONE, orig_target: Some(orig_target) };
+                let plan = Plan {
+                    first: x,
+                    base,
+                    past_end: moved,
+                    past_end_call: NONE,
+                    orig_target: Some(orig_target),
+                    orig_call: is_call_kind(&self.insn[xi]),
+                };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
                 let m = moved as usize;
@@ -1247,6 +1272,7 @@ impl PatchList {
                     past_end: x,
                     past_end_call: fresh,
                     orig_target: Some(orig_target),
+                    orig_call: is_call_kind(&self.insn[xi]),
                 };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
@@ -1366,7 +1392,14 @@ impl PatchList {
         self.check_room(len)?;
         self.ensure_prev();
         let base = self.insn.len() as u32;
-        let plan = Plan { first: base, base: base + 1, past_end: NONE, past_end_call: NONE, orig_target: None };
+        let plan = Plan {
+            first: base,
+            base: base + 1,
+            past_end: NONE,
+            past_end_call: NONE,
+            orig_target: None,
+            orig_call: false,
+        };
         self.resolve_buf(buf, &plan)?;
         self.alloc(len);
         let last = base + len as u32 - 1;
@@ -1404,6 +1437,9 @@ impl PatchList {
         if has_field && self.flags[x] & F_TGT == 0 {
             return Err(Error::NoTargetToKeep { node });
         }
+        if has_field && is_call_kind(&insn) != is_call_kind(&self.insn[x]) {
+            return Err(Error::TargetKindChange { node });
+        }
         self.insn[x] = insn;
         if !has_field {
             self.flags[x] &= !F_TGT;
@@ -1436,7 +1472,14 @@ impl PatchList {
         if tail != x {
             one.push(self.insn[tail as usize]);
         }
-        let plan = Plan { first: x, base: x, past_end: after, past_end_call, orig_target: Some(cur) };
+        let plan = Plan {
+            first: x,
+            base: x,
+            past_end: after,
+            past_end_call,
+            orig_target: Some(cur),
+            orig_call: is_call_kind(&insn),
+        };
         self.resolve_buf(&one, &plan)?;
         self.tgt[x as usize] = self.scratch[0];
         self.flags[x as usize] |= F_TGT;

@@ -295,3 +295,28 @@ fn patched_lists_its_nodes() {
         assert_eq!(insns, b.insns().collect::<Vec<_>>(), "request {req}");
     }
 }
+
+/// A target keeps its kind: `OrigTarget` on a call for a patched jump (or the reverse) and
+/// `set_insn` turning a jump into a call are refused (the kinds land differently next to
+/// prologues), and the list is unchanged.
+#[test]
+fn a_target_keeps_its_kind() {
+    let p = vec![ja(1), call_local(1), exit(), mov64(0, 1), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let mut b = PatchBuf::new();
+    b.jump_to(call_local(0), Target::OrigTarget);
+    assert_eq!(l.patch(node(&l, 0), &b), Err(Error::OrigTargetKind { index: 0 }));
+    let mut b = PatchBuf::new();
+    b.jump_to(ja(0), Target::OrigTarget);
+    assert_eq!(l.patch(node(&l, 1), &b), Err(Error::OrigTargetKind { index: 0 }));
+    assert_eq!(l.set_insn(node(&l, 0), call_local(0)), Err(Error::TargetKindChange { node: node(&l, 0) }));
+    assert_eq!(l.set_insn(node(&l, 1), ja(0)), Err(Error::TargetKindChange { node: node(&l, 1) }));
+    assert_eq!(lin(&l), p, "unchanged");
+    // Same kind: fine (a PSEUDO_FUNC keeps a call's target).
+    let mut b = PatchBuf::new();
+    b.func_ref(1, Target::OrigTarget).push(exit());
+    l.patch(node(&l, 1), &b).unwrap();
+    let out = lin(&l);
+    assert_eq!(out[5], mov64(0, 1));
+    assert_eq!(tgt(&out, 1), 5, "the call's old target");
+}
