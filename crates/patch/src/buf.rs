@@ -17,20 +17,26 @@ pub const MAX_PATCH_SLOTS: usize = 32767;
 pub enum Target {
     /// Buffer slot `k` of this patch (`k == len` means one past the end, as [`Target::PastEnd`]).
     /// This is what an instruction pushed with [`PatchBuf::push`] gets from its own offset field.
+    /// A call lands on that slot even when the patched position had a prologue inserted before
+    /// it (slot 0 of a `patch` lives in the patched node).
     Local(u32),
     /// One past the end of this patch: the instruction that follows the replaced instruction
-    /// (`patch`), or the instruction the code is inserted before (`prepatch`).
+    /// (`patch`), or the instruction the code is inserted before (`prepatch`; for a skipping
+    /// prologue, calls and jumps alike land on that instruction, not on the prologue).
     PastEnd,
     /// The target of the instruction being patched (e.g. the jcc of constant blinding, the
     /// may_goto guard): follows that target wherever later patches move it.
     OrigTarget,
-    /// Original slot `slot`'s position, as an original instruction of the same kind (jump, or
-    /// call / function reference) targeting it would land now.
+    /// Original slot `slot`'s position (its node, as [`Target::Node`]).
     Orig(Slot),
-    /// A node's position (from [`crate::PatchList::node_of`], a cursor or an earlier patch), with
-    /// the same landing rules as [`Target::Orig`].
+    /// A node's position (from [`crate::PatchList::node_of`], a cursor or an earlier patch). A
+    /// jump lands on the first slot emitted at or after it; a call lands on the instruction the
+    /// node holds now (past a skipping prologue inserted before this request, into one inserted
+    /// after it; crate documentation, "calls"). A deleted node is
+    /// [`crate::Error::TargetDeleted`].
     Node(NodeId),
-    /// A label, bound before or after this patch (but before linearization).
+    /// A label, bound before or after this patch (but before linearization): as
+    /// [`Target::Node`] of its node, the call side taken when the label is bound.
     Label(Label),
     /// The start of a subprogram (an original one or one created by `append`): calls and
     /// function references enter a prologue inserted there by a skipping prepatch; a jump lands

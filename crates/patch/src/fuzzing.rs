@@ -147,12 +147,6 @@ fn gotol(imm: i32) -> Insn {
 fn jeq(dst: u8, imm: i32, off: i16) -> Insn {
     Insn::new(c::JMP | c::JEQ | c::K, dst, 0, off, imm)
 }
-fn jgt32(dst: u8, imm: i32, off: i16) -> Insn {
-    Insn::new(c::JMP32 | c::JGT | c::K, dst, 0, off, imm)
-}
-fn jset(dst: u8, imm: i32, off: i16) -> Insn {
-    Insn::new(c::JMP | c::JSET | c::K, dst, 0, off, imm)
-}
 fn may_goto(off: i16) -> Insn {
     Insn::new(c::JMP | c::JCOND, 0, 0, off, 0)
 }
@@ -161,6 +155,18 @@ fn call_local(imm: i32) -> Insn {
 }
 fn call_helper(id: i32) -> Insn {
     Insn::new(c::JMP | c::CALL, 0, 0, 0, id)
+}
+/// A conditional jump with field 0: any of the eleven conditions, `K` or `X`, `JMP` or `JMP32`.
+fn any_cond(rng: &mut Rng<'_>, dst: u8) -> Insn {
+    const CONDS: [u8; 11] =
+        [c::JEQ, c::JGT, c::JGE, c::JSET, c::JNE, c::JSGT, c::JSGE, c::JLT, c::JLE, c::JSLT, c::JSLE];
+    let class = if rng.chance(50) { c::JMP } else { c::JMP32 };
+    let cond = *rng.pick(&CONDS);
+    if rng.chance(50) {
+        Insn::new(class | cond | c::K, dst, 0, 0, rng.below(9) as i32 - 4)
+    } else {
+        Insn::new(class | cond | c::X, dst, rng.below(10) as u8, 0, 0)
+    }
 }
 fn exit() -> Insn {
     Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0)
@@ -301,8 +307,7 @@ fn gen_program(rng: &mut Rng<'_>) -> Program<KernelAux> {
                 33..=44 => {
                     let j = match rng.below(4) {
                         0 => jeq(dst, 3, 0),
-                        1 => jgt32(dst, 5, 0),
-                        2 => jset(dst, 1, 0),
+                        1 | 2 => any_cond(rng, dst),
                         _ => may_goto(0),
                     };
                     insns.push(j);
@@ -567,8 +572,7 @@ impl<'a> Case<'a> {
                 }
                 1 => {
                     let mut insn = match rng.below(5) {
-                        0 => jeq(dst, 1, 0),
-                        1 => jgt32(dst, 2, 0),
+                        0 | 1 => any_cond(rng, dst),
                         2 => ja(0),
                         3 => gotol(0),
                         _ => may_goto(0),
@@ -618,24 +622,49 @@ impl<'a> Case<'a> {
                     kbuf.push(insn);
                 }
                 _ => {
-                    // 2: call, 4: ld_func, to a subprogram start
-                    let (id, _, s) = *rng.pick(&live_subs);
-                    let t_abs = to_new(s);
-                    if k == 2 {
-                        let mut insn = call_local(0);
-                        if !set_krel(&mut insn, t_abs as i64 - abs as i64 - 1) {
-                            return None;
+                    // 2: call, 4: ld_func. A call made by a request lands on the instruction
+                    // its target names at request time and moves as the kernel moves calls
+                    // (never by `adjust_jmp_off`): every spelling has a kernel equivalent.
+                    let choice = rng.below(100);
+                    let (target, t_abs): (Option<Target>, usize) = if choice < 30 {
+                        let (id, _, s) = *rng.pick(&live_subs);
+                        (Some(Target::Subprog(SubprogId(id as u32))), to_new(s))
+                    } else if choice < 55 {
+                        let mut cands: Vec<usize> = slot_of.clone();
+                        if past_end_ok {
+                            cands.push(len);
                         }
-                        buf.jump_to(insn, Target::Subprog(SubprogId(id as u32)));
-                        kbuf.push(insn);
+                        let kk = *rng.pick(&cands);
+                        let t = match rng.below(3) {
+                            0 if kk == len => Some(Target::PastEnd),
+                            1 => None,
+                            _ => Some(Target::Local(kk as u32)),
+                        };
+                        (t, base + kk)
+                    } else if choice < 70 && mode != Mode::Append && orig.is_some_and(|(_, call)| call) {
+                        let (t_old, _) = orig.unwrap_or((0, true));
+                        (Some(Target::OrigTarget), to_new(t_old as usize))
                     } else {
-                        let mut v = ld_func(dst, 0);
-                        if !set_krel(&mut v[0], t_abs as i64 - abs as i64 - 1) {
-                            return None;
-                        }
-                        buf.jump_to(v[0], Target::Subprog(SubprogId(id as u32))).push(v[1]);
-                        kbuf.extend(v);
+                        let (q, n) = *rng.pick(heads);
+                        let t = match rng.below(3) {
+                            0 if n.index() < self.list.orig_len() => Target::Orig(Slot(n.index())),
+                            1 => Target::Label(self.list.label_at(n).ok()?),
+                            _ => Target::Node(n),
+                        };
+                        (Some(t), to_new(q))
+                    };
+                    let mut v = if k == 2 { vec![call_local(0)] } else { ld_func(dst, 0).to_vec() };
+                    if !set_krel(&mut v[0], t_abs as i64 - abs as i64 - 1) {
+                        return None;
                     }
+                    match target {
+                        None => buf.push(v[0]),
+                        Some(t) => buf.jump_to(v[0], t),
+                    };
+                    for &tail in &v[1..] {
+                        buf.push(tail);
+                    }
+                    kbuf.extend(v);
                 }
             }
         }

@@ -75,6 +75,59 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
+//! **Calls.** A jump names a *position*: it lands on the first slot emitted at or after its
+//! node, whenever the reference was made. A call (bpf-to-bpf call, ld_imm64 `PSEUDO_FUNC`) names
+//! the *instruction its target holds when the reference is made*, and from then on moves as the
+//! kernel moves a call (which `adjust_jmp_off` never does):
+//!
+//! - a skipping prologue inserted at x later is entered by every call made to x before it
+//!   (original calls, `Node(x)`/`Orig(x)` calls, labels bound to x, subprogram starts);
+//! - a call made *after* that prologue to `Node(x)`, `Orig(x)` or a label bound then lands on
+//!   x's instruction, past the prologue (to enter it, target the prologue's node, or
+//!   [`Target::Subprog`] when x starts a subprogram); so does a prologue's own call to
+//!   [`Target::PastEnd`], and a patch buffer's call to its own slot `k` lands on that slot;
+//! - a deleted position cannot be named by a new reference ([`Error::TargetDeleted`]); a
+//!   reference made before the deletion lands on the first survivor and moves with it (into a
+//!   prologue inserted there later, as the kernel's collapsed index would);
+//! - a reference keeps its kind: `OrigTarget` and [`PatchList::set_insn`] refuse to turn a
+//!   jump's target into a call's or the reverse.
+//!
+//! ```
+//! use bpfpatch_insn::{Insn, Slot, opcode as c};
+//! use bpfpatch_patch::*;
+//! let mov = |d: u8, k: i32| Insn::new(c::ALU64 | c::MOV | c::K, d, 0, 0, k);
+//! let call = |imm: i32| Insn::new(c::JMP | c::CALL, 0, c::PSEUDO_CALL, 0, imm);
+//! let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+//! let jt = |p: &[Insn], i: usize| p[i].abs_target(i).unwrap();
+//!
+//! // 0: call 2 ; 1: exit ; 2: r0 = 1 (subprogram) ; 3: exit
+//! let mut l = PatchList::new(&[call(1), exit, mov(0, 1), exit])?;
+//! let x = l.node_of(Slot(2))?;
+//! let before = l.label_at(x)?; // bound before the prologue
+//! // A prologue at x whose own call goes past its end: to x's instruction.
+//! let mut pro = PatchBuf::new();
+//! pro.push(mov(8, 8)).jump_to(call(0), Target::PastEnd);
+//! l.prepatch(x, &pro, PrepatchMode::SkipForJumps)?;
+//! // New calls made now, at the exit (slot 1): by node, and through the early label.
+//! let mut b = PatchBuf::new();
+//! b.jump_to(call(0), Target::Node(x)).jump_to(call(0), Target::Label(before)).push(exit);
+//! l.patch(l.node_of(Slot(1))?, &b)?;
+//! let out = l.linearize(LinearizeOptions::default())?.insns;
+//! // 0: call ; 1: call Node(x) ; 2: call label ; 3: exit ; 4: r8 = 8 ; 5: call PastEnd ; 6: r0 = 1
+//! assert_eq!(jt(&out, 0), 4); // the original call enters the prologue
+//! assert_eq!(jt(&out, 1), 6); // a call made after it lands on x's instruction
+//! assert_eq!(jt(&out, 2), 4); // the label took its call landing when bound: the prologue
+//! assert_eq!(jt(&out, 5), 6); // the prologue's PastEnd: the instruction
+//! // Deleted code cannot be named; references made before the deletion follow the survivor.
+//! let mut l = PatchList::new(&[call(1), exit, mov(9, 0), mov(0, 1), exit])?;
+//! let d = l.node_of(Slot(2))?;
+//! l.delete(d)?;
+//! let mut b = PatchBuf::new();
+//! b.jump_to(call(0), Target::Node(d)).push(exit);
+//! assert_eq!(l.patch(l.node_of(Slot(1))?, &b), Err(Error::TargetDeleted { index: 0, node: d }));
+//! # Ok::<(), Error>(())
+//! ```
+//!
 //! Jumps inside a patch buffer ([`Target`]) are buffer-local by default (the instruction's own
 //! offset, as in the kernel, where `len` means one past the end); explicit targets express what
 //! the kernel passes compute by hand: [`Target::PastEnd`], [`Target::OrigTarget`] (the patched
@@ -117,6 +170,12 @@
 //! **Validation.** Every request is validated completely before the list changes: a target
 //! outside the program, into an ld_imm64 second slot, an empty buffer, a deleted or unknown
 //! node is a typed [`Error`] and the list is untouched. No input panics (property-tested).
+//!
+//! **Oracles.** [`reference`](mod@reference) models the kernel's patcher and is compared with
+//! the engine on random programs and scripts (`tests/differential.rs`); where the kernel has no
+//! equivalent (labels, `retarget`, references to and next to deleted code), a deliberately naive
+//! absolute-index patcher in the test kit (`bpfpatch-testkit`, `naive`) is, after every request
+//! (`tests/naive.rs`). Both run in `cargo test` and under libFuzzer.
 //!
 //! # Invariants and where they are re-established
 //!

@@ -21,7 +21,11 @@
 //!   fresh explicit group; a deletion merges each newly deleted node's current group into the
 //!   group current at the first survivor at that moment (a snapshot stored on the deleted node).
 //!   Every edge points to a group that was current when the edge was created, which keeps the
-//!   chains acyclic; linearization resolves them iteratively with memoization.
+//!   chains acyclic; linearization resolves them iteratively with memoization. A call-kind
+//!   reference made by a request takes the *current* handle of the live node it names (the
+//!   fresh group after a skip prepatch; past a deleted run, the survivor's), and a skipping
+//!   prepatch's own reference to its instruction takes the fresh group that request creates:
+//!   a call lands on the instruction its target holds when it is made (crate docs, "calls").
 //! - **I5 (origins)**: each original slot's identity (aux, relocations) lives on exactly one
 //!   node, `orig_node[slot]`; `patch` moves it to the last instruction of the buffer, a landing
 //!   prepatch to the node that now holds the original instruction.
@@ -1501,7 +1505,9 @@ impl PatchList {
     }
 
     /// Binds `label` to `node`'s position (once). Jumps through the label land where jumps to
-    /// `node` land; calls through it where calls to `node` land at binding time.
+    /// `node` land; calls through it where a call made to `node` at binding time lands (on its
+    /// instruction now, into any skipping prologue inserted at it later), exactly as
+    /// [`Target::Node`] in a request made at binding time.
     ///
     /// # Errors
     /// Unknown label, already bound, or a node that is not a live instruction.

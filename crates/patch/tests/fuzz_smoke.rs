@@ -25,7 +25,11 @@ fn run(target: &str, n: usize, salt: u64, oracle: fn(&[u8])) {
 
 #[test]
 fn differential_oracle_smoke() {
-    run("patch_differential", smoke_cases(100_000), 1, differential);
+    // As the fuzz target: both oracles on the same bytes.
+    run("patch_differential", smoke_cases(100_000), 1, |d| {
+        differential(d);
+        bpfpatch_testkit::naive::differential(d);
+    });
 }
 
 #[test]
@@ -35,5 +39,8 @@ fn identity_oracle_smoke() {
 
 #[test]
 fn requests_oracle_smoke() {
-    run("patch_requests", smoke_cases(100_000), 3, requests);
+    run("patch_requests", smoke_cases(100_000), 3, |d| {
+        requests(d);
+        bpfpatch_testkit::naive::differential(d);
+    });
 }
