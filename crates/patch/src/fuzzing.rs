@@ -836,6 +836,10 @@ impl<'a> Case<'a> {
                 done += 1;
                 STATS[kind].fetch_add(1, Relaxed);
             }
+            // The list's invariants I1-I6 hold after every request.
+            if let Err(e) = self.list.validate() {
+                panic!("{e}\n{}", self.log.join("\n"));
+            }
         }
         self.compare();
     }
@@ -1168,6 +1172,10 @@ pub fn requests(data: &[u8]) {
             _ => Ok(()),
         };
         let _ = r;
+        // Accepted or refused, the list's invariants hold.
+        if let Err(e) = l.validate() {
+            panic!("{e}\nprogram {prog:?}\n{}", log.join("\n"));
+        }
         let mut c = l.cursor();
         while c.advance().is_some() {}
     }

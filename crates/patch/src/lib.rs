@@ -235,6 +235,8 @@ mod ids;
 mod linearize;
 mod list;
 mod tables;
+#[cfg(any(debug_assertions, feature = "fuzzing"))]
+mod validate;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -250,3 +252,5 @@ pub use tables::{
     AuxHook, CoreReloc, CoreRelocData, Dropped, ElfReloc, ElfRelocData, FuncInfo, INSN_DELETED, InsnArrayEntry,
     LineInfo, PatchedProgram, PokeDesc, Program, Reloc, SideTables, Subprog,
 };
+#[cfg(any(debug_assertions, feature = "fuzzing"))]
+pub use validate::InvariantViolation;

@@ -7,7 +7,9 @@
 //!
 //! - **I1 (ld_imm64 pairs)**: a node whose instruction is an ld_imm64 first slot is directly
 //!   followed by its `F_TAIL` node; both are live or both are deleted. Nothing is ever inserted
-//!   between them and no reference targets a tail.
+//!   between them and no reference targets a live tail (the deleted second slot of a replaced
+//!   pair stays linked after the patch and may be the "one past the end" of a later one: a
+//!   position in a deleted run, I2).
 //! - **I2 (deleted runs are sealed)**: nothing is inserted between a deleted node and its
 //!   successor. Insertions "before x" (skip prepatch, append) go before the maximal deleted run
 //!   that precedes x. Hence "first live node at or after a deleted node" never changes except by

@@ -775,6 +775,10 @@ impl Driver<'_> {
             Driver::note(8, &[], Some(cat));
         }
         self.check_slots(req);
+        // The engine's own invariants (I1-I6), after every request, refused ones included.
+        if let Err(e) = self.list.validate() {
+            self.fail(&format!("{req}: {e}"));
+        }
     }
 
     fn step(&mut self) {

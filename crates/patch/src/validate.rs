@@ -1,0 +1,309 @@
+//! A checker of the list's invariants I1-I6 (`list.rs`), run by the differential tests after
+//! every request (regalloc2's checker model: the engine's state is checked, not only its
+//! output). Compiled with debug assertions or the `fuzzing` feature; O(nodes + groups).
+
+// Node ids, handles and group indices are below MAX_NODES = 2^30 (as in `list.rs`).
+#![allow(clippy::cast_possible_truncation)]
+
+use crate::ids::NodeId;
+use crate::list::{
+    EXPL_BIT, F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, LABEL_BIT, NONE, PARENT_BIT, PatchList,
+    is_jump_class,
+};
+use core::fmt;
+
+/// An invariant of the list that does not hold: which one, where, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantViolation {
+    /// `"I1"` .. `"I6"`, or `"links"` for the list structure itself.
+    pub invariant: &'static str,
+    /// The node where it was seen.
+    pub node: NodeId,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for InvariantViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant {} broken at node {}: {}", self.invariant, self.node, self.detail)
+    }
+}
+
+impl std::error::Error for InvariantViolation {}
+
+fn bad(invariant: &'static str, node: u32, detail: String) -> Result<(), InvariantViolation> {
+    Err(InvariantViolation { invariant, node: NodeId(node), detail })
+}
+
+impl PatchList {
+    /// Checks the invariants I1-I6 of the list (see the module notes of the list) and its link
+    /// structure; `Err` names the first violation. Every request must leave a list on which this
+    /// holds; the differential tests call it after each one.
+    ///
+    /// # Errors
+    /// The first violation found.
+    pub fn validate(&self) -> Result<(), InvariantViolation> {
+        let arr = self.insn.len();
+        let end = self.end();
+        let nodes = self.vnodes();
+        // Links: from the head, every node once, ending at the sentinel; the live count matches.
+        let mut seen = vec![false; nodes];
+        let mut x = self.head;
+        let mut live = 0usize;
+        let mut prev_live_ld = NONE; // a live ld_imm64 first slot waiting for its tail
+        let mut prev = NONE;
+        while x != end {
+            if x == NONE || x as usize >= nodes {
+                return bad("links", prev, format!("next is {x} before reaching the sentinel {end}"));
+            }
+            if seen[x as usize] {
+                return bad("links", x, "visited twice".into());
+            }
+            seen[x as usize] = true;
+            let v = self.view(x);
+            let deleted = v.f & F_DELETED != 0;
+            if !deleted {
+                live += 1;
+            }
+            // I1: an ld_imm64 first slot is directly followed by its tail, with the same fate; a
+            // live tail directly follows its live first slot (a deleted one may stay behind the
+            // patch that replaced its pair).
+            let tail = v.f & F_TAIL != 0;
+            if prev_live_ld != NONE {
+                let pf = self.view(prev_live_ld).f & F_DELETED;
+                if !tail || (v.f & F_DELETED) != pf {
+                    return bad("I1", prev_live_ld, format!("ld_imm64 first slot not followed by its tail (next {x})"));
+                }
+                prev_live_ld = NONE;
+            } else if tail && !deleted {
+                return bad("I1", x, "live second slot without its first".into());
+            }
+            if !tail && v.insn.is_ld_imm64() {
+                prev_live_ld = x;
+            }
+            if self.prev_ok && (x as usize) < arr && self.flags[x as usize] & F_LOGGED == 0 {
+                let p = self.prev[x as usize];
+                // A logged node's predecessor link is that of the patch's first slot.
+                if p != prev && !(prev != NONE && (prev as usize) >= arr) {
+                    return bad("links", x, format!("prev is {p}, the walk came from {prev}"));
+                }
+            }
+            prev = x;
+            x = v.next;
+        }
+        if prev_live_ld != NONE {
+            return bad("I1", prev_live_ld, "ld_imm64 first slot at the end of the list".into());
+        }
+        if live != self.live_slots {
+            return bad("links", end, format!("{live} live slots walked, {} counted", self.live_slots));
+        }
+        for (i, &s) in seen.iter().enumerate() {
+            // Every allocated node is linked (nodes are never unlinked, only marked deleted).
+            if !s && i != end as usize {
+                return bad("links", i as u32, "allocated but not linked".into());
+            }
+        }
+        self.validate_refs()?;
+        self.validate_deleted()?;
+        self.validate_groups()?;
+        self.validate_origins()?;
+        self.validate_log()
+    }
+
+    /// I1 (no reference to a tail) and I3/I4 (references are well-formed handles).
+    fn validate_refs(&self) -> Result<(), InvariantViolation> {
+        let arr = self.insn.len();
+        let check =
+            |from: u32, r: u32, what: &str| -> Result<(), InvariantViolation> { self.check_ref(from, r, what, arr) };
+        for x in 0..arr {
+            let f = self.flags[x];
+            if f & (F_TGT | F_DELETED | F_LOGGED) == F_TGT {
+                check(x as u32, self.tgt[x], "reference")?;
+                if self.insn[x].target_field().is_none() {
+                    return bad("I3", x as u32, "a reference on an instruction without a target field".into());
+                }
+            }
+        }
+        for (l, &(n, h)) in self.labels.iter().enumerate() {
+            if n != NONE {
+                check(n, n, &format!("label {l} (jump side)"))?;
+                check(n, h, &format!("label {l} (call side)"))?;
+            }
+        }
+        for (k, &h) in self.subprogs.iter().enumerate() {
+            check(h, h, &format!("subprogram {k}"))?;
+        }
+        // A pending patch may reference its own (not yet allocated) nodes.
+        for &r in &self.refs {
+            self.check_ref(NONE, r, "pending reference", self.vnodes())?;
+        }
+        Ok(())
+    }
+
+    fn check_ref(&self, from: u32, r: u32, what: &str, bound: usize) -> Result<(), InvariantViolation> {
+        let arr = self.insn.len();
+        {
+            if r & LABEL_BIT != 0 {
+                if (r & !LABEL_BIT) as usize >= self.labels.len() {
+                    return bad("I3", from, format!("{what}: unknown label {}", r & !LABEL_BIT));
+                }
+            } else if r & EXPL_BIT != 0 {
+                if (r & !EXPL_BIT) as usize >= self.cgroups.len() {
+                    return bad("I4", from, format!("{what}: unknown call group {}", r & !EXPL_BIT));
+                }
+            } else if r as usize >= bound {
+                return bad("I3", from, format!("{what}: reference to unknown node {r}"));
+            } else if (r as usize) < arr && self.flags[r as usize] & (F_TAIL | F_DELETED) == F_TAIL {
+                return bad("I1", from, format!("{what}: reference to a live ld_imm64 second slot {r}"));
+            }
+            Ok(())
+        }
+    }
+
+    /// I2: the find-live pointer of a deleted node leads to the first live node after it in
+    /// list order (nothing was inserted inside or right after a deleted run).
+    fn validate_deleted(&self) -> Result<(), InvariantViolation> {
+        let arr = self.insn.len();
+        for d in 0..arr {
+            if self.flags[d] & F_DELETED == 0 {
+                continue;
+            }
+            let mut by_list = self.next[d];
+            let mut guard = arr;
+            while by_list != NONE
+                && (by_list as usize) < arr
+                && self.flags[by_list as usize] & F_DELETED != 0
+                && guard > 0
+            {
+                by_list = self.next[by_list as usize];
+                guard -= 1;
+            }
+            let mut by_ptr = self.tgt[d];
+            let mut guard = arr;
+            while by_ptr != NONE && (by_ptr as usize) < arr && self.flags[by_ptr as usize] & F_DELETED != 0 && guard > 0
+            {
+                by_ptr = self.tgt[by_ptr as usize];
+                guard -= 1;
+            }
+            if by_list != by_ptr {
+                return bad(
+                    "I2",
+                    d as u32,
+                    format!("first survivor by list order {by_list}, by find-live pointer {by_ptr}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// I4: every call handle resolves without a cycle; moved and fresh flags match their maps.
+    fn validate_groups(&self) -> Result<(), InvariantViolation> {
+        let arr = self.insn.len();
+        let limit = arr + self.cgroups.len() + 2;
+        for x in 0..arr as u32 {
+            let f = self.flags[x as usize];
+            if (f & F_CMOVED != 0) != self.cmoved.contains_key(&x)
+                || (f & F_CFRESH != 0) != self.cfresh.contains_key(&x)
+            {
+                return bad("I4", x, "call-group flags disagree with the moved/fresh tables".into());
+            }
+        }
+        let handles = (0..arr as u32).chain((0..self.cgroups.len() as u32).map(|g| EXPL_BIT | g));
+        for start in handles {
+            let mut h = start;
+            let mut steps = 0usize;
+            loop {
+                steps += 1;
+                if steps > limit {
+                    return bad("I4", start & !EXPL_BIT, format!("call handle {start:#x} does not resolve (cycle)"));
+                }
+                let next = if h & EXPL_BIT != 0 {
+                    let g = self.cgroups[(h & !EXPL_BIT) as usize];
+                    if g.parent != NONE {
+                        g.parent
+                    } else if self.flags[g.node as usize] & F_DELETED != 0 {
+                        self.cur_handle(self.next[g.node as usize])
+                    } else {
+                        break;
+                    }
+                } else if h as usize >= arr {
+                    break; // a pending patch's node: live, its implicit group
+                } else {
+                    let f = self.flags[h as usize];
+                    if f & F_CMOVED != 0 {
+                        self.cmoved.get(&h).copied().unwrap_or(h)
+                    } else if f & F_DELETED != 0 {
+                        let snap = self.origin[h as usize];
+                        if snap != NONE { snap } else { self.cur_handle(self.next[h as usize]) }
+                    } else {
+                        break;
+                    }
+                };
+                if next == NONE {
+                    return bad("I4", h & !EXPL_BIT, "call handle leads nowhere".into());
+                }
+                h = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// I5: each original slot's identity lives on exactly one live node, `orig_node[slot]`.
+    fn validate_origins(&self) -> Result<(), InvariantViolation> {
+        let n = self.orig_len as usize;
+        let mut owner = vec![NONE; n];
+        let nodes = self.vnodes();
+        for x in 0..nodes as u32 {
+            if x == self.end() {
+                continue;
+            }
+            let v = self.view(x);
+            if v.f & F_DELETED != 0 || v.origin == NONE || v.origin & PARENT_BIT != 0 {
+                continue;
+            }
+            let s = v.origin as usize;
+            if s >= n {
+                return bad("I5", x, format!("origin {s} outside the original program"));
+            }
+            if owner[s] != NONE {
+                return bad("I5", x, format!("original slot {s} also carried by node {}", owner[s]));
+            }
+            owner[s] = x;
+        }
+        for (s, &o) in owner.iter().enumerate() {
+            if o != NONE && self.orig_node[s] != o {
+                return bad("I5", o, format!("carries slot {s} but orig_node says {}", self.orig_node[s]));
+            }
+        }
+        Ok(())
+    }
+
+    /// I6: the log of pending patches is well-formed.
+    fn validate_log(&self) -> Result<(), InvariantViolation> {
+        let mut last = None::<u32>;
+        let mut pe_prev = 0u32;
+        let mut jumps = 0usize;
+        for &(x, pe) in &self.log {
+            if last.is_some_and(|l| l >= x) || x >= self.orig_len {
+                return bad("I6", x, "log entries not increasing original nodes".into());
+            }
+            if self.flags[x as usize] & F_LOGGED == 0 {
+                return bad("I6", x, "logged node without F_LOGGED".into());
+            }
+            if pe <= pe_prev || pe as usize > self.pool.len() {
+                return bad("I6", x, format!("pool range {pe_prev}..{pe} is empty or past the pool"));
+            }
+            jumps += self.pool[pe_prev as usize..pe as usize].iter().filter(|i| is_jump_class(i)).count();
+            last = Some(x);
+            pe_prev = pe;
+        }
+        if pe_prev as usize != self.pool.len() || jumps != self.refs.len() {
+            return bad("I6", NONE, "pool or references do not match the log".into());
+        }
+        let logged = self.flags.iter().filter(|&&f| f & F_LOGGED != 0).count();
+        if logged != self.log.len() {
+            return bad("I6", NONE, format!("{logged} nodes flagged logged, {} log entries", self.log.len()));
+        }
+        Ok(())
+    }
+}
