@@ -6,7 +6,7 @@
 //! crate documentation of `bpfpatch-patch`, not from its code; it shares nothing with the engine
 //! but the instruction type.
 //!
-//! The rules (one [`Move`] per request; `i` the request's index, `w` the old instruction's
+//! The rules (one `Move` per request; `i` the request's index, `w` the old instruction's
 //! slots, `l` the buffer's):
 //!
 //! | request | a reference to `r` becomes |
