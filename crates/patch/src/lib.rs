@@ -250,7 +250,7 @@ pub use linearize::{LinearizeOptions, LinearizeStats, Linearized, OffsetMap, Pat
 pub use list::{Appended, Cursor, MAX_NODES, PatchList, Patched, PrepatchMode};
 pub use tables::{
     AuxHook, CoreReloc, CoreRelocData, Dropped, ElfReloc, ElfRelocData, FuncInfo, INSN_DELETED, InsnArrayEntry,
-    LineInfo, PatchedProgram, PokeDesc, Program, Reloc, SideTables, Subprog,
+    LineInfo, NoAux, PatchedProgram, PokeDesc, Program, Reloc, SideTables, Subprog,
 };
 #[cfg(any(debug_assertions, feature = "fuzzing"))]
 pub use validate::InvariantViolation;

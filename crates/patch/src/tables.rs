@@ -170,6 +170,36 @@ impl<A, F: FnMut(&Insn, Option<&A>) -> A> AuxHook<A> for F {
     }
 }
 
+impl Program<()> {
+    /// A program without aux data, for callers that only need instructions and side tables
+    /// (a `Vec<()>` allocates nothing); linearize it with [`NoAux`].
+    ///
+    /// ```
+    /// use bpfpatch_insn::{Insn, Slot, opcode as c};
+    /// use bpfpatch_patch::*;
+    /// let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    /// let prog = Program::without_aux(vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0), exit], SideTables::default());
+    /// let mut l = PatchList::for_program(&prog)?;
+    /// l.patch(l.node_of(Slot(1))?, &PatchBuf::from_insns(&[Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 7), exit]))?;
+    /// let out = l.linearize_program(&prog, &mut NoAux, LinearizeOptions::default())?;
+    /// assert_eq!(out.program.insns.len(), 3);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[must_use]
+    pub fn without_aux(insns: Vec<Insn>, tables: SideTables) -> Program<()> {
+        let n = insns.len();
+        Program { insns, aux: vec![(); n], tables }
+    }
+}
+
+/// The aux hook of [`Program::without_aux`]: no aux data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoAux;
+
+impl AuxHook<()> for NoAux {
+    fn new_slot(&mut self, _: &Insn, _: Option<&()>) {}
+}
+
 /// A record that could not follow its instruction.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Dropped {
