@@ -260,15 +260,12 @@ fn passes_that_cannot_apply_return_typed_errors() {
     // control can fall off the end
     let e = transform(&enc(&[mov64(0, 0), jmp(Cond::Eq, 1, 0, 1), exit(), mov64(0, 1)]), &p("dce"), &o);
     assert!(matches!(e, Err(PassError::FallsOffEnd { slot }) if slot.0 == 3), "{e:?}");
-    // gotol beyond 16 bits
+    // gotol beyond 16 bits stays gotol (tests/loadable.rs)
     let mut ops = vec![mov64(0, 0), Op::Ja { delta: 40_000, long: true }];
     ops.extend(std::iter::repeat_n(mov64(0, 1), 40_000));
     ops.push(exit());
     let e = transform(&enc(&ops), &p("lower-v4"), &o);
-    assert!(
-        matches!(e, Err(PassError::Rewrite { pass: Pass::LowerV4, source: RewriteError::GotolOutOfRange { .. }, .. })),
-        "{e:?}"
-    );
+    assert!(e.is_ok(), "{e:?}");
     // a program that does not decode
     let e = transform(&[Insn::new(0xff, 0, 0, 0, 0)], &p("dce"), &o);
     assert!(matches!(e, Err(PassError::Analysis(_))), "{e:?}");

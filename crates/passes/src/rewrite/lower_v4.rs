@@ -2,8 +2,10 @@
 //!
 //! - `sdiv`/`smod` by a register: branch on the signs, divide the magnitudes with the unsigned
 //!   operation, negate where the sign rules say (quotient: sign of `a ^ b`; remainder: sign of
-//!   the dividend). AX holds `|src|`; `src` is read once, before `dst` changes, so `dst == src`
-//!   works. Division by zero falls out of the unsigned operation (`x / 0 = 0`, `x % 0 = x`,
+//!   the dividend). No scratch register (the output is loadable: never the kernel-internal AX,
+//!   and no register or stack slot the program may use): `src` is negated in place when negative
+//!   and negated back with 64-bit negations, which restore its whole value; `dst == src` has
+//!   its own two-instruction form (`x / x`, `x % x`). Division by zero falls out of the unsigned operation (`x / 0 = 0`, `x % 0 = x`,
 //!   32-bit results zero-extended); `INT_MIN / -1 = INT_MIN` and `INT_MIN % -1 = 0` fall out of
 //!   two's complement negation.
 //! - `sdiv`/`smod` by an immediate: the sign of the divisor is known, so only the dividend is
@@ -13,10 +15,8 @@
 //! - `movsx`: `mov`, `lsh`, `arsh` at the instruction's width.
 //! - sign-extending loads: the plain load, then `lsh64`/`arsh64`.
 //! - `bswap16/32/64`: `be` on a little-endian host, `le` on a big-endian one.
-//! - `gotol`: a `goto` to the same target, if the offset fits 16 bits (else an error).
-//!
-//! AX discipline: AX is live only across instructions that name AX or that constant blinding
-//! never rewrites (`neg`, register ALU, `ja`), so blinding after this pass cannot clobber it.
+//! - `gotol`: a `goto` to the same target if the offset fits 16 bits; otherwise it stays (a
+//!   program with `gotol` is a cpu-v4 program, and no v3 form reaches that far in one slot).
 
 use super::ins::{alu, ja, jmp_imm, ldx, mov_imm, mov_reg, neg};
 use super::{Patchlet, RewriteError};
@@ -34,38 +34,55 @@ pub const fn uses_v4(op: &Op) -> bool {
     )
 }
 
-fn div_x(p: &mut Patchlet, w: Width, dst: Reg, src: Reg) {
-    let ax = Reg::AX;
-    let udiv = alu(w, AluOp::Div, dst, Operand::Reg(ax));
-    p.push(jmp_imm(w, Cond::Slt, dst, 0, 6)) // 0 -> 7: dividend negative
-        .push(mov_reg(w, ax, src)) // 1
-        .push(jmp_imm(w, Cond::Sge, ax, 0, 8)) // 2 -> 11: (+, +)
-        .push(neg(w, ax)) // 3: (+, -)
-        .push(udiv) // 4
-        .push(neg(w, dst)) // 5
-        .push(ja(5)) // 6 -> 12 (end)
-        .push(mov_reg(w, ax, src)) // 7: before dst changes (dst may be src)
-        .push(neg(w, dst)) // 8
-        .push(jmp_imm(w, Cond::Sge, ax, 0, -6)) // 9 -> 4: (-, +) divide then negate
-        .push(neg(w, ax)) // 10: (-, -)
-        .push(udiv); // 11
+fn neg64(r: Reg) -> Op {
+    neg(Width::W64, r)
 }
 
-fn mod_x(p: &mut Patchlet, w: Width, dst: Reg, src: Reg) {
-    let ax = Reg::AX;
-    let umod = alu(w, AluOp::Mod, dst, Operand::Reg(ax));
-    p.push(jmp_imm(w, Cond::Slt, dst, 0, 5)) // 0 -> 6
-        .push(mov_reg(w, ax, src)) // 1
-        .push(jmp_imm(w, Cond::Sge, ax, 0, 1)) // 2 -> 4
-        .push(neg(w, ax)) // 3
-        .push(umod) // 4
-        .push(ja(6)) // 5 -> 12 (end)
-        .push(mov_reg(w, ax, src)) // 6
-        .push(neg(w, dst)) // 7
-        .push(jmp_imm(w, Cond::Sge, ax, 0, 1)) // 8 -> 10
-        .push(neg(w, ax)) // 9
-        .push(umod) // 10
-        .push(neg(w, dst)); // 11
+/// `sdiv`/`smod dst, src` with `dst != src`, without a scratch register: `src` is negated in
+/// place when negative and negated back afterwards (64-bit negation is an involution and its
+/// low half is the 32-bit negation, so the register's whole 64-bit value is restored, even for
+/// `INT_MIN` and at width 32).
+fn signed_x(p: &mut Patchlet, w: Width, op: AluOp, dst: Reg, src: Reg) {
+    let u = alu(w, if op == AluOp::SDiv { AluOp::Div } else { AluOp::Mod }, dst, Operand::Reg(src));
+    let neg_q = |p: &mut Patchlet, q: bool| {
+        if q {
+            p.push(neg(w, dst));
+        } else {
+            p.push(alu(w, AluOp::Mov, dst, Operand::Reg(dst))); // width-exact no-op
+        }
+    };
+    let div = op == AluOp::SDiv;
+    // The sign rules: quotient negative iff exactly one operand is; remainder has the dividend's sign.
+    let (pos_neg, neg_neg) = if div { (true, false) } else { (false, true) };
+    p.push(jmp_imm(w, Cond::Slt, src, 0, 7)) // 0 -> 8: divisor negative
+        .push(jmp_imm(w, Cond::Slt, dst, 0, 2)) // 1 -> 4
+        .push(u) // 2: (+, +)
+        .push(ja(13)) // 3 -> 17 (end; src untouched)
+        .push(neg(w, dst)) // 4: (-, +)
+        .push(u) // 5
+        .push(neg(w, dst)) // 6
+        .push(ja(9)) // 7 -> 17 (end)
+        .push(neg64(src)) // 8: |src|
+        .push(jmp_imm(w, Cond::Slt, dst, 0, 3)) // 9 -> 13
+        .push(u); // 10: (+, -)
+    neg_q(p, pos_neg); // 11
+    p.push(ja(3)) // 12 -> 16 (restore)
+        .push(neg(w, dst)) // 13: (-, -)
+        .push(u); // 14
+    neg_q(p, neg_neg); // 15
+    p.push(neg64(src)); // 16: restore src
+}
+
+/// `sdiv`/`smod dst, dst`: `x / x` is 1 (0 for 0, BPF's division by zero), `x % x` is 0.
+fn signed_self(p: &mut Patchlet, w: Width, op: AluOp, dst: Reg) {
+    if op == AluOp::SMod {
+        p.push(mov_imm(w, dst, 0));
+    } else {
+        p.push(jmp_imm(w, Cond::Eq, dst, 0, 2)) // 0 -> 3
+            .push(mov_imm(w, dst, 1)) // 1
+            .push(ja(1)) // 2 -> 4 (end)
+            .push(mov_imm(w, dst, 0)); // 3
+    }
 }
 
 /// The unsigned operation on the magnitude `|k|` of a non-zero, non-(-1) immediate divisor.
@@ -140,16 +157,22 @@ fn sign_extend(p: &mut Patchlet, w: Width, dst: Reg, bits: u8) {
     p.push(alu(w, AluOp::Lsh, dst, Operand::Imm(sh))).push(alu(w, AluOp::Arsh, dst, Operand::Imm(sh)));
 }
 
-/// The v3 replacement of a cpu-v4 instruction; `Ok(None)` for instructions that are not v4.
-/// `host` is the byte order of the machine that will run the result (for `bswap`).
+/// The v3 replacement of a cpu-v4 instruction; `Ok(None)` for instructions that are not v4 and
+/// for a `gotol` beyond 16 bits (it stays). `host` is the byte order of the machine that will
+/// run the result (for `bswap`).
 ///
 /// # Errors
-/// [`RewriteError::GotolOutOfRange`] for a `gotol` whose offset does not fit 16 bits.
+/// None today (the `Result` is for lowerings that may refuse).
 pub fn lower(op: &Op, host: Endian) -> Result<Option<Patchlet>, RewriteError> {
     let mut p = Patchlet::new();
     match *op {
-        Op::Alu { width, op: AluOp::SDiv, dst, src: Operand::Reg(s) } => div_x(&mut p, width, dst, s),
-        Op::Alu { width, op: AluOp::SMod, dst, src: Operand::Reg(s) } => mod_x(&mut p, width, dst, s),
+        Op::Alu { width, op: aop @ (AluOp::SDiv | AluOp::SMod), dst, src: Operand::Reg(s) } => {
+            if s == dst {
+                signed_self(&mut p, width, aop, dst);
+            } else {
+                signed_x(&mut p, width, aop, dst, s);
+            }
+        }
         Op::Alu { width, op: AluOp::SDiv, dst, src: Operand::Imm(k) } => div_k(&mut p, width, dst, k),
         Op::Alu { width, op: AluOp::SMod, dst, src: Operand::Imm(k) } => mod_k(&mut p, width, dst, k),
         Op::Alu { width, op: AluOp::MovSx(bits), dst, src } => {
@@ -168,7 +191,7 @@ pub fn lower(op: &Op, host: Endian) -> Result<Option<Patchlet>, RewriteError> {
             p.push(Op::Swap { kind, bits, dst });
         }
         Op::Ja { delta, long: true } => {
-            let off = i16::try_from(delta).map_err(|_| RewriteError::GotolOutOfRange { delta })?;
+            let Ok(off) = i16::try_from(delta) else { return Ok(None) };
             p.push_escape(ja(off));
         }
         _ => return Ok(None),
