@@ -1,13 +1,20 @@
 //! The `bpfpatch` command: disassemble, run, check conformance, rewrite and benchmark eBPF
 //! programs. Every subcommand exits 0 on success and 1 with a one-line `error: ...` on bad
-//! input; a panic (exit 101) from any input is a bug.
+//! input; 74 quietly when its standard output is closed under it ([`out::BROKEN_PIPE`]); a
+//! panic (exit 101) from any input is a bug.
 
+// Standard output goes through `out::print`: `print!` panics on a closed pipe.
+#![deny(clippy::print_stdout)]
+
+#[macro_use]
+mod out;
 mod cmd;
 mod input;
 mod listing;
 mod passes_args;
 
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Linear-time patching of eBPF programs.
@@ -49,9 +56,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if out::is_stdout_closed(&e) => ExitCode::from(out::BROKEN_PIPE),
         Err(e) => {
-            // One line: the chain of causes joined, as `error: outer: inner`.
-            eprintln!("error: {e:#}");
+            // One line: the chain of causes joined, as `error: outer: inner`. A closed stderr
+            // leaves nothing to tell.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }

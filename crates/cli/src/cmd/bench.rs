@@ -109,29 +109,29 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     report.command = std::env::args().collect::<Vec<_>>().join(" ");
-    println!("machine: {}", report.machine);
+    outln!("machine: {}", report.machine)?;
     for w in ["seed", "rand-ld-dw"] {
         if report.results.iter().any(|r| r.workload == w) {
-            println!("\n{}", report.table(w));
+            outln!("\n{}", report.table(w))?;
         }
     }
     if objects.is_empty() {
-        println!(
+        outln!(
             "\npipeline: skipped ({} has none of {:?}; scripts/corpus.sh builds them)",
             corpus.display(),
             bench_pipeline::OBJECTS
-        );
+        )?;
     } else {
-        println!("\n{}", bench_pipeline::table(&report.results));
+        outln!("\n{}", bench_pipeline::table(&report.results))?;
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+        outln!("JSON report: {}", path.display())?;
     }
     if let Some(path) = &args.plot {
         plot::plot(&report, "seed", path)?;
-        println!("plot: {}", path.display());
+        outln!("plot: {}", path.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -142,6 +142,6 @@ fn cold_child(args: &[String]) -> Result<ExitCode> {
     let kind = WorkloadKind::from_name(kind).ok_or_else(|| anyhow!("unknown workload {kind}"))?;
     let size: usize = size.parse().context("size")?;
     let (s, insns_out) = suite::run_cold_here(imp, kind, size).map_err(|e| anyhow!(e))?;
-    println!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }));
+    outln!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -41,10 +41,10 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             }));
         });
         let report = serde_json::json!({ "passed": summary.passed, "failed": summary.failed, "files": files });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         summary
     } else {
-        conformance_report(&args.paths, &opts, &mut std::io::stdout().lock())?
+        conformance_report(&args.paths, &opts, &mut std::io::stdout().lock()).map_err(crate::out::stdout_error)?
     };
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

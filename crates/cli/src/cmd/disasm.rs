@@ -55,7 +55,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         } else {
             listing::render(&path.display().to_string(), &obj, &sections, !args.no_lines)
         };
-        print!("{out}");
+        crate::out::print(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.section.is_some() {
@@ -73,6 +73,6 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             out.push_str(&format!("{slot}: {text}\n"));
         }
     }
-    print!("{out}");
+    crate::out::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -157,7 +157,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             "relocs_dropped": dropped,
             "time_ms": elapsed.as_secs_f64() * 1e3,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let mut s = format!(
             "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
@@ -194,7 +194,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             reports.len(),
             elapsed.as_secs_f64() * 1e3
         ));
-        print!("{s}");
+        crate::out::print(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }

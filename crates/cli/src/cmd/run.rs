@@ -61,9 +61,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
     };
     if args.json {
-        println!("{}", serde_json::json!({ "file": path, "r0": format!("{r0:#x}") }));
+        outln!("{}", serde_json::json!({ "file": path, "r0": format!("{r0:#x}") }))?;
     } else {
-        println!("{r0:#x}");
+        outln!("{r0:#x}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

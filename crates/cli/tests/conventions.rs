@@ -1,0 +1,124 @@
+//! The command line as a BPF developer expects it: a closed pipe ends a command quietly, an
+//! output file is replaced whole or not at all, errors speak plainly, `--passes` lists are
+//! checked as usage, and every subcommand keeps the exit codes 0 (success), 1 (bad input or a
+//! failed check) and 2 (usage), never 101.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// The status of a command whose standard output was closed under it (llvm-objdump-19's
+/// `EX_IOERR`).
+const BROKEN_PIPE_EXIT: i32 = 74;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("bpfpatch")
+}
+
+fn bpfpatch() -> Command {
+    Command::cargo_bin("bpfpatch").unwrap()
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data")).join(name)
+}
+
+/// A fresh directory of its own for one test.
+fn temp_dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bpfpatch-cli-conv-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn slot(code: u8, regs: u8, off: i16, imm: i32) -> [u8; 8] {
+    let mut s = [code, regs, 0, 0, 0, 0, 0, 0];
+    s[2..4].copy_from_slice(&off.to_le_bytes());
+    s[4..8].copy_from_slice(&imm.to_le_bytes());
+    s
+}
+
+/// A little-endian image: `goto +n` over `n` constant moves, then `r0 = 0; exit`. Blinding
+/// triples the moves, so the jump no longer fits its 16-bit field without relaxation.
+fn far_jump_image(dir: &Path, n: i16) -> PathBuf {
+    let mut img = slot(0x05, 0, n, 0).to_vec();
+    for _ in 0..n {
+        img.extend(slot(0xb7, 0, 0, 0x12345));
+    }
+    img.extend(slot(0xb7, 0, 0, 0));
+    img.extend(slot(0x95, 0, 0, 0));
+    let p = dir.join("far.bin");
+    std::fs::write(&p, img).unwrap();
+    p
+}
+
+// ----- item 2: a closed pipe -----
+
+/// `bpfpatch disasm BIG | head -1`: the reader takes one line and goes away; the command ends
+/// quietly with llvm-objdump-19's status.
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let d = temp_dir("head");
+    let img = far_jump_image(&d, 20000); // ~300 KB of listing: far more than a pipe holds
+    for json in [false, true] {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["disasm", "--raw"]).arg(&img);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(!line.is_empty());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err, "", "quiet");
+        assert_eq!(out.status.code(), Some(BROKEN_PIPE_EXIT), "json {json}: {err}");
+    }
+}
+
+/// Every command that prints to stdout, with stdout a pipe nobody reads any more.
+#[test]
+fn every_command_ends_quietly_on_a_closed_pipe() {
+    let d = temp_dir("pipe");
+    let obj = data("calls-el.o");
+    let vec = d.join("v.data");
+    std::fs::write(&vec, "-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n").unwrap();
+    let o = d.join("out.o").display().to_string();
+    let (obj, vec) = (obj.display().to_string(), vec.display().to_string());
+    let empty = temp_dir("pipe-corpus").display().to_string();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["disasm", &obj],
+        vec!["disasm", "--json", &obj],
+        vec!["disasm", &vec],
+        vec!["disasm", "--json", &vec],
+        vec!["rewrite", &obj, "-o", &o, "--passes", "all"],
+        vec!["rewrite", &obj, "-o", &o, "--passes", "all", "--json"],
+        vec!["run", &vec],
+        vec!["run", "--json", &vec],
+        vec!["check", &obj],
+        vec!["check", "--json", &obj],
+        vec!["conformance", &vec],
+        vec!["conformance", "--json", &vec],
+        vec!["bench", "--sizes", "100", "--runs", "1", "--cold-runs", "0", "--impls", "bpfpatch", "--corpus", &empty],
+        vec!["bench", "--cold-child", "bpfpatch", "seed", "100"],
+        vec!["--help"],
+        vec!["--version"],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(bin()).args(&args).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // clap prints help and version itself and ignores the failed write (status 0).
+        let expected = if args[0].starts_with("--") { 0 } else { BROKEN_PIPE_EXIT };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {err}");
+        if expected != 0 {
+            assert_eq!(err, "", "{args:?}: quiet");
+        }
+    }
+}
