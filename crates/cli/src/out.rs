@@ -2,8 +2,13 @@
 //! that one rule holds for every subcommand: when the reader of a pipe goes away (`bpfpatch
 //! disasm x.o | head -1`), the command stops at once and exits quietly with [`BROKEN_PIPE`].
 //! `main` denies `print!` and `println!`, which panic there instead.
+//!
+//! Output files are written by [`write`] and [`OutFile`]: replaced whole or not at all.
 
+use anyhow::{Context, Result, bail};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 /// The exit status of a command whose standard output was closed under it: `EX_IOERR` (74)
 /// without a message, what llvm-objdump-19 does (LLVM's handler for a write on a pipe with no
@@ -51,4 +56,105 @@ macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::out::print(&format!("{}\n", format_args!($($arg)*)))
     };
+}
+
+/// An output file being written: a temporary file beside the target (in its directory, so that
+/// the final rename is atomic), renamed over the target by [`OutFile::commit`] once written and
+/// synced. Dropped uncommitted (an error on the way), it is removed and the target is as it was:
+/// `rewrite a.o -o a.o` that fails while writing (disk full, file size limit) leaves `a.o`
+/// whole.
+#[derive(Debug)]
+pub struct OutFile {
+    /// The path the user named, for messages.
+    target: PathBuf,
+    /// The file renamed over: the target, or the file it links to.
+    real: PathBuf,
+    tmp: PathBuf,
+    file: File,
+    committed: bool,
+}
+
+impl OutFile {
+    /// Creates the temporary file beside `target`: this is when an unwritable place is found.
+    ///
+    /// # Errors
+    /// `cannot write TARGET: ...`: a missing or read-only directory, a directory as the target.
+    pub fn create(target: &Path) -> Result<OutFile> {
+        let cannot = || format!("cannot write {}", target.display());
+        // Through a symbolic link the file it names is replaced, as a plain write would.
+        let real = match fs::symlink_metadata(target) {
+            Ok(m) if m.file_type().is_symlink() => fs::canonicalize(target).with_context(cannot)?,
+            _ => target.to_path_buf(),
+        };
+        if real.is_dir() {
+            bail!("{}: is a directory", cannot());
+        }
+        let Some(name) = real.file_name() else { bail!("{}: not a file name", cannot()) };
+        let dir = match real.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut n = 0u32;
+        loop {
+            let tmp = dir.join(format!(".{}.bpfpatch-{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(file) => return Ok(OutFile { target: target.to_path_buf(), real, tmp, file, committed: false }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                Err(e) => return Err(anyhow::Error::new(e).context(cannot())),
+            }
+        }
+    }
+
+    /// The temporary file's path, for writers that open a path themselves.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Appends `bytes`.
+    ///
+    /// # Errors
+    /// `cannot write TARGET: ...`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).with_context(|| format!("cannot write {}", self.target.display()))
+    }
+
+    /// Syncs the file, gives it the target's permissions (when the target exists) and renames it
+    /// over the target.
+    ///
+    /// # Errors
+    /// `cannot write TARGET: ...`; the temporary file is removed and the target left as it was.
+    pub fn commit(mut self) -> Result<()> {
+        let cannot = || format!("cannot write {}", self.target.display());
+        self.file.sync_all().with_context(cannot)?;
+        if let Ok(m) = fs::metadata(&self.real) {
+            fs::set_permissions(&self.tmp, m.permissions()).with_context(cannot)?;
+        }
+        fs::rename(&self.tmp, &self.real).with_context(cannot)?;
+        self.committed = true;
+        // The rename itself, durable: best effort (not every file system syncs a directory).
+        if let Some(dir) = self.real.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Replaces `target` with `bytes` whole, or leaves it as it was (see [`OutFile`]).
+///
+/// # Errors
+/// `cannot write TARGET: ...`.
+pub fn write(target: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OutFile::create(target)?;
+    f.write_all(bytes)?;
+    f.commit()
 }

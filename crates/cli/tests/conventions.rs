@@ -122,3 +122,41 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
         }
     }
 }
+// ----- item 3: output files replaced whole or not at all -----
+
+/// `rewrite a.o -o a.o` under a file size limit: the write fails (EFBIG), the original is
+/// byte-identical afterwards, and no temporary file is left beside it.
+#[test]
+fn a_failed_in_place_rewrite_leaves_the_target_untouched() {
+    let d = temp_dir("inplace");
+    let target = d.join("a.o");
+    let original = std::fs::read(data("calls-el.o")).unwrap();
+    assert!(original.len() > 4096);
+    std::fs::write(&target, &original).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -f 1; trap "" XFSZ; exec "$0" rewrite "$1" -o "$1" --passes all --blind"#)
+        .arg(bin())
+        .arg(&target)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
+    assert!(err.contains(&target.display().to_string()), "names the file: {err}");
+    assert!(std::fs::read(&target).unwrap() == original, "the target was changed");
+    let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("a.o")], "files left beside the target");
+    // Without the limit the same command replaces it, keeping its permissions.
+    bpfpatch()
+        .arg("rewrite")
+        .arg(&target)
+        .arg("-o")
+        .arg(&target)
+        .args(["--passes", "all", "--blind"])
+        .assert()
+        .success();
+    assert!(std::fs::read(&target).unwrap() != original);
+    let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

@@ -2,6 +2,7 @@
 //! list, bpfpatch, and the copy floor — with a progress bar, JSON and a log-log plot.
 
 use super::bench_pipeline;
+use crate::out::OutFile;
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_bench::measure::Sample;
 use bpfpatch_bench::suite::{self, Config, WorkloadKind};
@@ -125,12 +126,13 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         outln!("\n{}", bench_pipeline::table(&report.results))?;
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::out::write(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
         outln!("JSON report: {}", path.display())?;
     }
     if let Some(path) = &args.plot {
-        plot::plot(&report, "seed", path)?;
+        let svg = OutFile::create(path)?;
+        plot::plot(&report, "seed", svg.tmp_path()).with_context(|| format!("cannot write {}", path.display()))?;
+        svg.commit()?;
         outln!("plot: {}", path.display())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -131,7 +131,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };
-    std::fs::write(&args.output, &out).with_context(|| format!("cannot write {}", args.output.display()))?;
+    crate::out::write(&args.output, &out)?;
     let elapsed = t0.elapsed();
     let rows: Vec<SectionRow> = reports.iter().map(|r| SectionRow::of(r, passes.stats())).collect();
     let mut total = SectionRow { section: "total".into(), ..SectionRow::default() };
