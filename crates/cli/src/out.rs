@@ -105,6 +105,11 @@ impl OutFile {
         }
     }
 
+    /// The path the file is written to (as given).
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// The temporary file's path, for writers that open a path themselves.
     pub fn tmp_path(&self) -> &Path {
         &self.tmp
@@ -119,11 +124,11 @@ impl OutFile {
     }
 
     /// Syncs the file, gives it the target's permissions (when the target exists) and renames it
-    /// over the target.
+    /// over the target; returns the target's path (as given).
     ///
     /// # Errors
     /// `cannot write TARGET: ...`; the temporary file is removed and the target left as it was.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(mut self) -> Result<PathBuf> {
         let cannot = || format!("cannot write {}", self.target.display());
         self.file.sync_all().with_context(cannot)?;
         if let Ok(m) = fs::metadata(&self.real) {
@@ -137,7 +142,7 @@ impl OutFile {
         {
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(self.target.clone())
     }
 }
 
@@ -156,5 +161,5 @@ impl Drop for OutFile {
 pub fn write(target: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OutFile::create(target)?;
     f.write_all(bytes)?;
-    f.commit()
+    f.commit().map(drop)
 }

@@ -160,3 +160,62 @@ fn a_failed_in_place_rewrite_leaves_the_target_untouched() {
     let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+/// `bench --json F` and `--plot F` with F unwritable: refused before the run, naming F.
+#[test]
+fn bench_checks_its_output_files_before_running() {
+    let d = temp_dir("bench");
+    let bad = d.join("no-such-dir").join("b.svg");
+    for flag in ["--plot", "--json"] {
+        let out = bpfpatch()
+            .args(["bench", "--sizes", "100", "--runs", "1", "--cold-runs", "0", "--impls", "bpfpatch", "--corpus"])
+            .arg(&d)
+            .arg(flag)
+            .arg(&bad)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
+        assert!(err.contains(&bad.display().to_string()), "{flag}: names the file: {err}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "", "{flag}: refused before the run");
+    }
+}
+
+/// Runs and expects exit 1 with exactly one `error: ...` line on stderr; returns it.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.assert().code(1).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+// ----- item 4: errors in plain words -----
+
+#[test]
+fn no_relax_errors_name_the_slots_in_plain_words() {
+    let d = temp_dir("norelax");
+    let img = far_jump_image(&d, 20000);
+    let out = d.join("out.bin");
+    let e = fails(
+        bpfpatch()
+            .args(["rewrite", "--raw", "--no-relax", "--passes", "none", "--blind"])
+            .arg(&img)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(!e.contains("Some(") && !e.contains("Slot("), "{e}");
+    assert!(e.contains("slot 0 of the rewritten program") && e.contains("slot 0 of the original"), "{e}");
+    assert!(e.contains("60000"), "the offset it needs: {e}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn conformance_on_a_directory_without_vectors_is_an_error() {
+    let d = temp_dir("noconf");
+    std::fs::write(d.join("README"), "not a vector").unwrap();
+    let e = fails(bpfpatch().arg("conformance").arg(&d));
+    assert!(e.contains("no") && e.contains("vectors") && e.contains(&d.display().to_string()), "{e}");
+}

@@ -75,6 +75,14 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             .map(|n| Impl::from_name(n).ok_or_else(|| anyhow!("unknown implementation {n}")))
             .collect::<Result<_>>()?;
     }
+    // What cannot be written or read is found now, not after the whole run.
+    let json_out = args.json.as_deref().map(OutFile::create).transpose()?;
+    let plot_out = args.plot.as_deref().map(OutFile::create).transpose()?;
+    if let Some(dir) = &args.corpus
+        && !dir.is_dir()
+    {
+        bail!("cannot read the corpus {}: no such directory", dir.display());
+    }
     let exe = std::env::current_exe().context("cannot find the bpfpatch executable for cold runs")?;
     let mut cold = |imp: Impl, kind: WorkloadKind, size: usize| -> Result<(Sample, usize), String> {
         let out = Command::new(&exe)
@@ -125,14 +133,15 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     } else {
         outln!("\n{}", bench_pipeline::table(&report.results))?;
     }
-    if let Some(path) = &args.json {
-        crate::out::write(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    if let Some(mut f) = json_out {
+        f.write_all(serde_json::to_string_pretty(&report)?.as_bytes())?;
+        let path = f.commit()?;
         outln!("JSON report: {}", path.display())?;
     }
-    if let Some(path) = &args.plot {
-        let svg = OutFile::create(path)?;
-        plot::plot(&report, "seed", svg.tmp_path()).with_context(|| format!("cannot write {}", path.display()))?;
-        svg.commit()?;
+    if let Some(svg) = plot_out {
+        plot::plot(&report, "seed", svg.tmp_path())
+            .with_context(|| format!("cannot write {}", svg.target().display()))?;
+        let path = svg.commit()?;
         outln!("plot: {}", path.display())?;
     }
     Ok(ExitCode::SUCCESS)
