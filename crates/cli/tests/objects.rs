@@ -442,7 +442,10 @@ fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
             .clone();
         String::from_utf8(out.stdout).unwrap()
     };
-    let absent = bench(&dir.join("no-corpus"), &dir.join("absent.json"));
+    // A corpus folder without the objects (a folder that does not exist is an error).
+    let empty = dir.join("empty-corpus");
+    std::fs::create_dir_all(&empty).unwrap();
+    let absent = bench(&empty, &dir.join("absent.json"));
     assert!(absent.contains("pipeline: skipped"), "{absent}");
     let Some(files) = corpus() else { return };
     let Some(root) = files.first().and_then(|f| f.ancestors().find(|a| a.join("selftests").is_dir())) else { return };
