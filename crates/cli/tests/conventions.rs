@@ -219,3 +219,20 @@ fn conformance_on_a_directory_without_vectors_is_an_error() {
     let e = fails(bpfpatch().arg("conformance").arg(&d));
     assert!(e.contains("no") && e.contains("vectors") && e.contains(&d.display().to_string()), "{e}");
 }
+// ----- item 5: disasm --raw carries on past an undecodable slot -----
+
+#[test]
+fn disasm_prints_unknown_for_an_undecodable_slot_and_carries_on() {
+    let d = temp_dir("unknown");
+    let img: Vec<u8> = [slot(0xb7, 0, 0, 1), slot(0xff, 0, 0, 0), slot(0x95, 0, 0, 0)].concat();
+    let f = d.join("bad.bin");
+    std::fs::write(&f, img).unwrap();
+    bpfpatch().args(["disasm", "--raw"]).arg(&f).assert().success().stdout("0: r0 = 0x1\n1: <unknown>\n2: exit\n");
+    let out = bpfpatch().args(["disasm", "--raw", "--json"]).arg(&f).assert().success().get_output().clone();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[1]["text"], "<unknown>");
+    assert_eq!(v[2]["slot"], 2);
+    // An ld_imm64 cut short at the end is one unknown slot too.
+    std::fs::write(&f, [slot(0x95, 0, 0, 0), slot(0x18, 0, 0, 1)].concat()).unwrap();
+    bpfpatch().args(["disasm", "--raw"]).arg(&f).assert().success().stdout("0: exit\n1: <unknown>\n");
+}
