@@ -1,7 +1,8 @@
 //! The `bpfpatch` command: disassemble, run, check conformance, rewrite and benchmark eBPF
-//! programs. Every subcommand exits 0 on success and 1 with a one-line `error: ...` on bad
-//! input; 74 quietly when its standard output is closed under it ([`out::BROKEN_PIPE`]); a
-//! panic (exit 101) from any input is a bug.
+//! programs. Every subcommand exits with [`EXIT_CODES`]: 0 on success, 1 with a one-line
+//! `error: ...` on bad input or a failed check, 2 on a usage error (clap's, including the checks
+//! of flag values such as `--passes`), 74 quietly when its standard output is closed under it
+//! ([`out::BROKEN_PIPE`]); a panic (exit 101) from any input is a bug.
 
 // Standard output goes through `out::print`: `print!` panics on a closed pipe.
 #![deny(clippy::print_stdout)]
@@ -20,9 +21,13 @@ use clap::{Parser, Subcommand};
 use std::io::Write as _;
 use std::process::ExitCode;
 
+/// The exit codes of every subcommand, as `--help` states them.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 bad input or a failed check (one `error:` line); 2 usage \
+                          error; 74 standard output closed (as llvm-objdump)";
+
 /// Linear-time patching of eBPF programs.
 #[derive(Debug, Parser)]
-#[command(name = "bpfpatch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "bpfpatch", version, about, long_about = None, propagate_version = true, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

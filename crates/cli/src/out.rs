@@ -1,9 +1,9 @@
-//! Everything the command writes to standard output goes through [`print`] (or [`outln!`]), so
+//! Everything the command writes to standard output goes through [`print()`] (or `outln!`), so
 //! that one rule holds for every subcommand: when the reader of a pipe goes away (`bpfpatch
 //! disasm x.o | head -1`), the command stops at once and exits quietly with [`BROKEN_PIPE`].
 //! `main` denies `print!` and `println!`, which panic there instead.
 //!
-//! Output files are written by [`write`] and [`OutFile`]: replaced whole or not at all.
+//! Output files are written by [`write()`] and [`OutFile`]: replaced whole or not at all.
 
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
@@ -51,7 +51,7 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(stdout_error)
 }
 
-/// `println!` through [`print`]: `outln!("{x}")?`.
+/// `println!` through [`print()`]: `outln!("{x}")?`.
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::out::print(&format!("{}\n", format_args!($($arg)*)))

@@ -54,6 +54,14 @@ fn far_jump_image(dir: &Path, n: i16) -> PathBuf {
     p
 }
 
+/// Runs and expects a usage error: exit 2, clap's `error: ...` first; returns stderr.
+fn usage(cmd: &mut Command) -> String {
+    let out = cmd.assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
 // ----- item 2: a closed pipe -----
 
 /// `bpfpatch disasm BIG | head -1`: the reader takes one line and goes away; the command ends
@@ -235,4 +243,94 @@ fn disasm_prints_unknown_for_an_undecodable_slot_and_carries_on() {
     // An ld_imm64 cut short at the end is one unknown slot too.
     std::fs::write(&f, [slot(0x95, 0, 0, 0), slot(0x18, 0, 0, 1)].concat()).unwrap();
     bpfpatch().args(["disasm", "--raw"]).arg(&f).assert().success().stdout("0: exit\n1: <unknown>\n");
+}
+// ----- item 9: passes and exit codes -----
+
+#[test]
+fn pass_lists_are_checked_as_usage() {
+    let d = temp_dir("passes");
+    let vec = d.join("v.data");
+    std::fs::write(&vec, "-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n").unwrap();
+    let out = d.join("out.o");
+    for (list, says) in [
+        ("dce,dce", "dce"),
+        ("none,dce", "none"),
+        ("dce,none", "none"),
+        ("all,dce", "dce"),
+        ("bogus", "unknown pass"),
+        ("dce,,zext", "empty"),
+    ] {
+        let e = usage(bpfpatch().args(["run", "--passes", list]).arg(&vec));
+        assert!(e.contains(says) && e.contains(list), "{list}: {e}");
+        usage(bpfpatch().args(["conformance", "--passes", list]).arg(&vec));
+        usage(bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", list]));
+        assert!(!out.exists());
+    }
+    for list in ["none", "all", "all,blind", "dce,fixups", "zext , dce"] {
+        bpfpatch().args(["run", "--passes", list]).arg(&vec).assert().success().stdout("0x1\n");
+    }
+}
+
+#[test]
+fn help_says_what_each_pass_does_on_one_line() {
+    for cmd in ["run", "rewrite", "conformance"] {
+        let out = bpfpatch().args([cmd, "--help"]).assert().success().get_output().clone();
+        let help = String::from_utf8(out.stdout).unwrap();
+        for name in ["dce", "ctx", "lower-v4", "fixups", "zext", "rnd-hi32", "blind", "all", "none"] {
+            let line = help.lines().find(|l| l.split_whitespace().next() == Some(name));
+            let words = line.map_or(0, |l| l.split_whitespace().count());
+            assert!(words >= 4, "{cmd} --help: no line saying what {name} does:\n{help}");
+        }
+    }
+}
+
+/// Every subcommand: a bad flag (or flag value, or combination) is a usage error, exit 2; a
+/// missing input is exit 1 with one `error:` line.
+#[test]
+fn exit_codes_are_the_same_in_every_subcommand() {
+    let d = temp_dir("codes");
+    let vec = d.join("v.data");
+    std::fs::write(&vec, "-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n").unwrap();
+    let v = vec.display().to_string();
+    let o = d.join("out.o").display().to_string();
+    let obj = data("prog-el.o").display().to_string();
+    let nope = d.join("missing").display().to_string();
+    let quick = ["--sizes", "100", "--runs", "1", "--cold-runs", "0", "--impls", "bpfpatch"];
+    let bad: Vec<Vec<&str>> = vec![
+        vec!["disasm", "--no-such-flag", &v],
+        vec!["disasm", "--raw", "--section", "xdp", &v],
+        vec!["run", "--no-such-flag", &v],
+        vec!["run", "--raw", "--section", "xdp", &v],
+        vec!["run", "--passes", "dce,dce", &v],
+        vec!["check", "--no-such-flag", &obj],
+        vec!["rewrite", "--no-such-flag", &obj, "-o", &o, "--passes", "all"],
+        vec!["rewrite", &obj, "-o", &o, "--passes", "none,blind"],
+        vec!["rewrite", &obj, "-o", &o],
+        vec!["conformance", "--no-such-flag", &v],
+        vec!["conformance", "--passes", "fixups,fixups", &v],
+        vec!["bench", "--no-such-flag"],
+        vec!["bench", "--impls", "bogus"],
+        vec!["no-such-command"],
+    ];
+    for args in bad {
+        let out = bpfpatch().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let corpus = d.join("no-corpus").display().to_string();
+    let missing: Vec<Vec<&str>> = vec![
+        vec!["disasm", &nope],
+        vec!["disasm", "--raw", &nope],
+        vec!["run", &nope],
+        vec!["check", &nope],
+        vec!["rewrite", &nope, "-o", &o, "--passes", "all"],
+        vec!["conformance", &nope],
+        [&["bench"][..], &quick, &["--corpus", &corpus]].concat(),
+    ];
+    for args in missing {
+        let e = fails(bpfpatch().args(&args));
+        let named = if args[0] == "bench" { &corpus } else { &nope };
+        assert!(e.contains(named.as_str()), "{args:?}: {e}");
+    }
 }

@@ -177,7 +177,11 @@ fn rewrite_raw_images_in_both_byte_orders() {
 #[test]
 fn rewrite_refuses_unknown_passes() {
     let out = temp_dir().join("never.o");
-    let e = fails(bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "bogus"]));
+    // A usage error: exit 2 with clap's report.
+    let o = bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "bogus"]).output();
+    let o = o.unwrap();
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("unknown pass"), "{e}");
     assert!(!out.exists(), "no output on error");
 }

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
     /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = impl_name)]
     pub impls: Option<Vec<String>>,
     /// The corpus whose largest objects (pyperf600, pyperf180, strobemeta) the `pipeline`
     /// workload rewrites with the full pass pipeline; skipped when they are absent (default:
@@ -49,6 +49,14 @@ pub struct Args {
     /// Internal: run one cold measurement in this fresh process and print it as JSON.
     #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
     pub cold_child: Option<Vec<String>>,
+}
+
+/// An implementation's name, checked as clap parses it (a usage error, exit 2).
+fn impl_name(name: &str) -> Result<String, String> {
+    match Impl::from_name(name) {
+        Some(_) => Ok(name.to_string()),
+        None => Err(format!("unknown implementation `{name}` (known: {})", Impl::ALL.map(Impl::name).join(", "))),
+    }
 }
 
 /// Runs the benchmark (or, with the hidden `--cold-child`, one cold measurement).

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// ELF objects: list only this executable section.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", conflicts_with = "raw")]
     pub section: Option<String>,
     /// ELF objects: leave out the BTF source lines.
     #[arg(long)]

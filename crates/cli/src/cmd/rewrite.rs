@@ -2,6 +2,7 @@
 //! pipeline through the patching engine, and report per section what changed.
 
 use crate::input::{self, Kind};
+use crate::passes_args;
 use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline::{self, ProgramStats};
 use bpfpatch_insn::slots_to_bytes;
@@ -21,9 +22,13 @@ pub struct Args {
     /// Where to write the result (an object, or with `--raw` an image in the same byte order).
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// The passes: a comma-separated list of dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind;
-    /// `all` is the full pipeline; `none` rewrites nothing (the output's sections are the input's).
-    #[arg(long, value_name = "LIST")]
+    /// The passes (a comma-separated list; see --help).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_parser = passes_args::parse_list,
+        long_help = passes_args::help("The passes", "rewrite nothing (the output's sections are the input's)")
+    )]
     pub passes: String,
     /// Add constant blinding to the pipeline.
     #[arg(long)]

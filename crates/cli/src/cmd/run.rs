@@ -24,7 +24,7 @@ pub struct Args {
     pub program: ProgramArgs,
     /// ELF objects: the program section to run (default: the only one with instructions).
     /// Only self-contained programs run: no relocations but calls inside the section.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", conflicts_with = "raw")]
     pub section: Option<String>,
     /// Print a JSON object instead of the bare value.
     #[arg(long)]
