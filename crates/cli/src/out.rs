@@ -62,14 +62,16 @@ macro_rules! outln {
 /// the final rename is atomic), renamed over the target by [`OutFile::commit`] once written and
 /// synced. Dropped uncommitted (an error on the way), it is removed and the target is as it was:
 /// `rewrite a.o -o a.o` that fails while writing (disk full, file size limit) leaves `a.o`
-/// whole.
+/// whole. A target that is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) has nothing
+/// to replace: it is written in place.
 #[derive(Debug)]
 pub struct OutFile {
     /// The path the user named, for messages.
     target: PathBuf,
     /// The file renamed over: the target, or the file it links to.
     real: PathBuf,
-    tmp: PathBuf,
+    /// The temporary file; `None` when writing in place.
+    tmp: Option<PathBuf>,
     file: File,
     committed: bool,
 }
@@ -81,6 +83,14 @@ impl OutFile {
     /// `cannot write TARGET: ...`: a missing or read-only directory, a directory as the target.
     pub fn create(target: &Path) -> Result<OutFile> {
         let cannot = || format!("cannot write {}", target.display());
+        if let Ok(m) = fs::metadata(target)
+            && !m.is_dir()
+            && !m.is_file()
+        {
+            let file = OpenOptions::new().write(true).truncate(true).open(target).with_context(cannot)?;
+            let target = target.to_path_buf();
+            return Ok(OutFile { real: target.clone(), target, tmp: None, file, committed: false });
+        }
         // Through a symbolic link the file it names is replaced, as a plain write would.
         let real = match fs::symlink_metadata(target) {
             Ok(m) if m.file_type().is_symlink() => fs::canonicalize(target).with_context(cannot)?,
@@ -98,7 +108,9 @@ impl OutFile {
         loop {
             let tmp = dir.join(format!(".{}.bpfpatch-{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(file) => return Ok(OutFile { target: target.to_path_buf(), real, tmp, file, committed: false }),
+                Ok(file) => {
+                    return Ok(OutFile { target: target.to_path_buf(), real, tmp: Some(tmp), file, committed: false });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
                 Err(e) => return Err(anyhow::Error::new(e).context(cannot())),
             }
@@ -110,9 +122,10 @@ impl OutFile {
         &self.target
     }
 
-    /// The temporary file's path, for writers that open a path themselves.
-    pub fn tmp_path(&self) -> &Path {
-        &self.tmp
+    /// The path to write to, for writers that open a path themselves: the temporary file (or
+    /// the target, written in place).
+    pub fn path(&self) -> &Path {
+        self.tmp.as_deref().unwrap_or(&self.target)
     }
 
     /// Appends `bytes`.
@@ -130,11 +143,15 @@ impl OutFile {
     /// `cannot write TARGET: ...`; the temporary file is removed and the target left as it was.
     pub fn commit(mut self) -> Result<PathBuf> {
         let cannot = || format!("cannot write {}", self.target.display());
+        let Some(tmp) = self.tmp.clone() else {
+            self.committed = true;
+            return Ok(self.target.clone());
+        };
         self.file.sync_all().with_context(cannot)?;
         if let Ok(m) = fs::metadata(&self.real) {
-            fs::set_permissions(&self.tmp, m.permissions()).with_context(cannot)?;
+            fs::set_permissions(&tmp, m.permissions()).with_context(cannot)?;
         }
-        fs::rename(&self.tmp, &self.real).with_context(cannot)?;
+        fs::rename(&tmp, &self.real).with_context(cannot)?;
         self.committed = true;
         // The rename itself, durable: best effort (not every file system syncs a directory).
         if let Some(dir) = self.real.parent().filter(|d| !d.as_os_str().is_empty())
@@ -148,8 +165,10 @@ impl OutFile {
 
 impl Drop for OutFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
+        if !self.committed
+            && let Some(tmp) = &self.tmp
+        {
+            let _ = fs::remove_file(tmp);
         }
     }
 }

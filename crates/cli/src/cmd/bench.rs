@@ -147,8 +147,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         outln!("JSON report: {}", path.display())?;
     }
     if let Some(svg) = plot_out {
-        plot::plot(&report, "seed", svg.tmp_path())
-            .with_context(|| format!("cannot write {}", svg.target().display()))?;
+        plot::plot(&report, "seed", svg.path()).with_context(|| format!("cannot write {}", svg.target().display()))?;
         let path = svg.commit()?;
         outln!("plot: {}", path.display())?;
     }
