@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 /// The exit codes of every subcommand, as `--help` states them.
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 bad input or a failed check (one `error:` line); 2 usage \
-                          error; 74 standard output closed (as llvm-objdump)";
+                          error; 74 standard output closed (as llvm-objdump-19)";
 
 /// Linear-time patching of eBPF programs.
 #[derive(Debug, Parser)]
