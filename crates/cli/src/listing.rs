@@ -12,7 +12,7 @@
 //! print `<unknown>` as llvm does.
 
 use bpfpatch_asm::{DisasmOptions, disasm_insn_with};
-use bpfpatch_insn::{TargetKind, decode};
+use bpfpatch_insn::{Insn, TargetKind, decode};
 use bpfpatch_object::{BpfObject, reloc_type};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -102,6 +102,30 @@ fn core_kind(kind: u32) -> String {
     NAMES.get(kind as usize).map_or_else(|| format!("kind {kind}"), |s| (*s).to_string())
 }
 
+/// The text of the instruction at slot `i` of `insns`, the slots it takes, and whether it
+/// decoded: a slot that does not decode is `<unknown>` and one slot, and the listing carries on
+/// after it, as llvm-objdump does. Every listing (objects, images, `.data` programs) is made of
+/// these.
+pub fn insn_text(insns: &[Insn], i: usize, opts: DisasmOptions) -> (String, usize, bool) {
+    match insns.get(i..).map(|rest| decode(rest, opts.decode)) {
+        Some(Ok((op, n))) => (disasm_insn_with(&op, opts.dialect, opts.fidelity), n, true),
+        _ => ("<unknown>".to_string(), 1, false),
+    }
+}
+
+/// The listing of a bare program (an image or a `.data` program): `(slot, text)` per
+/// instruction, `<unknown>` for a slot that does not decode ([`insn_text`]).
+pub fn program_lines(insns: &[Insn], opts: DisasmOptions) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < insns.len() {
+        let (text, n, _) = insn_text(insns, i, opts);
+        out.push((i, text));
+        i += n;
+    }
+    out
+}
+
 /// Builds the listing of the object's executable sections (or only `section`).
 ///
 /// # Errors
@@ -145,10 +169,8 @@ pub fn listing(obj: &BpfObject, section: Option<&str>, opts: DisasmOptions) -> a
         let mut rows = Vec::new();
         let mut i = 0;
         while i < insns.len() {
-            let (text, n, kind) = match decode(&insns[i..], opts.decode) {
-                Ok((op, n)) => (disasm_insn_with(&op, opts.dialect, opts.fidelity), n, insns[i].target_field()),
-                Err(_) => ("<unknown>".to_string(), 1, None),
-            };
+            let (text, n, decoded) = insn_text(insns, i, opts);
+            let kind = if decoded { insns[i].target_field() } else { None };
             let target = match kind {
                 Some((_, TargetKind::Jump)) => insns[i]
                     .abs_target(i)

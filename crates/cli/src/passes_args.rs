@@ -1,18 +1,87 @@
-//! `--passes LIST [--blind]`, shared by the commands that rewrite before running.
+//! `--passes LIST [--blind]`: the one table of the passes on the command line ([`PASSES`]),
+//! the help and the checks of a list made from it (for `run`, `conformance` and `rewrite`), and
+//! the arguments of the commands that rewrite before running.
 
 use anyhow::Result;
 use bpfpatch_cli::pipeline::with_hint;
 use bpfpatch_insn::Insn;
-use bpfpatch_passes::{Options, Pipeline, transform};
+use bpfpatch_passes::{Options, Pass, Pipeline, transform};
+use std::fmt::Write as _;
 use std::path::PathBuf;
+
+/// Every pass, in the order they run, with what it does in a line: the table every `--passes`
+/// help and check of the command line is made from (the names are the passes crate's).
+pub const PASSES: [(Pass, &str); 7] = [
+    (Pass::Dce, "remove dead code, folding branches on constants"),
+    (Pass::Ctx, "convert context accesses to the runtime layout of --ctx-layout FILE"),
+    (Pass::LowerV4, "rewrite cpu-v4 instructions (sdiv, movsx, bswap, gotol, ...) as v3 sequences"),
+    (Pass::Fixups, "guard divisions, lower LD_ABS/LD_IND, expand may_goto, rewrite tail calls"),
+    (Pass::Zext, "zero-extend 32-bit results whose upper half is read"),
+    (Pass::RndHi32, "randomize the upper half of 32-bit results nobody reads"),
+    (Pass::Blind, "blind constants (as --blind)"),
+];
+
+/// The passes of `all`, comma-separated.
+fn all_list() -> String {
+    Pipeline::all().passes().iter().map(|p| p.name()).collect::<Vec<_>>().join(",")
+}
+
+/// The long help of `--passes`: `what` the list is for, one line per pass from [`PASSES`], then
+/// `all` and `none` (`none`: what the command does without passes).
+pub fn help(what: &str, none: &str) -> String {
+    let mut s = format!(
+        "{what}: a comma-separated list, each name at most once (they run in this order whatever the order \
+         given):"
+    );
+    for (pass, does) in PASSES {
+        let _ = write!(s, "\n  {:<9} {does}", pass.name());
+    }
+    let _ = write!(s, "\n  {:<9} {} (plus lower-v4 for programs that use cpu-v4 instructions)", "all", all_list());
+    let _ = write!(s, "\n  {:<9} {none}", "none");
+    s
+}
+
+/// Checks a `--passes` list as clap parses it, so that a bad one is a usage error (exit 2):
+/// known names, `all` or `none`, none of them empty or twice (nor a pass of `all` beside it),
+/// `none` alone.
+///
+/// # Errors
+/// What is wrong with the list, in words.
+pub fn parse_list(list: &str) -> Result<String, String> {
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    let known = || {
+        let mut v: Vec<&str> = PASSES.iter().map(|(p, _)| p.name()).collect();
+        v.extend(["all", "none"]);
+        v.join(", ")
+    };
+    for (k, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err("empty pass name (the list is NAME,NAME,...)".into());
+        }
+        if !matches!(*name, "all" | "none") && Pass::from_name(name).is_none() {
+            return Err(format!("unknown pass `{name}` (known: {})", known()));
+        }
+        if names[..k].contains(name) {
+            return Err(format!("`{name}` is named twice"));
+        }
+    }
+    if names.len() > 1 && names.contains(&"none") {
+        return Err("`none` runs no pass: it cannot be combined with others".into());
+    }
+    if names.contains(&"all")
+        && let Some(p) = Pipeline::all().passes().iter().find(|p| names.contains(&p.name()))
+    {
+        return Err(format!("`{p}` is already in `all` ({})", all_list()));
+    }
+    Ok(list.to_string())
+}
 
 /// The rewriting options of `run` and `conformance`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PassArgs {
-    /// Rewrite each program with these passes before running it: a comma-separated list of
-    /// dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind; `all` is `dce,fixups,zext,rnd-hi32`
-    /// (plus lower-v4 for programs that use cpu-v4 instructions); `none` runs the original.
-    #[arg(long, value_name = "LIST")]
+    /// Rewrite each program with these passes before running it (a comma-separated list; see
+    /// --help).
+    #[arg(long, value_name = "LIST", value_parser = parse_list, long_help = help("Rewrite each program with these passes before running it", "run the original program"))]
     pub passes: Option<String>,
     /// Add constant blinding to the pipeline (the RFC's third mode).
     #[arg(long)]
@@ -46,4 +115,24 @@ impl PassArgs {
 /// The transform hook of the runner for a pipeline run with `opts`.
 pub fn hook<'a>(pipeline: &'a Pipeline, opts: &'a Options) -> impl Fn(&[Insn]) -> Result<Vec<Insn>, String> + 'a {
     move |insns: &[Insn]| transform(insns, pipeline, opts).map_err(|e| format!("{:#}", with_hint(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_every_pass_in_order() {
+        assert_eq!(PASSES.map(|(p, _)| p), Pass::ORDER);
+    }
+
+    #[test]
+    fn lists() {
+        for ok in ["none", "all", "all,blind", "all,lower-v4", "dce, zext", "ctx,dce"] {
+            assert_eq!(parse_list(ok), Ok(ok.to_string()), "{ok}");
+        }
+        for bad in ["", "dce,", "dce,dce", "none,dce", "dce,none", "none,none", "all,all", "all,zext", "bogus"] {
+            assert!(parse_list(bad).is_err(), "{bad}");
+        }
+    }
 }

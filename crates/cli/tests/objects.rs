@@ -177,7 +177,11 @@ fn rewrite_raw_images_in_both_byte_orders() {
 #[test]
 fn rewrite_refuses_unknown_passes() {
     let out = temp_dir().join("never.o");
-    let e = fails(bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "bogus"]));
+    // A usage error: exit 2 with clap's report.
+    let o = bpfpatch().arg("rewrite").arg(data("prog-el.o")).arg("-o").arg(&out).args(["--passes", "bogus"]).output();
+    let o = o.unwrap();
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("unknown pass"), "{e}");
     assert!(!out.exists(), "no output on error");
 }
@@ -442,7 +446,10 @@ fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
             .clone();
         String::from_utf8(out.stdout).unwrap()
     };
-    let absent = bench(&dir.join("no-corpus"), &dir.join("absent.json"));
+    // A corpus folder without the objects (a folder that does not exist is an error).
+    let empty = dir.join("empty-corpus");
+    std::fs::create_dir_all(&empty).unwrap();
+    let absent = bench(&empty, &dir.join("absent.json"));
     assert!(absent.contains("pipeline: skipped"), "{absent}");
     let Some(files) = corpus() else { return };
     let Some(root) = files.first().and_then(|f| f.ancestors().find(|a| a.join("selftests").is_dir())) else { return };

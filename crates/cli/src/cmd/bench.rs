@@ -2,6 +2,7 @@
 //! list, bpfpatch, and the copy floor — with a progress bar, JSON and a log-log plot.
 
 use super::bench_pipeline;
+use crate::out::OutFile;
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_bench::measure::Sample;
 use bpfpatch_bench::suite::{self, Config, WorkloadKind};
@@ -38,7 +39,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
     /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = impl_name)]
     pub impls: Option<Vec<String>>,
     /// The corpus whose largest objects (pyperf600, pyperf180, strobemeta) the `pipeline`
     /// workload rewrites with the full pass pipeline; skipped when they are absent (default:
@@ -48,6 +49,14 @@ pub struct Args {
     /// Internal: run one cold measurement in this fresh process and print it as JSON.
     #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
     pub cold_child: Option<Vec<String>>,
+}
+
+/// An implementation's name, checked as clap parses it (a usage error, exit 2).
+fn impl_name(name: &str) -> Result<String, String> {
+    match Impl::from_name(name) {
+        Some(_) => Ok(name.to_string()),
+        None => Err(format!("unknown implementation `{name}` (known: {})", Impl::ALL.map(Impl::name).join(", "))),
+    }
 }
 
 /// Runs the benchmark (or, with the hidden `--cold-child`, one cold measurement).
@@ -73,6 +82,14 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             .iter()
             .map(|n| Impl::from_name(n).ok_or_else(|| anyhow!("unknown implementation {n}")))
             .collect::<Result<_>>()?;
+    }
+    // What cannot be written or read is found now, not after the whole run.
+    let json_out = args.json.as_deref().map(OutFile::create).transpose()?;
+    let plot_out = args.plot.as_deref().map(OutFile::create).transpose()?;
+    if let Some(dir) = &args.corpus
+        && !dir.is_dir()
+    {
+        bail!("cannot read the corpus {}: no such directory", dir.display());
     }
     let exe = std::env::current_exe().context("cannot find the bpfpatch executable for cold runs")?;
     let mut cold = |imp: Impl, kind: WorkloadKind, size: usize| -> Result<(Sample, usize), String> {
@@ -109,29 +126,30 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     report.command = std::env::args().collect::<Vec<_>>().join(" ");
-    println!("machine: {}", report.machine);
+    outln!("machine: {}", report.machine)?;
     for w in ["seed", "rand-ld-dw"] {
         if report.results.iter().any(|r| r.workload == w) {
-            println!("\n{}", report.table(w));
+            outln!("\n{}", report.table(w))?;
         }
     }
     if objects.is_empty() {
-        println!(
+        outln!(
             "\npipeline: skipped ({} has none of {:?}; scripts/corpus.sh builds them)",
             corpus.display(),
             bench_pipeline::OBJECTS
-        );
+        )?;
     } else {
-        println!("\n{}", bench_pipeline::table(&report.results));
+        outln!("\n{}", bench_pipeline::table(&report.results))?;
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+    if let Some(mut f) = json_out {
+        f.write_all(serde_json::to_string_pretty(&report)?.as_bytes())?;
+        let path = f.commit()?;
+        outln!("JSON report: {}", path.display())?;
     }
-    if let Some(path) = &args.plot {
-        plot::plot(&report, "seed", path)?;
-        println!("plot: {}", path.display());
+    if let Some(svg) = plot_out {
+        plot::plot(&report, "seed", svg.path()).with_context(|| format!("cannot write {}", svg.target().display()))?;
+        let path = svg.commit()?;
+        outln!("plot: {}", path.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -142,6 +160,6 @@ fn cold_child(args: &[String]) -> Result<ExitCode> {
     let kind = WorkloadKind::from_name(kind).ok_or_else(|| anyhow!("unknown workload {kind}"))?;
     let size: usize = size.parse().context("size")?;
     let (s, insns_out) = suite::run_cold_here(imp, kind, size).map_err(|e| anyhow!(e))?;
-    println!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }));
+    outln!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -127,7 +127,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let passed = reports.len() - failed;
     if args.json {
         let v = serde_json::json!({ "files": reports, "passed": passed, "failed": failed });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let mut out = String::new();
         for r in &reports {
@@ -144,7 +144,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             }
         }
         out.push_str(&format!("{passed} passed, {failed} failed\n"));
-        print!("{out}");
+        crate::out::print(&out)?;
     }
     if failed > 0 {
         bail!("{failed} of {} files failed the check", reports.len());

@@ -1,7 +1,8 @@
 //! `bpfpatch conformance`: run test vectors and count passes.
 
 use crate::passes_args::{PassArgs, hook};
-use anyhow::Result;
+use anyhow::{Result, bail};
+use bpfpatch_vm::conformance::collect_files;
 use bpfpatch_vm::{ConformanceOptions, conformance_report, run_conformance};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,14 @@ pub struct Args {
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
 pub fn main(args: &Args) -> Result<ExitCode> {
+    for p in &args.paths {
+        if !p.exists() {
+            bail!("cannot read {}: no such file or directory", p.display());
+        }
+        if collect_files(std::slice::from_ref(p)).is_empty() {
+            bail!("no conformance vectors (.data files) found under {}", p.display());
+        }
+    }
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;
     let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
@@ -41,10 +50,10 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             }));
         });
         let report = serde_json::json!({ "passed": summary.passed, "failed": summary.failed, "files": files });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         summary
     } else {
-        conformance_report(&args.paths, &opts, &mut std::io::stdout().lock())?
+        conformance_report(&args.paths, &opts, &mut std::io::stdout().lock()).map_err(crate::out::stdout_error)?
     };
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

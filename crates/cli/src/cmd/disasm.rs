@@ -1,10 +1,11 @@
 //! `bpfpatch disasm`: one line per instruction, `<slot>: <text>`, in llvm-objdump's syntax; for
-//! an ELF object the llvm-objdump-style listing of [`crate::listing`].
+//! an ELF object the llvm-objdump-style listing of [`crate::listing`]. A slot that does not
+//! decode is `<unknown>`, and the listing carries on, as llvm-objdump's does.
 
 use crate::input::{self, Kind, ProgramArgs};
 use crate::listing;
 use anyhow::{Context, Result};
-use bpfpatch_asm::{Dialect, DisasmOptions, Fidelity, disasm_program};
+use bpfpatch_asm::{Dialect, DisasmOptions, Fidelity};
 use bpfpatch_insn::DecodeOptions;
 use std::process::ExitCode;
 
@@ -28,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// ELF objects: list only this executable section.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", conflicts_with = "raw")]
     pub section: Option<String>,
     /// ELF objects: leave out the BTF source lines.
     #[arg(long)]
@@ -55,17 +56,17 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         } else {
             listing::render(&path.display().to_string(), &obj, &sections, !args.no_lines)
         };
-        print!("{out}");
+        crate::out::print(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.section.is_some() {
         anyhow::bail!("{}: --section applies to ELF objects only", path.display());
     }
     let slots = input::program_slots(kind, &bytes, path)?;
-    let lines = disasm_program(&slots, opts).with_context(|| path.display().to_string())?;
+    let lines = listing::program_lines(&slots, opts);
     let mut out = String::new();
     if args.json {
-        let rows: Vec<_> = lines.iter().map(|(s, t)| serde_json::json!({ "slot": s.0, "text": t })).collect();
+        let rows: Vec<_> = lines.iter().map(|(s, t)| serde_json::json!({ "slot": s, "text": t })).collect();
         out = serde_json::to_string_pretty(&rows)?;
         out.push('\n');
     } else {
@@ -73,6 +74,6 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             out.push_str(&format!("{slot}: {text}\n"));
         }
     }
-    print!("{out}");
+    crate::out::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! pipeline through the patching engine, and report per section what changed.
 
 use crate::input::{self, Kind};
+use crate::passes_args;
 use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline::{self, ProgramStats};
 use bpfpatch_insn::slots_to_bytes;
@@ -21,9 +22,13 @@ pub struct Args {
     /// Where to write the result (an object, or with `--raw` an image in the same byte order).
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// The passes: a comma-separated list of dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind;
-    /// `all` is the full pipeline; `none` rewrites nothing (the output's sections are the input's).
-    #[arg(long, value_name = "LIST")]
+    /// The passes (a comma-separated list; see --help).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_parser = passes_args::parse_list,
+        long_help = passes_args::help("The passes", "rewrite nothing (the output's sections are the input's)")
+    )]
     pub passes: String,
     /// Add constant blinding to the pipeline.
     #[arg(long)]
@@ -131,7 +136,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };
-    std::fs::write(&args.output, &out).with_context(|| format!("cannot write {}", args.output.display()))?;
+    crate::out::write(&args.output, &out)?;
     let elapsed = t0.elapsed();
     let rows: Vec<SectionRow> = reports.iter().map(|r| SectionRow::of(r, passes.stats())).collect();
     let mut total = SectionRow { section: "total".into(), ..SectionRow::default() };
@@ -157,7 +162,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             "relocs_dropped": dropped,
             "time_ms": elapsed.as_secs_f64() * 1e3,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let mut s = format!(
             "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
@@ -194,7 +199,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             reports.len(),
             elapsed.as_secs_f64() * 1e3
         ));
-        print!("{s}");
+        crate::out::print(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ pub struct Args {
     pub program: ProgramArgs,
     /// ELF objects: the program section to run (default: the only one with instructions).
     /// Only self-contained programs run: no relocations but calls inside the section.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", conflicts_with = "raw")]
     pub section: Option<String>,
     /// Print a JSON object instead of the bare value.
     #[arg(long)]
@@ -61,9 +61,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
     };
     if args.json {
-        println!("{}", serde_json::json!({ "file": path, "r0": format!("{r0:#x}") }));
+        outln!("{}", serde_json::json!({ "file": path, "r0": format!("{r0:#x}") }))?;
     } else {
-        println!("{r0:#x}");
+        outln!("{r0:#x}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
