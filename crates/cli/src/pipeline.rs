@@ -34,10 +34,14 @@ pub fn pass_names(list: &str, blind: bool) -> Result<Vec<&'static str>> {
 /// - `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls are left as they are
 ///   ([`LdAbsPolicy::Keep`], reported as skipped): the kernel does not lower them there and an
 ///   object rewrite has no reason to refuse the whole object for them. `run` and `conformance`
-///   keep the default, which refuses them.
+///   keep the default, which refuses them;
+/// - the byte order of the machine that runs the result is the object's (a bpfeb object runs on
+///   a big-endian kernel): `bswap` lowers to `le` there, narrow context loads take the
+///   big-endian byte offset.
 #[must_use]
 pub fn object_options(info: &ProgramInfo<'_>) -> Options {
     Options {
+        host: info.endian,
         protected: info.patched_at_load().into_iter().map(Slot).collect(),
         entries: info.entries().into_iter().map(Slot).collect(),
         ld_abs_with_calls: LdAbsPolicy::Keep,

@@ -3,8 +3,11 @@
 //!   inserted or changed instructions, the kernel's `zext_dst = insn_has_def32`), `zext` inserts
 //!   the explicit zero-extension `BPF_ZEXT_REG(def)` (a target that does not zero-extend needs it);
 //! - otherwise `rnd-hi32` writes random bits into the upper half (`BPF_F_TEST_RND_HI32`): if the
-//!   liveness analysis were wrong, the program's results would change. Loads from the context
-//!   are skipped as in the kernel.
+//!   liveness analysis were wrong, the program's results would change.
+//!
+//! Loads from the context are skipped by both, as in the kernel: the context conversion may
+//! widen such a load into a 64-bit pointer load (`xdp->data`), which a zero-extension would
+//! truncate (the kernel's verifier then sees a scalar where the program uses a packet pointer).
 //!
 //! Needs: [`Fact::Liveness`] (and [`Fact::PtrKind`] to skip context loads).
 
@@ -27,6 +30,11 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>, zext: bool, rnd: bo
         if matches!(item.op, Op::Zext { .. }) || def32_reg(&item.op).is_none() {
             continue;
         }
+        let ctx_load = matches!(item.op, Op::Load { .. })
+            && item.orig.and_then(|i| cx.kinds.as_ref().and_then(|k| k.base(i))) == Some(Base::Ctx);
+        if ctx_load {
+            continue;
+        }
         let upper_read = match (item.orig, cx.live.as_ref()) {
             (Some(i), Some(l)) => l.upper_read(i).unwrap_or(true),
             _ => true,
@@ -34,9 +42,7 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>, zext: bool, rnd: bo
         let p = if upper_read {
             if zext { zext_after(&item.op) } else { None }
         } else if rnd {
-            let ctx_load = matches!(item.op, Op::Load { .. })
-                && item.orig.and_then(|i| cx.kinds.as_ref().and_then(|k| k.base(i))) == Some(Base::Ctx);
-            if ctx_load { None } else { rnd_hi32_after(&item.op, cx.next_u32()) }
+            rnd_hi32_after(&item.op, cx.next_u32())
         } else {
             None
         };

@@ -1,0 +1,35 @@
+//! Byte order comes from the program: a big-endian (bpfeb) image or object is rewritten for a
+//! big-endian machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use bpfpatch_insn::{Endian, Insn, slots_from_bytes, opcode as c, slots_to_bytes};
+
+fn temp_dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("bpfpatch-cli-endian-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `lower-v4` turns `bswap16` into the swap of the machine that runs the result: `be16` on a
+/// little-endian one, `le16` on a big-endian one (where `be16` is a no-op).
+#[test]
+fn lower_v4_lowers_bswap_for_the_programs_byte_order() {
+    let dir = temp_dir("bswap");
+    let bswap16 = Insn::new(c::ALU64 | c::END, 1, 0, 0, 16); // BPF_ALU64 | BPF_END (TO_LE bit 0): bswap
+    let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    for (endian, flag, want) in [(Endian::Little, None, c::TO_BE), (Endian::Big, Some("--big-endian"), c::TO_LE)] {
+        let input = dir.join(format!("{endian:?}.bin"));
+        let output = dir.join(format!("{endian:?}.out"));
+        std::fs::write(&input, slots_to_bytes(&[bswap16, exit], endian)).unwrap();
+        let mut cmd = Command::cargo_bin("bpfpatch").unwrap();
+        cmd.args(["rewrite", "--raw", "--passes", "lower-v4"]).arg(&input).arg("-o").arg(&output);
+        if let Some(f) = flag {
+            cmd.arg(f);
+        }
+        cmd.assert().success();
+        let out = slots_from_bytes(&std::fs::read(&output).unwrap(), endian).unwrap();
+        assert_eq!(out[0], Insn::new(c::ALU | c::END | want, 1, 0, 0, 16), "{endian:?}");
+    }
+}
