@@ -90,16 +90,25 @@ fn xlated_calls_keep_their_shape() {
     if !kernel_or_skip("xlated_calls_keep_their_shape") {
         return;
     }
-    // call bpf_ktime_get_ns (5); call local +2; exit... ; subprog: r0 = 1; exit
-    let prog = [Insn::new(CALL, 0, 0, 0, 5), Insn::new(CALL, 0, 1, 0, 1), exit(), mov(0, 1), exit()];
+    // call bpf_ktime_get_ns (5); call local +3; r0 += 1; r0 -= 1; exit; subprog: r0 = 1; exit
+    let prog = [
+        Insn::new(CALL, 0, 0, 0, 5),
+        Insn::new(CALL, 0, 1, 0, 3),
+        Insn::new(ADD_IMM, 0, 0, 0, 1),
+        Insn::new(0x17, 0, 0, 0, 1),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ];
     let loaded = load(ProgType::SocketFilter, &prog, &LoadOptions::default()).unwrap();
     assert_eq!(loaded.test_run(&udp_packet()).unwrap(), 1);
     let x = loaded.xlated().unwrap();
-    assert_eq!(x.len(), 5);
+    assert_eq!(x.len(), 7, "{x:?}");
     assert_eq!((x[0].code, x[0].src()), (CALL, 0), "{x:?}");
     assert_eq!((x[1].code, x[1].src()), (CALL, 1), "{x:?}");
-    // bpf_insn_prepare_dump: the callee's subprogram index in imm, the original offset in off.
-    assert_eq!((x[1].imm, x[1].off), (1, 1), "{x:?}");
+    // bpf_insn_prepare_dump's input: the callee's subprogram index in imm, the PC-relative
+    // offset in off.
+    assert_eq!((x[1].imm, x[1].off), (1, 3), "{x:?}");
 }
 
 #[test]
