@@ -18,10 +18,22 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub passes: PassArgs,
+    /// Judge the vectors by the running kernel (verifier, JIT, BPF_PROG_TEST_RUN) instead of
+    /// the interpreter, as bpf_conformance's libbpf plugin does; prints the rejected vectors
+    /// with the verifier's first error line.
+    #[arg(long)]
+    pub kernel: bool,
+    /// With --kernel: compare the kernel's xlated image of each accepted vector without memory
+    /// with our own `dce,fixups` rewrite, and list the differing ones.
+    #[arg(long, requires = "kernel")]
+    pub xlated_compare: bool,
 }
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
 pub fn main(args: &Args) -> Result<ExitCode> {
+    if args.kernel {
+        return super::kernel_conformance::main(&args.paths, &args.passes, args.xlated_compare, args.json);
+    }
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;
     let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));

@@ -5,5 +5,6 @@ pub mod bench_pipeline;
 pub mod check;
 pub mod conformance;
 pub mod disasm;
+pub mod kernel_conformance;
 pub mod rewrite;
 pub mod run;
