@@ -6,5 +6,6 @@ pub mod check;
 pub mod conformance;
 pub mod disasm;
 pub mod kernel_conformance;
+pub mod load;
 pub mod rewrite;
 pub mod run;
