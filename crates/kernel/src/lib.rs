@@ -30,6 +30,7 @@
 
 pub mod object;
 mod sys;
+pub mod xlated;
 
 use bpfpatch_insn::{Endian, Insn, slots_from_bytes};
 use core::fmt;

@@ -23,6 +23,7 @@ use crate::passes_args::{PassArgs, hook};
 use anyhow::{Result, bail};
 use bpfpatch_asm::parse_data_file;
 use bpfpatch_insn::Insn;
+use bpfpatch_kernel::xlated::comparable;
 use bpfpatch_kernel::{KernelError, LoadOptions, ProgType, available, load};
 use bpfpatch_passes::{Options, Pipeline, transform as run_passes};
 use bpfpatch_vm::Summary;
@@ -40,7 +41,6 @@ const JGT_X: u8 = 0x2d;
 const JA: u8 = 0x05;
 const CALL: u8 = 0x85;
 const EXIT: u8 = 0x95;
-const LD_IMM64: u8 = 0x18;
 const PSEUDO_CALL: u8 = 1;
 
 /// The XDP prolog for a memory of `len` bytes: r1 = data, r2 = len, r0 = 0, after a bounds
@@ -151,31 +151,6 @@ fn judge(negative: bool, expected_result: Option<u64>, expects_error: bool, obse
     }
 }
 
-/// The kernel's xlated slot in the form ours has, with kernel addresses cleared: helper calls'
-/// `imm`, map references' `imm` (both slots); bpf-to-bpf calls get back their PC-relative `imm`
-/// from `off`, where `bpf_insn_prepare_dump`'s caller leaves it.
-fn normalize(x: &[Insn], kernel: bool) -> Vec<Insn> {
-    let mut out = x.to_vec();
-    let mut i = 0;
-    while i < out.len() {
-        let s = &mut out[i];
-        if s.code == CALL && s.src() == 0 {
-            s.imm = 0;
-        } else if s.code == CALL && s.src() == PSEUDO_CALL && kernel {
-            s.imm = i32::from(s.off);
-            s.off = 0;
-        } else if s.code == LD_IMM64 && s.src() != 0 {
-            s.imm = 0;
-            if let Some(next) = out.get_mut(i + 1) {
-                next.imm = 0;
-            }
-            i += 1;
-        }
-        i += 1;
-    }
-    out
-}
-
 /// The first difference of two images, as text.
 fn first_difference(kernel: &[Insn], ours: &[Insn]) -> String {
     let at = kernel.iter().zip(ours).position(|(a, b)| a != b).unwrap_or(kernel.len().min(ours.len()));
@@ -242,7 +217,7 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, xlated_compare: bool, json: bo
         {
             match (low.xlated(), run_passes(&v.body, &ours_pipeline, &ours_opts)) {
                 (Ok(kernel), Ok(ours)) => {
-                    let (k, o) = (normalize(&kernel, true), normalize(&ours, false));
+                    let (k, o) = (comparable(&kernel, true), comparable(&ours, false));
                     if k == o {
                         equal += 1;
                     } else {
