@@ -27,12 +27,21 @@ pub struct Args {
     /// with our own `dce,fixups` rewrite, and list the differing ones.
     #[arg(long, requires = "kernel")]
     pub xlated_compare: bool,
+    /// With --kernel: write the kernel's xlated image of each accepted vector (as loaded, with
+    /// its prolog) to DIR/NAME.xlated, for `bpfpatch disasm --xlated`.
+    #[arg(long, requires = "kernel", value_name = "DIR")]
+    pub dump_xlated: Option<PathBuf>,
 }
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
 pub fn main(args: &Args) -> Result<ExitCode> {
     if args.kernel {
-        return super::kernel_conformance::main(&args.paths, &args.passes, args.xlated_compare, args.json);
+        let opts = super::kernel_conformance::KernelOptions {
+            xlated_compare: args.xlated_compare,
+            dump_xlated: args.dump_xlated.clone(),
+            json: args.json,
+        };
+        return super::kernel_conformance::main(&args.paths, &args.passes, &opts);
     }
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;

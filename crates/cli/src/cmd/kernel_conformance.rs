@@ -20,7 +20,7 @@
 //! keeps in `off`).
 
 use crate::passes_args::{PassArgs, hook};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use bpfpatch_asm::parse_data_file;
 use bpfpatch_insn::Insn;
 use bpfpatch_kernel::xlated::comparable;
@@ -151,6 +151,10 @@ fn judge(negative: bool, expected_result: Option<u64>, expects_error: bool, obse
     }
 }
 
+fn host_endian() -> bpfpatch_insn::Endian {
+    if cfg!(target_endian = "big") { bpfpatch_insn::Endian::Big } else { bpfpatch_insn::Endian::Little }
+}
+
 /// The first difference of two images, as text.
 fn first_difference(kernel: &[Insn], ours: &[Insn]) -> String {
     let at = kernel.iter().zip(ours).position(|(a, b)| a != b).unwrap_or(kernel.len().min(ours.len()));
@@ -164,8 +168,23 @@ fn first_difference(kernel: &[Insn], ours: &[Insn]) -> String {
     )
 }
 
-/// Runs `paths` on the kernel; `xlated_compare` adds the xlated comparison.
-pub fn main(paths: &[PathBuf], passes: &PassArgs, xlated_compare: bool, json: bool) -> Result<ExitCode> {
+/// The kernel runner's own flags.
+#[derive(Debug, Default)]
+pub struct KernelOptions {
+    /// Compare the xlated images with our `dce,fixups`.
+    pub xlated_compare: bool,
+    /// Write each accepted vector's xlated image here.
+    pub dump_xlated: Option<PathBuf>,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// Runs `paths` on the kernel.
+pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Result<ExitCode> {
+    let (xlated_compare, json) = (kopts.xlated_compare, kopts.json);
+    if let Some(dir) = &kopts.dump_xlated {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     if let Err(reason) = available() {
         bail!("conformance --kernel: {reason}");
     }
@@ -210,6 +229,12 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, xlated_compare: bool, json: bo
             summary.passed += 1;
         } else {
             summary.failed += 1;
+        }
+        if let (Some(dir), Some(low)) = (&kopts.dump_xlated, &low) {
+            let image = low.xlated()?;
+            let file = dir.join(format!("{name}.xlated"));
+            std::fs::write(&file, bpfpatch_insn::slots_to_bytes(&image, host_endian()))
+                .with_context(|| format!("cannot write {}", file.display()))?;
         }
         if xlated_compare
             && let (Some(low), Some(v)) = (&low, &vector)
