@@ -6,13 +6,15 @@
 //! relocations, and calls `BPF_PROG_LOAD` with the verifier's statistics requested. A program
 //! the verifier rejects is loaded once more with the full log (level 1) to collect its reason.
 //! libbpf's messages are captured per thread through [`libbpf_rs::set_print`] (the previous
-//! callback is put back afterwards). Everything is closed when each load's `Object` drops:
+//! callback is put back afterwards; concurrent calls of [`load_object`] take turns, since the
+//! callback is process-wide). Everything is closed when each load's `Object` drops:
 //! nothing is attached or pinned.
 
 use crate::{Errno, KernelError, ProgType, Stats, error_line, parse_stats, sys};
 use libbpf_rs::{ObjectBuilder, OpenObject, PrintLevel, ProgramInput};
 use std::cell::RefCell;
 use std::os::fd::AsFd;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// One program of an object, as libbpf sees it.
@@ -98,6 +100,9 @@ fn framed_log(captured: &str) -> Option<String> {
 /// [`KernelError::Object`] when libbpf cannot open the object at all; per-program failures are
 /// in [`ObjectProgram::outcome`].
 pub fn load_object(bytes: &[u8], what: &str, packet: &[u8]) -> Result<Vec<ObjectProgram>, KernelError> {
+    // libbpf's print callback is process-wide: one object load at a time sets and restores it.
+    static PRINT: Mutex<()> = Mutex::new(());
+    let _guard = PRINT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let prev = libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
     let result = load_all(bytes, what, packet);
     libbpf_rs::set_print(prev);
