@@ -50,6 +50,9 @@ enum Command {
     Run(cmd::run::Args),
     /// Run conformance vectors (`.data` files, or directories of them) and count passes.
     Conformance(cmd::conformance::Args),
+    /// Load every program of ELF objects into the running kernel (no attach) and print the
+    /// verifier's verdict, processed instructions, xlated length and time, as veristat does.
+    Load(cmd::load::Args),
 }
 
 /// The one line of an error: its chain of causes joined as `outer: inner` (anyhow's `{:#}`),
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Rewrite(a) => cmd::rewrite::main(&a),
         Command::Run(a) => cmd::run::main(&a),
         Command::Conformance(a) => cmd::conformance::main(&a),
+        Command::Load(a) => cmd::load::main(&a),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,19 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub passes: PassArgs,
+    /// Judge the vectors by the running kernel (verifier, JIT, BPF_PROG_TEST_RUN) instead of
+    /// the interpreter, as bpf_conformance's libbpf plugin does; prints the rejected vectors
+    /// with the verifier's first error line.
+    #[arg(long)]
+    pub kernel: bool,
+    /// With --kernel: compare the kernel's xlated image of each accepted vector without memory
+    /// with our own `dce,fixups` rewrite, and list the differing ones.
+    #[arg(long, requires = "kernel")]
+    pub xlated_compare: bool,
+    /// With --kernel: write the kernel's xlated image of each accepted vector (as loaded, with
+    /// its prolog) to DIR/NAME.xlated, for `bpfpatch disasm --xlated`.
+    #[arg(long, requires = "kernel", value_name = "DIR")]
+    pub dump_xlated: Option<PathBuf>,
 }
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
@@ -30,6 +43,14 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         if collect_files(std::slice::from_ref(p)).is_empty() {
             bail!("no conformance vectors (.data files) found under {}", p.display());
         }
+    }
+    if args.kernel {
+        let opts = super::kernel_conformance::KernelOptions {
+            xlated_compare: args.xlated_compare,
+            dump_xlated: args.dump_xlated.clone(),
+            json: args.json,
+        };
+        return super::kernel_conformance::main(&args.paths, &args.passes, &opts);
     }
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;

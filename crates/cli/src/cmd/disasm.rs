@@ -34,6 +34,12 @@ pub struct Args {
     /// ELF objects: leave out the BTF source lines.
     #[arg(long)]
     pub no_lines: bool,
+    /// Read FILE as a kernel xlated image (`bpf_prog_info.xlated_prog_insns`, as `bpftool prog
+    /// dump xlated ... file F` writes it): host byte order, kernel-internal forms accepted,
+    /// bpf-to-bpf calls in the dump's encoding (offset in `off`, subprogram index in `imm`),
+    /// helper calls and map loads annotated with what their kernel-specific field holds.
+    #[arg(long, conflicts_with_all = ["raw", "section"])]
+    pub xlated: bool,
 }
 
 /// Disassembles the program.
@@ -45,6 +51,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         dialect: if args.mcpu_v4 { Dialect::McpuV4 } else { Dialect::Default },
         fidelity: if args.lossless { Fidelity::Lossless } else { Fidelity::Llvm },
     };
+    if args.xlated {
+        return xlated(args, &bytes, DisasmOptions { decode: DecodeOptions::INTERNAL, ..opts });
+    }
     let kind = args.program.kind(&bytes);
     if kind == Kind::Elf {
         let obj = input::object(&bytes, path)?;
@@ -75,5 +84,31 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
     }
     crate::out::print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `disasm --xlated`: a kernel dump, its calls put back into the user encoding, annotated.
+fn xlated(args: &Args, bytes: &[u8], opts: DisasmOptions) -> Result<ExitCode> {
+    let path = &args.program.file;
+    let endian = if cfg!(target_endian = "big") { bpfpatch_insn::Endian::Big } else { bpfpatch_insn::Endian::Little };
+    let image = bpfpatch_insn::slots_from_bytes(bytes, endian).with_context(|| path.display().to_string())?;
+    let slots = bpfpatch_kernel::xlated::decodable(&image);
+    let lines = disasm_program(&slots, opts).with_context(|| path.display().to_string())?;
+    let note = |slot: usize| bpfpatch_kernel::xlated::note(&image, slot);
+    let mut out = String::new();
+    if args.json {
+        let rows: Vec<_> =
+            lines.iter().map(|(s, t)| serde_json::json!({ "slot": s.0, "text": t, "note": note(s.0) })).collect();
+        out = serde_json::to_string_pretty(&rows)?;
+        out.push('\n');
+    } else {
+        for (slot, text) in &lines {
+            match note(slot.0) {
+                Some(n) => out.push_str(&format!("{slot}: {text} ; {n}\n")),
+                None => out.push_str(&format!("{slot}: {text}\n")),
+            }
+        }
+    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -5,5 +5,7 @@ pub mod bench_pipeline;
 pub mod check;
 pub mod conformance;
 pub mod disasm;
+pub mod kernel_conformance;
+pub mod load;
 pub mod rewrite;
 pub mod run;

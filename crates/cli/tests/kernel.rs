@@ -1,0 +1,157 @@
+//! The commands that use the running kernel: `conformance --kernel`, `load`, `disasm --xlated`.
+//! Each test first checks `available()`; where bpf() is not permitted it prints
+//! `SKIPPED: needs bpf()` and returns (or panics under `BPFPATCH_REQUIRE_INPUTS=1`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use assert_cmd::Command;
+use bpfpatch_insn::{Insn, slots_to_bytes};
+use bpfpatch_kernel::{LoadOptions, ProgType, available, load};
+use std::path::PathBuf;
+
+fn bpfpatch() -> Command {
+    Command::cargo_bin("bpfpatch").unwrap()
+}
+
+/// Local stand-in for the testkit's skip convention (to be swapped for `bpfpatch-testkit`).
+fn kernel_or_skip(test: &str) -> bool {
+    let Err(reason) = available() else { return true };
+    assert!(std::env::var("BPFPATCH_REQUIRE_INPUTS").as_deref() != Ok("1"), "{test}: needs bpf(): {reason}");
+    println!("SKIPPED: needs bpf() ({test}: {reason})");
+    if let Ok(path) = std::env::var("BPFPATCH_SKIP_LOG") {
+        use std::io::Write;
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        let _ = f.and_then(|mut f| writeln!(f, "{test}: SKIPPED: needs bpf(): {reason}"));
+    }
+    false
+}
+
+fn vectors() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/tests"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        assert!(std::env::var("BPFPATCH_REQUIRE_INPUTS").as_deref() != Ok("1"), "../shared/conformance absent");
+        println!("SKIPPED: ../shared/conformance absent");
+        None
+    }
+}
+
+fn summary(stdout: &str) -> (usize, usize) {
+    let line = stdout.lines().last().unwrap();
+    let nums: Vec<usize> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(line.ends_with(" failed") && nums.len() == 2, "{line}");
+    (nums[0], nums[1])
+}
+
+#[test]
+fn conformance_on_the_kernel() {
+    if !kernel_or_skip("conformance_on_the_kernel") {
+        return;
+    }
+    let Some(dir) = vectors() else { return };
+    let out = bpfpatch().args(["conformance", "--kernel"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (passed, failed) = summary(&stdout);
+    // The kernel refuses out-of-range shift immediates and callx; everything else must pass.
+    assert!(passed >= 240, "{stdout}");
+    for l in stdout.lines().filter(|l| l.starts_with("FAIL ")) {
+        assert!(l.contains("invalid shift") || l.contains("unknown opcode 8d"), "{l}");
+    }
+    assert_eq!(out.status.success(), failed == 0);
+}
+
+#[test]
+fn conformance_kernel_judges_results_and_memory() {
+    if !kernel_or_skip("conformance_kernel_judges_results_and_memory") {
+        return;
+    }
+    let dir = tempfile_dir("conf");
+    // The high half comes from the second load; r1/r2 are the memory and its length.
+    std::fs::write(dir.join("hi.data"), "-- asm\nlddw %r0, 0x123456789\nexit\n-- result\n0x123456789\n").unwrap();
+    std::fs::write(
+        dir.join("mem.data"),
+        "-- asm\nldxw %r0, [%r1+1]\nadd %r0, %r2\nexit\n-- mem\n01 02 03 04 05 06\n-- result\n0x5040308\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("wrong.data"), "-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n").unwrap();
+    std::fs::write(dir.join("uninit.data"), "-- asm\nexit\n-- error\n").unwrap();
+    let out = bpfpatch().args(["conformance", "--kernel"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(summary(&stdout), (3, 1), "{stdout}");
+    assert!(stdout.contains("wrong.data: expected r0 = 0x2, got 0x1"), "{stdout}");
+    assert!(
+        stdout.contains("REJECT") && stdout.contains("uninit.data (expected)") && stdout.contains("R0 !read_ok"),
+        "{stdout}"
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn xlated_compare_counts() {
+    if !kernel_or_skip("xlated_compare_counts") {
+        return;
+    }
+    let Some(dir) = vectors() else { return };
+    let out = bpfpatch().args(["conformance", "--kernel", "--xlated-compare"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().find(|l| l.starts_with("xlated vs our dce,fixups: ")).expect("the comparison line");
+    let equal: usize = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(equal > 100, "{line}");
+}
+
+#[test]
+fn load_reports_each_program() {
+    if !kernel_or_skip("load_reports_each_program") {
+        return;
+    }
+    let obj = concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data/prog-el.o");
+    let out = bpfpatch().args(["load", obj, "--passes", "dce,fixups"]).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let xdp = stdout.lines().find(|l| l.contains("prog_xdp")).expect("a prog_xdp row");
+    assert_eq!(xdp.matches("success").count(), 2, "{stdout}");
+    assert!(stdout.contains("0 program(s) broken by the rewrite"), "{stdout}");
+    let out = bpfpatch().args(["load", "--json", obj]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let progs = v["programs"].as_array().unwrap();
+    let xdp = progs.iter().find(|p| p["program"] == "prog_xdp").unwrap();
+    assert_eq!(xdp["before"]["verdict"], "success");
+    assert!(xdp["before"]["xlated_len"].as_u64().unwrap() > 0);
+    assert!(xdp["before"]["retval"].is_u64());
+}
+
+#[test]
+fn disasm_reads_a_kernel_dump() {
+    if !kernel_or_skip("disasm_reads_a_kernel_dump") {
+        return;
+    }
+    // call bpf_ktime_get_ns; call local +3; r0 += 1; r0 -= 1; exit; subprog: r0 = 1; exit
+    let prog = [
+        Insn::new(0x85, 0, 0, 0, 5),
+        Insn::new(0x85, 0, 1, 0, 3),
+        Insn::new(0x07, 0, 0, 0, 1),
+        Insn::new(0x17, 0, 0, 0, 1),
+        Insn::new(0x95, 0, 0, 0, 0),
+        Insn::new(0xb7, 0, 0, 0, 1),
+        Insn::new(0x95, 0, 0, 0, 0),
+    ];
+    let loaded = load(ProgType::SocketFilter, &prog, &LoadOptions::default()).unwrap();
+    let x = loaded.xlated().unwrap();
+    let dir = tempfile_dir("xlated");
+    let file = dir.join("prog.xlated");
+    std::fs::write(&file, slots_to_bytes(&x, bpfpatch_insn::Endian::Little)).unwrap();
+    // The plain decoder refuses the dump's call encoding (offset in `off`).
+    bpfpatch().args(["disasm", "--raw"]).arg(&file).assert().failure();
+    let out = bpfpatch().args(["disasm", "--xlated"]).arg(&file).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.lines().count(), 7, "{stdout}");
+    assert!(stdout.lines().nth(1).unwrap().contains("subprog #1"), "{stdout}");
+}
+
+fn tempfile_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-kernel-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
