@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assert_cmd::Command;
-use bpfpatch_insn::{Endian, Insn, slots_from_bytes, opcode as c, slots_to_bytes};
+use bpfpatch_insn::{Endian, Insn, opcode as c, slots_from_bytes, slots_to_bytes};
 
 fn temp_dir(test: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("bpfpatch-cli-endian-{}-{test}", std::process::id()));

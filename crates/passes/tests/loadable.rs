@@ -4,7 +4,13 @@
 //! original returns) and by decoding the output *without* kernel-internal forms, which is what
 //! the kernel's loader accepts.
 // Test code: values are small and known; panicking on a broken expectation is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation
+)]
 
 use bpfpatch_insn::{AluOp, DecodeOptions, Insn, Op, Operand, Reg, Width, decode_program};
 use bpfpatch_passes::pass::{Options, PassError, Pipeline};

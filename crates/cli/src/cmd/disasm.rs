@@ -93,22 +93,22 @@ fn xlated(args: &Args, bytes: &[u8], opts: DisasmOptions) -> Result<ExitCode> {
     let endian = if cfg!(target_endian = "big") { bpfpatch_insn::Endian::Big } else { bpfpatch_insn::Endian::Little };
     let image = bpfpatch_insn::slots_from_bytes(bytes, endian).with_context(|| path.display().to_string())?;
     let slots = bpfpatch_kernel::xlated::decodable(&image);
-    let lines = disasm_program(&slots, opts).with_context(|| path.display().to_string())?;
+    let lines = listing::program_lines(&slots, opts);
     let note = |slot: usize| bpfpatch_kernel::xlated::note(&image, slot);
     let mut out = String::new();
     if args.json {
         let rows: Vec<_> =
-            lines.iter().map(|(s, t)| serde_json::json!({ "slot": s.0, "text": t, "note": note(s.0) })).collect();
+            lines.iter().map(|(s, t)| serde_json::json!({ "slot": s, "text": t, "note": note(*s) })).collect();
         out = serde_json::to_string_pretty(&rows)?;
         out.push('\n');
     } else {
         for (slot, text) in &lines {
-            match note(slot.0) {
+            match note(*slot) {
                 Some(n) => out.push_str(&format!("{slot}: {text} ; {n}\n")),
                 None => out.push_str(&format!("{slot}: {text}\n")),
             }
         }
     }
-    print!("{out}");
+    crate::out::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -221,8 +221,12 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
             Observed::Broken(_) | Observed::Unparsable(_) => {}
         }
         match (&verdict, &observed) {
-            (Ok(()), Observed::Rejected(why)) if !json => writeln!(out, "REJECT {} (expected): {why}", path.display())?,
-            (Err(why), _) if !json => writeln!(out, "FAIL {}: {why}", path.display())?,
+            (Ok(()), Observed::Rejected(why)) if !json => {
+                writeln!(out, "REJECT {} (expected): {why}", path.display()).map_err(crate::out::stdout_error)?
+            }
+            (Err(why), _) if !json => {
+                writeln!(out, "FAIL {}: {why}", path.display()).map_err(crate::out::stdout_error)?
+            }
             _ => {}
         }
         if verdict.is_ok() {
@@ -283,14 +287,14 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
                 "errors": compared_errors.iter().map(|(p, d)| serde_json::json!({"file": p, "error": d})).collect::<Vec<_>>(),
             });
         }
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?).map_err(crate::out::stdout_error)?;
     } else {
         if xlated_compare {
             for (p, d) in &differ {
-                writeln!(out, "XLATED-DIFF {}: {d}", p.display())?;
+                writeln!(out, "XLATED-DIFF {}: {d}", p.display()).map_err(crate::out::stdout_error)?;
             }
             for (p, d) in &compared_errors {
-                writeln!(out, "XLATED-ERROR {}: {d}", p.display())?;
+                writeln!(out, "XLATED-ERROR {}: {d}", p.display()).map_err(crate::out::stdout_error)?;
             }
             writeln!(
                 out,
@@ -299,8 +303,8 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
                 compared_errors.len()
             )?;
         }
-        writeln!(out, "kernel: {accepted} accepted, {rejected} rejected")?;
-        writeln!(out, "{summary}")?;
+        writeln!(out, "kernel: {accepted} accepted, {rejected} rejected").map_err(crate::out::stdout_error)?;
+        writeln!(out, "{summary}").map_err(crate::out::stdout_error)?;
     }
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

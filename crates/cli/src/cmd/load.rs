@@ -224,20 +224,20 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "programs": rows_json, "broken_by_rewrite": broken, "unopened": unopened })
             )?
-        );
+        )?;
     } else {
-        print!("{text}");
+        crate::out::print(&text)?;
         if list.is_some() {
-            println!("{broken} program(s) broken by the rewrite");
+            outln!("{broken} program(s) broken by the rewrite")?;
         }
     }
     if unopened > 0 && !args.json {
-        println!("{unopened} object(s) could not be opened or rewritten");
+        outln!("{unopened} object(s) could not be opened or rewritten")?;
     }
     Ok(if broken == 0 && unopened == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
