@@ -39,7 +39,7 @@ pub use conformance::{
 };
 pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
 pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
-pub use interp::{Input, RunOutcome, Vm, VmConfig};
+pub use interp::{Hi32Mode, Input, Observer, RunOutcome, Vm, VmConfig};
 pub use memory::Memory;
 pub use program::{CODE_BASE, Program};
 pub use verify::{LoadOptions, verify};
