@@ -193,7 +193,7 @@ pub trait Observer {
     fn before(&mut self, index: usize, regs: &[u64; 16]);
 }
 
-impl<F: FnMut(usize, &[u64; 16])> Observer for F {
+impl<F: FnMut(usize, &[u64; 16]) + ?Sized> Observer for F {
     #[inline(always)]
     fn before(&mut self, index: usize, regs: &[u64; 16]) {
         self(index, regs);
