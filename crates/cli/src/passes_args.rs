@@ -6,6 +6,7 @@ use anyhow::Result;
 use bpfpatch_cli::pipeline::with_hint;
 use bpfpatch_insn::Insn;
 use bpfpatch_passes::{Options, Pass, Pipeline, transform};
+use bpfpatch_vm::{Hi32Mode, VmConfig};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -115,6 +116,16 @@ impl PassArgs {
 /// The transform hook of the runner for a pipeline run with `opts`.
 pub fn hook<'a>(pipeline: &'a Pipeline, opts: &'a Options) -> impl Fn(&[Insn]) -> Result<Vec<Insn>, String> + 'a {
     move |insns: &[Insn]| transform(insns, pipeline, opts).map_err(|e| format!("{:#}", with_hint(e)))
+}
+
+/// The interpreter configuration for programs rewritten by `pipeline` with `opts`. `zext` makes
+/// a program correct on a machine that does not zero-extend 32-bit results, so a pipeline with
+/// `zext` runs on one: random upper halves after every 32-bit definition
+/// ([`Hi32Mode::Randomize`], seeded with the pass seed), only the explicit zero-extensions clear
+/// them. Without a pipeline or without `zext`: the default, zero-extending machine.
+pub fn vm_config(pipeline: Option<&Pipeline>, opts: &Options) -> VmConfig {
+    let zext = pipeline.is_some_and(|p| p.passes().contains(&Pass::Zext));
+    VmConfig::default().with_hi32(if zext { Hi32Mode::Randomize(opts.seed) } else { Hi32Mode::ZeroExtend })
 }
 
 #[cfg(test)]

@@ -106,6 +106,33 @@ fn conformance_in_the_three_modes() {
 }
 
 #[test]
+fn conformance_with_zext_runs_on_a_machine_that_does_not_zero_extend() {
+    // With `zext` in the list, rewritten programs run with random upper halves after 32-bit
+    // definitions: each vector passes only if `zext` put the zero-extensions where they are read.
+    if let Some(dir) = shared() {
+        for mode in [&["--passes", "zext"][..], &["--passes", "zext,rnd-hi32", "--blind"][..]] {
+            bpfpatch()
+                .arg("conformance")
+                .args(mode)
+                .arg(dir.join("tests"))
+                .assert()
+                .success()
+                .stdout(predicates::str::is_match(r"(?m)^\d+ passed, 0 failed\n\z").unwrap());
+        }
+    }
+    // 32-bit shifts and loads whose upper half reaches r0 (read as 64 bits by exit).
+    let f = temp_file(
+        "shift32.data",
+        b"-- asm\nmov %r0, -1\nlsh32 %r0, 4\nmov32 %r1, 0x80000000\narsh32 %r1, 3\nrsh32 %r1, 1\n\
+          ldxw %r2, [%r10-8]\nadd %r0, %r2\nadd %r0, %r1\nexit\n-- result\n0x177fffff0\n",
+    );
+    for mode in [&["--passes", "zext"][..], &["--passes", "all", "--blind"][..], &[][..]] {
+        bpfpatch().arg("conformance").args(mode).arg(&f).assert().success().stdout("1 passed, 0 failed\n");
+        bpfpatch().arg("run").args(mode).arg(&f).assert().success().stdout("0x177fffff0\n");
+    }
+}
+
+#[test]
 fn run_with_passes_gives_the_same_r0() {
     let f = temp_file("div.data", b"-- asm\nmov %r0, 100\nmov %r1, 7\ndiv %r0, %r1\nmov32 %r2, 0\nadd %r0, 5\nexit\n");
     for mode in [&[][..], &["--passes", "all"][..], &["--passes", "dce,fixups", "--blind"][..]] {

@@ -23,7 +23,7 @@ use bpfpatch_insn::{
     decode_program, slots_from_bytes,
 };
 use bpfpatch_vm::memory::Memory;
-use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, Program, Vm, VmConfig};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Inputs whose original ran to completion, and rewritten programs compared with it.
@@ -242,6 +242,45 @@ fn straight(rng: &mut Rng<'_>, cx: &Ctx) -> Op {
     }
 }
 
+/// A 32-bit definition of `dst` (a shift two times in three) and a 64-bit read of it: the shape
+/// whose missing zero-extension a machine that does not zero-extend
+/// ([`Hi32Mode::Randomize`]) turns into a wrong result. The read stores to the memory area (main
+/// program) or the stack, or folds the value into another register or r0, or compares it.
+fn def32_read64(rng: &mut Rng<'_>, cx: &Ctx, dst: u8) -> [Op; 2] {
+    let w = Width::W32;
+    let src = rng.below(if cx.main { 10 } else { 9 }) as u8;
+    let def = if rng.chance(67) {
+        let op = rng.pick(&[AluOp::Lsh, AluOp::Rsh, AluOp::Arsh]);
+        let amount = if rng.chance(50) { Operand::Reg(r(src)) } else { Operand::Imm(rng.pick(&[0, 1, 4, 16, 31])) };
+        alu(w, op, dst, amount)
+    } else {
+        match rng.below(4) {
+            0 => alu(w, rng.pick(&ALU_OPS), dst, Operand::Imm(imm(rng))),
+            1 => alu(w, AluOp::Mov, dst, Operand::Reg(r(src))),
+            2 => Op::Swap { kind: rng.pick(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]), bits: 32, dst: r(dst) },
+            _ => {
+                let sz = rng.pick(&[Size::B, Size::H, Size::W]);
+                let (base, off) = mem_access(rng, cx, sz);
+                Op::Load { size: sz, signed: false, dst: r(dst), src: r(base), off }
+            }
+        }
+    };
+    let def = match def {
+        Op::Alu { op: AluOp::Neg, .. } => alu(w, AluOp::Neg, dst, Operand::Imm(0)),
+        other => other,
+    };
+    let read = match rng.below(4) {
+        0 => {
+            let (base, off) = mem_access(rng, cx, Size::DW);
+            stx(Size::DW, base, off, dst)
+        }
+        1 => alu(Width::W64, rng.pick(&[AluOp::Add, AluOp::Xor, AluOp::Mov]), 0, Operand::Reg(r(dst))),
+        2 => alu(Width::W64, rng.pick(&[AluOp::Add, AluOp::Or, AluOp::Sub]), rng.below(9) as u8, Operand::Reg(r(dst))),
+        _ => alu(Width::W64, AluOp::Rsh, dst, Operand::Imm(rng.pick(&[1, 8, 31, 32]))),
+    };
+    [def, read]
+}
+
 fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
     let main = f == 0;
     let cx = Ctx { main, dst_max: 8 };
@@ -264,7 +303,11 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
     let mut in_loop: Vec<(usize, usize)> = Vec::new();
     while ops.len() < len {
         match rng.below(100) {
-            0..=69 => ops.push(G::Plain(straight(rng, &cx))),
+            0..=61 => ops.push(G::Plain(straight(rng, &cx))),
+            62..=69 => {
+                let dst = rng.below(cx.dst_max + 1) as u8;
+                ops.extend(def32_read64(rng, &cx, dst).map(G::Plain));
+            }
             70..=79 => {
                 let w = if rng.chance(50) { Width::W64 } else { Width::W32 };
                 let cond = rng.pick(&Cond::ALL);
@@ -378,11 +421,17 @@ const BUDGET: u64 = 200_000;
 
 /// Runs `insns` on the VM: `Ok(Some((r0, memory, executed)))`, `Ok(None)` when the run faults or
 /// runs out of budget, `Err` when the loader rejects the program.
-fn run(insns: &[Insn], load: LoadOptions, mem0: &[u8], budget: u64) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
+fn run(
+    insns: &[Insn],
+    load: LoadOptions,
+    mem0: &[u8],
+    budget: u64,
+    hi32: Hi32Mode,
+) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
     let prog = Program::load(insns, &load).map_err(|e| e.to_string())?;
     // The default `may_goto` budget (the kernel's): the fixups pass expands `may_goto` into a
     // counter of that size, so a smaller one here would change the original's behaviour.
-    let mut vm = Vm::new(VmConfig::default().with_budget(budget)).map_err(|e| e.to_string())?;
+    let mut vm = Vm::new(VmConfig::default().with_budget(budget).with_hi32(hi32)).map_err(|e| e.to_string())?;
     vm.register_helper(1, helper1);
     let mut mem = mem0.to_vec();
     Ok(vm.run(&prog, Input::mem(&mut mem)).ok().map(|o| (o.r0, mem, o.executed)))
@@ -401,11 +450,21 @@ fn pipelines() -> Vec<(String, Pipeline)> {
     out
 }
 
+/// How the VM runs the output of `pipeline`: with random upper halves after 32-bit definitions
+/// ([`Hi32Mode::Randomize`], a machine that does not zero-extend) when the pipeline has `zext`,
+/// whose job is to make the program correct on such a machine; zero-extending otherwise.
+#[must_use]
+pub fn hi32_mode(pipeline: &Pipeline, seed: u64) -> Hi32Mode {
+    if pipeline.passes().contains(&Pass::Zext) { Hi32Mode::Randomize(seed) } else { Hi32Mode::ZeroExtend }
+}
+
 /// The semantic oracle. The first byte chooses the program:
 /// - even: a generated program ([`vm_program`]: 1–3 functions with calls, helper calls, bounded
 ///   loops, `may_goto`, stack and memory-area accesses, atomics, cpu-v4 forms), which the VM
 ///   must load; every pipeline must rewrite it, the rewritten program must decode and load
-///   (kernel-internal forms allowed) and give the same `r0` and memory;
+///   (kernel-internal forms allowed) and give the same `r0` and memory, on a machine that
+///   leaves random upper halves after 32-bit definitions when the pipeline has `zext`
+///   ([`hi32_mode`]; the original runs zero-extending);
 /// - odd: the remaining bytes as a raw little-endian image: every pipeline returns a result or a
 ///   typed error (never panics); if the VM loads and runs the original, every rewritten program
 ///   must decode, load and give the same `r0` and memory.
@@ -429,7 +488,7 @@ pub fn semantic(data: &[u8]) {
     };
     let mem0: Vec<u8> = (0..MEM_LEN).map(|_| rng.next() as u8).collect();
     let seed = rng.next();
-    let want = match run(&insns, LoadOptions::default(), &mem0, BUDGET) {
+    let want = match run(&insns, LoadOptions::default(), &mem0, BUDGET, Hi32Mode::ZeroExtend) {
         Ok(Some(w)) => Some(w),
         Ok(None) => None,
         Err(e) if generated => panic!("the generator made a program the VM rejects: {e}\n{insns:?}"),
@@ -453,7 +512,7 @@ pub fn semantic(data: &[u8]) {
         // Blinding's `xor dst, dst` for `mov dst, 0` reads dst as far as the loader can tell.
         let load = LoadOptions::INTERNAL.with_check_uninit(!name.contains("blind"));
         let budget = executed.saturating_mul(16).saturating_add(10_000);
-        let got = run(&out, load, &mem0, budget)
+        let got = run(&out, load, &mem0, budget, hi32_mode(&pipeline, seed))
             .unwrap_or_else(|e| panic!("{name}: the VM rejects the rewritten program: {e}\n{insns:?}\n{out:?}"));
         let Some((r0b, memb, _)) = got else {
             panic!("{name}: the rewritten program faults or loops where the original ran\n{insns:?}\n{out:?}")

@@ -1,19 +1,22 @@
-//! Analyses on hand-built programs, and their soundness against a small interpreter on random
-//! programs (every executed path must be covered by the facts).
+//! Analyses on hand-built programs, and their soundness against the VM on random programs
+//! (every executed path must be covered by the facts).
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use bpfpatch_insn::{AluOp, Cond, Insn, Op, Size, Slot};
+use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Size, Slot, Width};
 use bpfpatch_passes::analysis::cfg::{BlockId, Cfg, CfgError, SubprogId};
 use bpfpatch_passes::analysis::liveness::Liveness;
 use bpfpatch_passes::analysis::ptrkind::{Base, PtrKinds};
 use bpfpatch_passes::analysis::reach::{Fate, Reach};
 use bpfpatch_passes::program::{InsnIdx, ProgramError};
-use common::interp::{CTX_ADDR, CTX_LEN, Event, FRAME, Machine};
+use bpfpatch_passes::rewrite::Patchlet;
+use bpfpatch_vm::Hi32Mode;
+use common::apply::rewrite_each;
+use common::vm::{self, CTX_ADDR, FRAME};
 use common::*;
-use std::cell::RefCell;
+use std::collections::HashSet;
 
 fn cfg(ops: &[Op]) -> Cfg {
     Cfg::new(&enc(ops)).expect("cfg")
@@ -377,7 +380,20 @@ fn ptrkind_unknown_stack_offset_makes_depth_unknown() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Soundness against execution on random programs.
+// Soundness against execution on random programs, on the project's VM (which shares no code with
+// the analyses: its own ALU, conditions and memory), observed instruction by instruction.
+
+/// One observed step: the instruction index and the registers before it ran.
+type Step = (usize, [u64; 16]);
+
+/// Whether `a cond b` would come out differently with signed and unsigned order at `width`
+/// (coverage only: the outcome itself is the VM's).
+fn sign_matters(width: Width, a: u64, b: u64) -> bool {
+    match width {
+        Width::W64 => (a < b) != ((a as i64) < (b as i64)),
+        Width::W32 => ((a as u32) < (b as u32)) != ((a as u32 as i32) < (b as u32 as i32)),
+    }
+}
 
 #[test]
 fn analyses_are_sound_on_random_programs() {
@@ -386,6 +402,10 @@ fn analyses_are_sound_on_random_programs() {
     let mut decided = 0usize;
     let mut not_needed = 0usize;
     let (mut ctx_exact, mut ctx_unknown) = (0usize, 0usize);
+    // Decided conditional jumps executed with operands whose signed and unsigned order differ,
+    // by (class, condition, source form).
+    let mut covered: HashSet<(bool, Cond, bool)> = HashSet::new();
+    let mut trace: Vec<Step> = Vec::new();
     for seed in 0..cases {
         let nfuncs = 1 + (seed % 3) as usize;
         let insns = rand_prog::program(seed, nfuncs, 24);
@@ -397,22 +417,54 @@ fn analyses_are_sound_on_random_programs() {
         let live = Liveness::analyze(&c);
         let kinds = PtrKinds::analyze(&c);
         let prog = c.prog();
-        // 1. Plain run, observing paths and memory.
-        let events = RefCell::new(Vec::new());
-        let mut m = Machine::new(prog);
-        m.trace = Some(Box::new(|e| events.borrow_mut().push(e)));
-        let Ok(base) = m.run(50_000) else { continue };
+        let vm_prog = vm::load(&insns).unwrap_or_else(|e| panic!("seed {seed}: the VM rejects the program: {e}"));
+        assert_eq!(vm_prog.len(), prog.len(), "seed {seed}: instruction numbering differs");
+        // 1. Plain run, observing every executed instruction with its registers.
+        trace.clear();
+        let Ok(base) = vm::run_prog(&vm_prog, Hi32Mode::ZeroExtend, &mut |i, regs| trace.push((i, *regs))) else {
+            continue;
+        };
         ran += 1;
-        for e in events.borrow().iter() {
-            match *e {
-                Event::Exec(i) => assert!(reach.reached(i), "seed {seed}: executed {i:?} marked unreachable"),
-                Event::Branch(i, taken) => match reach.fate(i) {
-                    Some(Fate::Taken) => assert!(taken, "seed {seed}: {i:?} said always taken"),
-                    Some(Fate::NotTaken) => assert!(!taken, "seed {seed}: {i:?} said never taken"),
-                    Some(Fate::Unknown) => {}
-                    None => panic!("seed {seed}: executed branch {i:?} has no fate"),
-                },
-                Event::Mem { at, base, addr, frame_top } => {
+        for (k, &(i, regs)) in trace.iter().enumerate() {
+            let at = I(u32::try_from(i).unwrap());
+            assert!(reach.reached(at), "seed {seed}: executed {at:?} marked unreachable");
+            match *prog.op(at) {
+                Op::Jump { width, cond, dst, src, .. } => {
+                    let next = trace.get(k + 1).map(|s| s.0).expect("a jump is never the last instruction");
+                    let target = prog.target(at).expect("jump target").0;
+                    let fall = prog.next(at).expect("fall-through");
+                    if target == fall {
+                        continue; // both edges lead to the same instruction: no outcome to see
+                    }
+                    let taken = next == target.idx();
+                    assert!(taken || next == fall.idx(), "seed {seed}: {at:?} went to {next}");
+                    let fate =
+                        reach.fate(at).unwrap_or_else(|| panic!("seed {seed}: executed branch {at:?} has no fate"));
+                    match fate {
+                        Fate::Taken => assert!(taken, "seed {seed}: {at:?} ({width:?} {cond:?}) said always taken"),
+                        Fate::NotTaken => assert!(!taken, "seed {seed}: {at:?} ({width:?} {cond:?}) said never taken"),
+                        Fate::Unknown => {}
+                    }
+                    let (a, b) = (
+                        regs[dst.idx()],
+                        match src {
+                            Operand::Reg(s) => regs[s.idx()],
+                            Operand::Imm(v) => i64::from(v) as u64,
+                        },
+                    );
+                    if fate != Fate::Unknown && src != Operand::Reg(dst) && sign_matters(width, a, b) {
+                        covered.insert((width == Width::W32, cond, matches!(src, Operand::Reg(_))));
+                    }
+                }
+                op @ (Op::Load { .. } | Op::Store { .. } | Op::Atomic { .. }) => {
+                    let (base_reg, off) = match op {
+                        Op::Load { src, off, .. } => (src, off),
+                        Op::Store { dst, off, .. } | Op::Atomic { dst, off, .. } => (dst, off),
+                        _ => unreachable!(),
+                    };
+                    let base = regs[base_reg.idx()];
+                    let addr = base.wrapping_add(i64::from(off) as u64);
+                    let frame_top = regs[10];
                     let b = kinds.base(at).unwrap_or_else(|| panic!("seed {seed}: no base for {at:?}"));
                     let in_frame = base <= frame_top && base + FRAME >= frame_top;
                     if base == CTX_ADDR {
@@ -430,19 +482,31 @@ fn analyses_are_sound_on_random_programs() {
                         let depth = kinds.stack_depth(sp).expect("depth");
                         assert!(frame_top - addr <= u64::from(depth), "seed {seed}: {at:?} below depth {depth}");
                     }
-                    let _ = CTX_LEN;
                 }
+                _ => {}
             }
         }
         decided +=
             (0..prog.len() as u32).filter(|&i| matches!(reach.fate(I(i)), Some(Fate::Taken | Fate::NotTaken))).count();
-        // 2. Random upper halves wherever liveness says nobody reads them: same results.
+        // 2. Liveness: zero-extend (explicitly) every 32-bit definition except those whose upper
+        // half liveness says nobody reads, and run on a machine that leaves random upper halves:
+        // the results must not change.
+        let zexted = rewrite_each(&insns, |i, op| {
+            let r = op.def_reg().filter(|_| op.is_def32() && live.upper_read(i) != Some(false))?;
+            let mut p = Patchlet::new();
+            if prog.target(i).is_some() {
+                p.push_escape(*op);
+            } else {
+                p.push(*op);
+            }
+            p.push(Op::Zext { dst: r });
+            Some(p)
+        });
+        let zexted = vm::load(&zexted).unwrap_or_else(|e| panic!("seed {seed}: zero-extended program: {e}"));
         for round in 0..3u64 {
-            let mut rng = rand_prog::Rng(seed ^ (round << 40) ^ 0xabcdef);
-            let mut m = Machine::new(prog);
-            m.hi32 =
-                Some(Box::new(|i| if live.upper_read(i) == Some(false) { Some(rng.next() as u32 | 1) } else { None }));
-            let out = m.run(50_000).unwrap_or_else(|e| panic!("seed {seed}: randomized run failed: {e}"));
+            let hi32 = Hi32Mode::Randomize(seed ^ (round << 40) ^ 0xabcdef);
+            let out = vm::run_prog(&zexted, hi32, &mut |_, _| {})
+                .unwrap_or_else(|e| panic!("seed {seed}: randomized run failed: {e}"));
             assert_eq!(out.r0, base.r0, "seed {seed} round {round}: r0 differs");
             assert_eq!(out.ctx, base.ctx, "seed {seed} round {round}: memory differs");
         }
@@ -450,10 +514,21 @@ fn analyses_are_sound_on_random_programs() {
     }
     eprintln!(
         "{ran} of {cases} random programs ran; {decided} branches decided; {not_needed} defs without zext; \
-         ctx accesses classified ctx {ctx_exact}, unknown {ctx_unknown}"
+         ctx accesses classified ctx {ctx_exact}, unknown {ctx_unknown}; {} of 44 jump kinds decided with \
+         signed and unsigned order differing",
+        covered.len()
     );
     assert!(ran * 3 >= cases as usize, "too few programs ran: {ran}");
     assert!(decided > 0 && not_needed > 0);
+    // Every condition, in both classes and both source forms, was decided on operands where
+    // signedness matters, and the VM's outcome checked against it.
+    for jmp32 in [false, true] {
+        for cond in Cond::ALL {
+            for reg in [false, true] {
+                assert!(covered.contains(&(jmp32, cond, reg)), "never decided: jmp32={jmp32} {cond:?} reg={reg}");
+            }
+        }
+    }
     // Precision floor: most executed context accesses are recognised as such.
     assert!(ctx_exact > 4 * ctx_unknown, "ptrkind too imprecise: {ctx_exact} vs {ctx_unknown}");
 }

@@ -4,12 +4,14 @@
 //! Skips with a notice when the shared folder is absent.
 //!
 //! Every mode goes through the VM's own runner (`run_conformance` with the transform hook), whose
-//! loader re-checks each rewritten program.
+//! loader re-checks each rewritten program. (b) and (c) have `zext`: they run on a machine that
+//! leaves random upper halves after 32-bit definitions (`Hi32Mode::Randomize`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bpfpatch_insn::Insn;
+use bpfpatch_passes::fuzzing::hi32_mode;
 use bpfpatch_passes::{Options, Pass, Pipeline, transform};
-use bpfpatch_vm::{ConformanceOptions, run_conformance};
+use bpfpatch_vm::{ConformanceOptions, VmConfig, run_conformance};
 use std::path::{Path, PathBuf};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/tests");
@@ -25,13 +27,14 @@ fn present() -> bool {
 
 fn run_official(pipeline: Option<Pipeline>) -> (usize, Vec<String>) {
     let opts = Options::default();
+    let hi32 = pipeline.as_ref().map(|p| hi32_mode(p, 0x5eed)).unwrap_or_default();
     let f = move |insns: &[Insn]| -> Result<Vec<Insn>, String> {
         match &pipeline {
             Some(p) => transform(insns, p, &opts).map_err(|e| e.to_string()),
             None => Ok(insns.to_vec()),
         }
     };
-    let copts = ConformanceOptions::default().with_transform(&f);
+    let copts = ConformanceOptions::default().with_transform(&f).with_vm(VmConfig::default().with_hi32(hi32));
     let mut failures = Vec::new();
     let s = run_conformance(&[PathBuf::from(DIR)], &copts, |o| {
         if !o.passed() {

@@ -1,6 +1,7 @@
 //! The generated sequences compute what they replace: lowered cpu-v4 instructions and division
 //! guards against an independent reference of Linux / RFC 9669 semantics, also after constant
-//! blinding of every instruction (AX must survive), and zext / rnd-hi32 sequences.
+//! blinding of every instruction (AX must survive), and zext / rnd-hi32 sequences. Programs run
+//! on the project's VM.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +13,7 @@ use bpfpatch_passes::rewrite::fixups::div_guard;
 use bpfpatch_passes::rewrite::lower_v4::{lower, uses_v4};
 use bpfpatch_passes::rewrite::zext::{rnd_hi32_after, zext_after};
 use common::apply::rewrite_each;
-use common::interp;
+use common::vm;
 use common::*;
 
 /// Independent reference: signed division and remainder with Linux semantics.
@@ -78,7 +79,7 @@ fn run_with(a: u64, b: u64, body: &[Insn]) -> u64 {
     let mut insns = enc(&[lddw(1, a), lddw(2, b)]);
     insns.extend_from_slice(body);
     insns.extend(enc(&[mov64r(0, 1), exit()]));
-    interp::run(&insns).expect("run").r0
+    vm::run(&insns).expect("run").r0
 }
 
 fn blind_everything(insns: &[Insn], seed: u64) -> Vec<Insn> {
@@ -111,7 +112,7 @@ fn lowered_signed_division_matches_the_reference() {
                         full.extend(body.iter().copied());
                         full.extend(enc(&[mov64r(0, 1), exit()]));
                         let blinded = blind_everything(&full, a ^ b);
-                        assert_eq!(interp::run(&blinded).unwrap().r0, want, "blinded {w:?} {op:?} {a:#x} {b:#x}");
+                        assert_eq!(vm::run(&blinded).unwrap().r0, want, "blinded {w:?} {op:?} {a:#x} {b:#x}");
                         checked += 1;
                     }
                 }
@@ -127,7 +128,7 @@ fn lowered_signed_division_matches_the_reference() {
                     let mut full = enc(&[lddw(1, a), lddw(2, 0)]);
                     full.extend(body.iter().copied());
                     full.extend(enc(&[mov64r(0, 1), exit()]));
-                    assert_eq!(interp::run(&blind_everything(&full, a)).unwrap().r0, want, "blinded K");
+                    assert_eq!(vm::run(&blind_everything(&full, a)).unwrap().r0, want, "blinded K");
                     checked += 1;
                 }
             }
@@ -168,7 +169,7 @@ fn gotol_lowering_keeps_the_target_after_relinearization() {
     let insns = enc(&[mov64(0, 1), Op::Ja { delta: 2, long: true }, mov64(0, 2), mov64(0, 3), exit()]);
     let lowered = rewrite_each(&insns, |_, op| lower(op, Endian::Little).unwrap());
     assert!(bpfpatch_insn::decode_program(&lowered, Default::default()).unwrap().iter().all(|(_, op)| !uses_v4(op)));
-    assert_eq!(interp::run(&lowered).unwrap().r0, 1);
+    assert_eq!(vm::run(&lowered).unwrap().r0, 1);
 }
 
 #[test]
@@ -184,7 +185,7 @@ fn division_guards_preserve_linux_semantics() {
                     let mut full = enc(&[lddw(1, a), lddw(2, b)]);
                     full.extend(body);
                     full.extend(enc(&[mov64r(0, 1), exit()]));
-                    assert_eq!(interp::run(&blind_everything(&full, b)).unwrap().r0, want, "blinded guard");
+                    assert_eq!(vm::run(&blind_everything(&full, b)).unwrap().r0, want, "blinded guard");
                 }
             }
             for k in [-1] {
@@ -210,6 +211,16 @@ fn zext_and_rnd_hi32_sequences_do_what_they_say() {
             assert_eq!(got, 0xdead_beef_0000_0000 | want, "rnd hi32 sets the upper half, keeps the lower");
         }
     }
+    // On a machine that does not zero-extend, only the zext sequence gives the 64-bit value.
+    let run_rnd = |body: &[Insn]| {
+        let mut insns = enc(&[lddw(1, 0xffff_ffff_ffff_fff0), lddw(2, 0x20)]);
+        insns.extend_from_slice(body);
+        insns.extend(enc(&[mov64r(0, 1), exit()]));
+        let prog = vm::load(&insns).unwrap();
+        vm::run_prog(&prog, bpfpatch_vm::Hi32Mode::Randomize(9), &mut |_, _| {}).unwrap().r0
+    };
+    assert_eq!(run_rnd(&patchlet_slots(&zext_after(&add32).unwrap())), 0x10);
+    assert_ne!(run_rnd(&enc(&[add32])), 0x10, "without zext the upper half is garbage");
 }
 
 #[test]
@@ -219,9 +230,9 @@ fn blinding_preserves_semantics_of_random_programs() {
     let mut ran = 0;
     for seed in 0..cases {
         let insns = rand_prog::program(seed, 1 + (seed % 3) as usize, 20);
-        let Ok(want) = interp::run(&insns) else { continue };
+        let Ok(want) = vm::run(&insns) else { continue };
         let blinded = blind_everything(&insns, seed);
-        let got = interp::run(&blinded).unwrap_or_else(|e| panic!("seed {seed}: blinded program failed: {e}"));
+        let got = vm::run(&blinded).unwrap_or_else(|e| panic!("seed {seed}: blinded program failed: {e}"));
         assert_eq!((got.r0, got.ctx), (want.r0, want.ctx), "seed {seed}");
         ran += 1;
     }

@@ -12,6 +12,10 @@
 //!   immediates are used as `u32` there, and sign-extended to 64 bits in 64-bit operations
 //!   (including `div`/`mod`, which then divide unsigned, as the RFC says).
 //! - Shift amounts are masked with 31 (32-bit) or 63 (64-bit).
+//! - With [`VmConfig::hi32`] = [`Hi32Mode::Randomize`], every 32-bit definition instead leaves
+//!   random bits in the upper half of the register it writes (see [`Hi32Mode`] for the list),
+//!   and only the kernel-internal zero-extension `BPF_ZEXT_REG` (`mov32 r, r` with `imm = 1`)
+//!   clears it: the machine of a JIT that does not zero-extend.
 //! - `div` by 0 gives 0; `mod` by 0 leaves dst (32-bit: its low half, zero-extended).
 //!   `sdiv` truncates toward zero; `INT_MIN sdiv -1 = INT_MIN`, `INT_MIN smod -1 = 0`;
 //!   `smod`'s result has the sign of the dividend. By 0: as `div`/`mod`.
@@ -76,6 +80,29 @@ pub struct VmConfig {
     pub budget: u64,
     /// Initial `may_goto` budget of each frame.
     pub may_goto_budget: u64,
+    /// What 32-bit definitions leave in the upper half of their destination.
+    pub hi32: Hi32Mode,
+}
+
+/// What a 32-bit definition leaves in the upper 32 bits of the register it writes.
+///
+/// The 32-bit definitions are the kernel's (`insn_has_def32`): ALU32 operations (`mov32`,
+/// `movsx32` and shifts included), `le`/`be` 16/32, `bswap16/32`, loads of 1, 2 or 4 bytes that
+/// do not sign-extend, the register a 32-bit fetching atomic (or `cmpxchg`, r0) writes, and the
+/// r0 of `LD_ABS`/`LD_IND`. 64-bit operations, `ld_imm64`, sign-extending loads (`ldxs`),
+/// 8-byte loads and helper results are 64-bit definitions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Hi32Mode {
+    /// Zero: RFC 9669 semantics, and what a JIT for a zero-extending machine (x86-64, arm64)
+    /// does.
+    #[default]
+    ZeroExtend,
+    /// Random bits, as the kernel's `BPF_F_TEST_RND_HI32` puts there: the machine of a JIT that
+    /// leaves the upper half alone, so a program whose 64-bit reads of a 32-bit definition are
+    /// not preceded by the explicit zero-extension (`BPF_ZEXT_REG`, [`bpfpatch_insn::Op::Zext`],
+    /// which always clears the upper half) computes with garbage. The bits come from a
+    /// generator seeded with this value at the start of every run, so runs are reproducible.
+    Randomize(u64),
 }
 
 impl Default for VmConfig {
@@ -85,6 +112,7 @@ impl Default for VmConfig {
             frame_size: STACK_SIZE,
             budget: DEFAULT_BUDGET,
             may_goto_budget: BPF_MAX_LOOPS,
+            hi32: Hi32Mode::ZeroExtend,
         }
     }
 }
@@ -108,6 +136,13 @@ impl VmConfig {
     #[must_use]
     pub const fn with_max_frames(mut self, frames: usize) -> Self {
         self.max_frames = frames;
+        self
+    }
+
+    /// This configuration with another treatment of the upper half of 32-bit definitions.
+    #[must_use]
+    pub const fn with_hi32(mut self, hi32: Hi32Mode) -> Self {
+        self.hi32 = hi32;
         self
     }
 
@@ -146,6 +181,61 @@ pub struct RunOutcome {
     pub r0: u64,
     /// Number of instructions executed (an ld_imm64 counts once).
     pub executed: u64,
+}
+
+/// Watches a run instruction by instruction ([`Vm::run_observed`]); closures
+/// `FnMut(usize, &[u64; 16])` are observers.
+pub trait Observer {
+    /// Called before instruction `index` executes (instructions are numbered in program order,
+    /// an ld_imm64 counting once, as [`crate::Program::len`] counts them) with the register file
+    /// at that moment: `regs[0..=10]` are r0-r10, `regs[11]` is AX; the rest are always 0.
+    /// The result of the last instruction (`exit`) is the run's [`RunOutcome`].
+    fn before(&mut self, index: usize, regs: &[u64; 16]);
+}
+
+impl<F: FnMut(usize, &[u64; 16]) + ?Sized> Observer for F {
+    #[inline(always)]
+    fn before(&mut self, index: usize, regs: &[u64; 16]) {
+        self(index, regs);
+    }
+}
+
+/// The observer of [`Vm::run`]: does nothing, compiled away.
+struct Unobserved;
+
+impl Observer for Unobserved {
+    #[inline(always)]
+    fn before(&mut self, _: usize, _: &[u64; 16]) {}
+}
+
+/// The upper halves of 32-bit definitions ([`Hi32Mode`]): a splitmix64 stream, or zeros.
+struct Hi32 {
+    random: bool,
+    state: u64,
+}
+
+impl Hi32 {
+    fn new(mode: Hi32Mode) -> Hi32 {
+        match mode {
+            Hi32Mode::ZeroExtend => Hi32 { random: false, state: 0 },
+            Hi32Mode::Randomize(seed) => Hi32 { random: true, state: seed },
+        }
+    }
+
+    /// The register value of a 32-bit definition of `v`.
+    #[inline(always)]
+    fn def32(&mut self, v: u32) -> u64 {
+        if self.random {
+            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z << 32) | u64::from(v)
+        } else {
+            u64::from(v)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -276,8 +366,31 @@ impl<'h> Vm<'h> {
     /// # Errors
     /// A [`RunError`] naming the slot where the program faulted, ran out of budget, exceeded
     /// the call depth, or called an unknown helper or a kfunc.
-    #[allow(clippy::too_many_lines)] // one dispatch loop; splitting it would cost speed
     pub fn run(&mut self, prog: &Program, input: Input<'_>) -> Result<RunOutcome, RunError> {
+        self.exec(prog, input, &mut Unobserved)
+    }
+
+    /// [`Vm::run`], calling `observer` before every executed instruction.
+    ///
+    /// # Errors
+    /// As [`Vm::run`].
+    pub fn run_observed<O: Observer + ?Sized>(
+        &mut self,
+        prog: &Program,
+        input: Input<'_>,
+        observer: &mut O,
+    ) -> Result<RunOutcome, RunError> {
+        self.exec(prog, input, observer)
+    }
+
+    #[allow(clippy::too_many_lines)] // one dispatch loop; splitting it would cost speed
+    #[inline(always)]
+    fn exec<O: Observer + ?Sized>(
+        &mut self,
+        prog: &Program,
+        input: Input<'_>,
+        observer: &mut O,
+    ) -> Result<RunOutcome, RunError> {
         for (what, len) in [("input memory", input.mem.len()), ("packet", input.packet.len())] {
             if len as u64 > REGION_SIZE {
                 return Err(RunError::InputTooLarge { what, len, max: REGION_SIZE });
@@ -300,6 +413,7 @@ impl<'h> Vm<'h> {
         let mut pc: usize = 0;
         let mut budget = config.budget;
         let mut may_goto = config.may_goto_budget;
+        let mut hi = Hi32::new(config.hi32);
         let slot = |i: usize| -> Slot { prog.slot(i) };
 
         macro_rules! mem_try {
@@ -355,6 +469,7 @@ impl<'h> Vm<'h> {
                 return Err(RunError::Budget { slot: slot(cur), budget: config.budget });
             }
             budget -= 1;
+            observer.before(cur, &r);
             pc += 1;
             match inst {
                 Inst::Alu64 { op, dst, src } => {
@@ -367,15 +482,23 @@ impl<'h> Vm<'h> {
                 }
                 Inst::Alu32 { op, dst, src } => {
                     let d = ix(dst);
-                    r[d] = u64::from(alu32(op, r[d] as u32, r[ix(src)] as u32));
+                    r[d] = hi.def32(alu32(op, r[d] as u32, r[ix(src)] as u32));
                 }
                 Inst::Alu32Imm { op, dst, imm } => {
                     let d = ix(dst);
-                    r[d] = u64::from(alu32(op, r[d] as u32, imm.cast_unsigned()));
+                    r[d] = hi.def32(alu32(op, r[d] as u32, imm.cast_unsigned()));
+                }
+                Inst::Zext { dst } => {
+                    let d = ix(dst);
+                    r[d] = u64::from(r[d] as u32);
                 }
                 Inst::Swap { op, dst } => {
                     let d = ix(dst);
-                    r[d] = swap(op, r[d]);
+                    let v = swap(op, r[d]);
+                    r[d] = match op {
+                        SwapOp::Nop | SwapOp::Swap64 => v,
+                        _ => hi.def32(v as u32),
+                    };
                 }
                 Inst::LdImm64 { dst, value } => r[ix(dst)] = value,
                 Inst::Load { size, signed, dst, src, off } => {
@@ -403,6 +526,7 @@ impl<'h> Vm<'h> {
                         }
                         Size::DW => u64::from_le_bytes(mem_try!(mem.load::<8>(addr), cur)),
                     };
+                    let v = if signed || size == Size::DW { v } else { hi.def32(v as u32) };
                     r[ix(dst)] = v;
                 }
                 Inst::Store { size, dst, src, off } => {
@@ -435,7 +559,7 @@ impl<'h> Vm<'h> {
                         mem_try!(store(&mut mem, size, addr, new & mask), cur);
                     }
                     if let Some(d) = fetch_into {
-                        r[d] = old;
+                        r[d] = if size == Size::W { hi.def32(old as u32) } else { old };
                     }
                 }
                 Inst::Ja { target } => pc = target as usize,
@@ -503,7 +627,7 @@ impl<'h> Vm<'h> {
                         .map(|b| b.iter().fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte)));
                     r[1..6].fill(0);
                     match value {
-                        Some(v) => r[0] = v,
+                        Some(v) => r[0] = hi.def32(v as u32),
                         None => {
                             r[0] = 0;
                             exit_frame!();

@@ -21,6 +21,12 @@
 //! assert_eq!(out.r0, (-3i64) as u64);
 //! ```
 //!
+//! Two test aids: [`VmConfig::hi32`] = [`Hi32Mode::Randomize`] runs on a machine that leaves
+//! random bits in the upper half of every 32-bit definition (the kernel's `BPF_F_TEST_RND_HI32`),
+//! so a program that lacks an explicit zero-extension where it reads one as 64 bits computes
+//! garbage; [`Vm::run_observed`] calls an [`Observer`] with the registers before every
+//! instruction.
+//!
 //! The semantics, instruction by instruction, are stated in the documentation of [`Vm`]'s
 //! module ([`interp`]); the address space in [`memory`]; the loader's rules in [`verify`](mod@verify).
 #![deny(missing_docs)]
@@ -39,7 +45,7 @@ pub use conformance::{
 };
 pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
 pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
-pub use interp::{Input, RunOutcome, Vm, VmConfig};
+pub use interp::{Hi32Mode, Input, Observer, RunOutcome, Vm, VmConfig};
 pub use memory::Memory;
 pub use program::{CODE_BASE, Program};
 pub use verify::{LoadOptions, verify};

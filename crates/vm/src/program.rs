@@ -44,10 +44,13 @@ pub(crate) enum Inst {
     Alu64 { op: AluOp, dst: u8, src: u8 },
     /// 64-bit ALU with an immediate (sign-extended to 64 bits).
     Alu64Imm { op: AluOp, dst: u8, imm: i32 },
-    /// 32-bit ALU with a register operand; the result is zero-extended.
+    /// 32-bit ALU with a register operand; the result is a 32-bit definition.
     Alu32 { op: AluOp, dst: u8, src: u8 },
     /// 32-bit ALU with an immediate.
     Alu32Imm { op: AluOp, dst: u8, imm: i32 },
+    /// The explicit zero-extension `BPF_ZEXT_REG` (`mov32 dst, dst`, `imm = 1`): clears the
+    /// upper half whatever [`crate::interp::Hi32Mode`] is in force.
+    Zext { dst: u8 },
     /// Byte-order operation.
     Swap { op: SwapOp, dst: u8 },
     /// 64-bit constant.
@@ -211,8 +214,7 @@ fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32) -> Inst {
         Op::MayGoto { off } => Inst::MayGoto { target: resolve(slot, i64::from(off)) },
         Op::TailCall => Inst::TailCall,
         Op::Nospec => Inst::Nospec,
-        // mov32 dst, dst: zero-extends.
-        Op::Zext { dst } => Inst::Alu32 { op: AluOp::Mov, dst: reg(dst), src: reg(dst) },
+        Op::Zext { dst } => Inst::Zext { dst: reg(dst) },
     }
 }
 

@@ -1,6 +1,6 @@
 //! `bpfpatch conformance`: run test vectors and count passes.
 
-use crate::passes_args::{PassArgs, hook};
+use crate::passes_args::{PassArgs, hook, vm_config};
 use anyhow::{Result, bail};
 use bpfpatch_vm::conformance::collect_files;
 use bpfpatch_vm::{ConformanceOptions, conformance_report, run_conformance};
@@ -35,6 +35,9 @@ pub struct Args {
 }
 
 /// Runs every file; prints one line per failure and `N passed, M failed`; exit 1 if any failed.
+///
+/// When the pipeline has `zext`, the rewritten programs run on a machine that leaves random
+/// upper halves after 32-bit definitions ([`vm_config`]): a missing zero-extension fails.
 pub fn main(args: &Args) -> Result<ExitCode> {
     for p in &args.paths {
         if !p.exists() {
@@ -55,7 +58,8 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;
     let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
-    let mut opts = ConformanceOptions::default();
+    // With `zext` in the pipeline, rewritten programs run with random upper halves.
+    let mut opts = ConformanceOptions::default().with_vm(vm_config(pipeline.as_ref(), &pass_opts));
     if let Some(t) = &transform {
         opts = opts.with_transform(t);
     }

@@ -7,11 +7,12 @@
 //! first such relocation.
 
 use crate::input::{self, Kind, ProgramArgs};
-use crate::passes_args::{PassArgs, hook};
+use crate::passes_args::{PassArgs, hook, vm_config};
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_insn::Insn;
 use bpfpatch_object::{BpfObject, Program as ObjProgram, RelocRole, reloc_type};
-use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Vm, run_data_file};
+use bpfpatch_vm::helpers::UNWIND_HELPER_ID;
+use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Unwind, Vm, VmConfig, run_data_file};
 use std::process::ExitCode;
 
 /// Arguments of `bpfpatch run`.
@@ -39,7 +40,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let pipeline = args.passes.pipeline()?;
     let pass_opts = args.passes.options()?;
     let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
-    let mut opts = ConformanceOptions::default();
+    // With `zext` in the pipeline, the rewritten program runs with random upper halves.
+    let vm = vm_config(pipeline.as_ref(), &pass_opts);
+    let mut opts = ConformanceOptions::default().with_vm(vm);
     if let Some(t) = &transform {
         opts = opts.with_transform(t);
     }
@@ -54,10 +57,10 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         Kind::Elf => {
             let obj = input::object(&bytes, path)?;
             let slots = object_program(&obj, args.section.as_deref()).with_context(name)?;
-            run_slots(&slots, transform.as_ref()).with_context(name)?
+            run_slots(&slots, transform.as_ref(), vm).with_context(name)?
         }
         kind @ Kind::Raw(_) => {
-            run_slots(&input::program_slots(kind, &bytes, path)?, transform.as_ref()).with_context(name)?
+            run_slots(&input::program_slots(kind, &bytes, path)?, transform.as_ref(), vm).with_context(name)?
         }
     };
     if args.json {
@@ -69,8 +72,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
 }
 
 /// Loads `slots` (rewritten by `transform` first, when given) and runs it with no memory area
-/// (r1 = r2 = 0); returns r0.
-fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(slots: &[Insn], transform: Option<&F>) -> Result<u64> {
+/// (r1 = r2 = 0) on a VM configured as `vm` with the conformance helpers; returns r0.
+fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(
+    slots: &[Insn],
+    transform: Option<&F>,
+    vm: VmConfig,
+) -> Result<u64> {
     let prog = match transform {
         None => Program::load(slots, &LoadOptions::default())?,
         Some(t) => {
@@ -80,7 +87,9 @@ fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(slots: &[Insn], transf
             Program::load(&rewritten, &LoadOptions::INTERNAL)?
         }
     };
-    Ok(Vm::conformance().run(&prog, Input::default())?.r0)
+    let mut machine = Vm::new(vm)?;
+    machine.register_helper(UNWIND_HELPER_ID, Unwind);
+    Ok(machine.run(&prog, Input::default())?.r0)
 }
 
 /// The instructions of the program section `section` of `obj` (default: the only program

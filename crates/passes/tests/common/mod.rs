@@ -1,5 +1,5 @@
-//! Shared test helpers: short constructors for instructions and a tiny register/stack
-//! interpreter used as an oracle for the analyses.
+//! Shared test helpers: short constructors for instructions, random programs, a test-only
+//! linearizer, and running programs on the project's VM (the oracle of the analyses).
 #![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 use bpfpatch_insn::{AluOp, CallKind, Cond, Insn, LdImm64Kind, Op, Operand, Reg, Size, Width};
@@ -77,5 +77,5 @@ pub fn func_ref(d: u8, rel: i32) -> Op {
 }
 
 pub mod apply;
-pub mod interp;
 pub mod rand_prog;
+pub mod vm;

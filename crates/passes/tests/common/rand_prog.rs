@@ -63,6 +63,24 @@ fn imm(rng: &mut Rng) -> i32 {
     }
 }
 
+/// Low halves where signed and unsigned order differ (negative as `i32`) and their neighbours.
+const EDGE_LOWS: [i32; 12] = [-1, -2, -4, -0x1000, i32::MIN, i32::MIN + 1, i32::MAX, 0x7fff_fff0, 0, 1, 3, 0x1000];
+
+/// A definition of `d` with a value constant propagation knows: `mov64` (sign-extended), `mov32`
+/// (zero-extended) or `lddw` with an upper half that differs from the sign of the lower.
+fn known_value(rng: &mut Rng, d: u8) -> Op {
+    let lo = rng.pick(&EDGE_LOWS);
+    match rng.below(3) {
+        0 => mov64(d, lo),
+        1 => mov32(d, lo),
+        _ => {
+            let any = rng.next() >> 32;
+            let hi = rng.pick(&[0u64, 1, 0xffff_ffff, 0x8000_0000, 0x7fff_ffff, any]);
+            lddw(d, (hi << 32) | u64::from(lo as u32))
+        }
+    }
+}
+
 fn size(rng: &mut Rng) -> Size {
     rng.pick(&[Size::B, Size::H, Size::W, Size::DW])
 }
@@ -72,7 +90,7 @@ fn body(rng: &mut Rng, f: usize, nfuncs: usize, i: usize, len: usize) -> Vec<G> 
     let dst = rng.below(9) as u8; // r0..r8
     let src = rng.below(10) as u8; // r0..r9
     let w = if rng.chance(50) { Width::W64 } else { Width::W32 };
-    match rng.below(100) {
+    match rng.below(112) {
         0..=14 => vec![G::Plain(alu(w, AluOp::Mov, dst, Operand::Imm(imm(rng))))],
         15..=44 => {
             let mut op = rng.pick(&ALU_OPS);
@@ -143,6 +161,23 @@ fn body(rng: &mut Rng, f: usize, nfuncs: usize, i: usize, len: usize) -> Vec<G> 
         }
         86..=88 => vec![G::Plain(call_helper(1))],
         89..=93 if f + 1 < nfuncs => vec![G::Call(f + 1 + rng.below((nfuncs - f - 1) as u64) as usize)],
+        100..=111 => {
+            // A conditional jump on values constant propagation knows, both source forms and
+            // both classes, with operands whose signed and unsigned order differ.
+            let cond = rng.pick(&Cond::ALL);
+            let s = (dst + 1 + rng.below(8) as u8) % 9; // r0..r8, not dst
+            let mut v = vec![G::Plain(known_value(rng, dst))];
+            let src = if rng.chance(50) {
+                v.push(G::Plain(known_value(rng, s)));
+                Operand::Reg(r(s))
+            } else {
+                Operand::Imm(rng.pick(&EDGE_LOWS))
+            };
+            let at = i + v.len();
+            let target = at + 1 + rng.below(len.saturating_sub(at) as u64) as usize;
+            v.push(G::Jump(Op::Jump { width: w, cond, dst: r(dst), src, off: 0 }, target));
+            v
+        }
         _ => vec![G::Plain(alu(w, AluOp::Add, dst, Operand::Reg(r(src))))],
     }
 }
