@@ -15,7 +15,8 @@
 //! - With [`VmConfig::hi32`] = [`Hi32Mode::Randomize`], every 32-bit definition instead leaves
 //!   random bits in the upper half of the register it writes (see [`Hi32Mode`] for the list),
 //!   and only the kernel-internal zero-extension `BPF_ZEXT_REG` (`mov32 r, r` with `imm = 1`)
-//!   clears it: the machine of a JIT that does not zero-extend.
+//!   clears it: the machine of a JIT that does not zero-extend. Loads from the input area (the
+//!   context r1 points to) are the exception, as in the kernel, which leaves context loads alone.
 //! - `div` by 0 gives 0; `mod` by 0 leaves dst (32-bit: its low half, zero-extended).
 //!   `sdiv` truncates toward zero; `INT_MIN sdiv -1 = INT_MIN`, `INT_MIN smod -1 = 0`;
 //!   `smod`'s result has the sign of the dividend. By 0: as `div`/`mod`.
@@ -526,7 +527,11 @@ impl<'h> Vm<'h> {
                         }
                         Size::DW => u64::from_le_bytes(mem_try!(mem.load::<8>(addr), cur)),
                     };
-                    let v = if signed || size == Size::DW { v } else { hi.def32(v as u32) };
+                    // A load from the context (the input area r1 points to) is not randomized:
+                    // the kernel neither zero-extends nor randomizes after a context load, whose
+                    // conversion may widen it (opt_subreg_zext_lo32_rnd_hi32), and `zext` follows it.
+                    let ctx = (MEM_BASE..MEM_BASE + REGION_SIZE).contains(&addr);
+                    let v = if signed || size == Size::DW || ctx { v } else { hi.def32(v as u32) };
                     r[ix(dst)] = v;
                 }
                 Inst::Store { size, dst, src, off } => {
