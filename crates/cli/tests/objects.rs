@@ -292,9 +292,10 @@ fn help_everywhere() {
     }
 }
 
-fn llvm_objdump(f: &Path) -> Option<String> {
-    let out = std::process::Command::new("llvm-objdump-19").args(["-dr", "--no-show-raw-insn"]).arg(f).output().ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+fn llvm_objdump(f: &Path) -> String {
+    let out =
+        std::process::Command::new("llvm-objdump-19").args(["-dr", "--no-show-raw-insn"]).arg(f).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `disasm --no-lines` prints exactly what `llvm-objdump-19 -dr --no-show-raw-insn` prints (CO-RE
@@ -302,8 +303,7 @@ fn llvm_objdump(f: &Path) -> Option<String> {
 /// object (every one with `BPFPATCH_CORPUS_FULL=1`: about a minute in a debug build).
 #[test]
 fn disasm_of_objects_matches_llvm_objdump() {
-    if llvm_objdump(&data("prog-el.o")).is_none() {
-        println!("llvm-objdump-19 absent, skipped");
+    if !bpfpatch_testkit::require_tool("llvm-objdump-19") {
         return;
     }
     let step = if std::env::var_os("BPFPATCH_CORPUS_FULL").is_some() { 1 } else { 16 };
@@ -313,7 +313,7 @@ fn disasm_of_objects_matches_llvm_objdump() {
     let mut failed = Vec::new();
     for f in &files {
         let ours = bpfpatch().args(["disasm", "--no-lines"]).arg(f).output().unwrap();
-        let theirs = llvm_objdump(f).unwrap();
+        let theirs = llvm_objdump(f);
         if !ours.status.success() || strip(&String::from_utf8_lossy(&ours.stdout)) != strip(&theirs) {
             failed.push(f.display().to_string());
         }
@@ -445,7 +445,10 @@ fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
     let absent = bench(&dir.join("no-corpus"), &dir.join("absent.json"));
     assert!(absent.contains("pipeline: skipped"), "{absent}");
     let Some(files) = corpus() else { return };
-    let Some(root) = files.first().and_then(|f| f.ancestors().find(|a| a.join("selftests").is_dir())) else { return };
+    let Some(root) = files.first().and_then(|f| f.ancestors().find(|a| a.join("selftests").is_dir())) else {
+        bpfpatch_testkit::skip("the corpus's selftests objects (scripts/corpus.sh)", &files[0].display().to_string());
+        return;
+    };
     let json = dir.join("b.json");
     let text = bench(root, &json);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

@@ -250,13 +250,11 @@ fn replace_rejects_inconsistent_maps_and_leaves_object_unchanged() {
     assert_eq!(obj.replace_program(9, vec![], &IdentityMap(0)), Err(ObjectError::NoProgram { index: 9 }));
 }
 
-/// Whether `tool` can be run (prints a skip notice otherwise).
+/// Whether `tool` can be run; a counted skip of that tool's part otherwise (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`).
+#[track_caller]
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        println!("{tool} absent, skipped");
-    }
-    ok
+    bpfpatch_testkit::require_tool(tool)
 }
 
 /// The rewritten objects are accepted by llvm-objdump, llvm-readelf, bpftool's BTF dump and
@@ -265,6 +263,8 @@ fn have(tool: &str) -> bool {
 fn rewritten_objects_accepted_by_external_tools() {
     let dir = std::env::temp_dir().join(format!("bpfpatch-object-tools-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Each tool absent is one counted skip (a failure under BPFPATCH_REQUIRE_INPUTS=1).
+    let (objdump, readelf, bpftool) = (have("llvm-objdump-19"), have("llvm-readelf-19"), have("bpftool"));
     for name in OBJECTS {
         let (_, mut obj) = load(name);
         for pi in 0..obj.programs().len() {
@@ -277,15 +277,15 @@ fn rewritten_objects_accepted_by_external_tools() {
             assert!(o.status.success(), "{tool} {args:?} {name}: {}", String::from_utf8_lossy(&o.stderr));
             String::from_utf8_lossy(&o.stdout).into_owned()
         };
-        if have("llvm-objdump-19") {
+        if objdump {
             let d = run("llvm-objdump-19", &["-d", "-r"]);
             assert!(d.contains("<loop_cb>:") && d.contains("R_BPF_64_32"), "{d}");
         }
-        if have("llvm-readelf-19") {
+        if readelf {
             run("llvm-readelf-19", &["-a"]);
         }
         // bpftool and libbpf read little-endian objects of the host's order only.
-        if name == "prog-el.o" && have("bpftool") {
+        if name == "prog-el.o" && bpftool {
             run("bpftool", &["btf", "dump", "file"]);
             let skel = run("bpftool", &["gen", "skeleton"]);
             assert!(skel.contains("prog_xdp"), "skeleton");

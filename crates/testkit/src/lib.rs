@@ -40,18 +40,28 @@ pub fn require_input(what: &str, path: &Path) -> bool {
 /// returns `false`; panics instead under `BPFPATCH_REQUIRE_INPUTS=1`.
 #[track_caller]
 pub fn require_tool(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = runs(tool);
     if !ok {
         skip(tool, "not on PATH or does not run");
     }
     ok
 }
 
+fn runs(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
 /// Whether every one of `tools` runs (see [`require_tool`]); records one skip naming the first
 /// that does not.
 #[track_caller]
 pub fn require_tools(tools: &[&str]) -> bool {
-    tools.iter().all(|t| require_tool(t))
+    for t in tools {
+        if !runs(t) {
+            skip(t, "not on PATH or does not run");
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether `BPFPATCH_REQUIRE_INPUTS=1` is set.
@@ -74,7 +84,8 @@ pub fn skip(what: &str, where_: &str) {
     }
     // `eprintln!` would be captured by the test harness and shown only for failing tests; the
     // handle's own writes are not captured.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs {what} ({where_}) [{at}]");
+    // One write of the whole line, so that concurrent tests do not split it.
+    let _ = std::io::stderr().write_all(format!("SKIPPED: {test} needs {what} ({where_}) [{at}]\n").as_bytes());
     if let Some(log) = std::env::var_os(SKIP_LOG_ENV) {
         // One `write` of one short line to an O_APPEND file: concurrent tests do not interleave.
         let line = format!("{test}\t{what}\t{where_}\n");
