@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance");
 
+/// The `.data` files of `sub`, or `None` after a counted skip (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`) when the shared folder is absent.
+#[track_caller]
 fn data_files(sub: &str) -> Option<Vec<PathBuf>> {
     let dir = Path::new(ROOT).join(sub);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        eprintln!("NOTICE: {} is absent; skipping conformance-file tests", dir.display());
+    if !bpfpatch_testkit::require_input("../shared/conformance", &dir) {
         return None;
-    };
+    }
+    let rd = std::fs::read_dir(&dir).unwrap();
     let mut v: Vec<PathBuf> =
         rd.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "data")).collect();
     v.sort();

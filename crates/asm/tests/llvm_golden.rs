@@ -13,8 +13,8 @@
 //! - round trips (no tools needed): the lossless text of every form reads back to its encoding,
 //!   and the llvm text is a fixed point (text -> bytes -> text gives the same text).
 //!
-//! Skips the llvm parts with a notice when llvm-mc-19 / llvm-objdump-19 / llvm-objcopy-19 are
-//! missing.
+//! The llvm parts are counted skips (`bpfpatch_testkit`; failures under
+//! `BPFPATCH_REQUIRE_INPUTS=1`) when llvm-mc-19 / llvm-objdump-19 / llvm-objcopy-19 are missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use bpfpatch_asm::{Dialect, Fidelity, assemble_llvm, disasm_insn_with};
@@ -30,15 +30,11 @@ const MC: &str = "llvm-mc-19";
 const OBJDUMP: &str = "llvm-objdump-19";
 const OBJCOPY: &str = "llvm-objcopy-19";
 
+/// Whether the llvm-19 tools run; a counted skip when not (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`). `tests/disasm_table.rs` checks the disassembler without them.
+#[track_caller]
 fn have_tools() -> bool {
-    for t in [MC, OBJDUMP, OBJCOPY] {
-        if Command::new(t).arg("--version").output().map(|o| o.status.success()).unwrap_or(false) {
-            continue;
-        }
-        eprintln!("NOTICE: {t} not found; skipping the llvm golden test");
-        return false;
-    }
-    true
+    bpfpatch_testkit::require_tools(&[MC, OBJDUMP, OBJCOPY])
 }
 
 fn workdir(tag: &str) -> PathBuf {

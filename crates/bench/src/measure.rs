@@ -106,9 +106,16 @@ mod tests {
 
     #[test]
     fn measure_sees_memory_the_run_touches() {
-        let (v, s) = measure(|| vec![1u8; 64 << 20]);
+        // The time is that of the closure: at least its 20 ms sleep, at most the wall time around
+        // the whole call (a `>= 0` check could not fail).
+        let wall = Instant::now();
+        let (v, s) = measure(|| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            vec![1u8; 64 << 20]
+        });
+        let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
         assert_eq!(v.len(), 64 << 20);
-        assert!(s.ms >= 0.0);
+        assert!(s.ms >= 20.0 && s.ms <= wall_ms, "{} ms measured, {wall_ms} ms around it", s.ms);
         if let Some(p) = s.peak_bytes {
             assert!(p >= 32 << 20, "peak {p}");
         }

@@ -8,14 +8,11 @@ fn bpfpatch() -> Command {
     Command::cargo_bin("bpfpatch").unwrap()
 }
 
+#[track_caller]
 fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("../shared/conformance absent: skipped");
-        None
-    }
+    // A counted skip when absent (a failure under BPFPATCH_REQUIRE_INPUTS=1).
+    bpfpatch_testkit::require_input("../shared/conformance", &p).then_some(p)
 }
 
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {

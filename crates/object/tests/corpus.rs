@@ -1,5 +1,5 @@
 //! Corpus tests: every object under `corpus/build` (built by `scripts/corpus.sh`; the directory
-//! can be overridden with `BPFPATCH_CORPUS`). Skipped with a notice when the corpus is absent.
+//! can be overridden with `BPFPATCH_CORPUS`). A counted skip (`bpfpatch_testkit`) when the corpus is absent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -220,6 +220,41 @@ fn deleted_instructions_take_their_relocations() {
     }
 }
 
+/// Deleting, through the engine, a run of instructions holding several line_info records
+/// before an instruction without one: the run's last record moves onto the survivor
+/// (`bpf_adj_linfo_after_remove`); `rewrite_checked`'s oracle compares every record with the
+/// kernel's rule, and the survivor's record is named here directly.
+#[test]
+fn deleting_a_run_through_the_engine_keeps_its_last_line_record() {
+    let mut runs = 0;
+    for name in PROG.iter().chain(&CALLS) {
+        let (_, obj) = load(name);
+        let plan: Vec<_> = (0..obj.programs().len()).map(|pi| common::line_run_to_delete(&obj, pi)).collect();
+        let mut obj2 = obj.clone();
+        let mut pi = 0;
+        engine_common::rewrite_checked(&mut obj2, &mut rewriter(), &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+            if let Some(run) = &plan[pi] {
+                let nodes: Vec<_> = run.clone().filter_map(|s| list.node_of(Slot(s)).ok()).collect();
+                for n in nodes {
+                    list.delete(n).unwrap();
+                }
+            }
+            pi += 1;
+            Ok::<(), Infallible>(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (pi, run) in plan.iter().enumerate() {
+            let Some(run) = run else { continue };
+            let last = obj.line_info(pi).iter().rfind(|l| run.contains(&((l.insn_off / 8) as usize))).unwrap();
+            let at = u32::try_from(run.start * 8).unwrap();
+            let got = obj2.line_info(pi).iter().find(|l| l.insn_off == at).unwrap();
+            assert_eq!((got.line_off, got.line_col), (last.line_off, last.line_col), "{name} {pi}");
+            runs += 1;
+        }
+    }
+    assert!(runs >= 4, "only {runs} programs have a collapsing run");
+}
+
 /// A prologue before a relocated local call's target (a skipping prepatch at `leaf`) is entered
 /// by the call, in the engine and in the object's re-derived addend alike.
 #[test]

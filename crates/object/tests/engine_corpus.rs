@@ -1,5 +1,5 @@
 //! The engine bridge over the corpus (`corpus/build/objects`, built by `scripts/corpus.sh`; the
-//! directory can be overridden with `BPFPATCH_CORPUS`). Skipped with a notice when absent.
+//! directory can be overridden with `BPFPATCH_CORPUS`). A counted skip (`bpfpatch_testkit`) when absent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

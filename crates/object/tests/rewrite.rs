@@ -43,6 +43,9 @@ fn apply(obj: &mut BpfObject, pi: usize, edit: impl Fn(usize, &Insn) -> Edit) ->
     let report = obj.replace_program(pi, rw.insns.clone(), &rw.map).unwrap();
     let del = |s: usize| deleted[s];
     verify_moved(&before, obj, pi, &rw, &del).unwrap();
+    // The count the report gives is that of the kernel's rule, not of the implementation's.
+    let kept = common::expected_line_info(before.line_info(pi), deleted.len(), &rw.map.start, &del).len();
+    assert_eq!(report.line_info_dropped, before.line_info(pi).len() - kept, "line_info_dropped");
     verify_reloc_targets(&before, obj, pi, &rw, &del).unwrap();
     // Written and re-read, the object is the same and passes check.
     let out = obj.write().unwrap();
@@ -191,11 +194,10 @@ fn deleting_relocated_instructions_drops_and_reports() {
         assert_eq!(obj.programs()[xdp].insns().len(), 21);
         let tc = prog(&obj, "tc");
         // Delete the CO-RE relocated load (slot 4) in tc.
-        let lines_before = obj.line_info(tc).len();
+        // (`apply` checks every line_info record, and `line_info_dropped`, by the kernel's rule.)
         let report = apply(&mut obj, tc, |i, _| if i == 4 { Edit::Delete } else { Edit::Keep });
         assert_eq!(report.core_relos_dropped, 1);
         assert_eq!(obj.core_relos(tc), &[]);
-        assert_eq!(obj.line_info(tc).len(), lines_before - report.line_info_dropped);
     }
 }
 
@@ -250,13 +252,11 @@ fn replace_rejects_inconsistent_maps_and_leaves_object_unchanged() {
     assert_eq!(obj.replace_program(9, vec![], &IdentityMap(0)), Err(ObjectError::NoProgram { index: 9 }));
 }
 
-/// Whether `tool` can be run (prints a skip notice otherwise).
+/// Whether `tool` can be run; a counted skip of that tool's part otherwise (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`).
+#[track_caller]
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        println!("{tool} absent, skipped");
-    }
-    ok
+    bpfpatch_testkit::require_tool(tool)
 }
 
 /// The rewritten objects are accepted by llvm-objdump, llvm-readelf, bpftool's BTF dump and
@@ -265,6 +265,8 @@ fn have(tool: &str) -> bool {
 fn rewritten_objects_accepted_by_external_tools() {
     let dir = std::env::temp_dir().join(format!("bpfpatch-object-tools-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Each tool absent is one counted skip (a failure under BPFPATCH_REQUIRE_INPUTS=1).
+    let (objdump, readelf, bpftool) = (have("llvm-objdump-19"), have("llvm-readelf-19"), have("bpftool"));
     for name in OBJECTS {
         let (_, mut obj) = load(name);
         for pi in 0..obj.programs().len() {
@@ -277,19 +279,51 @@ fn rewritten_objects_accepted_by_external_tools() {
             assert!(o.status.success(), "{tool} {args:?} {name}: {}", String::from_utf8_lossy(&o.stderr));
             String::from_utf8_lossy(&o.stdout).into_owned()
         };
-        if have("llvm-objdump-19") {
+        if objdump {
             let d = run("llvm-objdump-19", &["-d", "-r"]);
             assert!(d.contains("<loop_cb>:") && d.contains("R_BPF_64_32"), "{d}");
         }
-        if have("llvm-readelf-19") {
+        if readelf {
             run("llvm-readelf-19", &["-a"]);
         }
         // bpftool and libbpf read little-endian objects of the host's order only.
-        if name == "prog-el.o" && have("bpftool") {
+        if name == "prog-el.o" && bpftool {
             run("bpftool", &["btf", "dump", "file"]);
             let skel = run("bpftool", &["gen", "skeleton"]);
             assert!(skel.contains("prog_xdp"), "skeleton");
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Deleting a run of instructions that holds several line_info records, followed by an
+/// instruction without one: by the kernel's `bpf_adj_linfo_after_remove`, the record of the
+/// run's *last* record-holding instruction moves onto the survivor and the others are dropped
+/// (the oracle in `apply` checks every record; here the survivor's record is named directly).
+#[test]
+fn deleting_a_run_keeps_its_last_line_record() {
+    let mut runs = 0;
+    for name in OBJECTS.iter().chain(&["calls-el.o", "calls-eb.o"]) {
+        let (_, mut obj) = load(name);
+        for pi in 0..obj.programs().len() {
+            let Some(run) = common::line_run_to_delete(&obj, pi) else { continue };
+            eprintln!("{name} {}: deleting {run:?}", obj.programs()[pi].name());
+            let before = obj.clone();
+            let li = before.line_info(pi);
+            let in_run: Vec<_> = li.iter().filter(|l| run.contains(&((l.insn_off / 8) as usize))).collect();
+            assert!(in_run.len() >= 2);
+            let report = apply(&mut obj, pi, |i, _| if run.contains(&i) { Edit::Delete } else { Edit::Keep });
+            assert_eq!(report.line_info_dropped, in_run.len() - 1, "{name}");
+            let last = in_run.last().unwrap();
+            let at = u32::try_from(run.start * 8).unwrap(); // the survivor's new offset: nothing before it moved
+            let got = obj.line_info(pi).iter().find(|l| l.insn_off == at).unwrap();
+            assert_eq!(
+                (got.file_name_off, got.line_off, got.line_col),
+                (last.file_name_off, last.line_off, last.line_col),
+                "{name}: the survivor carries the run's last record"
+            );
+            runs += 1;
+        }
+    }
+    assert!(runs >= 4, "only {runs} programs have a collapsing run");
 }

@@ -1,7 +1,7 @@
 //! Acceptance: every conformance vector gives its expected result in the three modes of the
 //! RFC's test matrix: (a) the interpreter on the original, (b) after `--passes all`
 //! (`dce,fixups,zext,rnd-hi32`, plus `lower-v4` for cpu-v4 programs), (c) the same plus `blind`.
-//! Skips with a notice when the shared folder is absent.
+//! A counted skip (`bpfpatch_testkit`) when the shared folder is absent.
 //!
 //! Every mode goes through the VM's own runner (`run_conformance` with the transform hook), whose
 //! loader re-checks each rewritten program. (b) and (c) have `zext`: they run on a machine that
@@ -16,13 +16,11 @@ use std::path::{Path, PathBuf};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/tests");
 
+/// Whether the shared vectors are there; a counted skip when not (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`).
+#[track_caller]
 fn present() -> bool {
-    if Path::new(DIR).is_dir() {
-        true
-    } else {
-        eprintln!("skipping: {DIR} not found");
-        false
-    }
+    bpfpatch_testkit::require_input("../shared/conformance", Path::new(DIR))
 }
 
 fn run_official(pipeline: Option<Pipeline>) -> (usize, Vec<String>) {

@@ -1,18 +1,15 @@
-//! bpfpatch's test kit: oracles and generators shared by the workspace's tests and `fuzz/`,
-//! written against the public APIs only (an oracle that shares code with what it checks
-//! proves nothing).
+//! bpfpatch's test kit (a dev-dependency, never published): what the workspace's tests and
+//! `fuzz/` share, written against the public APIs only (an oracle that shares code with what it
+//! checks proves nothing).
 //!
+//! - [`inputs`]: counted skips of tests whose inputs (the shared conformance vectors, llvm-19,
+//!   the corpus, the running kernel) are absent, and `BPFPATCH_REQUIRE_INPUTS=1`, under which an
+//!   absent input fails the test; re-exported at the root ([`require_input`], [`require_tool`],
+//!   [`require_tools`], [`skip`]).
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
-// An oracle's job is to panic on a broken property; generator arithmetic is on small values.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    missing_docs
-)]
 
+pub mod inputs;
 pub mod naive;
+
+pub use inputs::*;

@@ -11,14 +11,11 @@ use std::path::{Path, PathBuf};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance");
 
+#[track_caller]
 fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(SHARED);
-    if p.join("tests").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {SHARED} not found");
-        None
-    }
+    // A counted skip when absent (a failure under BPFPATCH_REQUIRE_INPUTS=1).
+    bpfpatch_testkit::require_input("../shared/conformance", &p.join("tests")).then_some(p)
 }
 
 #[test]

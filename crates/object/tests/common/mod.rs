@@ -5,7 +5,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 use bpfpatch_insn::{Insn, opcode};
-use bpfpatch_object::{BpfObject, TableMap, reloc_type};
+use bpfpatch_object::{BpfObject, LineInfo, TableMap, reloc_type};
 
 /// The first index where two byte strings differ (or the shorter length).
 pub fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
@@ -174,19 +174,19 @@ pub fn verify_moved(
             return Err(format!("{}: func_info {} -> {}", po.name(), a.insn_off, b.insn_off));
         }
     }
-    let (lo, ln) = (old.line_info(pi), new.line_info(pi));
-    let mut k = 0;
-    for b in ln {
-        // Records are only ever dropped, never reordered: find b's original in order.
-        while k < lo.len()
-            && (lo[k].line_col != b.line_col || lo[k].line_off != b.line_off || !pos_ok(lo[k].insn_off, b.insn_off))
-        {
-            k += 1;
-        }
-        if k == lo.len() {
-            return Err(format!("{}: line_info at {} has no matching original", po.name(), b.insn_off));
-        }
-        k += 1;
+    // line_info: record by record, exactly what the kernel's rule gives (see expected_line_info).
+    let want = expected_line_info(old.line_info(pi), po.insns().len(), &rw.map.start, deleted);
+    let got: Vec<LineRow> = new.line_info(pi).iter().map(line_row).collect();
+    if got != want {
+        let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        return Err(format!(
+            "{}: line_info differs from the kernel's rule at record {at} (of {} got, {} expected): got {:?}, want {:?}",
+            po.name(),
+            got.len(),
+            want.len(),
+            got.get(at),
+            want.get(at)
+        ));
     }
     let (co, cn) = (old.core_relos(pi), new.core_relos(pi));
     let kept: Vec<_> = co.iter().filter(|c| !deleted((c.insn_off / 8) as usize)).collect();
@@ -199,6 +199,55 @@ pub fn verify_moved(
         }
     }
     Ok(())
+}
+
+/// A line_info record as compared: `(insn_off, file_name_off, line_off, line_col)`.
+pub type LineRow = (u32, u32, u32, u32);
+
+/// The compared fields of a line_info record.
+pub fn line_row(l: &LineInfo) -> LineRow {
+    (l.insn_off, l.file_name_off, l.line_off, l.line_col)
+}
+
+/// The line_info records of a program after a rewrite, derived from its input records by the
+/// kernel's rules (../shared/reference/kernel-patching.md; modelled in crates/patch/src/reference.rs),
+/// independently of the object crate's own collapse:
+///
+/// - `bpf_adj_linfo` (§3.3): when an instruction is patched into several (here: a nop or prologue
+///   inserted before it, or a patch buffer), its record stays at the start of the patch and covers
+///   all of it; later records shift. So a surviving instruction's record moves to `start[slot]`.
+/// - `bpf_adj_linfo_after_remove` (§5.5): when a run of instructions is removed, the record of the
+///   *last* removed instruction that has one moves to the first survivor after the run, unless
+///   that survivor has a record of its own; every other record of the run is dropped, and all of
+///   them when no instruction survives after the run.
+///
+/// `start` is the old-to-new slot map (for a deleted slot: the first survivor's new start),
+/// `deleted(slot)` tells which old slots were removed.
+pub fn expected_line_info(
+    old: &[LineInfo],
+    old_len: usize,
+    start: &[usize],
+    deleted: &dyn Fn(usize) -> bool,
+) -> Vec<LineRow> {
+    let slot = |l: &LineInfo| (l.insn_off / 8) as usize;
+    let has_record = |s: usize| old.iter().any(|l| slot(l) == s);
+    let mut out = Vec::new();
+    for (k, l) in old.iter().enumerate() {
+        let s = slot(l);
+        let new_slot = if deleted(s) {
+            // The removed run holding s ends before the first survivor after it.
+            let Some(survivor) = (s..old_len).find(|&t| !deleted(t)) else { continue };
+            let last_of_run = old.get(k + 1).is_none_or(|n| slot(n) >= survivor);
+            if !last_of_run || has_record(survivor) {
+                continue;
+            }
+            start[survivor]
+        } else {
+            start[s]
+        };
+        out.push((u32::try_from(new_slot * 8).unwrap(), l.file_name_off, l.line_off, l.line_col));
+    }
+    out
 }
 
 /// Checks relocated calls/addresses anywhere in `new` whose symbol is in program `pi`'s section:
@@ -245,4 +294,41 @@ pub fn verify_reloc_targets(
         }
     }
     Ok(())
+}
+
+/// Old slots `a..e` of program `pi` whose deletion collapses several line_info records onto
+/// one survivor: the run starts at a record's instruction and ends with the next record's
+/// instruction (so it holds at least two records), the instruction after it (`e`) has no record
+/// of its own, and the run holds only straight-line code (no jump, call or exit) and no function
+/// start, so that deleting it keeps the program valid. The kernel keeps the run's *last* record,
+/// on `e`; keeping the first instead is a bug the line_info oracle must see. `None` when the
+/// program has no such run.
+pub fn line_run_to_delete(obj: &BpfObject, pi: usize) -> Option<std::ops::Range<usize>> {
+    let p = &obj.programs()[pi];
+    let insns = p.insns();
+    let li = obj.line_info(pi);
+    let slot = |l: &LineInfo| (l.insn_off / 8) as usize;
+    let len = |s: usize| if insns[s].is_ld_imm64() { 2 } else { 1 };
+    let starts: Vec<usize> = obj
+        .func_info(pi)
+        .iter()
+        .map(|f| (f.insn_off / 8) as usize)
+        .chain(obj.subprograms(pi).into_iter().map(|s| s.start))
+        .collect();
+    let straight = |s: usize| {
+        let class = insns[s].code & 0x07;
+        insns[s].is_ld_imm64() || !(class == opcode::JMP || class == opcode::JMP32)
+    };
+    li.windows(2).find_map(|w| {
+        let (a, b) = (slot(&w[0]), slot(&w[1]));
+        let e = b + len(b);
+        let mut s = a;
+        while s < e {
+            if !straight(s) || starts.contains(&s) {
+                return None;
+            }
+            s += len(s);
+        }
+        (e < insns.len() && !li.iter().any(|l| slot(l) == e)).then_some(a..e)
+    })
 }

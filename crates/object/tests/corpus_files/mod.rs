@@ -5,19 +5,22 @@
 
 use std::path::PathBuf;
 
-/// The corpus files in path order, or `None` (with a notice on stdout) when the folder is
-/// absent or holds no object.
+/// What a test without the corpus needs.
+pub const WHAT: &str = "the corpus (scripts/corpus.sh)";
+
+/// The corpus files in path order, or `None` after a counted skip (`bpfpatch_testkit`; a failure
+/// under `BPFPATCH_REQUIRE_INPUTS=1`) when the folder is absent or holds no object.
+#[track_caller]
 pub fn corpus() -> Option<Vec<PathBuf>> {
     let dir = std::env::var_os("BPFPATCH_CORPUS").map_or_else(
         || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
         PathBuf::from,
     );
-    if !dir.is_dir() {
-        println!("corpus absent ({}), skipped; run scripts/corpus.sh", dir.display());
+    if !bpfpatch_testkit::require_input(WHAT, &dir) {
         return None;
     }
     let mut files = Vec::new();
-    let mut stack = vec![dir];
+    let mut stack = vec![dir.clone()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
@@ -30,7 +33,7 @@ pub fn corpus() -> Option<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        println!("corpus empty, skipped");
+        bpfpatch_testkit::skip(WHAT, &format!("{} holds no .o or .elf", dir.display()));
         return None;
     }
     Some(files)
