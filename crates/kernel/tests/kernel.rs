@@ -7,16 +7,12 @@ use bpfpatch_insn::Insn;
 use bpfpatch_kernel::object::{load_object, udp_packet};
 use bpfpatch_kernel::{KernelError, LoadOptions, ProgType, available, load};
 
-/// Local stand-in for the testkit's skip convention (to be swapped for `bpfpatch-testkit`).
+/// Whether bpf() works here; if not, a counted skip (a failure under
+/// `BPFPATCH_REQUIRE_INPUTS=1`; see `bpfpatch-testkit`).
+#[track_caller]
 fn kernel_or_skip(test: &str) -> bool {
     let Err(reason) = available() else { return true };
-    assert!(std::env::var("BPFPATCH_REQUIRE_INPUTS").as_deref() != Ok("1"), "{test}: needs bpf(): {reason}");
-    println!("SKIPPED: needs bpf() ({test}: {reason})");
-    if let Ok(path) = std::env::var("BPFPATCH_SKIP_LOG") {
-        use std::io::Write;
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
-        let _ = f.and_then(|mut f| writeln!(f, "{test}: SKIPPED: needs bpf(): {reason}"));
-    }
+    bpfpatch_testkit::skip("bpf()", &format!("{test}: {reason}"));
     false
 }
 
