@@ -57,6 +57,11 @@ has_btf() { grep -q ' \.BTF ' <(llvm-readelf-19 -S "$1" 2>/dev/null); }
 # SIGPIPE and the pipeline fail although the flag was found.
 has_code() { grep -q ' AX ' < <(llvm-readelf-19 -S "$1" 2>/dev/null); }
 
+# The kernel's own passes (and blinding) make the xlated form: they need --xlated, and `all`
+# then means the kernel's pipeline (dce,fixups,zext,rnd-hi32) rather than the loadable one (dce).
+XLATED=
+if [[ -n $BLIND || ,$PASSES, =~ ,(ctx|fixups|zext|rnd-hi32|blind|all), ]]; then XLATED=--xlated; fi
+
 if [[ -n $PASSES ]]; then
     mapfile -t SOURCES < <(find "$SRC" -type f \( -name '*.o' -o -name '*.elf' \) | sort)
     pass=0 fail=0 nocode=0 same=0 differ=0
@@ -67,7 +72,7 @@ if [[ -n $PASSES ]]; then
         rm -f "$out"
         note=
         has_code "$s" || note=" (no executable section)"
-        if "$BPFPATCH_BIN" rewrite "$s" -o "$out" --passes "$PASSES" $BLIND >/dev/null 2>"$ERR"; then
+        if "$BPFPATCH_BIN" rewrite "$s" -o "$out" --passes "$PASSES" $BLIND $XLATED >/dev/null 2>"$ERR"; then
             if [[ -z $note ]]; then pass=$((pass + 1)); else nocode=$((nocode + 1)); fi
             if [[ $PASSES == none && -z $BLIND ]]; then
                 if cmp -s "$s" "$out"; then same=$((same + 1)); else differ=$((differ + 1)); echo "  identity FAILED on $rel"; fi
@@ -77,7 +82,7 @@ if [[ -n $PASSES ]]; then
             echo "  bpfpatch rewrite FAILED on $rel$note: $(head -c 300 "$ERR" | tr '\n' ' ')"
         fi
     done
-    echo "bpfpatch rewrite --passes $PASSES${BLIND:+ --blind}: $pass passed, $fail failed (not applicable, no executable section: $nocode)"
+    echo "bpfpatch rewrite --passes $PASSES${BLIND:+ --blind}${XLATED:+ --xlated}: $pass passed, $fail failed (not applicable, no executable section: $nocode)"
     [[ $PASSES == none && -z $BLIND ]] && echo "identity (output == input, byte for byte): $same passed, $differ failed"
 fi
 

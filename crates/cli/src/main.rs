@@ -116,6 +116,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) if out::is_stdout_closed(&e) => ExitCode::from(out::BROKEN_PIPE),
+        // A pass of the other output kind is a usage error: the flags do not go together.
+        Err(e)
+            if e.chain().any(|c| matches!(c.downcast_ref(), Some(bpfpatch_passes::PassError::NeedsXlated { .. }))) =>
+        {
+            let _ = writeln!(std::io::stderr(), "error: {}", render(&e));
+            ExitCode::from(2)
+        }
         Err(e) => {
             // One line: the chain of causes joined, as `error: outer: inner`. A closed stderr
             // leaves nothing to tell.

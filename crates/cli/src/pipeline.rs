@@ -13,7 +13,7 @@ use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
 use bpfpatch_passes::rewrite::ctx::CtxLayout;
-use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline};
+use bpfpatch_passes::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
 
 /// The names of the passes `--passes LIST [--blind]` selects, in the order they run.
@@ -75,14 +75,31 @@ pub struct Passes {
 }
 
 impl Passes {
-    /// The passes of `--passes LIST [--blind]`: `none` (without `--blind`) patches nothing, so
-    /// the rewrite is the identity.
+    /// The passes of `--passes LIST [--blind]` for the kernel's internal (xlated) form, where
+    /// every pass is allowed: `none` (without `--blind`) patches nothing, so the rewrite is the
+    /// identity.
     ///
     /// # Errors
     /// An unknown pass name.
     pub fn new(list: &str, blind: bool) -> Result<Passes> {
+        Passes::for_output(list, blind, OutputKind::Xlated)
+    }
+
+    /// The passes of `--passes LIST [--blind]` for output of `kind`: `all` is the kind's
+    /// ([`Pipeline::all_of`]), and a pass of the xlated kind asked for loadable output is
+    /// [`PassError::NeedsXlated`].
+    ///
+    /// # Errors
+    /// An unknown pass name, a pass of the other kind.
+    pub fn for_output(list: &str, blind: bool, kind: OutputKind) -> Result<Passes> {
         let list = if list == "none" { "" } else { list };
-        Ok(Passes { pipeline: Pipeline::from_cli(list, blind)?, ctx_layout: None, done: Vec::new() })
+        Ok(Passes { pipeline: Pipeline::for_output(list, blind, kind)?, ctx_layout: None, done: Vec::new() })
+    }
+
+    /// The names of the passes, in the order they run.
+    #[must_use]
+    pub fn names(&self) -> Vec<&'static str> {
+        self.pipeline.passes().iter().map(|p| p.name()).collect()
     }
 
     /// The same passes, with the context layout the `ctx` pass converts accesses with

@@ -253,7 +253,7 @@ fn ctx_layout_files_drive_the_ctx_pass() {
     let raw = temp_file("ctx.bin", &[0x61, 0x10, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]); // r0 = *(u32 *)(r1 + 0)
     let out = temp_file("ctx-out.bin", b"");
     bpfpatch()
-        .args(["rewrite", "--raw", "--passes", "ctx", "--ctx-layout"])
+        .args(["rewrite", "--raw", "--xlated", "--passes", "ctx", "--ctx-layout"])
         .arg(&layout)
         .arg(&raw)
         .arg("-o")

@@ -143,7 +143,7 @@ fn a_failed_in_place_rewrite_leaves_the_target_untouched() {
     std::fs::write(&target, &original).unwrap();
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(r#"ulimit -f 1; trap "" XFSZ; exec "$0" rewrite "$1" -o "$1" --passes all --blind"#)
+        .arg(r#"ulimit -f 1; trap "" XFSZ; exec "$0" rewrite "$1" -o "$1" --passes all --blind --xlated"#)
         .arg(bin())
         .arg(&target)
         .output()
@@ -161,7 +161,7 @@ fn a_failed_in_place_rewrite_leaves_the_target_untouched() {
         .arg(&target)
         .arg("-o")
         .arg(&target)
-        .args(["--passes", "all", "--blind"])
+        .args(["--passes", "all", "--blind", "--xlated"])
         .assert()
         .success();
     assert!(std::fs::read(&target).unwrap() != original);
@@ -209,7 +209,7 @@ fn no_relax_errors_name_the_slots_in_plain_words() {
     let out = d.join("out.bin");
     let e = fails(
         bpfpatch()
-            .args(["rewrite", "--raw", "--no-relax", "--passes", "none", "--blind"])
+            .args(["rewrite", "--raw", "--no-relax", "--passes", "none", "--blind", "--xlated"])
             .arg(&img)
             .arg("-o")
             .arg(&out),

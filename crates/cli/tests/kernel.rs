@@ -100,7 +100,7 @@ fn load_reports_each_program() {
         return;
     }
     let obj = concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data/prog-el.o");
-    let out = bpfpatch().args(["load", obj, "--passes", "dce,fixups"]).output().unwrap();
+    let out = bpfpatch().args(["load", obj, "--passes", "all"]).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let xdp = stdout.lines().find(|l| l.contains("prog_xdp")).expect("a prog_xdp row");
     assert_eq!(xdp.matches("success").count(), 2, "{stdout}");

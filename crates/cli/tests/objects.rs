@@ -240,6 +240,7 @@ fn rewrite_with_the_pass_pipeline_keeps_relocations_and_checks() {
             "--passes",
             "dce,fixups,zext",
             "--blind",
+            "--xlated",
             "--json",
         ]));
         let before = BpfObject::parse(&std::fs::read(data(name)).unwrap()).unwrap();
@@ -407,6 +408,7 @@ fn rewrite_keeps_the_code_other_sections_call() {
             "--passes",
             "dce,fixups,zext",
             "--blind",
+            "--xlated",
             "--json",
         ]));
         assert_eq!(report["total"]["deleted"], 0, "{name}: nothing is dead\n{report}");
@@ -440,7 +442,7 @@ fn rewrite_keeps_the_code_other_sections_call() {
 fn rewrite_handles_empty_text_and_keeps_ld_abs_with_calls() {
     for name in ["ldabs-el.o", "ldabs-eb.o"] {
         let out = temp_dir().join(format!("rw-{name}"));
-        let args = ["--passes", "dce,fixups,zext", "--blind"];
+        let args = ["--passes", "dce,fixups,zext", "--blind", "--xlated"];
         let text = stdout(bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&out).args(args));
         assert!(text.contains("socket: 2 LD_ABS/LD_IND left as they are"), "{name}: {text}");
         let report = json(bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&out).args(args).arg("--json"));
@@ -478,6 +480,7 @@ fn rewrite_regressions_from_the_corpus() {
             "--passes",
             "dce,fixups,zext",
             "--blind",
+            "--xlated",
             "--json",
         ]));
         stdout(bpfpatch().args(["check", "--internal"]).arg(&out));
@@ -541,7 +544,7 @@ fn bench_pipeline_workload_is_the_rewrite_of_the_largest_objects() {
         assert!(text.contains(name), "{text}");
         let input = root.join("selftests").join(format!("{name}.o"));
         let out = bpfpatch()
-            .args(["rewrite", "--passes", "all", "--blind", "--json", "-o"])
+            .args(["rewrite", "--passes", "all", "--blind", "--xlated", "--json", "-o"])
             .arg(dir.join(format!("{name}.o")))
             .arg(&input)
             .assert()

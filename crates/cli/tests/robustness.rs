@@ -85,7 +85,7 @@ fn commands(file: &Path, out: &Path) -> Vec<Vec<String>> {
         s(&["check", &f]),
         s(&["check", "--raw", &f]),
         s(&["rewrite", &f, "-o", &o, "--passes", "all"]),
-        s(&["rewrite", "--raw", &f, "-o", &o, "--passes", "all", "--blind"]),
+        s(&["rewrite", "--raw", &f, "-o", &o, "--passes", "all", "--blind", "--xlated"]),
         s(&["run", &f]),
         s(&["conformance", &f]),
     ]

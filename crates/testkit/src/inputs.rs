@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn names_the_test() {
-        assert_eq!(test_name(), "bpfpatch_testkit::tests::names_the_test");
+        assert_eq!(test_name(), "bpfpatch_testkit::inputs::tests::names_the_test");
     }
 
     /// Run only by `absent_inputs_are_counted_or_fatal`, in a child process with the
@@ -139,7 +139,7 @@ mod tests {
 
     fn probe(require: &str, log: &Path) -> std::process::Output {
         Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "tests::absent_input_probe", "--test-threads=1"])
+            .args(["--ignored", "--exact", "inputs::tests::absent_input_probe", "--test-threads=1"])
             .env("BPFPATCH_TESTKIT_PROBE", "1")
             .env(REQUIRE_ENV, require)
             .env(SKIP_LOG_ENV, log)
@@ -158,7 +158,7 @@ mod tests {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
                 err.contains(
-                    "SKIPPED: bpfpatch_testkit::tests::absent_input_probe needs the probe input (/nonexistent/"
+                    "SKIPPED: bpfpatch_testkit::inputs::tests::absent_input_probe needs the probe input (/nonexistent/"
                 ),
                 "{err}"
             );
@@ -166,7 +166,7 @@ mod tests {
         let lines = std::fs::read_to_string(&log).unwrap();
         assert_eq!(
             lines,
-            format!("bpfpatch_testkit::tests::absent_input_probe\tthe probe input\t{ABSENT}\n").repeat(2)
+            format!("bpfpatch_testkit::inputs::tests::absent_input_probe\tthe probe input\t{ABSENT}\n").repeat(2)
         );
         // Fatal under BPFPATCH_REQUIRE_INPUTS=1, and not logged as a skip.
         let out = probe("1", &log);

@@ -105,7 +105,9 @@ fn side(p: Option<&ObjectProgram>) -> Side {
 
 fn rewritten(bytes: &[u8], path: &std::path::Path, args: &PassArgs, list: &str) -> Result<Vec<u8>> {
     let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
-    let mut passes = pipeline::Passes::new(list, args.blind)?.with_ctx_layout(layout);
+    // What is loaded must be loadable: the kernel's own passes are refused (exit 2).
+    let mut passes =
+        pipeline::Passes::for_output(list, args.blind, bpfpatch_passes::OutputKind::Loadable)?.with_ctx_layout(layout);
     let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut obj = input::object(bytes, path)?;
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
@@ -119,6 +121,10 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         bail!("load: {reason}");
     }
     let list = args.passes.passes.as_deref().filter(|l| *l != "none");
+    if let Some(l) = list {
+        // Checked once, before anything is loaded: a pass of the xlated kind is a usage error.
+        bpfpatch_passes::Pipeline::for_output(l, args.passes.blind, bpfpatch_passes::OutputKind::Loadable)?;
+    }
     let packet = udp_packet();
     let mut rows_json = Vec::new();
     let mut text = String::new();

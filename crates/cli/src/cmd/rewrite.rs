@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline::{self, ProgramStats};
 use bpfpatch_insn::slots_to_bytes;
 use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, reloc_type};
+use bpfpatch_passes::OutputKind;
 use bpfpatch_patch::PatchList;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -30,9 +31,16 @@ pub struct Args {
         long_help = passes_args::help("The passes", "rewrite nothing (the output's sections are the input's)")
     )]
     pub passes: String,
-    /// Add constant blinding to the pipeline.
+    /// Add constant blinding to the pipeline (an xlated pass: needs --xlated).
     #[arg(long)]
     pub blind: bool,
+    /// Write the kernel's post-verifier (xlated) form, as `bpftool prog dump xlated` shows it:
+    /// allows the kernel's passes (ctx, fixups, zext, rnd-hi32, blind) and their internal
+    /// encodings; `all` then means dce,fixups,zext,rnd-hi32. Without it the output is loadable
+    /// (uapi encodings only, what a loader hands to the kernel): passes dce and lower-v4, `all`
+    /// meaning dce (plus lower-v4 for cpu-v4 programs).
+    #[arg(long)]
+    pub xlated: bool,
     /// The context layout of the `ctx` pass: a JSON file of fields (program-view offset and
     /// size, runtime offset and size, writable) and an optional prologue.
     #[arg(long, value_name = "FILE")]
@@ -115,9 +123,10 @@ impl SectionRow {
 /// Rewrites the input and writes the output; prints the report.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let t0 = Instant::now();
-    let names = pipeline::pass_names(&args.passes, args.blind)?;
+    let kind = if args.xlated { OutputKind::Xlated } else { OutputKind::Loadable };
     let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
-    let mut passes = pipeline::Passes::new(&args.passes, args.blind)?.with_ctx_layout(layout);
+    let mut passes = pipeline::Passes::for_output(&args.passes, args.blind, kind)?.with_ctx_layout(layout);
+    let names = passes.names();
     let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let path = &args.input;
     let bytes = input::read(path)?;

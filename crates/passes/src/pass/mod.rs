@@ -60,6 +60,27 @@ pub enum Pass {
     Blind,
 }
 
+/// What a rewritten program is for: the two kinds of output are never mixed up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum OutputKind {
+    /// What a loader hands to the kernel: uapi encodings only (no AX, no internal
+    /// zero-extension, no `BPF_TAIL_CALL`, no nospec). Passes: `dce`, `lower-v4`.
+    Loadable,
+    /// What the kernel makes of a program after verification, as `bpftool prog dump xlated`
+    /// shows it: the kernel's own passes (`ctx`, `fixups`, `zext`, `rnd-hi32`, `blind`) and
+    /// their internal forms.
+    Xlated,
+}
+
+impl fmt::Display for OutputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputKind::Loadable => "loadable",
+            OutputKind::Xlated => "xlated",
+        })
+    }
+}
+
 /// An analysis result a pass needs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Fact {
@@ -94,6 +115,15 @@ impl Pass {
     #[must_use]
     pub fn from_name(name: &str) -> Option<Pass> {
         Pass::ORDER.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The kind of output the pass makes (see [`OutputKind`]).
+    #[must_use]
+    pub const fn kind(self) -> OutputKind {
+        match self {
+            Pass::Dce | Pass::LowerV4 => OutputKind::Loadable,
+            Pass::Ctx | Pass::Fixups | Pass::Zext | Pass::RndHi32 | Pass::Blind => OutputKind::Xlated,
+        }
     }
 
     /// The facts the pass reads.
@@ -141,6 +171,12 @@ pub enum PassError {
     FallsOffEnd {
         /// The instruction.
         slot: Slot,
+    },
+    /// A pass of the kernel's internal (xlated) form was asked for loadable output.
+    #[error("`{pass}` makes the kernel's internal (xlated) form, not a loadable program: ask for it with --xlated")]
+    NeedsXlated {
+        /// The pass.
+        pass: Pass,
     },
     /// The `ctx` pass was requested without a layout.
     #[error("ctx: no context layout given")]
@@ -303,6 +339,55 @@ impl Pipeline {
     #[must_use]
     pub fn all() -> Pipeline {
         Pipeline { passes: vec![Pass::Dce, Pass::Fixups, Pass::Zext, Pass::RndHi32], auto_lower_v4: true }
+    }
+
+    /// The passes that make sense for `kind`: [`Pipeline::all`] for xlated output, `dce` (plus
+    /// `lower-v4` for programs that use cpu-v4 instructions) for loadable output.
+    #[must_use]
+    pub fn all_of(kind: OutputKind) -> Pipeline {
+        match kind {
+            OutputKind::Xlated => Pipeline::all(),
+            OutputKind::Loadable => Pipeline { passes: vec![Pass::Dce], auto_lower_v4: true },
+        }
+    }
+
+    /// The kind of output this pipeline makes: xlated as soon as one pass is.
+    #[must_use]
+    pub fn kind(&self) -> OutputKind {
+        if self.passes.iter().any(|p| p.kind() == OutputKind::Xlated) {
+            OutputKind::Xlated
+        } else {
+            OutputKind::Loadable
+        }
+    }
+
+    /// `--passes LIST [--blind]` for output of `kind`: `all` names [`Pipeline::all_of`] `kind`.
+    ///
+    /// # Errors
+    /// [`PassError::UnknownPass`]; [`PassError::NeedsXlated`] for a pass of the xlated kind
+    /// (blinding included) when `kind` is loadable.
+    pub fn for_output(list: &str, blind: bool, kind: OutputKind) -> Result<Pipeline, PassError> {
+        let mut p = Pipeline::default();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty() && *s != "none") {
+            if name == "all" {
+                let all = Pipeline::all_of(kind);
+                p.passes.extend(all.passes);
+                p.auto_lower_v4 = true;
+                continue;
+            }
+            p.passes.push(Pass::from_name(name).ok_or_else(|| PassError::UnknownPass { name: name.to_string() })?);
+        }
+        if blind {
+            p.passes.push(Pass::Blind);
+        }
+        p.passes.sort_unstable();
+        p.passes.dedup();
+        if kind == OutputKind::Loadable
+            && let Some(&pass) = p.passes.iter().find(|q| q.kind() == OutputKind::Xlated)
+        {
+            return Err(PassError::NeedsXlated { pass });
+        }
+        Ok(p)
     }
 
     /// Parses a comma-separated list of pass names; `all` names [`Pipeline::all`]; empty or
