@@ -45,9 +45,12 @@ fn definitions() -> Vec<(&'static str, Vec<Op>, bool)> {
         ("be32", with(&[swap(SwapKind::Be, 32)]), true),
         ("bswap16", with(&[swap(SwapKind::Bswap, 16)]), true),
         ("bswap32", with(&[swap(SwapKind::Bswap, 32)]), true),
-        ("ldxb", with(&[ldx(Size::B, R6, R1, 0)]), true),
-        ("ldxh", with(&[ldx(Size::H, R6, R1, 0)]), true),
-        ("ldxw", with(&[ldx(Size::W, R6, R1, 0)]), true),
+        // Loads from the stack; the context (the input area r1 points to) is the exception below.
+        ("ldxb", with(&[stx(Size::DW, R10, -8, R7), ldx(Size::B, R6, R10, -8)]), true),
+        ("ldxh", with(&[stx(Size::DW, R10, -8, R7), ldx(Size::H, R6, R10, -8)]), true),
+        ("ldxw", with(&[stx(Size::DW, R10, -8, R7), ldx(Size::W, R6, R10, -8)]), true),
+        // A load from the context is not randomized, as the kernel leaves context loads alone.
+        ("ldxw from the context", with(&[ldx(Size::W, R6, R1, 0)]), false),
         (
             "atomic fetch_add w",
             with(&[stx(Size::DW, R10, -8, R7), atomic(Size::W, AtomicOp::Add { fetch: true }, R10, -8, R6)]),
@@ -83,7 +86,7 @@ fn definitions() -> Vec<(&'static str, Vec<Op>, bool)> {
         ),
         // A 32-bit definition followed by the explicit zero-extension.
         ("lsh32; zext", with(&[alu(W32, AluOp::Lsh, R6, 4), Op::Zext { dst: R6 }]), false),
-        ("ldxw; zext", with(&[ldx(Size::W, R6, R1, 0), Op::Zext { dst: R6 }]), false),
+        ("ldxw; zext", with(&[stx(Size::DW, R10, -8, R7), ldx(Size::W, R6, R10, -8), Op::Zext { dst: R6 }]), false),
         ("zext of a 64-bit value", with(&[Op::Zext { dst: R6 }]), false),
         // A 32-bit definition overwritten by a 64-bit one.
         ("mov32; add64", with(&[alu(W32, AluOp::Mov, R6, 5), alu(W64, AluOp::Mov, R6, 7)]), false),
