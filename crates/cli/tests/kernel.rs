@@ -151,3 +151,31 @@ fn tempfile_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `conformance --linux` gives the running kernel's verdicts without loading anything: the same
+/// vectors fail, for the reasons the kernel gives, and the same tests and after `dce,lower-v4`
+/// (whose output the kernel loads).
+#[test]
+fn linux_profile_gives_the_kernels_verdicts() {
+    if !kernel_or_skip("linux_profile_gives_the_kernels_verdicts") {
+        return;
+    }
+    let Some(dir) = vectors() else { return };
+    let failing = |args: &[&str]| -> Vec<String> {
+        let out = bpfpatch().arg("conformance").args(args).arg(&dir).output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let mut v: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL "))
+            .map(|l| l.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    for passes in [&[][..], &["--passes", "dce,lower-v4"][..]] {
+        let kernel = failing(&[&["--kernel"][..], passes].concat());
+        let linux = failing(&[&["--linux"][..], passes].concat());
+        assert_eq!(linux, kernel, "{passes:?}");
+        assert_eq!(kernel.len(), 9, "{kernel:?}");
+    }
+}

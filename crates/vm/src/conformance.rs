@@ -47,6 +47,9 @@ pub struct ConformanceOptions<'a> {
     pub transform: Option<Transform<'a>>,
     /// Limits of the interpreter.
     pub vm: VmConfig,
+    /// Load with the Linux profile ([`LoadOptions::linux`]): the verdicts of the running kernel,
+    /// which rejects constant shifts out of range and `callx`.
+    pub linux: bool,
 }
 
 impl fmt::Debug for ConformanceOptions<'_> {
@@ -54,6 +57,7 @@ impl fmt::Debug for ConformanceOptions<'_> {
         f.debug_struct("ConformanceOptions")
             .field("transform", &self.transform.map(|_| "<fn>"))
             .field("vm", &self.vm)
+            .field("linux", &self.linux)
             .finish()
     }
 }
@@ -63,6 +67,13 @@ impl<'a> ConformanceOptions<'a> {
     #[must_use]
     pub fn with_transform(mut self, transform: Transform<'a>) -> Self {
         self.transform = Some(transform);
+        self
+    }
+
+    /// These options with the Linux loader profile on or off.
+    #[must_use]
+    pub fn with_linux(mut self, linux: bool) -> Self {
+        self.linux = linux;
         self
     }
 
@@ -259,10 +270,11 @@ pub fn judge(negative: bool, expected: Expectation, observed: &Result<u64, FileE
 /// The first failing stage.
 pub fn run_parsed(df: &DataFile, opts: &ConformanceOptions<'_>) -> Result<u64, FileError> {
     let slots = df.program()?;
-    let mut prog = Program::load(&slots, &LoadOptions::default())?;
+    let mut prog = Program::load(&slots, &LoadOptions::default().with_linux(opts.linux))?;
     if let Some(transform) = opts.transform {
         let rewritten = transform(&slots).map_err(FileError::Transform)?;
-        prog = Program::load(&rewritten, &LoadOptions::INTERNAL).map_err(FileError::TransformedLoad)?;
+        prog = Program::load(&rewritten, &LoadOptions::INTERNAL.with_linux(opts.linux))
+            .map_err(FileError::TransformedLoad)?;
     }
     let mut vm = Vm::new(opts.vm)?;
     vm.register_helper(UNWIND_HELPER_ID, Unwind);

@@ -12,6 +12,14 @@ pub enum LoadError {
     /// A slot does not decode (unknown opcode, reserved field set, kernel-internal form, ...).
     #[error("Invalid instruction: {0}")]
     Decode(DecodeError),
+    /// The Linux verifier rejects this instruction in every program ([`crate::LoadOptions::linux`]).
+    #[error("Invalid instruction at slot {slot}: rejected by Linux: {why}")]
+    RejectedByLinux {
+        /// The instruction.
+        slot: Slot,
+        /// Why.
+        why: &'static str,
+    },
     /// The image holds no instruction.
     #[error("Invalid program: no instructions")]
     Empty,
@@ -82,7 +90,8 @@ impl LoadError {
             | LoadError::TargetInLdImm64 { slot, .. }
             | LoadError::FallsOffEnd { slot }
             | LoadError::WritesFramePointer { slot }
-            | LoadError::Uninitialized { slot, .. } => Some(*slot),
+            | LoadError::Uninitialized { slot, .. }
+            | LoadError::RejectedByLinux { slot, .. } => Some(*slot),
         }
     }
 }

@@ -11,7 +11,10 @@
 //! 4. the last instruction is `exit` or an unconditional jump, so control never runs off the end;
 //! 5. no instruction writes r10;
 //! 6. no instruction reads a register that is uninitialized on some path to it
-//!    ([`LoadOptions::check_uninit`]).
+//!    ([`LoadOptions::check_uninit`]); a subprogram's `exit` does not read r0 (Linux does not
+//!    check it there: the caller gets whatever r0 holds), the main program's does;
+//! 7. with [`LoadOptions::linux`], what the Linux verifier rejects in every program: a constant
+//!    shift by the operation's width or more, or by a negative amount, and `callx`.
 //!
 //! Check 6 is a forward "must be defined" dataflow over the instruction graph, solved with an
 //! iterative worklist (no recursion; each state is a 12-bit set that only shrinks, so every
@@ -39,17 +42,27 @@ pub struct LoadOptions {
     pub internal: bool,
     /// Reject reads of registers that are uninitialized on some path (check 6). On by default.
     pub check_uninit: bool,
+    /// Also reject what the Linux verifier rejects in every program (check 7): constant shifts
+    /// out of range, `callx`. Off by default (RFC 9669 defines them).
+    pub linux: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { internal: false, check_uninit: true }
+        LoadOptions { internal: false, check_uninit: true, linux: false }
     }
 }
 
 impl LoadOptions {
     /// Options for rewritten programs: kernel-internal forms accepted, all checks on.
-    pub const INTERNAL: LoadOptions = LoadOptions { internal: true, check_uninit: true };
+    pub const INTERNAL: LoadOptions = LoadOptions { internal: true, check_uninit: true, linux: false };
+
+    /// These options with the Linux profile (check 7) on or off.
+    #[must_use]
+    pub const fn with_linux(mut self, linux: bool) -> Self {
+        self.linux = linux;
+        self
+    }
 
     /// These options with kernel-internal forms accepted or not.
     #[must_use]
@@ -137,6 +150,11 @@ pub(crate) fn check(slots: &[Insn], opts: &LoadOptions) -> Result<Layout, LoadEr
         if op.defs().contains(Reg::R10) {
             return Err(LoadError::WritesFramePointer { slot });
         }
+        if opts.linux
+            && let Some(why) = linux_rejects(&op)
+        {
+            return Err(LoadError::RejectedByLinux { slot, why });
+        }
     }
     if !matches!(last, Op::Exit | Op::Ja { .. }) {
         return Err(LoadError::FallsOffEnd { slot: last_slot });
@@ -187,6 +205,19 @@ fn seed(state: &mut [Option<RegSet>], queued: &mut [bool], work: &mut Vec<u32>, 
     }
 }
 
+/// Check 7: what the Linux verifier rejects in every program (`check_alu_op`: "invalid shift";
+/// `bpf_check`: `callx` is an unknown opcode there).
+fn linux_rejects(op: &Op) -> Option<&'static str> {
+    match *op {
+        Op::Alu { width, op: AluOp::Lsh | AluOp::Rsh | AluOp::Arsh, src: Operand::Imm(k), .. } => {
+            let bits = if width == bpfpatch_insn::Width::W64 { 64 } else { 32 };
+            (k < 0 || k >= bits).then_some("invalid shift (the immediate must be below the width)")
+        }
+        Op::Callx(_) => Some("callx (unknown opcode 0x8d to Linux)"),
+        _ => None,
+    }
+}
+
 /// Check 6: the must-defined dataflow and the check of every reachable read.
 fn check_defined(layout: &Layout) -> Result<(), LoadError> {
     let n = layout.ops.len();
@@ -229,9 +260,21 @@ fn check_defined(layout: &Layout) -> Result<(), LoadError> {
         }
     }
 
+    // Subprogram starts (targets of bpf-to-bpf calls and PSEUDO_FUNC), ascending: an `exit`
+    // after the first of them returns to a caller, which Linux does not check for r0.
+    let mut starts: Vec<usize> = layout
+        .ops
+        .iter()
+        .filter(|(_, op)| matches!(op, Op::Call(CallKind::Local(_)) | Op::LdImm64 { kind: LdImm64Kind::Func, .. }))
+        .filter_map(|&(slot, op)| target_of(slot, &op).and_then(|t| usize::try_from(t).ok()))
+        .filter(|&t| t > 0)
+        .collect();
+    starts.sort_unstable();
     for (&(slot, op), s) in layout.ops.iter().zip(&state) {
         if let Some(defined) = s {
-            let missing = required(&op).minus(*defined);
+            let in_subprog = matches!(op, Op::Exit) && starts.first().is_some_and(|&f| slot.0 >= f);
+            let need = if in_subprog { required(&op).minus(RegSet::of(Reg::R0)) } else { required(&op) };
+            let missing = need.minus(*defined);
             if let Some(reg) = missing.iter().next() {
                 return Err(LoadError::Uninitialized { slot, reg });
             }

@@ -178,3 +178,48 @@ fn load_reports_sizes() {
     assert_eq!(p.slot_count(), 3);
     assert!(!p.is_empty());
 }
+
+/// Linux does not check r0 at a subprogram's `exit` (the caller gets whatever r0 holds); it
+/// does at the main program's.
+#[test]
+fn a_subprogram_may_exit_with_r0_unset() {
+    use bpfpatch_insn::{Insn, opcode as c};
+    let call = Insn::new(c::JMP | c::CALL, 0, c::PSEUDO_CALL, 0, 1);
+    let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    let mov0 = Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 7);
+    // 0: call 2; 1: exit; 2: exit (r0 unset in the callee)
+    assert!(bpfpatch_vm::Program::load(&[call, exit, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
+    // The main program's exit with r0 unset is still refused.
+    let e = bpfpatch_vm::Program::load(&[exit], &bpfpatch_vm::LoadOptions::default()).unwrap_err();
+    assert!(matches!(e, bpfpatch_vm::LoadError::Uninitialized { .. }), "{e:?}");
+    assert!(bpfpatch_vm::Program::load(&[mov0, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
+}
+
+/// The Linux profile rejects constant shifts by the width or more or by a negative amount, and
+/// `callx`; the default (RFC 9669) accepts them.
+#[test]
+fn the_linux_profile_rejects_what_linux_rejects() {
+    use bpfpatch_insn::{Insn, opcode as c};
+    let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    let mov0 = Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 7);
+    let linux = bpfpatch_vm::LoadOptions::default().with_linux(true);
+    for (insn, ok) in [
+        (Insn::new(c::ALU64 | c::LSH | c::K, 0, 0, 0, 63), true),
+        (Insn::new(c::ALU64 | c::LSH | c::K, 0, 0, 0, 64), false),
+        (Insn::new(c::ALU | c::RSH | c::K, 0, 0, 0, 31), true),
+        (Insn::new(c::ALU | c::RSH | c::K, 0, 0, 0, 32), false),
+        (Insn::new(c::ALU64 | c::ARSH | c::K, 0, 0, 0, -1), false),
+        (Insn::new(c::JMP | c::CALL | c::X, 0, 0, 0, 0), false),
+    ] {
+        let p = [mov0, insn, exit];
+        assert!(
+            bpfpatch_vm::Program::load(&p, &bpfpatch_vm::LoadOptions::default()).is_ok()
+                || insn.code == c::JMP | c::CALL | c::X
+        );
+        let got = bpfpatch_vm::Program::load(&p, &linux);
+        assert_eq!(got.is_ok(), ok, "{insn:?}: {got:?}");
+        if !ok {
+            assert!(matches!(got, Err(bpfpatch_vm::LoadError::RejectedByLinux { .. })), "{got:?}");
+        }
+    }
+}

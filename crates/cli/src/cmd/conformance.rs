@@ -19,6 +19,11 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub passes: PassArgs,
+    /// Load as Linux does: also reject what the Linux verifier rejects in every program
+    /// (constant shifts by the width or more or by a negative amount, `callx`), so the verdicts
+    /// are the running kernel's (`--kernel`) without loading anything.
+    #[arg(long, conflicts_with = "kernel")]
+    pub linux: bool,
     /// Judge the vectors by the running kernel (verifier, JIT, BPF_PROG_TEST_RUN) instead of
     /// the interpreter, as bpf_conformance's libbpf plugin does; prints the rejected vectors
     /// with the verifier's first error line.
@@ -59,7 +64,8 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let pass_opts = args.passes.options()?;
     let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
     // With `zext` in the pipeline, rewritten programs run with random upper halves.
-    let mut opts = ConformanceOptions::default().with_vm(vm_config(pipeline.as_ref(), &pass_opts));
+    let mut opts =
+        ConformanceOptions::default().with_linux(args.linux).with_vm(vm_config(pipeline.as_ref(), &pass_opts));
     if let Some(t) = &transform {
         opts = opts.with_transform(t);
     }
