@@ -94,6 +94,17 @@ pub struct PassArgs {
 }
 
 impl PassArgs {
+    /// The pipeline for output of `kind` (`all` is the kind's; a pass of the xlated kind asked
+    /// for loadable output is a usage error), or `None` when nothing is to be rewritten.
+    pub fn pipeline_for(&self, kind: bpfpatch_passes::OutputKind) -> Result<Option<Pipeline>> {
+        let list = self.passes.as_deref().unwrap_or("none");
+        if list == "none" && !self.blind {
+            return Ok(None);
+        }
+        let list = if list == "none" { "" } else { list };
+        Ok(Some(Pipeline::for_output(list, self.blind, kind)?))
+    }
+
     /// The pipeline, or `None` when nothing is to be rewritten.
     pub fn pipeline(&self) -> Result<Option<Pipeline>> {
         let list = self.passes.as_deref().unwrap_or("none");

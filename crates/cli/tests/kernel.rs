@@ -153,8 +153,7 @@ fn tempfile_dir(tag: &str) -> PathBuf {
 }
 
 /// `conformance --linux` gives the running kernel's verdicts without loading anything: the same
-/// vectors fail, for the reasons the kernel gives, and the same tests and after `dce,lower-v4`
-/// (whose output the kernel loads).
+/// vectors fail, unchanged and after `dce,lower-v4` and `all` (whose output the kernel loads).
 #[test]
 fn linux_profile_gives_the_kernels_verdicts() {
     if !kernel_or_skip("linux_profile_gives_the_kernels_verdicts") {
@@ -172,7 +171,8 @@ fn linux_profile_gives_the_kernels_verdicts() {
         v.sort();
         v
     };
-    for passes in [&[][..], &["--passes", "dce,lower-v4"][..]] {
+    // With --kernel, `all` is the loadable pipeline (dce, plus lower-v4 for v4 programs).
+    for passes in [&[][..], &["--passes", "dce,lower-v4"][..], &["--passes", "all"][..]] {
         let kernel = failing(&[&["--kernel"][..], passes].concat());
         let linux = failing(&[&["--linux"][..], passes].concat());
         assert_eq!(linux, kernel, "{passes:?}");

@@ -188,7 +188,9 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
     if let Err(reason) = available() {
         bail!("conformance --kernel: {reason}");
     }
-    let pipeline = passes.pipeline()?;
+    // What the kernel loads must be loadable: `all` is the loadable pipeline, and the kernel's
+    // own passes are a usage error.
+    let pipeline = passes.pipeline_for(bpfpatch_passes::OutputKind::Loadable)?;
     let pass_opts = passes.options()?;
     let hooked = pipeline.as_ref().map(|p| hook(p, &pass_opts));
     let transform: Option<Transform<'_>> = hooked.as_ref().map(|h| h as Transform<'_>);
