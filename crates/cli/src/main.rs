@@ -88,7 +88,7 @@ fn plain_patch_error(e: &PatchError) -> Option<String> {
         {
             Some(format!(
                 "{} needs an offset of {delta} slots, beyond its 16-bit field (-32768..32767); \
-                 without --no-relax it would become a `gotol`",
+                 it becomes a `gotol` only in a cpu-v4 program without --no-relax",
                 jump(at, orig)
             ))
         }

@@ -115,6 +115,20 @@ impl Insn {
         }
     }
 
+    /// Whether this slot is an instruction of cpu v4 (`sdiv`/`smod`, `movsx`, a sign-extending
+    /// load, `bswap`, `gotol`), by its raw fields: a program holding one targets cpu v4, so a
+    /// jump of it may be relaxed into `gotol`; a v3 program's may not (a v3 kernel rejects it).
+    #[must_use]
+    pub const fn is_cpu_v4(&self) -> bool {
+        let class = self.class();
+        let alu = class == c::ALU || class == c::ALU64;
+        (alu && (self.op() == c::DIV || self.op() == c::MOD) && self.off == 1)
+            || (alu && self.op() == c::MOV && self.code & c::SRC_MASK == c::X && matches!(self.off, 8 | 16 | 32))
+            || (class == c::LDX && self.code & c::MODE_MASK == c::MEMSX)
+            || (class == c::ALU64 && self.op() == c::END)
+            || (class == c::JMP32 && self.op() == c::JA)
+    }
+
     /// Whether this is a conditional jump (JMP/JMP32 with a condition, or `may_goto`).
     #[must_use]
     pub const fn is_cond_jump(&self) -> bool {

@@ -277,7 +277,10 @@ pub enum EngineError {
 /// Options of a rewrite.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RewriteOptions {
-    /// Relax jumps whose offset overflows (`gotol`, cpu v4) instead of failing.
+    /// Relax jumps whose offset overflows (`gotol`, cpu v4) instead of failing, in programs that
+    /// are cpu v4 after the passes (hold a v4 instruction, [`bpfpatch_insn::Insn::is_cpu_v4`]);
+    /// a v3 program's overflowing jump stays an error naming it, since a v3 kernel rejects
+    /// `gotol`.
     pub relax: bool,
 }
 
@@ -711,9 +714,11 @@ impl Rewriter {
         let perr = |error| EngineError::Patch { section: section.clone(), error };
         let mut list = PatchList::for_program(info.program).map_err(perr)?;
         passes(&mut list, info).map_err(|e| EngineError::Pass { section: section.clone(), error: e.into() })?;
+        // `gotol` only in a program that is cpu v4 anyway (one O(n) look, only when asked).
+        let relax = self.opts.relax && list.slots().any(|(_, insn)| insn.is_cpu_v4());
         let mut hook = Hook::default();
         let patched = list
-            .linearize_program_with(&mut self.ctx, info.program, &mut hook, LinearizeOptions { relax: self.opts.relax })
+            .linearize_program_with(&mut self.ctx, info.program, &mut hook, LinearizeOptions { relax })
             .map_err(perr)?;
         Ok((patched, hook))
     }

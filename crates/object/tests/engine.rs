@@ -357,11 +357,27 @@ fn a_relocation_on_an_ld_imm64_tail_owns_the_instruction() {
 }
 
 /// 40000 nops (two prepatches of 20000: one patch may hold at most 32767 slots) inside
-/// `leaf`'s forward jump: without relaxation the jump cannot be encoded, with it the jump
-/// becomes a `gotol` sequence and the report counts it.
+/// `leaf`'s forward jump: without relaxation the jump cannot be encoded; with it, in a cpu-v4
+/// program (nops `gotol +0`), the jump becomes a `gotol` sequence and the report counts it; in
+/// a v3 program (nops `goto +0`) it stays an error, since a v3 kernel rejects `gotol`.
 #[test]
 fn overflowing_jumps_are_relaxed_and_counted() {
-    let many = PatchBuf::from_insns(&vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0); 20_000]);
+    let v3 = PatchBuf::from_insns(&vec![Insn::new(c::JMP | c::JA, 0, 0, 0, 0); 20_000]);
+    for name in CALLS {
+        let many = v3.clone();
+        let (_, mut o) = load(name);
+        let mut pass = move |list: &mut PatchList, info: &ProgramInfo<'_>| {
+            if info.name == ".text" {
+                for _ in 0..2 {
+                    list.prepatch(list.node_of(Slot(4)).unwrap(), &many, PrepatchMode::LandOnInserted).unwrap();
+                }
+            }
+            Ok::<(), Infallible>(())
+        };
+        let e = Rewriter::new(RewriteOptions { relax: true }).rewrite_program(&mut o, 0, &mut pass).unwrap_err();
+        assert!(matches!(e, EngineError::Patch { .. }), "{name}: a v3 program is not relaxed: {e}");
+    }
+    let many = PatchBuf::from_insns(&vec![Insn::new(c::JMP32 | c::JA, 0, 0, 0, 0); 20_000]);
     let pass = || {
         let many = many.clone();
         move |list: &mut PatchList, info: &ProgramInfo<'_>| {

@@ -95,3 +95,23 @@ fn long_gotol_stays_short_one_becomes_goto() {
         assert_eq!(run(&out), 0);
     }
 }
+
+/// The raw test of a cpu-v4 slot (`Insn::is_cpu_v4`, which decides relaxation into `gotol`)
+/// agrees with the decoded one `lower-v4` uses, on every instruction of a grid.
+#[test]
+fn raw_and_decoded_cpu_v4_tests_agree() {
+    use bpfpatch_insn::{DecodeOptions, decode};
+    use bpfpatch_passes::rewrite::lower_v4::uses_v4;
+    let mut n = 0;
+    for code in 0..=255u8 {
+        for off in [0i16, 1, 8, 16, 32, 5] {
+            for imm in [0i32, 16, 32, 64, 7] {
+                let slots = [Insn::new(code, 1, 2, off, imm), Insn::new(0, 0, 0, 0, 0)];
+                let Ok((op, _)) = decode(&slots, DecodeOptions::default()) else { continue };
+                assert_eq!(slots[0].is_cpu_v4(), uses_v4(&op), "{op:?} ({:?})", slots[0]);
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 200, "{n} decodable slots"); // every opcode with its valid off/imm forms
+}
