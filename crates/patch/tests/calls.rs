@@ -320,3 +320,19 @@ fn a_target_keeps_its_kind() {
     assert_eq!(out[5], mov64(0, 1));
     assert_eq!(tgt(&out, 1), 5, "the call's old target");
 }
+
+/// The buffer's own accessors (killed mutants of `buf.rs`, doc/MUTANTS.md).
+#[test]
+fn patch_buffer_accessors() {
+    let mut b = PatchBuf::with_capacity(4);
+    assert!(b.is_empty() && b.len() == 0);
+    b.push(mov64(0, 1));
+    assert!(!b.is_empty() && b.len() == 1);
+    assert!(b.set_target(0, Target::PastEnd));
+    assert!(!b.set_target(1, Target::PastEnd), "no slot 1");
+    b.clear();
+    assert!(b.is_empty());
+    b.func_ref(3, Target::Local(0)).push(exit());
+    assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld_func(3, 0)[0], ld_func(3, 0)[1], exit()]);
+    assert_eq!(PatchBuf::from(&[exit()][..]), PatchBuf::from_insns(&[exit()]));
+}
