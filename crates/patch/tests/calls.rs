@@ -335,4 +335,10 @@ fn patch_buffer_accessors() {
     b.func_ref(3, Target::Local(0)).push(exit());
     assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld_func(3, 0)[0], ld_func(3, 0)[1], exit()]);
     assert_eq!(PatchBuf::from(&[exit()][..]), PatchBuf::from_insns(&[exit()]));
+    // push_op appends an instruction's slots: two for an ld_imm64.
+    let ld = ld_imm64(2, 0x1_0000_0005);
+    let op = bpfpatch_insn::decode(&ld, bpfpatch_insn::DecodeOptions::default()).unwrap().0;
+    let mut b = PatchBuf::new();
+    b.push_op(&op).push(exit());
+    assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld[0], ld[1], exit()]);
 }
