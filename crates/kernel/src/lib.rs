@@ -29,6 +29,10 @@
 #![deny(missing_docs)]
 
 pub mod object;
+#[cfg(feature = "libbpf")]
+mod sys;
+#[cfg(not(feature = "libbpf"))]
+#[path = "sys_none.rs"]
 mod sys;
 pub mod xlated;
 
@@ -170,6 +174,9 @@ impl fmt::Display for Errno {
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KernelError {
+    /// This build has no kernel access (the crate's `libbpf` feature, the CLI's `kernel`).
+    #[error("bpfpatch was built without kernel access: rebuild with `--features kernel` (needs libelf-dev)")]
+    NotBuilt,
     /// `bpf()` is not permitted to this process (no CAP_BPF, seccomp, a container's policy).
     #[error("bpf({op}) is not permitted: {errno} (needs CAP_BPF, or root)")]
     NotPermitted {
@@ -252,6 +259,9 @@ impl KernelError {
 /// Why [`available`] says `bpf()` cannot be used.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum Reason {
+    /// This build has no kernel access (the crate's `libbpf` feature, the CLI's `kernel`).
+    #[error("bpfpatch was built without kernel access: rebuild with `--features kernel` (needs libelf-dev)")]
+    NotBuilt,
     /// `bpf()` returned EPERM.
     #[error("bpf() is not permitted ({0}): run as root or with CAP_BPF")]
     NotPermitted(Errno),
@@ -269,6 +279,9 @@ pub enum Reason {
 /// # Errors
 /// The [`Reason`] it cannot.
 pub fn available() -> Result<(), Reason> {
+    if !cfg!(feature = "libbpf") {
+        return Err(Reason::NotBuilt);
+    }
     let prog = [Insn::new(0xb7, 0, 0, 0, 0), Insn::new(0x95, 0, 0, 0, 0)];
     let to_reason = |e: KernelError| match e {
         KernelError::NotPermitted { errno, .. } => Reason::NotPermitted(errno),
@@ -376,6 +389,9 @@ fn log_text(buf: &[u8]) -> String {
 /// [`KernelError::Rejected`] with the verifier's log, [`KernelError::NotPermitted`],
 /// [`KernelError::BadLength`], [`KernelError::NulInString`], or [`KernelError::Syscall`].
 pub fn load(prog_type: ProgType, insns: &[Insn], opts: &LoadOptions) -> Result<Loaded, KernelError> {
+    if !cfg!(feature = "libbpf") {
+        return Err(KernelError::NotBuilt);
+    }
     if insns.is_empty() || u32::try_from(insns.len()).is_err() {
         return Err(KernelError::BadLength { len: insns.len() });
     }
