@@ -35,9 +35,17 @@ pub fn help(what: &str, none: &str) -> String {
          given):"
     );
     for (pass, does) in PASSES {
-        let _ = write!(s, "\n  {:<9} {does}", pass.name());
+        let kind = if pass.kind() == bpfpatch_passes::OutputKind::Xlated { " [xlated]" } else { "" };
+        let _ = write!(s, "\n  {:<9} {does}{kind}", pass.name());
     }
-    let _ = write!(s, "\n  {:<9} {} (plus lower-v4 for programs that use cpu-v4 instructions)", "all", all_list());
+    let _ = write!(
+        s,
+        "\n  {:<9} the passes of the output kind, plus lower-v4 for programs that use cpu-v4 instructions: \
+         dce for loadable output (rewrite without --xlated, load, conformance --kernel), {} for the kernel's \
+         internal form (rewrite --xlated, run, conformance)",
+        "all",
+        all_list()
+    );
     let _ = write!(s, "\n  {:<9} {none}", "none");
     s
 }
