@@ -325,7 +325,8 @@ fn a_target_keeps_its_kind() {
 #[test]
 fn patch_buffer_accessors() {
     let mut b = PatchBuf::with_capacity(4);
-    assert!(b.is_empty() && b.len() == 0);
+    assert!(b.is_empty());
+    assert_eq!(b.len(), 0, "len agrees");
     b.push(mov64(0, 1));
     assert!(!b.is_empty() && b.len() == 1);
     assert!(b.set_target(0, Target::PastEnd));
