@@ -5,7 +5,7 @@
 //! declares (`.maps`, `.bss`/`.data`/`.rodata`), links `.text` subprograms, applies CO-RE and map
 //! relocations, and calls `BPF_PROG_LOAD` with the verifier's statistics requested. A program
 //! the verifier rejects is loaded once more with the full log (level 1) to collect its reason.
-//! libbpf's messages are captured per thread through [`libbpf_rs::set_print`] (the previous
+//! libbpf's messages are captured per thread through `libbpf_rs::set_print` (the previous
 //! callback is put back afterwards; concurrent calls of [`load_object`] take turns, since the
 //! callback is process-wide). Everything is closed when each load's `Object` drops:
 //! nothing is attached or pinned.
