@@ -33,3 +33,45 @@ fn lower_v4_lowers_bswap_for_the_programs_byte_order() {
         assert_eq!(out[0], Insn::new(c::ALU | c::END | want, 1, 0, 0, 16), "{endian:?}");
     }
 }
+
+/// The same C program built for bpfel and bpfeb gives its C answer on each in `run`, before
+/// and after the passes: a byte of a stored word is the first in memory (0x44 little-endian,
+/// 0x11 big-endian), and `__builtin_bswap32` (cpu v4 `bswap`, lowered by `lower-v4` for the
+/// program's byte order) is the same value on both.
+#[test]
+fn run_gives_the_c_answer_in_both_byte_orders() {
+    if !bpfpatch_testkit::require_tool("clang-19") {
+        return;
+    }
+    let dir = temp_dir("c");
+    let src = dir.join("endian.c");
+    std::fs::write(
+        &src,
+        "__attribute__((section(\"socket\"), used)) int prog(void *ctx)\n{\n\tvolatile unsigned int x = 0x11223344;\n\
+         \tunsigned char b0 = *(volatile unsigned char *)&x;\n\tunsigned int s = __builtin_bswap32(x);\n\
+         \treturn (s >> 24) + b0;\n}\n",
+    )
+    .unwrap();
+    for (target, want) in [("bpfel", "0x88\n"), ("bpfeb", "0x55\n")] {
+        let obj = dir.join(format!("endian-{target}.o"));
+        let ok = std::process::Command::new("clang-19")
+            .args(["-target", target, "-O2", "-mcpu=v4", "-c"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "clang-19 -target {target}");
+        for passes in [&[][..], &["--passes", "lower-v4"], &["--passes", "all"], &["--passes", "all", "--blind"]] {
+            Command::cargo_bin("bpfpatch")
+                .unwrap()
+                .args(["run", "--section", "socket"])
+                .args(passes)
+                .arg(&obj)
+                .assert()
+                .success()
+                .stdout(want);
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //! executed instruction: the loop only reads the lowered [`Program`] and touches the
 //! preallocated stack, the caller's memory and the register file.
 //!
-//! Semantics (RFC 9669 with Linux behaviour, on a little-endian machine):
+//! Semantics (RFC 9669 with Linux behaviour, on a machine of [`VmConfig::endian`], little-endian
+//! by default: memory accesses are in that order, and `le`/`be` swap only on the other one):
 //! - 32-bit ALU operations compute on the low halves and zero-extend the result; 32-bit
 //!   immediates are used as `u32` there, and sign-extended to 64 bits in 64-bit operations
 //!   (including `div`/`mod`, which then divide unsigned, as the RFC says).
@@ -83,6 +84,9 @@ pub struct VmConfig {
     pub may_goto_budget: u64,
     /// What 32-bit definitions leave in the upper half of their destination.
     pub hi32: Hi32Mode,
+    /// The machine's byte order: memory accesses, and `le`/`be` (which swap on the other one).
+    /// The program's (`bpfeb` objects run big-endian); little-endian by default.
+    pub endian: bpfpatch_insn::Endian,
 }
 
 /// What a 32-bit definition leaves in the upper 32 bits of the register it writes.
@@ -114,6 +118,7 @@ impl Default for VmConfig {
             budget: DEFAULT_BUDGET,
             may_goto_budget: BPF_MAX_LOOPS,
             hi32: Hi32Mode::ZeroExtend,
+            endian: bpfpatch_insn::Endian::Little,
         }
     }
 }
@@ -137,6 +142,13 @@ impl VmConfig {
     #[must_use]
     pub const fn with_max_frames(mut self, frames: usize) -> Self {
         self.max_frames = frames;
+        self
+    }
+
+    /// This configuration on a machine of byte order `endian`.
+    #[must_use]
+    pub const fn with_endian(mut self, endian: bpfpatch_insn::Endian) -> Self {
+        self.endian = endian;
         self
     }
 
@@ -415,6 +427,7 @@ impl<'h> Vm<'h> {
         let mut budget = config.budget;
         let mut may_goto = config.may_goto_budget;
         let mut hi = Hi32::new(config.hi32);
+        let big = matches!(config.endian, bpfpatch_insn::Endian::Big);
         let slot = |i: usize| -> Slot { prog.slot(i) };
 
         macro_rules! mem_try {
@@ -493,7 +506,8 @@ impl<'h> Vm<'h> {
                     let d = ix(dst);
                     r[d] = u64::from(r[d] as u32);
                 }
-                Inst::Swap { op, dst } => {
+                Inst::Swap { le, be, dst } => {
+                    let op = if big { be } else { le };
                     let d = ix(dst);
                     let v = swap(op, r[d]);
                     r[d] = match op {
@@ -512,20 +526,20 @@ impl<'h> Vm<'h> {
                         Size::H => {
                             let b = mem_try!(mem.load::<2>(addr), cur);
                             if signed {
-                                i64::from(i16::from_le_bytes(b)).cast_unsigned()
+                                i64::from(u16_of(b, big).cast_signed()).cast_unsigned()
                             } else {
-                                u64::from(u16::from_le_bytes(b))
+                                u64::from(u16_of(b, big))
                             }
                         }
                         Size::W => {
                             let b = mem_try!(mem.load::<4>(addr), cur);
                             if signed {
-                                i64::from(i32::from_le_bytes(b)).cast_unsigned()
+                                i64::from(u32_of(b, big).cast_signed()).cast_unsigned()
                             } else {
-                                u64::from(u32::from_le_bytes(b))
+                                u64::from(u32_of(b, big))
                             }
                         }
-                        Size::DW => u64::from_le_bytes(mem_try!(mem.load::<8>(addr), cur)),
+                        Size::DW => u64_of(mem_try!(mem.load::<8>(addr), cur), big),
                     };
                     // A load from the context (the input area r1 points to) is not randomized:
                     // the kernel neither zero-extends nor randomizes after a context load, whose
@@ -537,18 +551,18 @@ impl<'h> Vm<'h> {
                 Inst::Store { size, dst, src, off } => {
                     let addr = r[ix(dst)].wrapping_add(sext(off.into()));
                     let v = r[ix(src)];
-                    mem_try!(store(&mut mem, size, addr, v), cur);
+                    mem_try!(store(&mut mem, size, addr, v, big), cur);
                 }
                 Inst::StoreImm { size, dst, off, imm } => {
                     let addr = r[ix(dst)].wrapping_add(sext(off.into()));
-                    mem_try!(store(&mut mem, size, addr, sext(imm)), cur);
+                    mem_try!(store(&mut mem, size, addr, sext(imm), big), cur);
                 }
                 Inst::Atomic { size, op, dst, src, off } => {
                     let addr = r[ix(dst)].wrapping_add(sext(off.into()));
                     let (old, mask) = if size == Size::W {
-                        (u64::from(u32::from_le_bytes(mem_try!(mem.load::<4>(addr), cur))), u64::from(u32::MAX))
+                        (u64::from(u32_of(mem_try!(mem.load::<4>(addr), cur), big)), u64::from(u32::MAX))
                     } else {
-                        (u64::from_le_bytes(mem_try!(mem.load::<8>(addr), cur)), u64::MAX)
+                        (u64_of(mem_try!(mem.load::<8>(addr), cur), big), u64::MAX)
                     };
                     let s = ix(src);
                     let v = r[s];
@@ -561,7 +575,7 @@ impl<'h> Vm<'h> {
                         AtomicOp::Cmpxchg => ((old == r[0] & mask).then_some(v), Some(0)),
                     };
                     if let Some(new) = new {
-                        mem_try!(store(&mut mem, size, addr, new & mask), cur);
+                        mem_try!(store(&mut mem, size, addr, new & mask, big), cur);
                     }
                     if let Some(d) = fetch_into {
                         r[d] = if size == Size::W { hi.def32(old as u32) } else { old };
@@ -644,13 +658,31 @@ impl<'h> Vm<'h> {
     }
 }
 
-/// Stores the low `size` bytes of `v` at `addr`.
+/// Stores the low `size` bytes of `v` at `addr`, in the machine's byte order (`big`).
 #[inline(always)]
-fn store(mem: &mut Memory<'_>, size: Size, addr: u64, v: u64) -> Result<(), crate::error::Fault> {
+fn store(mem: &mut Memory<'_>, size: Size, addr: u64, v: u64, big: bool) -> Result<(), crate::error::Fault> {
     match size {
         Size::B => mem.store::<1>(addr, [v as u8]),
-        Size::H => mem.store::<2>(addr, (v as u16).to_le_bytes()),
-        Size::W => mem.store::<4>(addr, (v as u32).to_le_bytes()),
-        Size::DW => mem.store::<8>(addr, v.to_le_bytes()),
+        Size::H => mem.store::<2>(addr, if big { (v as u16).to_be_bytes() } else { (v as u16).to_le_bytes() }),
+        Size::W => mem.store::<4>(addr, if big { (v as u32).to_be_bytes() } else { (v as u32).to_le_bytes() }),
+        Size::DW => mem.store::<8>(addr, if big { v.to_be_bytes() } else { v.to_le_bytes() }),
     }
+}
+
+/// A 16-bit value from memory in the machine's byte order.
+#[inline(always)]
+fn u16_of(b: [u8; 2], big: bool) -> u16 {
+    if big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+}
+
+/// A 32-bit value from memory in the machine's byte order.
+#[inline(always)]
+fn u32_of(b: [u8; 4], big: bool) -> u32 {
+    if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+}
+
+/// A 64-bit value from memory in the machine's byte order.
+#[inline(always)]
+fn u64_of(b: [u8; 8], big: bool) -> u64 {
+    if big { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) }
 }

@@ -52,7 +52,8 @@ pub(crate) enum Inst {
     /// upper half whatever [`crate::interp::Hi32Mode`] is in force.
     Zext { dst: u8 },
     /// Byte-order operation.
-    Swap { op: SwapOp, dst: u8 },
+    /// A byte-order operation: `le` on a little-endian machine, `be` on a big-endian one.
+    Swap { le: SwapOp, be: SwapOp, dst: u8 },
     /// 64-bit constant.
     LdImm64 { dst: u8, value: u64 },
     /// `dst = *(size *)(src + off)`, sign-extended when `signed`.
@@ -169,16 +170,24 @@ fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32) -> Inst {
             }
         }
         Op::Swap { kind, bits, dst } => {
-            // The machine is little-endian: `le` only truncates, `be` and `bswap` swap.
-            let op = match (kind, bits) {
-                (SwapKind::Le, 16) => SwapOp::Trunc16,
-                (SwapKind::Le, 32) => SwapOp::Trunc32,
-                (SwapKind::Le, _) => SwapOp::Nop,
-                (_, 16) => SwapOp::Swap16,
-                (_, 32) => SwapOp::Swap32,
-                (_, _) => SwapOp::Swap64,
+            // On a little-endian machine `le` only truncates and `be` swaps; on a big-endian one
+            // the reverse; `bswap` always swaps.
+            let keep = match bits {
+                16 => SwapOp::Trunc16,
+                32 => SwapOp::Trunc32,
+                _ => SwapOp::Nop,
             };
-            Inst::Swap { op, dst: reg(dst) }
+            let swap = match bits {
+                16 => SwapOp::Swap16,
+                32 => SwapOp::Swap32,
+                _ => SwapOp::Swap64,
+            };
+            let (le, be) = match kind {
+                SwapKind::Le => (keep, swap),
+                SwapKind::Be => (swap, keep),
+                SwapKind::Bswap => (swap, swap),
+            };
+            Inst::Swap { le, be, dst: reg(dst) }
         }
         Op::LdImm64 { dst, kind, lo, hi } => {
             let value = if kind == LdImm64Kind::Func {

@@ -9,8 +9,9 @@
 use crate::input::{self, Kind, ProgramArgs};
 use crate::passes_args::{PassArgs, hook, vm_config};
 use anyhow::{Context, Result, anyhow, bail};
-use bpfpatch_insn::Insn;
+use bpfpatch_insn::{Endian, Insn};
 use bpfpatch_object::{BpfObject, Program as ObjProgram, RelocRole, reloc_type};
+use bpfpatch_passes::Options;
 use bpfpatch_vm::helpers::UNWIND_HELPER_ID;
 use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Unwind, Vm, VmConfig, run_data_file};
 use std::process::ExitCode;
@@ -37,26 +38,34 @@ pub struct Args {
 /// Runs the program; prints r0 as `0x...`.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let path = &args.program.file;
-    let pipeline = args.passes.pipeline()?;
-    let pass_opts = args.passes.options()?;
-    let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
-    // With `zext` in the pipeline, the rewritten program runs with random upper halves.
-    let vm = vm_config(pipeline.as_ref(), &pass_opts);
-    let mut opts = ConformanceOptions::default().with_vm(vm);
-    if let Some(t) = &transform {
-        opts = opts.with_transform(t);
-    }
     let bytes = input::read(path)?;
     let name = || path.display().to_string();
     let kind = args.program.kind(&bytes);
     if args.section.is_some() && kind != Kind::Elf {
         bail!("{}: --section applies to ELF objects only", path.display());
     }
+    let obj = if kind == Kind::Elf { Some(input::object(&bytes, path)?) } else { None };
+    // The program's byte order is the machine's: a bpfeb object or a --big-endian image runs
+    // big-endian, and the passes rewrite for that machine.
+    let endian = match (kind, &obj) {
+        (Kind::Raw(e), _) => e,
+        (_, Some(o)) => o.endian(),
+        _ => Endian::Little,
+    };
+    let pipeline = args.passes.pipeline()?;
+    let pass_opts = Options { host: endian, ..args.passes.options()? };
+    let transform = pipeline.as_ref().map(|p| hook(p, &pass_opts));
+    // With `zext` in the pipeline, the rewritten program runs with random upper halves.
+    let vm = vm_config(pipeline.as_ref(), &pass_opts).with_endian(endian);
+    let mut opts = ConformanceOptions::default().with_vm(vm);
+    if let Some(t) = &transform {
+        opts = opts.with_transform(t);
+    }
     let r0 = match kind {
         Kind::DataFile => run_data_file(path, &opts).with_context(name)?,
         Kind::Elf => {
-            let obj = input::object(&bytes, path)?;
-            let slots = object_program(&obj, args.section.as_deref()).with_context(name)?;
+            let Some(obj) = &obj else { bail!("{}: not an ELF object", path.display()) };
+            let slots = object_program(obj, args.section.as_deref()).with_context(name)?;
             run_slots(&slots, transform.as_ref(), vm).with_context(name)?
         }
         kind @ Kind::Raw(_) => {
