@@ -23,8 +23,19 @@ fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperEr
 
 /// Runs `insns` on the VM: r0 and the memory area after the run.
 fn run(insns: &[Insn], load: LoadOptions, mem0: &[u8], hi32: Hi32Mode) -> Result<(u64, Vec<u8>), String> {
+    run_on(insns, load, mem0, hi32, bpfpatch_insn::Endian::Little)
+}
+
+/// [`run`] on a machine of byte order `endian`.
+fn run_on(
+    insns: &[Insn],
+    load: LoadOptions,
+    mem0: &[u8],
+    hi32: Hi32Mode,
+    endian: bpfpatch_insn::Endian,
+) -> Result<(u64, Vec<u8>), String> {
     let prog = Program::load(insns, &load).map_err(|e| format!("load: {e}"))?;
-    let mut vm = Vm::new(VmConfig::default().with_hi32(hi32)).map_err(|e| e.to_string())?;
+    let mut vm = Vm::new(VmConfig::default().with_hi32(hi32).with_endian(endian)).map_err(|e| e.to_string())?;
     vm.register_helper(1, helper1);
     let mut mem = mem0.to_vec();
     let r0 = vm.run(&prog, Input::mem(&mut mem)).map_err(|e: RunError| format!("run: {e}"))?.r0;
@@ -43,17 +54,21 @@ fn three_modes_agree_on_random_programs() {
     let mut ran = 0;
     let mut grew = 0usize;
     let mut shapes = 0usize;
+    let mut big = 0usize;
     for seed in 0..n {
         // The generator is the semantic fuzzing oracle's (`bpfpatch_passes::fuzzing`).
         let insns = vm_program(&mut bpfpatch_passes::fuzzing::Rng::new(&[], seed), 1 + (seed % 3) as usize, 30);
         shifts_read_as_64(&insns, &mut shapes);
         let mem = mem0(seed);
+        // Every other program on a big-endian machine, rewritten for it (the passes' host).
+        let endian = if seed % 2 == 1 { bpfpatch_insn::Endian::Big } else { bpfpatch_insn::Endian::Little };
+        let run = |insns: &[Insn], load, mem: &[u8], hi32| run_on(insns, load, mem, hi32, endian);
         let want = match run(&insns, LoadOptions::default(), &mem, Hi32Mode::ZeroExtend) {
             Ok(v) => v,
             Err(e) if e.starts_with("load") => panic!("seed {seed}: generator made a program the VM rejects: {e}"),
             Err(_) => continue,
         };
-        let opts = Options { seed, ..Options::default() };
+        let opts = Options { seed, host: endian, ..Options::default() };
         let out_b = transform(&insns, &b, &opts).unwrap_or_else(|e| panic!("seed {seed}: mode b: {e}"));
         assert!(
             matches!(hi32_mode(&b, seed), Hi32Mode::Randomize(_))
@@ -69,6 +84,7 @@ fn three_modes_agree_on_random_programs() {
         assert_eq!(got_c, want, "seed {seed}: mode c differs");
         decode_program(&out_c, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
         ran += 1;
+        big += usize::from(endian == bpfpatch_insn::Endian::Big);
         grew += out_c.len() - insns.len().min(out_c.len());
     }
     eprintln!(
@@ -77,6 +93,7 @@ fn three_modes_agree_on_random_programs() {
     );
     assert!(shapes as u64 >= n, "the generator rarely makes 32-bit shifts read as 64 bits: {shapes}");
     assert!(ran as u64 * 10 >= n * 9, "only {ran} of {n} programs ran");
+    assert!(big * 3 >= ran, "too few big-endian programs: {big} of {ran}");
 }
 
 /// Counts 32-bit shifts whose destination the next instruction reads as 64 bits (a 64-bit ALU
