@@ -22,11 +22,7 @@ fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperEr
 }
 
 /// Runs `insns` on the VM: r0 and the memory area after the run.
-fn run(insns: &[Insn], load: LoadOptions, mem0: &[u8], hi32: Hi32Mode) -> Result<(u64, Vec<u8>), String> {
-    run_on(insns, load, mem0, hi32, bpfpatch_insn::Endian::Little)
-}
-
-/// [`run`] on a machine of byte order `endian`.
+/// Runs `insns` on a machine of byte order `endian` with the given loader and upper-half modes.
 fn run_on(
     insns: &[Insn],
     load: LoadOptions,
