@@ -46,6 +46,7 @@ pub fn help(what: &str, none: &str) -> String {
         "all",
         all_list()
     );
+    let _ = write!(s, "\n  {:<9} what the running kernel applies to a privileged load (dce,fixups) [xlated]", "kernel");
     let _ = write!(s, "\n  {:<9} {none}", "none");
     s
 }
@@ -60,14 +61,14 @@ pub fn parse_list(list: &str) -> Result<String, String> {
     let names: Vec<&str> = list.split(',').map(str::trim).collect();
     let known = || {
         let mut v: Vec<&str> = PASSES.iter().map(|(p, _)| p.name()).collect();
-        v.extend(["all", "none"]);
+        v.extend(["all", "kernel", "none"]);
         v.join(", ")
     };
     for (k, name) in names.iter().enumerate() {
         if name.is_empty() {
             return Err("empty pass name (the list is NAME,NAME,...)".into());
         }
-        if !matches!(*name, "all" | "none") && Pass::from_name(name).is_none() {
+        if !matches!(*name, "all" | "kernel" | "none") && Pass::from_name(name).is_none() {
             return Err(format!("unknown pass `{name}` (known: {})", known()));
         }
         if names[..k].contains(name) {

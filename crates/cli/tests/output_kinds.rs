@@ -96,3 +96,30 @@ fn all_means_the_passes_of_the_output_kind() {
         bpfpatch().args(["check", "--internal"]).arg(&xlated).assert().success();
     }
 }
+
+/// `kernel` names the pipeline the running kernel applies (dce,fixups): the same output as
+/// those passes by name, and, being xlated, only with `--xlated`.
+#[test]
+fn kernel_is_the_kernels_pipeline() {
+    for name in ["prog-el.o", "calls-eb.o"] {
+        let (a, b) = (temp(&format!("k-{name}")), temp(&format!("df-{name}")));
+        bpfpatch()
+            .arg("rewrite")
+            .arg(data(name))
+            .arg("-o")
+            .arg(&a)
+            .args(["--xlated", "--passes", "kernel"])
+            .assert()
+            .success();
+        bpfpatch()
+            .arg("rewrite")
+            .arg(data(name))
+            .arg("-o")
+            .arg(&b)
+            .args(["--xlated", "--passes", "dce,fixups"])
+            .assert()
+            .success();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{name}");
+        bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&a).args(["--passes", "kernel"]).assert().code(2);
+    }
+}

@@ -117,13 +117,13 @@ fn rewritten(bytes: &[u8], path: &std::path::Path, args: &PassArgs, list: &str) 
 
 /// Loads every program of every object and prints the table (or JSON).
 pub fn main(args: &Args) -> Result<ExitCode> {
-    if let Err(reason) = available() {
-        bail!("load: {reason}");
-    }
     let list = args.passes.passes.as_deref().filter(|l| *l != "none");
     if let Some(l) = list {
-        // Checked once, before anything is loaded: a pass of the xlated kind is a usage error.
+        // Checked first, before anything is loaded: a pass of the xlated kind is a usage error.
         bpfpatch_passes::Pipeline::for_output(l, args.passes.blind, bpfpatch_passes::OutputKind::Loadable)?;
+    }
+    if let Err(reason) = available() {
+        bail!("load: {reason}");
     }
     let packet = udp_packet();
     let mut rows_json = Vec::new();

@@ -150,7 +150,7 @@ impl fmt::Display for Pass {
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// A pipeline specification names no known pass.
-    #[error("unknown pass {name:?} (known: dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all)")]
+    #[error("unknown pass {name:?} (known: dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all, kernel)")]
     UnknownPass {
         /// The name given.
         name: String,
@@ -361,7 +361,17 @@ impl Pipeline {
         }
     }
 
-    /// `--passes LIST [--blind]` for output of `kind`: `all` names [`Pipeline::all_of`] `kind`.
+    /// The pipeline the running kernel applies to a privileged load on x86-64 without
+    /// hardening, as far as it rewrites without a context layout: `dce,fixups` (no `lower-v4`:
+    /// the kernel runs cpu v4 natively). Its output is the kernel's xlated image where that holds
+    /// no kernel address (`bpfpatch conformance --kernel --xlated-compare`).
+    #[must_use]
+    pub fn kernel() -> Pipeline {
+        Pipeline { passes: vec![Pass::Dce, Pass::Fixups], auto_lower_v4: false }
+    }
+
+    /// `--passes LIST [--blind]` for output of `kind`: `all` names [`Pipeline::all_of`] `kind`,
+    /// `kernel` names [`Pipeline::kernel`].
     ///
     /// # Errors
     /// [`PassError::UnknownPass`]; [`PassError::NeedsXlated`] for a pass of the xlated kind
@@ -373,6 +383,10 @@ impl Pipeline {
                 let all = Pipeline::all_of(kind);
                 p.passes.extend(all.passes);
                 p.auto_lower_v4 = true;
+                continue;
+            }
+            if name == "kernel" {
+                p.passes.extend(Pipeline::kernel().passes);
                 continue;
             }
             p.passes.push(Pass::from_name(name).ok_or_else(|| PassError::UnknownPass { name: name.to_string() })?);
@@ -396,19 +410,8 @@ impl Pipeline {
     /// # Errors
     /// [`PassError::UnknownPass`].
     pub fn parse(spec: &str) -> Result<Pipeline, PassError> {
-        let mut p = Pipeline::default();
-        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty() && *s != "none") {
-            if name == "all" {
-                let all = Pipeline::all();
-                p.passes.extend(all.passes);
-                p.auto_lower_v4 = true;
-                continue;
-            }
-            p.passes.push(Pass::from_name(name).ok_or_else(|| PassError::UnknownPass { name: name.to_string() })?);
-        }
-        p.passes.sort_unstable();
-        p.passes.dedup();
-        Ok(p)
+        // Every pass is allowed in the kernel's internal form.
+        Pipeline::for_output(spec, false, OutputKind::Xlated)
     }
 
     /// `--passes LIST [--blind]`.
