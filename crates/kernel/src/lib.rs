@@ -28,6 +28,7 @@
 //! [`KernelError::NotPermitted`] (and [`available`] a [`Reason`]), never a silent success.
 #![deny(missing_docs)]
 
+mod attr;
 pub mod object;
 #[cfg(feature = "libbpf")]
 mod sys;

@@ -13,20 +13,10 @@
 //! so it is closed on drop.
 #![allow(unsafe_code)]
 
+pub(crate) use crate::attr::{LoadAttr, ProgInfo};
 use bpfpatch_insn::Insn;
 use libbpf_sys as sys;
-use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-/// What `bpf_prog_load` needs besides the instructions.
-pub(crate) struct LoadAttr<'a> {
-    pub prog_type: u32,
-    pub expected_attach_type: u32,
-    pub prog_flags: u32,
-    pub name: &'a CStr,
-    pub license: &'a CStr,
-    pub log_level: u32,
-}
 
 fn to_sys(i: &Insn) -> sys::bpf_insn {
     sys::bpf_insn {
@@ -98,16 +88,6 @@ const fn libc_e2big() -> i32 {
 
 #[allow(clippy::cast_possible_truncation)] // a few hundred bytes
 const INFO_LEN: u32 = size_of::<sys::bpf_prog_info>() as u32;
-
-/// The fields of `bpf_prog_info` this crate reads.
-#[derive(Debug, Default)]
-pub(crate) struct ProgInfo {
-    pub id: u32,
-    pub verified_insns: u32,
-    /// `None` when the kernel withheld the image from this credential (`bpf_dump_raw_ok`).
-    pub xlated: Option<Vec<u8>>,
-    pub jited_len: u32,
-}
 
 /// `BPF_OBJ_GET_INFO_BY_FD`, twice: once for the lengths, once with a buffer for the xlated
 /// image (when `xlated`).

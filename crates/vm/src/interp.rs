@@ -235,6 +235,15 @@ impl Hi32 {
         }
     }
 
+    /// The register value of a 32-bit load of `v` from `addr`: a load from the context (the
+    /// input area r1 points to) is never randomized, as the kernel neither zero-extends nor
+    /// randomizes after a context load, whose conversion may widen it
+    /// (`opt_subreg_zext_lo32_rnd_hi32`). The region is looked at only in the random mode.
+    #[inline(always)]
+    fn load32(&mut self, v: u32, addr: u64) -> u64 {
+        if self.random && !(MEM_BASE..MEM_BASE + REGION_SIZE).contains(&addr) { self.def32(v) } else { u64::from(v) }
+    }
+
     /// The register value of a 32-bit definition of `v`.
     #[inline(always)]
     fn def32(&mut self, v: u32) -> u64 {
@@ -541,11 +550,7 @@ impl<'h> Vm<'h> {
                         }
                         Size::DW => u64_of(mem_try!(mem.load::<8>(addr), cur), big),
                     };
-                    // A load from the context (the input area r1 points to) is not randomized:
-                    // the kernel neither zero-extends nor randomizes after a context load, whose
-                    // conversion may widen it (opt_subreg_zext_lo32_rnd_hi32), and `zext` follows it.
-                    let ctx = (MEM_BASE..MEM_BASE + REGION_SIZE).contains(&addr);
-                    let v = if signed || size == Size::DW || ctx { v } else { hi.def32(v as u32) };
+                    let v = if signed || size == Size::DW { v } else { hi.load32(v as u32, addr) };
                     r[ix(dst)] = v;
                 }
                 Inst::Store { size, dst, src, off } => {
