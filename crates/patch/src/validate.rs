@@ -218,7 +218,13 @@ impl PatchList {
                     return bad("I4", start & !EXPL_BIT, format!("call handle {start:#x} does not resolve (cycle)"));
                 }
                 let next = if h & EXPL_BIT != 0 {
-                    let g = self.cgroups[(h & !EXPL_BIT) as usize];
+                    // A corrupt handle is a violation to report, not an index to trust.
+                    let Some(&g) = self.cgroups.get((h & !EXPL_BIT) as usize) else {
+                        return bad("I4", start & !EXPL_BIT, format!("call handle {h:#x}: no such group"));
+                    };
+                    if g.node as usize >= arr || (g.parent == NONE && self.next[g.node as usize] == NONE) {
+                        return bad("I4", g.node, format!("call group {:#x} bound to no linked node", h & !EXPL_BIT));
+                    }
                     if g.parent != NONE {
                         g.parent
                     } else if self.flags[g.node as usize] & F_DELETED != 0 {
@@ -233,6 +239,7 @@ impl PatchList {
                     if f & F_CMOVED != 0 {
                         self.cmoved.get(&h).copied().unwrap_or(h)
                     } else if f & F_DELETED != 0 {
+                        // A deleted node is never the sentinel, so it has a successor.
                         let snap = self.origin[h as usize];
                         if snap != NONE { snap } else { self.cur_handle(self.next[h as usize]) }
                     } else {
