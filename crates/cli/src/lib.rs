@@ -28,6 +28,7 @@
 
 pub mod ctx_layout;
 pub mod pipeline;
+pub mod provenance;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

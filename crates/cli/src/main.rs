@@ -10,6 +10,7 @@
 #[macro_use]
 mod out;
 mod cmd;
+mod explain;
 mod input;
 mod listing;
 mod passes_args;
