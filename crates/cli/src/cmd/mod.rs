@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments (`Args`) and its body (`main`).
 
 pub mod bench;
+pub mod bench_linux;
 pub mod bench_pipeline;
 pub mod check;
 pub mod conformance;
