@@ -57,6 +57,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let kind = args.program.kind(&bytes);
     if kind == Kind::Elf {
         let obj = input::object(&bytes, path)?;
+        if let Some(w) = listing::types_warning(&obj) {
+            eprintln!("bpfpatch: warning: {}: {w}", path.display());
+        }
         let sections =
             listing::listing(&obj, args.section.as_deref(), opts).with_context(|| path.display().to_string())?;
         let out = if args.json {
