@@ -6,10 +6,13 @@
 //!   the corpus, the running kernel) are absent, and `BPFPATCH_REQUIRE_INPUTS=1`, under which an
 //!   absent input fails the test; re-exported at the root ([`require_input`], [`require_tool`],
 //!   [`require_tools`], [`skip`]).
+//! - [`objdump`]: the source line `llvm-objdump-19 -d -l -S` shows beside each instruction,
+//!   and the comparison of two listings through an old-to-new slot map (the DWARF oracle).
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
 
 pub mod inputs;
 pub mod naive;
+pub mod objdump;
 
 pub use inputs::*;
