@@ -1,6 +1,7 @@
 //! DWARF debug information: moving its instruction addresses with the code.
 //!
-//! clang's `-g` output for BPF is DWARF 5. Every address of an instruction in it is an offset
+//! clang's `-g` output for BPF is DWARF 5 (`-gdwarf-4` gives DWARF 4 with `.debug_ranges` and
+//! `.debug_loc`, also remapped). Every address of an instruction in it is an offset
 //! into a program section, carried in one of two ways:
 //! - *relocated*: an address-sized field with a REL relocation (`R_BPF_64_ABS64`) against a
 //!   symbol of the section (the section symbol, whose value is 0), the offset being the
@@ -15,7 +16,8 @@
 //! position: where control that reached it now arrives, as for symbols and `.BTF.ext`
 //! line_info); an end address (exclusive) maps to `start` of the end, so a length becomes
 //! `start(low + len) - start(low)`. Relocated fields are rewritten in place (the field keeps its
-//! size and its relocation); `.debug_line`, `.debug_rnglists` and `.debug_loclists` are
+//! size and its relocation), and so are fixed-size derived numbers (`DW_AT_high_pc`, FDE ranges,
+//! DWARF 4 list pairs, `.debug_aranges` lengths); `.debug_line`, `.debug_rnglists` and `.debug_loclists` are
 //! re-encoded, because their derived numbers are LEB128 or opcodes whose size changes, and the
 //! section offsets that point into them (`DW_AT_stmt_list`, `DW_FORM_sec_offset` list references,
 //! the lists' offset tables) follow. A line-table row whose code was all deleted is dropped (as a
@@ -373,11 +375,21 @@ impl Dwarf {
                 Err(e) => drop(&mut work, si, e),
             }
         }
-        // .debug_frame: FDE address ranges (the initial locations are relocated).
-        if let Some(fi) = self.find(".debug_frame")
-            && work[fi].dropped.is_none()
-        {
-            match self.frame(fi, r) {
+        // In-place derived numbers: DWARF 4 lists relative to a base, .debug_aranges lengths,
+        // .debug_frame FDE address ranges (the addresses themselves are relocated).
+        for name in [".debug_ranges", ".debug_loc", ".debug_aranges", ".debug_frame"] {
+            let Some(fi) = self.find(name) else { continue };
+            if work[fi].dropped.is_some() {
+                continue;
+            }
+            let patches = match (name, &facts) {
+                (".debug_ranges", Some(f)) => self.lists4(fi, false, &f.ranges4, f, r),
+                (".debug_loc", Some(f)) => self.lists4(fi, true, &f.locs4, f, r),
+                (".debug_ranges" | ".debug_loc", None) => Err("its unit (.debug_info) could not be read".into()),
+                (".debug_aranges", _) => self.aranges(fi, r),
+                _ => self.frame(fi, r),
+            };
+            match patches {
                 Ok(patches) => {
                     for (at, v) in patches {
                         if let Err(e) = wr(&mut work[fi].bytes, at, 8, v, r.endian) {
@@ -460,8 +472,17 @@ impl Dwarf {
 }
 
 /// Sections whose addresses this module remaps.
-const KNOWN: [&str; 6] =
-    [".debug_info", ".debug_addr", ".debug_line", ".debug_rnglists", ".debug_loclists", ".debug_frame"];
+const KNOWN: [&str; 9] = [
+    ".debug_info",
+    ".debug_addr",
+    ".debug_line",
+    ".debug_rnglists",
+    ".debug_loclists",
+    ".debug_frame",
+    ".debug_ranges",
+    ".debug_loc",
+    ".debug_aranges",
+];
 
 /// Rewrites a ULEB128 field in place, padded to its original length.
 fn patch_uleb(bytes: &mut [u8], at: usize, size: usize, v: u64) -> Res<()> {
@@ -521,6 +542,9 @@ struct InfoFacts {
     /// `DW_FORM_sec_offset` references into `.debug_rnglists` / `.debug_loclists`.
     range_refs: Vec<(usize, u64)>,
     loc_refs: Vec<(usize, u64)>,
+    /// DWARF 4: `(unit, offset)` of every list in `.debug_ranges` / `.debug_loc`.
+    ranges4: Vec<(usize, u64)>,
+    locs4: Vec<(usize, u64)>,
 }
 
 impl Dwarf {
@@ -595,14 +619,15 @@ impl Dwarf {
                             }
                             f.stmt_lists.push((pos, o.0 as u64));
                         }
-                        // DWARF 4 points into .debug_ranges / .debug_loc, which are not remapped
-                        // (dropped when they name the rewritten code).
                         (_, gimli::AttributeValue::RangeListsRef(o)) if enc.version >= 5 => {
                             f.range_refs.push((pos, o.0 as u64));
                         }
                         (_, gimli::AttributeValue::LocationListsRef(o)) if enc.version >= 5 => {
                             f.loc_refs.push((pos, o.0 as u64));
                         }
+                        // DWARF 4: lists in .debug_ranges / .debug_loc (remapped in place).
+                        (_, gimli::AttributeValue::RangeListsRef(o)) => f.ranges4.push((first, o.0 as u64)),
+                        (_, gimli::AttributeValue::LocationListsRef(o)) => f.locs4.push((first, o.0 as u64)),
                         (dw::DW_AT_addr_base, gimli::AttributeValue::DebugAddrBase(b)) if is_cu => {
                             cu.addr_base = Some(b.0 as u64);
                         }
@@ -1225,6 +1250,103 @@ impl Dwarf {
                     let range = rd(b, at + 16, 8, e)?;
                     out.push((at + 16, r.len(off, range)?));
                 }
+            }
+            at = end;
+        }
+        Ok(out)
+    }
+}
+
+impl Dwarf {
+    /// DWARF 4 `.debug_ranges` (`loc == false`) or `.debug_loc`: the new value of every
+    /// `(begin, end)` pair relative to a base in the rewritten section (`(position, value)`),
+    /// walking each list a unit references from its start with the unit's `DW_AT_low_pc` as the
+    /// first base. Relocated pairs and base selections are absolute addresses (remapped with the
+    /// other relocated fields); a pair with one relocated half is not supported.
+    fn lists4(
+        &self,
+        si: usize,
+        loc: bool,
+        refs: &[(usize, u64)],
+        f: &InfoFacts,
+        r: &Remap<'_>,
+    ) -> Res<Vec<(usize, u64)>> {
+        let s = &self.sections[si];
+        let b = &s.bytes;
+        let e = r.endian;
+        let rel = Relocs::new(&s.relocs, r);
+        let mut refs = refs.to_vec();
+        refs.sort_unstable_by_key(|x| x.1);
+        refs.dedup_by_key(|x| x.1);
+        let mut out = Vec::new();
+        for &(cu, start) in &refs {
+            let mut base = f.cus.get(cu).and_then(|c| c.low).unwrap_or(Addr::Other);
+            let mut p = usize::try_from(start).map_err(|_| "offset")?;
+            loop {
+                let (begin, end) = (rd(b, p, 8, e)?, rd(b, p + 8, 8, e)?);
+                let (rb, re) = (rel.at(p as u64).is_some(), rel.at(p as u64 + 8).is_some());
+                if !rb && !re && begin == 0 && end == 0 {
+                    break;
+                }
+                if begin == u64::MAX && !rb {
+                    base = rel.addr(b, p as u64 + 8, 8)?;
+                    p += 16;
+                    continue;
+                }
+                if rb != re {
+                    return Err(format!("entry at {p:#x} has one relocated address"));
+                }
+                if let (false, Addr::Code { off, .. }) = (rb, base) {
+                    let nb = r.pos(off)?;
+                    let at = |v: u64| off.checked_add(v).ok_or_else(|| "overflow".to_string()).and_then(|a| r.pos(a));
+                    out.push((p, at(begin)? - nb));
+                    out.push((p + 8, at(end)? - nb));
+                }
+                p += 16;
+                if loc {
+                    let n = usize::try_from(rd(b, p, 2, e)?).map_err(|_| "length")?;
+                    p = p.checked_add(2 + n).ok_or("overflow")?;
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// `.debug_aranges`: the new length of every `(address, length)` tuple whose address is in
+    /// the rewritten section (`(position, value)`).
+    fn aranges(&self, ai: usize, r: &Remap<'_>) -> Res<Vec<(usize, u64)>> {
+        let s = &self.sections[ai];
+        let b = &s.bytes;
+        let e = r.endian;
+        let rel = Relocs::new(&s.relocs, r);
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while at < b.len() {
+            let len = rd(b, at, 4, e)?;
+            if len >= 0xffff_fff0 {
+                return Err(format!("set at {at:#x}: 64-bit DWARF"));
+            }
+            let end = at
+                .checked_add(4 + usize::try_from(len).map_err(|_| "length")?)
+                .filter(|&x| x <= b.len())
+                .ok_or_else(|| format!("set at {at:#x} runs past the section"))?;
+            let (asize, seg) = (rd(b, at + 10, 1, e)?, rd(b, at + 11, 1, e)?);
+            if asize != 8 || seg != 0 {
+                return Err(format!("set at {at:#x}: address size {asize}, segment size {seg}"));
+            }
+            // Tuples start at the first multiple of twice the address size after the header.
+            let mut p = at + 16;
+            while p + 16 <= end {
+                let (a, l) = (rd(b, p, 8, e)?, rd(b, p + 8, 8, e)?);
+                if a == 0 && l == 0 && rel.at(p as u64).is_none() {
+                    break;
+                }
+                if let Addr::Code { off, .. } = rel.addr(b, p as u64, 8)? {
+                    out.push((p + 8, r.len(off, l)?));
+                }
+                p += 16;
             }
             at = end;
         }

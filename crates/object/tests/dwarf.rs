@@ -2,7 +2,8 @@
 //! instructions, `llvm-objdump-19 -d -l -S` shows beside every surviving original instruction
 //! the source line it shows in the input (oracle: `bpfpatch_testkit::objdump`, the map: the
 //! engine's `OffsetMap::insn`), on small C programs built with clang-19 -g for bpfel and bpfeb
-//! (tests/data/dwarf.c and the other committed objects, and dwarf.c compiled afresh), and
+//! (tests/data/dwarf.c and the other committed objects, and dwarf.c compiled afresh as DWARF 5
+//! and DWARF 4), and
 //! `llvm-dwarfdump-19 --verify` accepts the output. What cannot be remapped is dropped and
 //! reported, never left stale.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
@@ -112,10 +113,16 @@ fn freshly_compiled_both_byte_orders() {
     if !bpfpatch_testkit::require_tools(&["clang-19", "llvm-objdump-19", "llvm-dwarfdump-19"]) {
         return;
     }
-    for (suffix, target) in [("el", "bpf"), ("eb", "bpfeb")] {
-        let out = temp(&format!("fresh-{suffix}.o"));
+    // clang-19's default for BPF (DWARF 5), and DWARF 4 with .debug_aranges (.debug_ranges,
+    // .debug_loc, version-4 line tables).
+    let versions: [&[&str]; 2] = [&["-gdwarf-5"], &["-gdwarf-4", "-gdwarf-aranges"]];
+    for ((suffix, target), flags) in [("el", "bpf"), ("eb", "bpfeb")].into_iter().flat_map(|t| versions.map(|v| (t, v)))
+    {
+        let out = temp(&format!("fresh-{suffix}{}.o", flags[0]));
         let st = Command::new("clang-19")
-            .args(["-O2", "-g", "-target", target, "-mcpu=v3", "-I/usr/include/x86_64-linux-gnu", "-c"])
+            .args(["-O2", "-g"])
+            .args(flags)
+            .args(["-target", target, "-mcpu=v3", "-I/usr/include/x86_64-linux-gnu", "-c"])
             .arg(data("dwarf.c"))
             .arg("-o")
             .arg(&out)
