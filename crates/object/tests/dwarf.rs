@@ -208,3 +208,46 @@ fn a_rewrite_that_changes_nothing_leaves_dwarf_alone() {
         assert!(obj.write().unwrap() == bytes);
     }
 }
+
+#[test]
+fn corrupted_dwarf_is_dropped_or_remapped_never_a_panic() {
+    // Deterministic byte corruption of the debug sections (and their relocations' addends):
+    // every rewrite must succeed, each debug section either remapped or dropped and named.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut dropped = 0;
+    for name in ["dwarf-el.o", "dwarf-eb.o"] {
+        let bytes = std::fs::read(data(name)).unwrap();
+        let spans: Vec<(usize, usize)> =
+            [".debug_line", ".debug_info", ".debug_addr", ".debug_rnglists", ".debug_loclists", ".debug_frame"]
+                .iter()
+                .map(|n| section(&bytes, n))
+                .filter(|s| s.1 > 0)
+                .collect();
+        for _ in 0..400 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                let (off, size) = spans[(next() % spans.len() as u64) as usize];
+                let at = off + (next() % size as u64) as usize;
+                b[at] = match next() % 3 {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => (next() & 0xff) as u8,
+                };
+            }
+            let (out, _, reports) = rewrite(&b);
+            dropped += reports.iter().map(|r| r.object.dwarf_dropped.len()).sum::<usize>();
+            for d in reports.iter().flat_map(|r| r.object.dwarf_dropped.iter()) {
+                assert_eq!(section(&out, &d.section).1, 0, "{d:?}");
+                assert!(!d.reason.is_empty());
+            }
+            BpfObject::parse(&out).unwrap();
+        }
+    }
+    assert!(dropped > 0, "no corruption was detected");
+}
