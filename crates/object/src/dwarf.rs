@@ -170,6 +170,30 @@ fn read_uleb(bytes: &[u8], at: &mut usize) -> Res<u64> {
     }
 }
 
+/// The end of the 32-bit DWARF unit (or CIE/FDE, set) starting at `at`: `at + 4 + length`.
+/// `what` names it in errors. 64-bit DWARF and lengths past the section are refused.
+fn unit_end(b: &[u8], at: usize, e: Endian, what: &str) -> Res<usize> {
+    let len = rd(b, at, 4, e)?;
+    if len >= 0xffff_fff0 {
+        return Err(format!("{what} at {at:#x}: 64-bit DWARF or a reserved length"));
+    }
+    at.checked_add(4 + usize::try_from(len).map_err(|_| "length overflow")?)
+        .filter(|&x| x <= b.len())
+        .ok_or_else(|| format!("{what} at {at:#x} runs past the section"))
+}
+
+/// The `(start, end)` of every unit of a section of back-to-back 32-bit DWARF units.
+fn units(b: &[u8], e: Endian, what: &str) -> Res<Vec<(usize, usize)>> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let end = unit_end(b, at, e, what)?;
+        v.push((at, end));
+        at = end;
+    }
+    Ok(v)
+}
+
 fn gimli_endian(e: Endian) -> RunTimeEndian {
     match e {
         Endian::Little => RunTimeEndian::Little,
@@ -765,14 +789,7 @@ impl Dwarf {
         let mut at = 0usize;
         let err = |at: usize| move |e: gimli::Error| format!("line program at {at:#x}: {e}");
         while at < s.bytes.len() {
-            let unit_length = rd(&s.bytes, at, 4, r.endian)?;
-            if unit_length >= 0xffff_fff0 {
-                return Err(format!("line program at {at:#x}: 64-bit DWARF or reserved length"));
-            }
-            let end = at
-                .checked_add(4 + usize::try_from(unit_length).map_err(|_| "length overflow")?)
-                .filter(|&e| e <= s.bytes.len())
-                .ok_or_else(|| format!("line program at {at:#x} runs past the section"))?;
+            let end = unit_end(&s.bytes, at, r.endian, "line program")?;
             let program = debug_line.program(gimli::DebugLineOffset(at), 8, None, None).map_err(err(at))?;
             let header = program.header();
             let prog_start = header.raw_program_buf().offset_from(&section);
@@ -1028,14 +1045,7 @@ impl Dwarf {
         let mut any = false;
         let mut at = 0usize;
         while at < b.len() {
-            let unit_length = rd(b, at, 4, e)?;
-            if unit_length >= 0xffff_fff0 {
-                return Err(format!("unit at {at:#x}: 64-bit DWARF"));
-            }
-            let end = at
-                .checked_add(4 + usize::try_from(unit_length).map_err(|_| "length")?)
-                .filter(|&x| x <= b.len())
-                .ok_or_else(|| format!("unit at {at:#x} runs past the section"))?;
+            let end = unit_end(b, at, e, "unit")?;
             let version = rd(b, at + 4, 2, e)?;
             let asize = usize::try_from(rd(b, at + 6, 1, e)?).unwrap_or(0);
             let seg = rd(b, at + 7, 1, e)?;
@@ -1182,6 +1192,9 @@ impl Dwarf {
                 }
             }
             let len = u64::try_from(out.len() - new_unit - 4).map_err(|_| "length")?;
+            if len >= 0xffff_fff0 {
+                return Err(format!("unit at {at:#x} grows past 32-bit DWARF"));
+            }
             wr(&mut out, new_unit, 4, len, e)?;
             // The offset table: offsets of lists relative to the body.
             for k in 0..count {
@@ -1223,18 +1236,8 @@ impl Dwarf {
         let e = r.endian;
         let rel = Relocs::new(&s.relocs, r);
         let mut out = Vec::new();
-        let mut at = 0usize;
-        while at < b.len() {
-            let len = rd(b, at, 4, e)?;
-            if len >= 0xffff_fff0 {
-                return Err(format!("entry at {at:#x}: 64-bit DWARF"));
-            }
-            let end = at
-                .checked_add(4 + usize::try_from(len).map_err(|_| "length")?)
-                .filter(|&x| x <= b.len())
-                .ok_or_else(|| format!("entry at {at:#x} runs past the section"))?;
-            if len == 0 {
-                at = end;
+        for (at, end) in units(b, e, "entry")? {
+            if end == at + 4 {
                 continue;
             }
             let id = rd(b, at + 4, 4, e)?;
@@ -1251,7 +1254,6 @@ impl Dwarf {
                     out.push((at + 16, r.len(off, range)?));
                 }
             }
-            at = end;
         }
         Ok(out)
     }
@@ -1322,16 +1324,7 @@ impl Dwarf {
         let e = r.endian;
         let rel = Relocs::new(&s.relocs, r);
         let mut out = Vec::new();
-        let mut at = 0usize;
-        while at < b.len() {
-            let len = rd(b, at, 4, e)?;
-            if len >= 0xffff_fff0 {
-                return Err(format!("set at {at:#x}: 64-bit DWARF"));
-            }
-            let end = at
-                .checked_add(4 + usize::try_from(len).map_err(|_| "length")?)
-                .filter(|&x| x <= b.len())
-                .ok_or_else(|| format!("set at {at:#x} runs past the section"))?;
+        for (at, end) in units(b, e, "set")? {
             let (asize, seg) = (rd(b, at + 10, 1, e)?, rd(b, at + 11, 1, e)?);
             if asize != 8 || seg != 0 {
                 return Err(format!("set at {at:#x}: address size {asize}, segment size {seg}"));
@@ -1348,7 +1341,6 @@ impl Dwarf {
                 }
                 p += 16;
             }
-            at = end;
         }
         Ok(out)
     }
