@@ -21,8 +21,9 @@ use bpfpatch_testkit::objdump::{self, Comparison};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bpfpatch-cli-dwarf-{}", std::process::id()));
+/// A scratch folder of this process for test `name` (tests run concurrently).
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfpatch-cli-dwarf-{}", std::process::id())).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -98,7 +99,7 @@ fn corpus_source_lines_survive_rewrite() {
     let step = std::env::var("BPFPATCH_DWARF_STEP").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize).max(1);
     let files: Vec<&PathBuf> = files.iter().step_by(step).collect();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(4);
-    let dir = temp_dir();
+    let dir = temp_dir("corpus");
     let results: Vec<(usize, Comparison)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -132,4 +133,39 @@ fn corpus_source_lines_survive_rewrite() {
     assert!(total.with_line > 0);
     let first = &total.mismatches[..total.mismatches.len().min(20)];
     assert!(total.mismatches.is_empty(), "{} mismatches, first: {first:#?}", total.mismatches.len());
+}
+
+/// A line table bpfpatch cannot remap is dropped and said so, in the text report and in
+/// `--json`, never left stale.
+#[test]
+fn a_dropped_line_table_is_reported() {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data/dwarf-el.o"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let obj = BpfObject::parse(&bytes).unwrap();
+    let i = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".debug_line")).unwrap();
+    let at = usize::try_from(obj.section_headers()[i].offset).unwrap() + 13;
+    assert_eq!(bytes[at], 1, "maximum_operations_per_instruction");
+    bytes[at] = 2;
+    let dir = temp_dir("dropped");
+    let (input, out) = (dir.join("vliw.o"), dir.join("vliw-out.o"));
+    std::fs::write(&input, &bytes).unwrap();
+    let run = |json: bool| {
+        let mut cmd = Command::cargo_bin("bpfpatch").unwrap();
+        cmd.arg("rewrite").arg(&input).arg("-o").arg(&out).args(["--xlated", "--passes", "all", "--blind"]);
+        if json {
+            cmd.arg("--json");
+        }
+        String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+    };
+    let text = run(false);
+    assert!(text.contains("DWARF section .debug_line dropped"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let dropped = report["dwarf_dropped"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "{report}");
+    assert_eq!(dropped[0]["section"], ".debug_line");
+    assert!(dropped[0]["reason"].as_str().unwrap().contains("VLIW"));
+    let written = BpfObject::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let k = (0..written.section_headers().len()).find(|&k| written.section_name(k) == Some(".debug_line")).unwrap();
+    assert_eq!(written.section_headers()[k].size, 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
