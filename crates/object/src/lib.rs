@@ -13,13 +13,15 @@
 //!
 //! # Owned and copied sections (the writer's rule)
 //! The writer re-encodes what the model owns: program sections, their relocation sections, the
-//! symbol table, and — after a rewrite touched them — `.BTF.ext` and `.rel.BTF.ext`. Every other
-//! section (strings, data, maps, `.BTF`, DWARF and its relocations, `SHT_LLVM_ADDRSIG`, groups,
-//! anything unknown) is **kept, byte-identical, at the same index**. Nothing is dropped and no
-//! section or symbol is added or removed, so section and symbol indices never change and tables
-//! that refer to them (`SHT_LLVM_ADDRSIG`, `SHT_GROUP`, `sh_link`/`sh_info`) stay valid. DWARF is
-//! not rewritten: after a rewrite its addresses describe the old code (counted in
-//! [`RewriteReport::stale_foreign_refs`]).
+//! symbol table, and — after a rewrite touched them — `.BTF.ext` and `.rel.BTF.ext` and the
+//! `.debug_*` sections holding addresses of the rewritten code with their relocation sections
+//! (remapped through the same map, see [`dwarf`](crate::DwarfDropped); one that cannot be
+//! remapped is emptied and reported in [`RewriteReport::dwarf_dropped`]). Every other section
+//! (strings, data, maps, `.BTF`, `SHT_LLVM_ADDRSIG`, groups, anything unknown) is **kept,
+//! byte-identical, at the same index**. No section or symbol is added or removed, so section and
+//! symbol indices never change and tables that refer to them (`SHT_LLVM_ADDRSIG`, `SHT_GROUP`,
+//! `sh_link`/`sh_info`) stay valid. Relocations of other sections into rewritten code are
+//! counted in [`RewriteReport::stale_foreign_refs`].
 //!
 //! Sections are laid out in their original file order at their original offsets shifted by the
 //! growth of what precedes them, so an object written without changes is byte-identical to the
@@ -69,6 +71,7 @@
 mod btf;
 mod btf_ext;
 mod check;
+mod dwarf;
 mod elf;
 pub mod engine;
 mod error;
@@ -81,6 +84,7 @@ mod write;
 pub use btf::{Btf, BtfArray, BtfEnumValue, BtfMember, BtfType, BtfTypes, kind as btf_kind};
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
 pub use check::{Finding, FindingKind, check, check_insns, check_with};
+pub use dwarf::DwarfDropped;
 pub use elf::{SectionHeader, Symbol};
 pub use engine::{
     EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions, Rewriter,
@@ -209,6 +213,8 @@ pub struct BpfObject {
     btf_ext_rel: Option<usize>,
     /// Relocation sections the model does not own: (index, target section, entries).
     foreign_relocs: Vec<(usize, u32, Vec<RawReloc>)>,
+    /// The `.debug_*` sections and their relocations ([`dwarf`]).
+    dwarf: dwarf::Dwarf,
 }
 
 fn is_program(h: &SectionHeader) -> bool {
@@ -350,7 +356,8 @@ impl BpfObject {
                 foreign_relocs.push((ri, target, entries));
             }
         }
-        Ok(BpfObject { data: bytes.to_vec(), elf, programs, btf, btf_ext, btf_ext_rel, foreign_relocs })
+        let dwarf = debug_sections(bytes, &elf, &mut foreign_relocs);
+        Ok(BpfObject { data: bytes.to_vec(), elf, programs, btf, btf_ext, btf_ext_rel, foreign_relocs, dwarf })
     }
 
     /// Byte order of the object.
@@ -511,6 +518,51 @@ impl BpfObject {
         v.dedup();
         v
     }
+}
+
+/// `SHF_COMPRESSED`.
+const SHF_COMPRESSED: u64 = 0x800;
+
+/// The `.debug_*` sections with file data and their REL relocations, which leave
+/// `foreign_relocs` for the model ([`dwarf`]).
+fn debug_sections(bytes: &[u8], elf: &Elf, foreign: &mut Vec<(usize, u32, Vec<RawReloc>)>) -> dwarf::Dwarf {
+    let mut d = dwarf::Dwarf::default();
+    for (i, h) in elf.sections.iter().enumerate() {
+        let name = &elf.names[i];
+        if !name.starts_with(".debug_") || !h.has_file_data() || is_program(h) {
+            continue;
+        }
+        let unsupported = (h.flags & SHF_COMPRESSED != 0).then_some("compressed section");
+        d.sections.push(dwarf::DebugSection {
+            index: i,
+            name: name.clone(),
+            bytes: section_bytes(bytes, h).unwrap_or_default().to_vec(),
+            rel: None,
+            relocs: Vec::new(),
+            dirty: false,
+            unsupported,
+        });
+    }
+    let mut k = 0;
+    while k < foreign.len() {
+        let (ri, target, _) = &foreign[k];
+        let Some(s) = d.sections.iter_mut().find(|s| u32::try_from(s.index).is_ok_and(|i| i == *target)) else {
+            k += 1;
+            continue;
+        };
+        if elf.sections[*ri].sh_type == SHT_RELA {
+            s.unsupported = Some("RELA relocations are not supported");
+            k += 1;
+        } else if s.rel.is_some() {
+            s.unsupported = Some("several relocation sections");
+            k += 1;
+        } else {
+            let (ri, _, entries) = foreign.remove(k);
+            s.rel = Some(ri);
+            s.relocs = entries;
+        }
+    }
+    d
 }
 
 /// The file bytes of a section with file data, if inside the file.

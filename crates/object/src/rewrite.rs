@@ -95,9 +95,13 @@ pub struct RewriteReport {
     /// line_info records removed: they landed on the same instruction as the next record (the
     /// code they described was deleted) or past the end of the new image.
     pub line_info_dropped: usize,
-    /// Relocations in sections this crate does not rewrite (DWARF) that point into the rewritten
-    /// section through its section symbol: their addends still describe the old code.
+    /// Relocations in sections this crate does not rewrite (neither program, `.BTF.ext` nor
+    /// `.debug_*` sections) that point into the rewritten section through its section symbol:
+    /// their addends still describe the old code.
     pub stale_foreign_refs: usize,
+    /// DWARF sections dropped because their addresses of the rewritten code could not be
+    /// remapped (the others were remapped through the same map; see [`crate::DwarfDropped`]).
+    pub dwarf_dropped: Vec<crate::DwarfDropped>,
 }
 
 /// How a relocation's addend names a position in its symbol's section.
@@ -391,7 +395,31 @@ impl BpfObject {
             imm_updates.push((pd.prog, slot, imm));
         }
 
+        // 6. DWARF: every address of this section through `start` (crate::dwarf).
+        let identity = new_len == old_len && start.iter().enumerate().all(|(i, &s)| s == i);
+        let dwarf_update = if identity {
+            None
+        } else {
+            let mut values: Vec<u64> = self.elf.symbols.iter().map(|s| s.value).collect();
+            for &(si, v, _) in &new_syms {
+                values[si] = v;
+            }
+            let new_value = |i: u32| values.get(i as usize).copied().unwrap_or(0);
+            let remap = crate::dwarf::Remap {
+                sec,
+                start: &start,
+                symbols: &self.elf.symbols,
+                new_value: &new_value,
+                endian: self.elf.endian,
+            };
+            Some(self.dwarf.remap(&remap))
+        };
+
         // Commit.
+        if let Some(mut up) = dwarf_update {
+            report.dwarf_dropped = core::mem::take(&mut up.dropped);
+            self.dwarf.apply(up);
+        }
         for (si, v, s) in new_syms {
             let sym = &mut self.elf.symbols[si];
             sym.value = v;

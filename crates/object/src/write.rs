@@ -77,6 +77,12 @@ impl BpfObject {
             debug_assert_eq!(self.elf.sections[st].sh_type, SHT_SYMTAB);
             out[st] = Some(Cow::Owned(buf));
         }
+        for d in self.dwarf.sections.iter().filter(|d| d.dirty) {
+            out[d.index] = Some(Cow::Owned(d.bytes.clone()));
+            if let Some(ri) = d.rel {
+                out[ri] = Some(Cow::Owned(enc_relocs(false, &mut d.relocs.iter().copied())));
+            }
+        }
         if let Some((xi, ext)) = &self.btf_ext {
             if ext.dirty {
                 let (bytes, relocs) =

@@ -10,12 +10,15 @@
 //!   counted skip when absent).
 //! - [`Rng`]: the one deterministic generator randomness (seeded, or from fuzz input bytes);
 //!   no test defines its own.
+//! - [`objdump`]: the source line `llvm-objdump-19 -d -l -S` shows beside each instruction,
+//!   and the comparison of two listings through an old-to-new slot map (the DWARF oracle).
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
 
 pub mod corpus;
 pub mod inputs;
 pub mod naive;
+pub mod objdump;
 
 /// The one generator randomness of the workspace's tests and fuzz targets: seeded
 /// (`Rng::seeded`) or driven by fuzz input (`Rng::from_bytes`).

@@ -232,6 +232,16 @@ pub fn main(args: &Args) -> Result<ExitCode> {
                 })
             })
             .collect();
+        // DWARF sections that could not be remapped and were dropped (never left stale).
+        let dwarf_dropped: Vec<serde_json::Value> = reports
+            .iter()
+            .flat_map(|r| {
+                r.object
+                    .dwarf_dropped
+                    .iter()
+                    .map(|d| serde_json::json!({ "program": r.name, "section": d.section, "reason": d.reason }))
+            })
+            .collect();
         let v = serde_json::json!({
             "input": path,
             "output": args.output,
@@ -241,6 +251,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             "pass_totals": pass_rows(passes.stats().iter()),
             "relocs_dropped": dropped,
             "explain": explained,
+            "dwarf_dropped": dwarf_dropped,
             "time_ms": elapsed.as_secs_f64() * 1e3,
         });
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
@@ -289,6 +300,14 @@ pub fn main(args: &Args) -> Result<ExitCode> {
                     reloc_type::name(d.r_type),
                     d.symbol,
                     d.slot
+                ));
+            }
+        }
+        for r in &reports {
+            for d in &r.object.dwarf_dropped {
+                s.push_str(&format!(
+                    "{}: DWARF section {} dropped (its addresses could not be remapped: {})\n",
+                    r.name, d.section, d.reason
                 ));
             }
         }
