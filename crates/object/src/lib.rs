@@ -77,6 +77,7 @@ mod error;
 pub mod fuzzing;
 mod rewrite;
 mod write;
+pub mod xlated;
 
 pub use btf::Btf;
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
@@ -209,6 +210,8 @@ pub struct BpfObject {
     btf_ext_rel: Option<usize>,
     /// Relocation sections the model does not own: (index, target section, entries).
     foreign_relocs: Vec<(usize, u32, Vec<RawReloc>)>,
+    /// The writer appends the xlated marker ([`xlated`]).
+    mark_xlated: bool,
 }
 
 fn is_program(h: &SectionHeader) -> bool {
@@ -350,7 +353,16 @@ impl BpfObject {
                 foreign_relocs.push((ri, target, entries));
             }
         }
-        Ok(BpfObject { data: bytes.to_vec(), elf, programs, btf, btf_ext, btf_ext_rel, foreign_relocs })
+        Ok(BpfObject {
+            data: bytes.to_vec(),
+            elf,
+            programs,
+            btf,
+            btf_ext,
+            btf_ext_rel,
+            foreign_relocs,
+            mark_xlated: false,
+        })
     }
 
     /// Byte order of the object.

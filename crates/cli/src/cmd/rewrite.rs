@@ -35,8 +35,11 @@ pub struct Args {
     #[arg(long)]
     pub blind: bool,
     /// Write the kernel's post-verifier (xlated) form, as `bpftool prog dump xlated` shows it:
-    /// allows the kernel's passes (ctx, fixups, zext, rnd-hi32, blind) and their internal
-    /// encodings; `all` then means dce,fixups,zext,rnd-hi32. Without it the output is loadable
+    /// allows the kernel's passes (kernel-dce, ctx, fixups, zext, rnd-hi32, blind) and their internal
+    /// encodings; `all` then means dce,fixups,zext,rnd-hi32. The output says it is xlated (an
+    /// object gets a `.bpfpatch.xlated` note section, a `--raw` image a leading marker slot that
+    /// no loader accepts), so that `disasm` and `check` accept its internal forms and `load`
+    /// refuses it. Without it the output is loadable
     /// (uapi encodings only, what a loader hands to the kernel): passes dce and lower-v4, `all`
     /// meaning dce (plus lower-v4 for cpu-v4 programs).
     #[arg(long)]
@@ -135,13 +138,19 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         Kind::Elf => {
             let mut obj = input::object(&bytes, path)?;
             let reports = rw.rewrite_object(&mut obj, &mut run).with_context(|| path.display().to_string())?;
+            if args.xlated {
+                obj.mark_xlated();
+            }
             (obj.write().with_context(|| path.display().to_string())?, reports)
         }
         Kind::Raw(endian) => {
             let insns = input::program_slots(Kind::Raw(endian), &bytes, path)?;
             let (new, report) =
                 rw.rewrite_image(&insns, endian, &mut run).with_context(|| path.display().to_string())?;
-            (slots_to_bytes(&new, endian), vec![report])
+            let image = slots_to_bytes(&new, endian);
+            // Xlated output, or a marked input, stays marked: its first slot says so.
+            let marked = args.xlated || input::raw_xlated(Kind::Raw(endian), &bytes);
+            (if marked { bpfpatch_object::xlated::add_raw_marker(&image) } else { image }, vec![report])
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };
