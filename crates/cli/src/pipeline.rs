@@ -13,6 +13,7 @@ use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
 use bpfpatch_passes::rewrite::ctx::CtxLayout;
+use bpfpatch_passes::rewrite::zext::kernel_zext_reg;
 use bpfpatch_passes::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
 
@@ -35,6 +36,8 @@ pub fn pass_names(list: &str, blind: bool) -> Result<Vec<&'static str>> {
 ///   ([`LdAbsPolicy::Keep`], reported as skipped): the kernel does not lower them there and an
 ///   object rewrite has no reason to refuse the whole object for them. `run` and `conformance`
 ///   keep the default, which refuses them;
+/// - the functions of a section other than `.text` are programs (libbpf's rule): the context
+///   is in r1 at their entry ([`Options::program_entries`]);
 /// - the byte order of the machine that runs the result is the object's (a bpfeb object runs on
 ///   a big-endian kernel): `bswap` lowers to `le` there, narrow context loads take the
 ///   big-endian byte offset.
@@ -44,6 +47,12 @@ pub fn object_options(info: &ProgramInfo<'_>) -> Options {
         host: info.endian,
         protected: info.patched_at_load().into_iter().map(Slot).collect(),
         entries: info.entries().into_iter().map(Slot).collect(),
+        // For libbpf every function of a section other than `.text` is a program.
+        program_entries: if info.name == ".text" {
+            Vec::new()
+        } else {
+            info.subprograms.iter().map(|s| Slot(s.start)).collect()
+        },
         ld_abs_with_calls: LdAbsPolicy::Keep,
         ..Options::default()
     }
@@ -71,6 +80,7 @@ impl ProgramStats {
 pub struct Passes {
     pipeline: Pipeline,
     ctx_layout: Option<CtxLayout>,
+    zext_as_mov32: bool,
     done: Vec<ProgramStats>,
 }
 
@@ -93,7 +103,12 @@ impl Passes {
     /// An unknown pass name, a pass of the other kind.
     pub fn for_output(list: &str, blind: bool, kind: OutputKind) -> Result<Passes> {
         let list = if list == "none" { "" } else { list };
-        Ok(Passes { pipeline: Pipeline::for_output(list, blind, kind)?, ctx_layout: None, done: Vec::new() })
+        Ok(Passes {
+            pipeline: Pipeline::for_output(list, blind, kind)?,
+            ctx_layout: None,
+            zext_as_mov32: false,
+            done: Vec::new(),
+        })
     }
 
     /// The names of the passes, in the order they run.
@@ -110,6 +125,19 @@ impl Passes {
         self
     }
 
+    /// The same passes, with each zero-extension `zext` inserts written as the uapi `w = w`
+    /// (`mov32` of a register to itself, `imm = 0`) instead of the kernel-internal
+    /// `BPF_ZEXT_REG` (`imm = 1`). A test aid (`load --zext-as-mov32`): the result is loadable,
+    /// so the running kernel's verifier judges the sites `zext` chose (a zero-extension of a
+    /// pointer loaded from the context turns it into a scalar, and the verifier then rejects
+    /// the pointer's use). It is not what the kernel does: its JIT zero-extends without a
+    /// `mov32`.
+    #[must_use]
+    pub fn with_zext_as_mov32(mut self, on: bool) -> Passes {
+        self.zext_as_mov32 = on;
+        self
+    }
+
     /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
     /// [`object_options`]; records what it did. The empty pipeline touches nothing.
     ///
@@ -121,6 +149,14 @@ impl Passes {
         }
         let opts = Options { ctx_layout: self.ctx_layout.clone(), ..object_options(info) };
         let stats = self.pipeline.apply(plist, &info.program.insns, &opts).map_err(with_hint)?;
+        if self.zext_as_mov32 {
+            let zexts: Vec<_> = plist.iter().filter(|&(_, i)| i == kernel_zext_reg(i.dst_reg())).collect();
+            for (node, i) in zexts {
+                let mut uapi = i;
+                uapi.imm = 0;
+                plist.set_insn(node, uapi)?;
+            }
+        }
         self.done.push(ProgramStats { index: info.index, stats });
         Ok(())
     }
