@@ -1,8 +1,9 @@
 //! Patching benchmarks: the workloads of the RFC's table, the baselines bpfpatch is compared
 //! with, and the measurement and report code behind `bpfpatch bench`.
 //!
-//! The baselines (`rfc_list`, `copy_floor`) exist for comparison only: this crate is not
-//! published and nothing in the library crates depends on it.
+//! The baselines (`rfc_list`, `copy_floor`) exist for comparison only: nothing in the library
+//! crates depends on this crate; the command uses it for `bpfpatch bench` only (its `bench`
+//! feature).
 #![deny(missing_docs)]
 
 pub mod blind;

@@ -47,6 +47,22 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Sample) {
     (out, Sample { ms, peak_bytes })
 }
 
+/// Runs `f` once, timing it and measuring the peak resident memory above `baseline` (a
+/// [`rss_bytes`] taken earlier, before the buffers a warm implementation keeps were allocated):
+/// what a warm run needs in all, its kept buffers included.
+pub fn measure_since<T>(baseline: Option<u64>, f: impl FnOnce() -> T) -> (T, Sample) {
+    let can_peak = reset_peak();
+    let t0 = Instant::now();
+    let out = f();
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let peak = status_kb("VmHWM:").map(|k| k * 1024);
+    let peak_bytes = match (can_peak, baseline, peak) {
+        (true, Some(b), Some(p)) => Some(p.saturating_sub(b)),
+        _ => None,
+    };
+    (out, Sample { ms, peak_bytes })
+}
+
 /// The median of a non-empty sample of times (the mean of the middle two for even counts).
 #[must_use]
 pub fn median(ms: &[f64]) -> f64 {

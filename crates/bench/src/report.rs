@@ -70,6 +70,10 @@ pub struct Report {
     pub command: String,
     /// Every measurement.
     pub results: Vec<Row>,
+    /// What the tables do not show: checks made along the way (the `div-guard` workload's
+    /// xlated comparisons) and why a workload or implementation is absent.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// A description of this machine: CPU model, logical cores, memory, kernel.
@@ -187,7 +191,12 @@ mod tests {
 
     #[test]
     fn json_has_the_issue_shape() {
-        let r = Report { machine: "m".into(), command: "c".into(), results: vec![row("bpfpatch", "warm", 10, 1.5)] };
+        let r = Report {
+            machine: "m".into(),
+            command: "c".into(),
+            results: vec![row("bpfpatch", "warm", 10, 1.5)],
+            notes: vec![],
+        };
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         let row = &v["results"][0];
         for key in [
@@ -217,6 +226,7 @@ mod tests {
                 row("bpfpatch", "warm", 100, 5.0),
                 row("copy-floor", "warm", 100, 2.5),
             ],
+            notes: vec![],
         };
         let t = r.table("seed");
         assert!(t.contains("10.0x") && t.contains("2.0x"), "{t}");

@@ -51,6 +51,14 @@ pub fn object_pipeline(data: &[u8]) {
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     match BpfObject::parse(data) {
         Ok(mut obj) => {
+            // Every CO-RE record has a description (what `disasm` prints), whatever it holds.
+            if let (Some(btf), Some(Ok(types))) = (obj.btf(), obj.btf_types()) {
+                for p in 0..obj.programs().len() {
+                    for c in obj.core_relos(p) {
+                        assert!(!crate::core_text::describe(btf, &types, c).is_empty());
+                    }
+                }
+            }
             let clean = check(&obj).is_empty();
             let names = section_names(&obj);
             let programs = obj.programs().len();

@@ -4,6 +4,7 @@
 //! - [`pipeline`]: the pass pipeline of `bpfpatch rewrite`, run on each program of an object
 //!   through the object rewriter (the one place where `bpfpatch-passes` and `bpfpatch-object`
 //!   meet);
+//! - [`core_text`]: the text llvm-objdump prints for a CO-RE relocation, which `disasm` prints;
 //! - [`ctx_layout`]: the JSON file of `--ctx-layout`, the context layout of the `ctx` pass;
 //! - `fuzzing` (feature `fuzzing`): the oracle of that path on arbitrary objects.
 //!
@@ -26,8 +27,10 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod core_text;
 pub mod ctx_layout;
 pub mod pipeline;
+pub mod provenance;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -7,13 +7,17 @@
 //! ` <sym+0xoff>` after jump targets (the nearest label at or before the target), and
 //! relocations on their own line (`\t\t<offset>:  R_BPF_64_64\tsymbol`). Additions: the BTF
 //! source line of each line_info record as a `; <text>` comment before its instruction (llvm's
-//! `-S` takes lines from DWARF instead; `--no-lines` leaves them out), and CO-RE records as
-//! `CO-RE <kind> [type] (access)` lines (llvm also names the type and field). Undecodable slots
-//! print `<unknown>` as llvm does.
+//! `-S` takes lines from DWARF instead; `--no-lines` leaves them out). CO-RE records print as
+//! llvm-objdump's `-r` prints them, before the instruction's relocations:
+//! `\t\t<offset>:  CO-RE <byte_off> [3] struct task_struct::tgid (0:2)`
+//! ([`core_text`](bpfpatch_cli::core_text) has the format), one per instruction (the first record
+//! at its first byte), none when `.BTF`'s types do not read. Undecodable slots print
+//! `<unknown>` as llvm does.
 
 use bpfpatch_asm::{DisasmOptions, disasm_insn_with};
+use bpfpatch_cli::core_text;
 use bpfpatch_insn::{Insn, TargetKind, decode};
-use bpfpatch_object::{BpfObject, reloc_type};
+use bpfpatch_object::{BpfObject, CoreRelo, reloc_type};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -66,7 +70,8 @@ pub struct Row {
     /// Relocations on this instruction.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub relocs: Vec<RelocRow>,
-    /// CO-RE records on this instruction, as text.
+    /// The CO-RE record on this instruction, as llvm-objdump describes it after `CO-RE `
+    /// ([`core_text::describe`]); at most one, as llvm-objdump prints.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub core: Vec<String>,
 }
@@ -80,26 +85,6 @@ pub struct SectionListing {
     pub index: usize,
     /// Instructions.
     pub insns: Vec<Row>,
-}
-
-/// `libbpf`'s names of `enum bpf_core_relo_kind`.
-fn core_kind(kind: u32) -> String {
-    const NAMES: [&str; 13] = [
-        "byte_off",
-        "byte_sz",
-        "field_exists",
-        "signed",
-        "lshift_u64",
-        "rshift_u64",
-        "local_type_id",
-        "target_type_id",
-        "type_exists",
-        "type_size",
-        "enumval_exists",
-        "enumval_value",
-        "type_matches",
-    ];
-    NAMES.get(kind as usize).map_or_else(|| format!("kind {kind}"), |s| (*s).to_string())
 }
 
 /// The text of the instruction at slot `i` of `insns`, the slots it takes, and whether it
@@ -137,6 +122,9 @@ pub fn listing(obj: &BpfObject, section: Option<&str>, opts: DisasmOptions) -> a
         let names: Vec<&str> = obj.programs().iter().map(|p| p.name()).collect();
         anyhow::bail!("no executable section `{s}` (sections: {})", names.join(", "));
     }
+    // A type table that does not read leaves the CO-RE records out, as llvm-objdump does
+    // (`disasm` warns of it: [`types_warning`]).
+    let types = obj.btf_types().and_then(Result::ok);
     let mut out = Vec::new();
     for (pi, p) in obj.programs().iter().enumerate() {
         if section.is_some_and(|s| s != p.name()) {
@@ -165,7 +153,13 @@ pub fn listing(obj: &BpfObject, section: Option<&str>, opts: DisasmOptions) -> a
             }
         };
         let lines = obj.line_info(pi);
-        let core = obj.core_relos(pi);
+        // As llvm-objdump: CO-RE lines need `.BTF` and its types; one per instruction, the
+        // first record (in file order) whose offset is the instruction's first byte.
+        let mut core: Vec<&CoreRelo> = match (obj.btf(), &types) {
+            (Some(_), Some(_)) => obj.core_relos(pi).iter().collect(),
+            _ => Vec::new(),
+        };
+        core.sort_by_key(|c| c.insn_off);
         let mut rows = Vec::new();
         let mut i = 0;
         while i < insns.len() {
@@ -199,14 +193,13 @@ pub fn listing(obj: &BpfObject, section: Option<&str>, opts: DisasmOptions) -> a
                     addend: r.addend,
                 })
                 .collect();
-            let core = core
-                .iter()
-                .filter(|c| in_insn(c.insn_off))
-                .map(|c| {
-                    let access = obj.btf().and_then(|b| b.string(c.access_str_off).ok()).unwrap_or_default();
-                    format!("CO-RE <{}> [{}] ({access})", core_kind(c.kind), c.type_id)
-                })
-                .collect();
+            let at = core.partition_point(|c| u64::from(c.insn_off) < i as u64 * 8);
+            let core = match (core.get(at), obj.btf(), &types) {
+                (Some(c), Some(btf), Some(types)) if u64::from(c.insn_off) == i as u64 * 8 => {
+                    vec![core_text::describe(btf, types, c)]
+                }
+                _ => Vec::new(),
+            };
             let here: Vec<String> = labels.iter().filter(|l| l.0 == i).map(|l| l.1.clone()).collect();
             rows.push(Row { slot: i, labels: here, source, text, target, relocs, core });
             i += n;
@@ -214,6 +207,16 @@ pub fn listing(obj: &BpfObject, section: Option<&str>, opts: DisasmOptions) -> a
         out.push(SectionListing { name: p.name().to_string(), index: p.section(), insns: rows });
     }
     Ok(out)
+}
+
+/// What `disasm` says on standard error when the object's `.BTF` types do not read, which
+/// leaves the CO-RE lines out (llvm-objdump reports the error and goes on without them too).
+#[must_use]
+pub fn types_warning(obj: &BpfObject) -> Option<String> {
+    match obj.btf_types() {
+        Some(Err(e)) => Some(format!("{e}; CO-RE relocations are not listed")),
+        _ => None,
+    }
 }
 
 /// The text of a listing; `lines`: print BTF source lines.
@@ -236,6 +239,9 @@ pub fn render(file: &str, obj: &BpfObject, sections: &[SectionListing], lines: b
                 let _ = write!(s, " <{t}>");
             }
             s.push('\n');
+            for c in &r.core {
+                let _ = writeln!(s, "\t\t{:016x}:  CO-RE {c}", r.slot * 8);
+            }
             for rel in &r.relocs {
                 let addend = match rel.addend {
                     0 => String::new(),
@@ -243,9 +249,6 @@ pub fn render(file: &str, obj: &BpfObject, sections: &[SectionListing], lines: b
                     a => format!("+{a:#x}"),
                 };
                 let _ = writeln!(s, "\t\t{:016x}:  {}\t{}{addend}", rel.offset, rel.r_type, rel.symbol);
-            }
-            for c in &r.core {
-                let _ = writeln!(s, "\t\t{:016x}:  {c}", r.slot * 8);
             }
         }
     }

@@ -10,6 +10,7 @@
 #[macro_use]
 mod out;
 mod cmd;
+mod explain;
 mod input;
 mod listing;
 mod passes_args;
@@ -37,6 +38,7 @@ struct Cli {
 enum Command {
     /// Benchmark patching: the RFC's table for the kernel's algorithm, the RFC's list, bpfpatch
     /// and the copy floor, warm and cold, with JSON and a log-log plot.
+    #[cfg(feature = "bench")]
     Bench(cmd::bench::Args),
     /// Validate objects (or bare images): jumps, line and func info, relocations.
     Check(cmd::check::Args),
@@ -105,6 +107,7 @@ fn plain_patch_error(e: &PatchError) -> Option<String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        #[cfg(feature = "bench")]
         Command::Bench(a) => cmd::bench::main(&a),
         Command::Check(a) => cmd::check::main(&a),
         Command::Disasm(a) => cmd::disasm::main(&a),

@@ -118,12 +118,14 @@ impl OutFile {
     }
 
     /// The path the file is written to (as given).
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub fn target(&self) -> &Path {
         &self.target
     }
 
     /// The path to write to, for writers that open a path themselves: the temporary file (or
     /// the target, written in place).
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub fn path(&self) -> &Path {
         self.tmp.as_deref().unwrap_or(&self.target)
     }

@@ -9,6 +9,7 @@
 //! An empty program (an object's empty `.text`) is left as it is: the pipeline has nothing to
 //! do on it ([`Pipeline::apply`]).
 
+use crate::provenance::Recorder;
 use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
@@ -65,6 +66,8 @@ pub struct ProgramStats {
     pub index: usize,
     /// Per pass, in run order.
     pub stats: Vec<(Pass, PassStats)>,
+    /// Which pass made each change ([`Passes::explaining`] only).
+    pub provenance: Option<Recorder>,
 }
 
 impl ProgramStats {
@@ -81,6 +84,7 @@ pub struct Passes {
     pipeline: Pipeline,
     ctx_layout: Option<CtxLayout>,
     zext_as_mov32: bool,
+    explain: bool,
     done: Vec<ProgramStats>,
 }
 
@@ -107,6 +111,7 @@ impl Passes {
             pipeline: Pipeline::for_output(list, blind, kind)?,
             ctx_layout: None,
             zext_as_mov32: false,
+            explain: false,
             done: Vec::new(),
         })
     }
@@ -138,17 +143,35 @@ impl Passes {
         self
     }
 
+    /// The same passes, recording which pass made each change ([`ProgramStats::provenance`],
+    /// `bpfpatch rewrite --explain`).
+    #[must_use]
+    pub fn explaining(mut self) -> Passes {
+        self.explain = true;
+        self
+    }
+
     /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
     /// [`object_options`]; records what it did. The empty pipeline touches nothing.
     ///
     /// # Errors
     /// The pipeline's [`bpfpatch_passes::PassError`].
     pub fn run(&mut self, plist: &mut PatchList, info: &ProgramInfo<'_>) -> Result<()> {
-        if self.pipeline.passes().is_empty() {
+        if self.pipeline.passes().is_empty() && !self.explain {
             return Ok(());
         }
         let opts = Options { ctx_layout: self.ctx_layout.clone(), ..object_options(info) };
-        let stats = self.pipeline.apply(plist, &info.program.insns, &opts).map_err(with_hint)?;
+        let insns = &info.program.insns;
+        let (stats, provenance) = if self.pipeline.passes().is_empty() {
+            (Ok(Vec::new()), Some(Recorder::new(plist)))
+        } else if self.explain {
+            let mut rec = Recorder::new(plist);
+            let stats = self.pipeline.apply_observed(plist, insns, &opts, &mut |p, l| rec.after(p, l));
+            (stats, Some(rec))
+        } else {
+            (self.pipeline.apply(plist, insns, &opts), None)
+        };
+        let stats = stats.map_err(with_hint)?;
         if self.zext_as_mov32 {
             let zexts: Vec<_> = plist.iter().filter(|&(_, i)| i == kernel_zext_reg(i.dst_reg())).collect();
             for (node, i) in zexts {
@@ -157,7 +180,7 @@ impl Passes {
                 plist.set_insn(node, uapi)?;
             }
         }
-        self.done.push(ProgramStats { index: info.index, stats });
+        self.done.push(ProgramStats { index: info.index, stats, provenance });
         Ok(())
     }
 

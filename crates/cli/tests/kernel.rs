@@ -232,3 +232,40 @@ fn zext_sites_are_the_kernels_on_the_corpus() {
     assert!(before > 300, "{before} programs load unchanged");
     println!("zext as w = w: {after} of {before} programs load");
 }
+
+/// `bench`'s div-guard workload: the running kernel loads the N = 1,000 program, its xlated
+/// image equals bpfpatch's `fixups` output (one zero-divisor guard per division: 4 N + 3
+/// slots), and the sizes beyond the budget are extrapolated and marked.
+#[test]
+fn bench_div_guard_on_the_kernel() {
+    if !kernel_or_skip("bench_div_guard_on_the_kernel") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bpfpatch-divguard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = bpfpatch()
+        .args(["bench", "--impls", "linux", "--runs", "1", "--cold-runs", "0", "--sizes", "100"])
+        .args(["--kernel-budget", "0.001", "--corpus"])
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let rows = v["results"].as_array().unwrap();
+    let row =
+        |imp: &str, n: u64| rows.iter().find(|r| r["workload"] == "div-guard" && r["impl"] == imp && r["patches"] == n);
+    let linux = row("linux", 1000).expect("the kernel loaded N = 1000");
+    assert_eq!(linux["extrapolated"], false);
+    assert_eq!(linux["insns_out"], 4003, "the kernel's xlated image: one 3-slot guard per division");
+    assert!(linux["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(row("bpfpatch", 1000).unwrap()["insns_out"], 4003);
+    assert_eq!(row("linux", 256_000).expect("the largest N, extrapolated")["extrapolated"], true);
+    let notes: Vec<&str> = v["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect();
+    assert!(notes.contains(&"div-guard N=1000: same xlated image (4003 slots)"), "{notes:?}");
+    assert!(stdout.contains("~") && stdout.contains("linux/bpfpatch"), "{stdout}");
+}

@@ -277,9 +277,9 @@ fn disasm_lists_objects_with_labels_relocations_and_lines() {
         // Derived from prog.c, not from our output: `p->b` under preserve_access_index is a
         // field byte-offset relocation (`<byte_off>`) with access string `0:1` (element 0 of the
         // pointer, member #1 `b` of `struct pair`) on instruction 4 (byte 0x20); [38] is the BTF
-        // id of `struct pair`, as `llvm-objdump-19 -dr` prints it (`... [38] struct pair::b (0:1)`).
-        // disasm_of_objects_matches_llvm_objdump compares every CO-RE line with llvm's.
-        "\t\t0000000000000020:  CO-RE <byte_off> [38] (0:1)\n",
+        // id of `struct pair`. disasm_of_objects_matches_llvm_objdump compares every CO-RE line
+        // with llvm's.
+        "\t\t0000000000000020:  CO-RE <byte_off> [38] struct pair::b (0:1)\n",
     ] {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }
@@ -353,47 +353,243 @@ fn llvm_objdump(f: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `disasm --no-lines` prints exactly what `llvm-objdump-19 -dr --no-show-raw-insn` prints for the
-/// test objects and every 16th corpus object (every one with `BPFPATCH_CORPUS_FULL=1`: about a
-/// minute in a debug build). CO-RE lines are compared through [`core_key`]: llvm also names the
-/// type and field, which our listing leaves out.
+/// One object's comparison: lines compared, CO-RE lines among them, the differing lines.
+struct Compared {
+    lines: usize,
+    core: usize,
+    differing: Vec<String>,
+}
+
+/// `disasm --no-lines` of `f` against `llvm-objdump-19 -dr --no-show-raw-insn`, line by line.
+fn compare_with_llvm(f: &Path) -> Compared {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfpatch")).args(["disasm", "--no-lines"]).arg(f).output();
+    let ours = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        other => return Compared { lines: 0, core: 0, differing: vec![format!("{}: {other:?}", f.display())] },
+    };
+    let theirs = llvm_objdump(f);
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    let differing = (0..a.len().max(b.len()))
+        .filter(|&i| a.get(i) != b.get(i))
+        .map(|i| format!("{}:{}: ours {:?}, llvm {:?}", f.display(), i + 1, a.get(i), b.get(i)))
+        .collect();
+    let core = b.iter().filter(|l| l.contains(":  CO-RE <")).count();
+    Compared { lines: b.len(), core, differing }
+}
+
+/// `disasm --no-lines` prints exactly what `llvm-objdump-19 -dr --no-show-raw-insn` prints,
+/// relocation and CO-RE lines included (llvm names the type and field of each CO-RE record),
+/// line for line, for the test objects and every corpus object (both byte orders); the figure
+/// is printed: `disasm vs llvm-objdump-19: N objects, N lines (N CO-RE) compared, N differing`.
 #[test]
 fn disasm_of_objects_matches_llvm_objdump() {
     if !bpfpatch_testkit::require_tool("llvm-objdump-19") {
         return;
     }
-    let step = if std::env::var_os("BPFPATCH_CORPUS_FULL").is_some() { 1 } else { 16 };
     let mut files: Vec<PathBuf> = OBJECTS.map(data).to_vec();
-    files.extend(corpus().unwrap_or_default().into_iter().step_by(step));
-    let strip = |s: &str| s.lines().map(core_key).collect::<Vec<_>>().join("\n");
-    let mut failed = Vec::new();
-    for f in &files {
-        let ours = bpfpatch().args(["disasm", "--no-lines"]).arg(f).output().unwrap();
-        let theirs = llvm_objdump(f);
-        if !ours.status.success() || strip(&String::from_utf8_lossy(&ours.stdout)) != strip(&theirs) {
-            failed.push(f.display().to_string());
-        }
-    }
-    println!("disasm vs llvm-objdump-19: {} passed, {} failed", files.len() - failed.len(), failed.len());
-    assert!(failed.is_empty(), "{failed:?}");
+    files.extend(corpus().unwrap_or_default());
+    let workers = std::thread::available_parallelism().map_or(2, usize::from).min(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Compared> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break mine };
+                        mine.push(compare_with_llvm(f));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let lines: usize = results.iter().map(|r| r.lines).sum();
+    let core: usize = results.iter().map(|r| r.core).sum();
+    let differing: Vec<&String> = results.iter().flat_map(|r| &r.differing).collect();
+    println!(
+        "disasm vs llvm-objdump-19: {} objects, {lines} lines ({core} CO-RE) compared, {} differing",
+        files.len(),
+        differing.len()
+    );
+    // The test objects alone have CO-RE lines (prog.c's `p->b`): the CO-RE comparison is live.
+    assert!(core > 0);
+    let shown: Vec<&&String> = differing.iter().take(40).collect();
+    assert!(differing.is_empty(), "{} differing lines, the first:\n{shown:#?}", differing.len());
 }
 
-/// A listing line with a CO-RE record reduced to what both listings print: the offset, the kind,
-/// the type id and, for field relocations, the access string (llvm prints
-/// `CO-RE <byte_off> [38] struct pair::b (0:1)`, ours `CO-RE <byte_off> [38] (0:1)`; for type and
-/// enum relocations llvm prints no access string). Other lines are unchanged.
-fn core_key(line: &str) -> String {
-    let Some(at) = line.find("CO-RE <") else { return line.to_owned() };
-    let Some(close) = line[at..].find(']').map(|c| at + c + 1) else { return line.to_owned() };
-    let head = &line[..close];
-    const FIELD_KINDS: [&str; 6] =
-        ["<byte_off>", "<byte_sz>", "<field_exists>", "<signed>", "<lshift_u64>", "<rshift_u64>"];
-    if FIELD_KINDS.iter().any(|k| head.contains(k)) {
-        let access = line.rfind(" (").map_or("", |p| &line[p..]);
-        format!("{head}{access}")
-    } else {
-        head.to_owned()
+/// Access strings written over the line text strings of the mutated objects of
+/// [`core_descriptions_match_llvm_objdump_on_every_type_and_kind`]: good ones, and each way llvm
+/// can fail to read one.
+const ACCESS: [&str; 20] = [
+    "0",
+    "0:0",
+    "0:1",
+    "1",
+    "0:0:0",
+    "0:1:0",
+    "2:1",
+    "0:",
+    "",
+    ":1",
+    "x",
+    "0;1",
+    "0:99",
+    "0:1:2:3",
+    "4294967297:1",
+    "18446744073709551616",
+    "1:0:0",
+    "4294967295",
+    "0:4294967295",
+    "0:2147483648",
+];
+
+/// `prog-{el,eb}.o` with its CO-RE records replaced by `variants` (kind, type id, index into
+/// [`ACCESS`]): the `.BTF.ext` core_relo area is pointed at the line_info area (same 16-byte
+/// records, one per instruction with a source line) and the line_info area emptied, and the
+/// access strings are written over line text strings (which nothing reads once line_info is
+/// gone). One object per chunk of as many variants as there are records.
+fn mutated_objects(name: &str, variants: &[(u32, u32, usize)]) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(data(name)).unwrap();
+    let obj = BpfObject::parse(&bytes).unwrap();
+    let big = obj.endian() == bpfpatch_insn::Endian::Big;
+    let rd = |b: &[u8], at: usize| {
+        let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        if big { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
+    };
+    let wr = |b: &mut [u8], at: usize, v: u32| {
+        b[at..at + 4].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
+    };
+    let section = |n: &str| {
+        let i = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(n)).unwrap();
+        obj.section_headers()[i].offset as usize
+    };
+    let (btf, ext) = (section(".BTF"), section(".BTF.ext"));
+    let strings = btf + rd(&bytes, btf + 4) as usize + rd(&bytes, btf + 16) as usize;
+    // Line text strings, distinct, longest first: each takes one access string.
+    let mut texts: Vec<(usize, u32)> = obj
+        .btf_ext()
+        .unwrap()
+        .line_info()
+        .blocks
+        .iter()
+        .flat_map(|b| &b.records)
+        .map(|l| (obj.btf().unwrap().string(l.line_off).unwrap().len(), l.line_off))
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts.reverse();
+    // The longest access string into the longest text, and so on down.
+    let mut by_len: Vec<usize> = (0..ACCESS.len()).collect();
+    by_len.sort_by_key(|&i| std::cmp::Reverse(ACCESS[i].len()));
+    let mut base = bytes.clone();
+    let mut access_off = vec![0; ACCESS.len()];
+    for (&i, &(len, off)) in by_len.iter().zip(&texts) {
+        assert!(ACCESS[i].len() <= len, "{:?} does not fit in {texts:?}", ACCESS[i]);
+        let at = strings + off as usize;
+        base[at..at + ACCESS[i].len()].copy_from_slice(ACCESS[i].as_bytes());
+        base[at + ACCESS[i].len()] = 0;
+        access_off[i] = off;
     }
+    assert!(texts.len() >= ACCESS.len(), "{texts:?}");
+    let hdr_len = rd(&base, ext + 4) as usize;
+    let (line_off, line_len) = (rd(&base, ext + 16), rd(&base, ext + 20));
+    wr(&mut base, ext + 24, line_off);
+    wr(&mut base, ext + 28, line_len);
+    wr(&mut base, ext + 20, 0);
+    // The records: after the record size, blocks of (name, count, records).
+    let (start, end) = (ext + hdr_len + line_off as usize, ext + hdr_len + (line_off + line_len) as usize);
+    let rec_size = rd(&base, start) as usize;
+    let mut records = Vec::new();
+    let mut p = start + 4;
+    while p < end {
+        let n = rd(&base, p + 4) as usize;
+        records.extend((0..n).map(|i| p + 8 + i * rec_size));
+        p += 8 + n * rec_size;
+    }
+    variants
+        .chunks(records.len())
+        .map(|chunk| {
+            let mut b = base.clone();
+            for (&at, &(kind, type_id, access)) in records.iter().zip(chunk) {
+                wr(&mut b, at + 4, type_id);
+                wr(&mut b, at + 8, access_off[access]);
+                wr(&mut b, at + 12, kind);
+            }
+            b
+        })
+        .collect()
+}
+
+/// llvm-objdump is the oracle of every CO-RE description, failures included: prog's CO-RE
+/// records rewritten to every type id (and two past the table) under a field, a type and an
+/// enum-value kind with several access strings, and to every kind (and unknown ones) with
+/// every access string in [`ACCESS`] (not numbers, bad delimiters, too long, out of range,
+/// overflowing), in both byte orders; `disasm` prints what llvm-objdump-19 prints, line for line.
+#[test]
+fn core_descriptions_match_llvm_objdump_on_every_type_and_kind() {
+    if !bpfpatch_testkit::require_tool("llvm-objdump-19") {
+        return;
+    }
+    let (mut lines, mut core, mut differing) = (0, 0, Vec::new());
+    for name in ["prog-el.o", "prog-eb.o"] {
+        let obj = BpfObject::parse(&std::fs::read(data(name)).unwrap()).unwrap();
+        let ntypes = obj.btf_types().unwrap().unwrap().len() as u32;
+        let mut variants = Vec::new();
+        for type_id in (0..ntypes + 2).chain([0x7fff_ffff, 0x8000_0000, u32::MAX]) {
+            for kind in [0, 8, 11] {
+                for access in 0..6 {
+                    variants.push((kind, type_id, access));
+                }
+            }
+        }
+        for kind in (0..=14).chain([0x8000_0000, u32::MAX]) {
+            for type_id in [38, 1] {
+                for access in 0..ACCESS.len() {
+                    variants.push((kind, type_id, access));
+                }
+            }
+        }
+        for (i, b) in mutated_objects(name, &variants).iter().enumerate() {
+            let f = temp_file(&format!("core-{i}-{name}"), b);
+            let c = compare_with_llvm(&f);
+            lines += c.lines;
+            core += c.core;
+            differing.extend(c.differing);
+        }
+    }
+    // A type table that does not read (the first type claims 0xffff members): llvm-objdump
+    // reports it and lists no CO-RE line; so do we, with a warning.
+    for name in ["prog-el.o", "prog-eb.o"] {
+        let mut b = std::fs::read(data(name)).unwrap();
+        let obj = BpfObject::parse(&b).unwrap();
+        let i = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".BTF")).unwrap();
+        let big = obj.endian() == bpfpatch_insn::Endian::Big;
+        let sec = obj.section_headers()[i].offset as usize;
+        let w: [u8; 4] = b[sec + 8..sec + 12].try_into().unwrap();
+        let type_off = if big { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) } as usize;
+        // The first type's `info`, after its name offset.
+        let at = sec + obj.btf().unwrap().hdr_len() as usize + type_off + 4;
+        let info: u32 = 4 << 24 | 0xffff;
+        b[at..at + 4].copy_from_slice(&if big { info.to_be_bytes() } else { info.to_le_bytes() });
+        let f = temp_file(&format!("bad-types-{name}"), &b);
+        let c = compare_with_llvm(&f);
+        assert!(c.differing.is_empty() && c.lines > 50 && c.core == 0, "{:#?}", c.differing);
+        lines += c.lines;
+        let err = String::from_utf8(
+            bpfpatch().args(["disasm", "--no-lines"]).arg(&f).assert().success().get_output().stderr.clone(),
+        )
+        .unwrap();
+        assert!(err.contains("warning:") && err.contains("CO-RE relocations are not listed"), "{err}");
+    }
+    println!(
+        "CO-RE descriptions vs llvm-objdump-19: {lines} lines ({core} CO-RE) compared, {} differing",
+        differing.len()
+    );
+    assert!(core > 1000, "{core}");
+    let shown: Vec<&String> = differing.iter().take(40).collect();
+    assert!(differing.is_empty(), "{} differing lines, the first:\n{shown:#?}", differing.len());
 }
 
 /// Calls from another section into `.text` of an object whose functions are untyped symbols

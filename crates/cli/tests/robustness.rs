@@ -18,19 +18,7 @@ fn dir() -> PathBuf {
     d
 }
 
-/// xorshift64: deterministic inputs.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use bpfpatch_testkit::Rng;
 
 fn objects() -> Vec<Vec<u8>> {
     let d = concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data");
@@ -42,7 +30,7 @@ fn objects() -> Vec<Vec<u8>> {
 
 /// The hostile inputs: (name, bytes).
 fn inputs() -> Vec<(String, Vec<u8>)> {
-    let mut rng = Rng(0x0bad_5eed_1234_5678);
+    let mut rng = Rng::seeded(0x0bad_5eed_1234_5678);
     let mut out: Vec<(String, Vec<u8>)> = vec![
         ("empty".into(), Vec::new()),
         ("elf-magic-only".into(), b"\x7fELF".to_vec()),

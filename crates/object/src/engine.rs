@@ -683,6 +683,24 @@ impl Rewriter {
         F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
+        self.rewrite_image_patched(insns, endian, passes).map(|r| (r.patched.program.insns, r.report))
+    }
+
+    /// [`Rewriter::rewrite_image`], returning the engine's whole result (its map, and per new
+    /// slot the original slot it carries or whose patch created it).
+    ///
+    /// # Errors
+    /// As [`Rewriter::rewrite_image`].
+    pub fn rewrite_image_patched<E, F>(
+        &mut self,
+        insns: &[Insn],
+        endian: Endian,
+        passes: &mut F,
+    ) -> Result<Rewritten, EngineError>
+    where
+        F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
         let t0 = Instant::now();
         let section = SectionRef { index: 0, name: "<raw>".into() };
         let aux = (0..insns.len()).map(|s| SlotAux { orig: Some(slot_u32(s)), ..SlotAux::default() }).collect();
@@ -698,7 +716,7 @@ impl Rewriter {
         };
         let (patched, hook) = self.run(&section, &info, passes)?;
         let report = report(&info, &patched, &hook, RewriteReport::default(), t0.elapsed());
-        Ok((patched.program.insns, report))
+        Ok(Rewritten { report, patched })
     }
 
     fn run<E, F>(

@@ -95,6 +95,38 @@ pub enum BtfError {
         /// Length of the string area.
         len: u64,
     },
+    /// The section's magic is in the other byte order than the object's ELF header.
+    #[error("section is {btf:?}-endian in a {elf:?}-endian object")]
+    ByteOrder {
+        /// The object's byte order (ELF header).
+        elf: bpfpatch_insn::Endian,
+        /// The section's (magic).
+        btf: bpfpatch_insn::Endian,
+    },
+    /// The types of a version other than 1 are not defined.
+    #[error("unsupported version {version}")]
+    BadVersion {
+        /// The header's version byte.
+        version: u8,
+    },
+    /// A type record does not fit in the rest of the type area.
+    #[error("type [{id}] at {offset:#x} needs {need} bytes, the type area has {left} left")]
+    TruncatedType {
+        /// The id the record would have.
+        id: u32,
+        /// Its byte offset inside the section.
+        offset: u64,
+        /// Its length (common part and tail).
+        need: u64,
+        /// Bytes left in the type area from `offset`.
+        left: u64,
+    },
+    /// Following modifiers and typedefs from a type comes back to a type already passed.
+    #[error("type [{id}]: its chain of modifiers and typedefs loops")]
+    TypeLoop {
+        /// Where the chain started.
+        id: u32,
+    },
 }
 
 /// A malformed `.BTF.ext` section; offsets are byte offsets inside the section.

@@ -39,6 +39,13 @@ pub fn elf(data: &[u8]) {
             let _ = obj.line_text(li);
         }
     }
+    // The type table reads or is a typed error; every chain of typedefs and modifiers ends.
+    if let Some(Ok(types)) = obj.btf_types() {
+        for id in 0..u32::try_from(types.len()).unwrap_or(u32::MAX) {
+            let t = types.get(id).expect("every id below len() is a type");
+            let _ = (t.members(), t.enum_values(), t.array(), types.skip_mods_and_typedefs(id));
+        }
+    }
     if let Ok(out) = obj.write() {
         // `parse` refuses overlapping sections, so the layout is the input's.
         assert!(out == data, "an unchanged object does not write back byte-identical");

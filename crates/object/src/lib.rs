@@ -79,7 +79,7 @@ mod rewrite;
 mod write;
 pub mod xlated;
 
-pub use btf::Btf;
+pub use btf::{Btf, BtfArray, BtfEnumValue, BtfMember, BtfType, BtfTypes, kind as btf_kind};
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
 pub use check::{Finding, FindingKind, check, check_insns, check_with};
 pub use elf::{SectionHeader, Symbol};
@@ -453,6 +453,20 @@ impl BpfObject {
     #[must_use]
     pub fn btf(&self) -> Option<&Btf> {
         self.btf.as_ref().map(|b| &b.1)
+    }
+
+    /// The type table of `.BTF`, read in the object's byte order (its ELF header's); `None`
+    /// without `.BTF`. Read on each call: [`BpfObject::parse`] does not read the types, so an
+    /// object whose type area is malformed still parses and rewrites.
+    ///
+    /// # Errors
+    /// [`ObjectError::Btf`] naming the section, for the errors of [`BtfTypes::parse`].
+    pub fn btf_types(&self) -> Option<Result<BtfTypes, ObjectError>> {
+        let (i, btf) = self.btf.as_ref()?;
+        Some(
+            BtfTypes::parse(btf, self.endian())
+                .map_err(|error| ObjectError::Btf { section: self.elf.section_ref(*i), error }),
+        )
     }
 
     /// The `.BTF.ext` section, if present.

@@ -124,3 +124,143 @@ fn corpus_nop_rewrite_keeps_every_table_on_its_instruction() {
     );
     assert!(failed.is_empty());
 }
+
+/// Our reading of a type against bpftool's (`bpftool btf dump file F -j`, libbpf's reader, which
+/// swaps a foreign byte order itself): kind, name, referenced type or size, members, enumerators,
+/// array tail. `None` when they agree, else what differs.
+fn type_differs(btf: &bpfpatch_object::Btf, t: &bpfpatch_object::BtfType, j: &serde_json::Value) -> Option<String> {
+    use bpfpatch_object::btf_kind as k;
+    const KINDS: [&str; 20] = [
+        "UNKNOWN",
+        "INT",
+        "PTR",
+        "ARRAY",
+        "STRUCT",
+        "UNION",
+        "ENUM",
+        "FWD",
+        "TYPEDEF",
+        "VOLATILE",
+        "CONST",
+        "RESTRICT",
+        "FUNC",
+        "FUNC_PROTO",
+        "VAR",
+        "DATASEC",
+        "FLOAT",
+        "DECL_TAG",
+        "TYPE_TAG",
+        "ENUM64",
+    ];
+    let name = btf.string(t.name_off).ok()?;
+    let name = if name.is_empty() { "(anon)".to_string() } else { name };
+    let mut want = serde_json::json!({ "kind": KINDS.get(usize::from(t.kind()))?, "name": name });
+    match t.kind() {
+        k::PTR | k::TYPEDEF | k::VOLATILE | k::CONST | k::RESTRICT | k::FUNC | k::VAR | k::TYPE_TAG | k::DECL_TAG => {
+            want["type_id"] = t.size_or_type.into();
+        }
+        k::FUNC_PROTO => want["ret_type_id"] = t.size_or_type.into(),
+        k::INT | k::STRUCT | k::UNION | k::ENUM | k::ENUM64 | k::DATASEC | k::FLOAT => {
+            want["size"] = t.size_or_type.into();
+        }
+        _ => {}
+    }
+    if let Some(a) = t.array() {
+        want["type_id"] = a.elem_type.into();
+        want["index_type_id"] = a.index_type.into();
+        want["nr_elems"] = a.nelems.into();
+    }
+    let members: Vec<serde_json::Value> = t
+        .members()
+        .iter()
+        .map(|m| {
+            let (bits, size) = if t.kind_flag() { (m.offset & 0xff_ffff, m.offset >> 24) } else { (m.offset, 0) };
+            let mut v = serde_json::json!({
+                "name": btf.string(m.name_off).map(|n| if n.is_empty() { "(anon)".into() } else { n }).ok(),
+                "type_id": m.type_id, "bits_offset": bits });
+            if size != 0 {
+                v["bitfield_size"] = size.into();
+            }
+            v
+        })
+        .collect();
+    if !members.is_empty() {
+        want["members"] = members.into();
+    }
+    let values: Vec<serde_json::Value> = t
+        .enum_values()
+        .iter()
+        .map(|v| {
+            // bpftool, like llvm, widens a 32-bit value as signed even in an unsigned enum
+            // (`D = 4294967295` prints 18446744073709551615), which is what `bits` holds.
+            let val: serde_json::Value = if t.kind_flag() { v.bits.cast_signed().into() } else { v.bits.into() };
+            serde_json::json!({ "name": btf.string(v.name_off).ok(), "val": val })
+        })
+        .collect();
+    if !values.is_empty() {
+        want["values"] = values.into();
+    }
+    let got = j.as_object()?;
+    for (key, w) in want.as_object()? {
+        let g = got.get(key);
+        let same = match (key.as_str(), g) {
+            // bpftool leaves out a zero bitfield size and may add fields per member.
+            ("members" | "values", Some(serde_json::Value::Array(gs))) => {
+                let ws = w.as_array()?;
+                ws.len() == gs.len()
+                    && ws
+                        .iter()
+                        .zip(gs)
+                        .all(|(w, g)| w.as_object().is_some_and(|w| w.iter().all(|(k2, v)| g.get(k2) == Some(v))))
+            }
+            _ => g == Some(w),
+        };
+        if !same {
+            return Some(format!("[{}] {key}: ours {w}, bpftool {g:?}", j["id"]));
+        }
+    }
+    None
+}
+
+/// Every corpus object's `.BTF` type table reads in the object's byte order, and equals what
+/// bpftool reads from it (kinds, names, sizes, referenced types, members with their bit
+/// offsets, enumerators, array tails), for both byte orders.
+#[test]
+fn corpus_btf_types_match_bpftool() {
+    let Some(files) = corpus() else { return };
+    if !bpfpatch_testkit::require_tool("bpftool") {
+        return;
+    }
+    let (mut tables, mut types, mut big, mut failed) = (0usize, 0usize, 0usize, Vec::new());
+    for f in &files {
+        let obj = BpfObject::parse(&std::fs::read(f).unwrap()).unwrap();
+        let (Some(btf), Some(read)) = (obj.btf(), obj.btf_types()) else { continue };
+        let t = match read {
+            Ok(t) => t,
+            Err(e) => {
+                failed.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        let out =
+            std::process::Command::new("bpftool").args(["btf", "dump", "file"]).arg(f).arg("-j").output().unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let js = j["types"].as_array().unwrap();
+        if js.len() != t.len() - 1 {
+            failed.push(format!("{}: {} types, bpftool {}", f.display(), t.len() - 1, js.len()));
+            continue;
+        }
+        for (id, jt) in (1u32..).zip(js) {
+            if let Some(d) = type_differs(btf, t.get(id).unwrap(), jt) {
+                failed.push(format!("{}: {d}", f.display()));
+                break;
+            }
+        }
+        tables += 1;
+        types += js.len();
+        big += usize::from(obj.endian() == bpfpatch_insn::Endian::Big);
+    }
+    println!("corpus BTF types vs bpftool: {tables} tables ({big} big-endian), {types} types compared");
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(big > 0 && tables > big, "the corpus has both byte orders");
+}

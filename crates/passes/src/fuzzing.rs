@@ -35,70 +35,8 @@ pub fn semantic_stats() -> [usize; 2] {
     core::array::from_fn(|i| STATS[i].load(Relaxed))
 }
 
-/// A deterministic source of decisions: the input bytes first, then SplitMix64.
-#[derive(Clone, Debug)]
-pub struct Rng<'a> {
-    data: &'a [u8],
-    state: u64,
-}
-
-impl<'a> Rng<'a> {
-    /// Decisions taken from `data`, then from a stream seeded with a hash of `data` and `seed`.
-    pub fn new(data: &'a [u8], seed: u64) -> Rng<'a> {
-        let state =
-            data.iter().fold(0xcbf2_9ce4_8422_2325u64 ^ seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Rng { data, state }
-    }
-
-    fn mix(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => self.mix() as u8,
-        }
-    }
-
-    /// 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        if self.data.is_empty() {
-            return self.mix();
-        }
-        (0..8).fold(0u64, |v, _| (v << 8) | u64::from(self.byte()))
-    }
-
-    /// Uniform-ish in `0..n` (0 when `n == 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        let n = n.max(1);
-        let v = if self.data.is_empty() {
-            self.mix()
-        } else if n <= 0x100 {
-            u64::from(self.byte())
-        } else {
-            self.next()
-        };
-        v % n
-    }
-
-    /// True with probability about `percent` percent.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// One element of a non-empty slice.
-    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+/// The workspace's one generator randomness (see [`bpfpatch_insn::fuzzing::Rng`]).
+pub use bpfpatch_insn::fuzzing::Rng;
 
 fn r(n: u8) -> Reg {
     Reg::new(n).expect("register in range")
@@ -165,9 +103,9 @@ const ALU_OPS: [AluOp; 15] = [
 ];
 
 fn imm(rng: &mut Rng<'_>) -> i32 {
-    match rng.below(4) {
-        0 => rng.below(9) as i32 - 4,
-        1 => rng.pick(&[i32::MIN, i32::MAX, -1, 0x7fff, 0x8000, 0xffff, 32, 63, 0x7fff_fff0]),
+    match rng.below_u64(4) {
+        0 => rng.below_u64(9) as i32 - 4,
+        1 => rng.choose(&[i32::MIN, i32::MAX, -1, 0x7fff, 0x8000, 0xffff, 32, 63, 0x7fff_fff0]),
         _ => rng.next() as i32,
     }
 }
@@ -181,53 +119,53 @@ struct Ctx {
 fn mem_access(rng: &mut Rng<'_>, cx: &Ctx, sz: Size) -> (u8, i16) {
     let n = i16::from(sz.bytes());
     if !cx.main || rng.chance(55) {
-        (10, -8 * (1 + rng.below(8) as i16) + (rng.below(u64::from(8 / sz.bytes())) as i16) * n)
+        (10, -8 * (1 + rng.below_u64(8) as i16) + (rng.below_u64(u64::from(8 / sz.bytes())) as i16) * n)
     } else {
-        (9, (rng.below((MEM_LEN as u64) / u64::from(sz.bytes())) as i16) * n)
+        (9, (rng.below_u64((MEM_LEN as u64) / u64::from(sz.bytes())) as i16) * n)
     }
 }
 
 /// One straight-line instruction (no jumps, no calls).
 fn straight(rng: &mut Rng<'_>, cx: &Ctx) -> Op {
-    let dst = rng.below(cx.dst_max + 1) as u8;
+    let dst = rng.below_u64(cx.dst_max + 1) as u8;
     let nsrc = if cx.main { 10 } else { 9 };
-    let src = rng.below(nsrc) as u8;
+    let src = rng.below_u64(nsrc) as u8;
     let w = if rng.chance(50) { Width::W64 } else { Width::W32 };
-    match rng.below(100) {
+    match rng.below_u64(100) {
         0..=12 => alu(w, AluOp::Mov, dst, Operand::Imm(imm(rng))),
         13..=54 => {
-            let op = rng.pick(&ALU_OPS);
+            let op = rng.choose(&ALU_OPS);
             if op == AluOp::Neg {
                 return alu(w, op, dst, Operand::Imm(0));
             }
             if rng.chance(6) {
-                let bits = if w == Width::W64 { rng.pick(&[8, 16, 32]) } else { rng.pick(&[8, 16]) };
+                let bits = if w == Width::W64 { rng.choose(&[8, 16, 32]) } else { rng.choose(&[8, 16]) };
                 return alu(w, AluOp::MovSx(bits), dst, Operand::Reg(r(src)));
             }
             let s = if rng.chance(50) { Operand::Reg(r(src)) } else { Operand::Imm(imm(rng)) };
             alu(w, op, dst, s)
         }
         55..=59 => {
-            let kind = rng.pick(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]);
-            Op::Swap { kind, bits: rng.pick(&[16, 32, 64]), dst: r(dst) }
+            let kind = rng.choose(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]);
+            Op::Swap { kind, bits: rng.choose(&[16, 32, 64]), dst: r(dst) }
         }
         60..=62 => lddw(dst, rng.next()),
         63..=75 => {
-            let sz = rng.pick(&[Size::B, Size::H, Size::W, Size::DW]);
+            let sz = rng.choose(&[Size::B, Size::H, Size::W, Size::DW]);
             let (base, off) = mem_access(rng, cx, sz);
             if rng.chance(30) { st(sz, base, off, imm(rng)) } else { stx(sz, base, off, src) }
         }
         76..=88 => {
-            let sz = rng.pick(&[Size::B, Size::H, Size::W, Size::DW]);
+            let sz = rng.choose(&[Size::B, Size::H, Size::W, Size::DW]);
             let (base, off) = mem_access(rng, cx, sz);
             let signed = sz != Size::DW && rng.chance(25);
             Op::Load { size: sz, signed, dst: r(dst), src: r(base), off }
         }
         _ => {
-            let sz = rng.pick(&[Size::W, Size::DW]);
+            let sz = rng.choose(&[Size::W, Size::DW]);
             let (base, off) = mem_access(rng, cx, sz);
             let fetch = rng.chance(50);
-            let op = rng.pick(&[
+            let op = rng.choose(&[
                 AtomicOp::Add { fetch },
                 AtomicOp::Or { fetch },
                 AtomicOp::And { fetch },
@@ -248,18 +186,18 @@ fn straight(rng: &mut Rng<'_>, cx: &Ctx) -> Op {
 /// program) or the stack, or folds the value into another register or r0, or compares it.
 fn def32_read64(rng: &mut Rng<'_>, cx: &Ctx, dst: u8) -> [Op; 2] {
     let w = Width::W32;
-    let src = rng.below(if cx.main { 10 } else { 9 }) as u8;
+    let src = rng.below_u64(if cx.main { 10 } else { 9 }) as u8;
     let def = if rng.chance(67) {
-        let op = rng.pick(&[AluOp::Lsh, AluOp::Rsh, AluOp::Arsh]);
-        let amount = if rng.chance(50) { Operand::Reg(r(src)) } else { Operand::Imm(rng.pick(&[0, 1, 4, 16, 31])) };
+        let op = rng.choose(&[AluOp::Lsh, AluOp::Rsh, AluOp::Arsh]);
+        let amount = if rng.chance(50) { Operand::Reg(r(src)) } else { Operand::Imm(rng.choose(&[0, 1, 4, 16, 31])) };
         alu(w, op, dst, amount)
     } else {
-        match rng.below(4) {
-            0 => alu(w, rng.pick(&ALU_OPS), dst, Operand::Imm(imm(rng))),
+        match rng.below_u64(4) {
+            0 => alu(w, rng.choose(&ALU_OPS), dst, Operand::Imm(imm(rng))),
             1 => alu(w, AluOp::Mov, dst, Operand::Reg(r(src))),
-            2 => Op::Swap { kind: rng.pick(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]), bits: 32, dst: r(dst) },
+            2 => Op::Swap { kind: rng.choose(&[SwapKind::Le, SwapKind::Be, SwapKind::Bswap]), bits: 32, dst: r(dst) },
             _ => {
-                let sz = rng.pick(&[Size::B, Size::H, Size::W]);
+                let sz = rng.choose(&[Size::B, Size::H, Size::W]);
                 let (base, off) = mem_access(rng, cx, sz);
                 Op::Load { size: sz, signed: false, dst: r(dst), src: r(base), off }
             }
@@ -269,14 +207,19 @@ fn def32_read64(rng: &mut Rng<'_>, cx: &Ctx, dst: u8) -> [Op; 2] {
         Op::Alu { op: AluOp::Neg, .. } => alu(w, AluOp::Neg, dst, Operand::Imm(0)),
         other => other,
     };
-    let read = match rng.below(4) {
+    let read = match rng.below_u64(4) {
         0 => {
             let (base, off) = mem_access(rng, cx, Size::DW);
             stx(Size::DW, base, off, dst)
         }
-        1 => alu(Width::W64, rng.pick(&[AluOp::Add, AluOp::Xor, AluOp::Mov]), 0, Operand::Reg(r(dst))),
-        2 => alu(Width::W64, rng.pick(&[AluOp::Add, AluOp::Or, AluOp::Sub]), rng.below(9) as u8, Operand::Reg(r(dst))),
-        _ => alu(Width::W64, AluOp::Rsh, dst, Operand::Imm(rng.pick(&[1, 8, 31, 32]))),
+        1 => alu(Width::W64, rng.choose(&[AluOp::Add, AluOp::Xor, AluOp::Mov]), 0, Operand::Reg(r(dst))),
+        2 => alu(
+            Width::W64,
+            rng.choose(&[AluOp::Add, AluOp::Or, AluOp::Sub]),
+            rng.below_u64(9) as u8,
+            Operand::Reg(r(dst)),
+        ),
+        _ => alu(Width::W64, AluOp::Rsh, dst, Operand::Imm(rng.choose(&[1, 8, 31, 32]))),
     };
     [def, read]
 }
@@ -302,23 +245,26 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
     // Op indices inside a loop (after its counter init): no forward jump may land there.
     let mut in_loop: Vec<(usize, usize)> = Vec::new();
     while ops.len() < len {
-        match rng.below(100) {
+        match rng.below_u64(100) {
             0..=61 => ops.push(G::Plain(straight(rng, &cx))),
             62..=69 => {
-                let dst = rng.below(cx.dst_max + 1) as u8;
+                let dst = rng.below_u64(cx.dst_max + 1) as u8;
                 ops.extend(def32_read64(rng, &cx, dst).map(G::Plain));
             }
             70..=79 => {
                 let w = if rng.chance(50) { Width::W64 } else { Width::W32 };
-                let cond = rng.pick(&Cond::ALL);
-                let k = if rng.chance(60) { rng.below(9) as i32 - 4 } else { imm(rng) };
+                let cond = rng.choose(&Cond::ALL);
+                let k = if rng.chance(60) { rng.below_u64(9) as i32 - 4 } else { imm(rng) };
                 let s = if rng.chance(40) {
-                    Operand::Reg(r(rng.below(if main { 10 } else { 9 }) as u8))
+                    Operand::Reg(r(rng.below_u64(if main { 10 } else { 9 }) as u8))
                 } else {
                     Operand::Imm(k)
                 };
                 forward.push(ops.len());
-                ops.push(G::Jump(Op::Jump { width: w, cond, dst: r(rng.below(9) as u8), src: s, off: 0 }, usize::MAX));
+                ops.push(G::Jump(
+                    Op::Jump { width: w, cond, dst: r(rng.below_u64(9) as u8), src: s, off: 0 },
+                    usize::MAX,
+                ));
             }
             80..=82 => {
                 forward.push(ops.len());
@@ -326,14 +272,14 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
             }
             83..=87 => {
                 // for (r8 = k; r8 != 0; r8--) { [may_goto out;] body }
-                ops.push(G::Plain(mov64(8, 1 + rng.below(4) as i32)));
+                ops.push(G::Plain(mov64(8, 1 + rng.below_u64(4) as i32)));
                 let head = ops.len();
                 let guard = rng.chance(50);
                 let guard_at = ops.len();
                 if guard {
                     ops.push(G::Jump(Op::MayGoto { off: 0 }, usize::MAX));
                 }
-                for _ in 0..1 + rng.below(4) {
+                for _ in 0..1 + rng.below_u64(4) {
                     ops.push(G::Plain(straight(rng, &loop_cx)));
                 }
                 ops.push(G::Plain(alu64(AluOp::Sub, 8, 1)));
@@ -349,7 +295,7 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
                 in_loop.push((head, ops.len()));
             }
             88..=91 => ops.push(G::Plain(call_helper(1))),
-            92..=96 if f + 1 < nfuncs => ops.push(G::Call(f + 1 + rng.below((nfuncs - f - 1) as u64) as usize)),
+            92..=96 if f + 1 < nfuncs => ops.push(G::Call(f + 1 + rng.below_u64((nfuncs - f - 1) as u64) as usize)),
             _ => ops.push(G::Plain(straight(rng, &cx))),
         }
     }
@@ -358,7 +304,7 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
     for at in forward {
         if let G::Jump(op, _) = ops[at] {
             let later: Vec<usize> = allowed.iter().copied().filter(|&t| t > at).collect();
-            let t = later[rng.below(later.len() as u64) as usize];
+            let t = later[rng.below_u64(later.len() as u64) as usize];
             ops[at] = G::Jump(op, t);
         }
     }
@@ -474,11 +420,11 @@ pub fn hi32_mode(pipeline: &Pipeline, seed: u64) -> Hi32Mode {
 /// or a pass fails on a generated program.
 pub fn semantic(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
-    let mut rng = Rng::new(rest, u64::from(mode));
+    let mut rng = Rng::from_bytes_seeded(rest, u64::from(mode));
     let generated = mode % 2 == 0;
     let insns = if generated {
-        let nfuncs = 1 + rng.below(3) as usize;
-        let len = 4 + rng.below(40) as usize;
+        let nfuncs = 1 + rng.below_u64(3) as usize;
+        let len = 4 + rng.below_u64(40) as usize;
         vm_program(&mut rng, nfuncs, len)
     } else {
         match slots_from_bytes(&rest[..rest.len() / 8 * 8], Endian::Little) {

@@ -94,18 +94,18 @@ fn random_program_for(rng: &mut Rng, e: Endian) -> Vec<Insn> {
         stx(Size::DW, 10, -16, 1),
         ldx(Size::DW, 7, 10, -16),
     ];
-    for _ in 0..4 + rng.below(12) {
-        let base = rng.pick(&[1u8, 6, 7]);
-        match rng.below(10) {
+    for _ in 0..4 + rng.below_u64(12) {
+        let base = rng.choose(&[1u8, 6, 7]);
+        match rng.below_u64(10) {
             0..=6 => {
-                let (off, size) = loads[rng.below(loads.len() as u64) as usize];
+                let (off, size) = loads[rng.below_u64(loads.len() as u64) as usize];
                 let signed = size != Size::DW && rng.chance(25);
                 ops.push(Op::Load { size, signed, dst: r(0), src: r(base), off });
                 ops.push(alu64(AluOp::Mul, 8, 33));
                 ops.push(alu64r(AluOp::Add, 8, 0));
             }
             _ => {
-                let (off, size) = rng.pick(&[(4i16, Size::W), (16, Size::DW), (28, Size::W)]);
+                let (off, size) = rng.choose(&[(4i16, Size::W), (16, Size::DW), (28, Size::W)]);
                 if rng.chance(50) {
                     ops.push(stx(size, base, off, 8));
                 } else {
@@ -130,7 +130,7 @@ fn converted_programs_behave_like_the_originals() {
     let p = Pipeline::parse("ctx").unwrap();
     let all = Pipeline::parse("ctx,all,blind").unwrap();
     for seed in 0..cases(500) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::seeded(seed);
         let (rt, view) = contexts(&mut rng);
         let insns = random_program(&mut rng);
         let (want, view_after) = run(&insns, LoadOptions::default(), &view);
@@ -245,7 +245,7 @@ fn converted_programs_behave_like_the_originals_big_endian() {
     let p = Pipeline::parse("ctx").unwrap();
     let all = Pipeline::parse("ctx,all,blind").unwrap();
     for seed in 0..cases(500) {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::seeded(seed);
         let (rt, view) = contexts(&mut rng);
         let (rt, view) = (swapped(&rt, &RUNTIME_FIELDS), swapped(&view, &VIEW_FIELDS));
         let insns = random_program_for(&mut rng, Endian::Big);

@@ -14,10 +14,10 @@ fn semantic_oracle_smoke() {
     for data in &seeds {
         semantic(data);
     }
-    let mut rng = Rng::new(&[], 0x5eed);
+    let mut rng = Rng::from_bytes_seeded(&[], 0x5eed);
     let n = smoke_cases(20_000);
     for i in 0..n {
-        let len = rng.below(200) as usize;
+        let len = rng.below_u64(200) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Mostly generated programs; every fourth a raw image.
         if let Some(first) = data.first_mut() {

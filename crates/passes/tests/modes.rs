@@ -39,7 +39,7 @@ fn run_on(
 }
 
 fn mem0(seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed ^ 0x5eed);
+    let mut rng = Rng::seeded(seed ^ 0x5eed);
     (0..MEM_LEN).map(|_| rng.next() as u8).collect()
 }
 
@@ -53,7 +53,8 @@ fn three_modes_agree_on_random_programs() {
     let mut big = 0usize;
     for seed in 0..n {
         // The generator is the semantic fuzzing oracle's (`bpfpatch_passes::fuzzing`).
-        let insns = vm_program(&mut bpfpatch_passes::fuzzing::Rng::new(&[], seed), 1 + (seed % 3) as usize, 30);
+        let insns =
+            vm_program(&mut bpfpatch_passes::fuzzing::Rng::from_bytes_seeded(&[], seed), 1 + (seed % 3) as usize, 30);
         shifts_read_as_64(&insns, &mut shapes);
         let mem = mem0(seed);
         // Every other program on a big-endian machine, rewritten for it (the passes' host).
@@ -141,20 +142,20 @@ fn ld_abs_lowering_matches_the_interpreter() {
     let n = cases(400);
     let mut failed_reads = 0;
     for seed in 0..n {
-        let mut rng = Rng(seed);
-        let plen = rng.below(24) as usize;
+        let mut rng = Rng::seeded(seed);
+        let plen = rng.below_u64(24) as usize;
         let packet: Vec<u8> = (0..plen).map(|_| rng.next() as u8).collect();
         // r6 = ctx, r7 = accumulator, r8 = index; every packet load is folded into r7.
-        let mut ops = vec![mov64r(6, 1), mov64(7, 1), mov64(8, rng.below(8) as i32)];
-        for _ in 0..1 + rng.below(6) {
-            let size = rng.pick(&[Size::B, Size::H, Size::W]);
-            let imm = rng.below(30) as i32 - 3;
+        let mut ops = vec![mov64r(6, 1), mov64(7, 1), mov64(8, rng.below_u64(8) as i32)];
+        for _ in 0..1 + rng.below_u64(6) {
+            let size = rng.choose(&[Size::B, Size::H, Size::W]);
+            let imm = rng.below_u64(30) as i32 - 3;
             let index = if rng.chance(50) { Some(r(8)) } else { None };
             ops.push(Op::LdPacket { size, index, imm });
             ops.push(alu64(AluOp::Mul, 7, 31));
             ops.push(alu64r(AluOp::Add, 7, 0));
             if rng.chance(30) {
-                ops.push(alu64(AluOp::Add, 8, rng.below(5) as i32 - 2));
+                ops.push(alu64(AluOp::Add, 8, rng.below_u64(5) as i32 - 2));
             }
         }
         ops.push(mov64r(0, 7));

@@ -24,19 +24,6 @@ fn cases() -> u64 {
     std::env::var("BPFPATCH_PENDING_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400)
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// A valid program: ALU, ld_imm64 pairs, forward and backward conditional jumps, a call into
 /// a second subprogram, exits.
 fn program(r: &mut Rng) -> Vec<Insn> {
@@ -154,7 +141,7 @@ fn linearized(l: &PatchList, prog: &[Insn]) -> String {
 fn pending_patches_are_invisible() {
     let mut logged_any = 0;
     for case in 0..cases() {
-        let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ (case + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut r = Rng::seeded(0x9e37_79b9_7f4a_7c15 ^ (case + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
         let prog = program(&mut r);
         let n = prog.len();
         let mut a = PatchList::new(&prog).unwrap();

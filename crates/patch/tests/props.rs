@@ -14,6 +14,7 @@ mod common;
 
 use bpfpatch_insn::{Insn, Slot, opcode as c};
 use bpfpatch_patch::*;
+use common::Rng;
 use common::*;
 use proptest::prelude::*;
 
@@ -103,7 +104,7 @@ fn req() -> impl Strategy<Value = Req> {
 
 /// A valid program from a seed: movs, ld_imm64 and jumps/gotol with in-range targets.
 fn valid_program(n: usize, seed: u64) -> Vec<Insn> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let mut p: Vec<Insn> = Vec::new();
     while p.len() < n {
         if rng.chance(15) {

@@ -6,10 +6,15 @@
 //!   the corpus, the running kernel) are absent, and `BPFPATCH_REQUIRE_INPUTS=1`, under which an
 //!   absent input fails the test; re-exported at the root ([`require_input`], [`require_tool`],
 //!   [`require_tools`], [`skip`]).
+//! - [`Rng`]: the one deterministic generator randomness (seeded, or from fuzz input bytes);
+//!   no test defines its own.
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
 
 pub mod inputs;
 pub mod naive;
 
+/// The one generator randomness of the workspace's tests and fuzz targets: seeded
+/// (`Rng::seeded`) or driven by fuzz input (`Rng::from_bytes`).
+pub use bpfpatch_insn::fuzzing::Rng;
 pub use inputs::*;

@@ -46,37 +46,26 @@
 use bpfpatch_insn::{AluOp, CallKind, Cond, Endian, Insn, Op, Operand, Reg, Size, SwapKind, Width, slots_to_bytes};
 use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Memory, Program, Vm, VmConfig};
 
-/// SplitMix64: a small, seedable generator (no dependency, reproducible across platforms).
-struct Rng(u64);
+use bpfpatch_testkit::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
+/// Immediates and values biased to the edges.
+trait Edges {
+    fn imm(&mut self) -> i32;
+    fn value(&mut self) -> u64;
+}
+
+impl Edges for Rng<'_> {
     fn imm(&mut self) -> i32 {
-        match self.below(6) {
-            0 => self.pick(&[0, 1, -1, i32::MIN, i32::MAX, 31, 32, 63, 64, 0x7fff, -0x8000]),
-            1 | 2 => self.below(64) as i32 - 8,
+        match self.below_u64(6) {
+            0 => self.choose(&[0, 1, -1, i32::MIN, i32::MAX, 31, 32, 63, 64, 0x7fff, -0x8000]),
+            1 | 2 => self.below_u64(64) as i32 - 8,
             _ => self.next() as i32,
         }
     }
     fn value(&mut self) -> u64 {
-        match self.below(4) {
-            0 => self.pick(&[0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 0xffff_ffff, 0x1_0000_0000, 0x8000_0000]),
-            1 => self.below(100),
+        match self.below_u64(4) {
+            0 => self.choose(&[0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 0xffff_ffff, 0x1_0000_0000, 0x8000_0000]),
+            1 => self.below_u64(100),
             _ => self.next(),
         }
     }
@@ -126,7 +115,7 @@ enum Item {
 }
 
 struct Gen {
-    rng: Rng,
+    rng: Rng<'static>,
     budget: usize,
     funcs: usize,
     in_func: bool,
@@ -138,15 +127,15 @@ fn reg(n: u64) -> Reg {
 
 impl Gen {
     fn dst(&mut self) -> Reg {
-        reg(self.rng.below(9)) // r0..r8; r9 is the loop counter, r10 read-only
+        reg(self.rng.below_u64(9)) // r0..r8; r9 is the loop counter, r10 read-only
     }
     fn src(&mut self) -> Reg {
-        reg(self.rng.below(10))
+        reg(self.rng.below_u64(10))
     }
 
     fn alu(&mut self, out: &mut Vec<Item>) {
         let width = if self.rng.chance(50) { Width::W64 } else { Width::W32 };
-        let op = self.rng.pick(&ALU_OPS);
+        let op = self.rng.choose(&ALU_OPS);
         let dst = self.dst();
         let src = if op == AluOp::Neg {
             Operand::Imm(0)
@@ -170,7 +159,7 @@ impl Gen {
 
     fn cond_jump(&mut self) -> Op {
         let width = if self.rng.chance(50) { Width::W64 } else { Width::W32 };
-        let cond = self.rng.pick(&Cond::ALL);
+        let cond = self.rng.choose(&Cond::ALL);
         let dst = self.src();
         let src = if self.rng.chance(50) {
             Operand::Reg(self.src())
@@ -188,11 +177,11 @@ impl Gen {
         let mut out = Vec::new();
         while out.len() < len && self.budget > 0 {
             self.budget -= 1;
-            match self.rng.below(100) {
+            match self.rng.below_u64(100) {
                 0..=44 => self.alu(&mut out),
                 45..=49 => {
-                    let kind = self.rng.pick(&[SwapKind::Le, SwapKind::Be]);
-                    let bits = self.rng.pick(&[16, 32, 64]);
+                    let kind = self.rng.choose(&[SwapKind::Le, SwapKind::Be]);
+                    let bits = self.rng.choose(&[16, 32, 64]);
                     out.push(Item::Op(Op::Swap { kind, bits, dst: self.dst() }));
                 }
                 50..=53 => {
@@ -205,9 +194,9 @@ impl Gen {
                     }));
                 }
                 54..=63 if !self.in_func => {
-                    let size = self.rng.pick(&[Size::B, Size::H, Size::W, Size::DW]);
-                    let off = -(i16::from(size.bytes()) + self.rng.below(256 - u64::from(size.bytes()) + 1) as i16);
-                    let op = match self.rng.below(3) {
+                    let size = self.rng.choose(&[Size::B, Size::H, Size::W, Size::DW]);
+                    let off = -(i16::from(size.bytes()) + self.rng.below_u64(256 - u64::from(size.bytes()) + 1) as i16);
+                    let op = match self.rng.below_u64(3) {
                         0 => Op::Store { size, dst: Reg::R10, off, src: Operand::Imm(self.rng.imm()) },
                         1 => Op::Store { size, dst: Reg::R10, off, src: Operand::Reg(self.src()) },
                         _ => Op::Load { size, signed: false, dst: self.dst(), src: Reg::R10, off },
@@ -215,13 +204,13 @@ impl Gen {
                     out.push(Item::Op(op));
                 }
                 64..=77 => {
-                    let skip = self.rng.below(6) as usize;
+                    let skip = self.rng.below_u64(6) as usize;
                     let op = if self.rng.chance(85) { self.cond_jump() } else { Op::Ja { delta: 0, long: false } };
                     out.push(Item::Jump { op, skip });
                 }
                 78..=82 if depth == 0 => {
-                    let count = 1 + self.rng.below(12) as i32;
-                    let n = 1 + self.rng.below(12) as usize;
+                    let count = 1 + self.rng.below_u64(12) as i32;
+                    let n = 1 + self.rng.below_u64(12) as usize;
                     let body = self.region(n, depth + 1);
                     if !body.is_empty() {
                         out.push(Item::Loop { count, body });
@@ -241,7 +230,7 @@ impl Gen {
                     out.push(Item::Op(Op::Call(CallKind::Helper(1))));
                 }
                 88..=91 if !self.in_func && self.funcs > 0 => {
-                    let func = self.rng.below(self.funcs as u64) as usize;
+                    let func = self.rng.below_u64(self.funcs as u64) as usize;
                     out.push(Item::Call { func });
                 }
                 _ => self.alu(&mut out),
@@ -312,12 +301,12 @@ fn init_regs(g: &mut Gen, regs: &[u64], out: &mut Vec<Op>) {
 
 /// A random program in the common subset, as slots; `loops` allows loops.
 fn generate(seed: u64, loops: bool) -> Vec<Insn> {
-    let mut g = Gen { rng: Rng(seed), budget: 0, funcs: 0, in_func: false };
-    g.funcs = g.rng.below(3) as usize;
+    let mut g = Gen { rng: Rng::seeded(seed), budget: 0, funcs: 0, in_func: false };
+    g.funcs = g.rng.below_u64(3) as usize;
     let mut ops = Vec::new();
     let mut calls = Vec::new();
     init_regs(&mut g, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], &mut ops);
-    g.budget = 10 + g.rng.below(110) as usize;
+    g.budget = 10 + g.rng.below_u64(110) as usize;
     let depth = if loops { 0 } else { 1 };
     let main = g.region(usize::MAX, depth);
     flatten(&main, &mut ops, &mut calls);
@@ -331,7 +320,7 @@ fn generate(seed: u64, loops: bool) -> Vec<Insn> {
     for _ in 0..g.funcs {
         starts.push(ops.len());
         init_regs(&mut g, &[0, 6, 7, 8, 9], &mut ops);
-        g.budget = 5 + g.rng.below(40) as usize;
+        g.budget = 5 + g.rng.below_u64(40) as usize;
         let body = g.region(usize::MAX, depth);
         flatten(&body, &mut ops, &mut Vec::new());
         ops.push(Op::Exit);
@@ -384,7 +373,7 @@ fn agrees_with_rbpf_on_random_programs() {
     let mut disagreements = Vec::new();
     for case in 0..cases {
         let loops = case % 2 == 1;
-        let slots = generate(Rng(seed.rotate_left(32) ^ case).next(), loops);
+        let slots = generate(Rng::seeded(seed.rotate_left(32) ^ case).next(), loops);
         assert!(slots.len() < 500, "generator exceeded 500 slots: {}", slots.len());
         max_len = max_len.max(slots.len());
         let a = ours(&slots);

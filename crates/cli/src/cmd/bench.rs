@@ -1,7 +1,7 @@
 //! `bpfpatch bench`: the RFC's table measured side by side — the kernel's algorithm, the RFC's
 //! list, bpfpatch, and the copy floor — with a progress bar, JSON and a log-log plot.
 
-use super::bench_pipeline;
+use super::{bench_linux, bench_pipeline};
 use crate::out::OutFile;
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_bench::measure::Sample;
@@ -26,7 +26,8 @@ pub struct Args {
     /// Seconds the quadratic kernel baseline may run in total: once they are spent, or when the
     /// sizes run so far predict a size to take over twice the whole budget, the size is
     /// extrapolated from their quadratic fit (as is the full rand-ld-dw program, from three
-    /// smaller ones the kernel alone runs).
+    /// smaller ones the kernel alone runs). The running kernel's div-guard loads (`linux`) get
+    /// the same budget of their own.
     #[arg(long, value_name = "SECONDS")]
     pub kernel_budget: Option<f64>,
     /// Timed runs per measurement in the warm regime.
@@ -38,7 +39,8 @@ pub struct Args {
     /// Seed workload sizes (patches), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
-    /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor).
+    /// Implementations to run, comma-separated (kernel, rfc-list, bpfpatch, copy-floor, and
+    /// linux: the running kernel on the div-guard workload, within --kernel-budget).
     #[arg(long, value_delimiter = ',', value_parser = impl_name)]
     pub impls: Option<Vec<String>>,
     /// The corpus whose largest objects (pyperf600, pyperf180, strobemeta) the `pipeline`
@@ -46,8 +48,9 @@ pub struct Args {
     /// `corpus/build/objects`, or `BPFPATCH_CORPUS`; built by `scripts/corpus.sh`).
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<PathBuf>,
-    /// Internal: run one cold measurement in this fresh process and print it as JSON.
-    #[arg(long, hide = true, num_args = 3, value_names = ["IMPL", "WORKLOAD", "SIZE"])]
+    /// Internal: run one cold measurement (or with `warm`, one warm run's peak memory) in this
+    /// fresh process and print it as JSON.
+    #[arg(long, hide = true, num_args = 3..=4, value_names = ["IMPL", "WORKLOAD", "SIZE", "warm"])]
     pub cold_child: Option<Vec<String>>,
 }
 
@@ -55,9 +58,15 @@ pub struct Args {
 fn impl_name(name: &str) -> Result<String, String> {
     match Impl::from_name(name) {
         Some(_) => Ok(name.to_string()),
-        None => Err(format!("unknown implementation `{name}` (known: {})", Impl::ALL.map(Impl::name).join(", "))),
+        None if name == LINUX => Ok(name.to_string()),
+        None => {
+            Err(format!("unknown implementation `{name}` (known: {}, {LINUX})", Impl::ALL.map(Impl::name).join(", ")))
+        }
     }
 }
+
+/// The running kernel's implementation (the `div-guard` workload, [`bench_linux`]).
+const LINUX: &str = "linux";
 
 /// Runs the benchmark (or, with the hidden `--cold-child`, one cold measurement).
 pub fn main(args: &Args) -> Result<ExitCode> {
@@ -80,6 +89,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     if let Some(names) = &args.impls {
         cfg.impls = names
             .iter()
+            .filter(|n| *n != LINUX)
             .map(|n| Impl::from_name(n).ok_or_else(|| anyhow!("unknown implementation {n}")))
             .collect::<Result<_>>()?;
     }
@@ -92,9 +102,10 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         bail!("cannot read the corpus {}: no such directory", dir.display());
     }
     let exe = std::env::current_exe().context("cannot find the bpfpatch executable for cold runs")?;
-    let mut cold = |imp: Impl, kind: WorkloadKind, size: usize| -> Result<(Sample, usize), String> {
+    let mut cold = |imp: Impl, kind: WorkloadKind, size: usize, warm: bool| -> Result<(Sample, usize), String> {
         let out = Command::new(&exe)
             .args(["bench", "--cold-child", imp.name(), kind.name(), &size.to_string()])
+            .args(warm.then_some("warm"))
             .output()
             .map_err(|e| format!("cannot start a cold run: {e}"))?;
         if !out.status.success() {
@@ -124,6 +135,15 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         progress(k, objects.len(), &format!("pipeline {name}"));
         report.results.push(bench_pipeline::measure_object(name, path, cfg.runs)?);
     }
+    let linux = args.impls.as_ref().is_none_or(|v| v.iter().any(|n| n == LINUX));
+    let mut differs = false;
+    if linux {
+        let mut step = |what: &str| progress(objects.len(), objects.len() + 1, what);
+        let o = bench_linux::run(cfg.kernel_budget_s, cfg.runs, &mut step)?;
+        report.results.extend(o.rows);
+        report.notes.extend(o.notes);
+        differs = o.differs;
+    }
     bar.finish_and_clear();
     report.command = std::env::args().collect::<Vec<_>>().join(" ");
     outln!("machine: {}", report.machine)?;
@@ -141,6 +161,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     } else {
         outln!("\n{}", bench_pipeline::table(&report.results))?;
     }
+    if report.results.iter().any(|r| r.workload == bench_linux::WORKLOAD) {
+        outln!("\n{}", bench_linux::table(&report.results, &report.machine))?;
+    }
+    for n in &report.notes {
+        outln!("{n}")?;
+    }
     if let Some(mut f) = json_out {
         f.write_all(serde_json::to_string_pretty(&report)?.as_bytes())?;
         let path = f.commit()?;
@@ -151,15 +177,21 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         let path = svg.commit()?;
         outln!("plot: {}", path.display())?;
     }
-    Ok(ExitCode::SUCCESS)
+    // The kernel's image and ours differ: the comparison failed, whatever the timings say.
+    Ok(if differs { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn cold_child(args: &[String]) -> Result<ExitCode> {
-    let [imp, kind, size] = args else { bail!("--cold-child takes IMPL WORKLOAD SIZE") };
+    let (imp, kind, size, warm) = match args {
+        [imp, kind, size] => (imp, kind, size, false),
+        [imp, kind, size, w] if w == "warm" => (imp, kind, size, true),
+        _ => bail!("--cold-child takes IMPL WORKLOAD SIZE [warm]"),
+    };
     let imp = Impl::from_name(imp).ok_or_else(|| anyhow!("unknown implementation {imp}"))?;
     let kind = WorkloadKind::from_name(kind).ok_or_else(|| anyhow!("unknown workload {kind}"))?;
     let size: usize = size.parse().context("size")?;
-    let (s, insns_out) = suite::run_cold_here(imp, kind, size).map_err(|e| anyhow!(e))?;
+    let run = if warm { suite::run_warm_peak_here } else { suite::run_cold_here };
+    let (s, insns_out) = run(imp, kind, size).map_err(|e| anyhow!(e))?;
     outln!("{}", serde_json::json!({ "ms": s.ms, "peak_bytes": s.peak_bytes, "insns_out": insns_out }))?;
     Ok(ExitCode::SUCCESS)
 }

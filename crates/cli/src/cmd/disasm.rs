@@ -59,6 +59,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     if kind == Kind::Elf {
         let obj = input::object(&bytes, path)?;
         let opts = if obj.is_xlated() { DisasmOptions { decode: DecodeOptions::INTERNAL, ..opts } } else { opts };
+        if let Some(w) = listing::types_warning(&obj) {
+            eprintln!("bpfpatch: warning: {}: {w}", path.display());
+        }
         let sections =
             listing::listing(&obj, args.section.as_deref(), opts).with_context(|| path.display().to_string())?;
         let out = if args.json {

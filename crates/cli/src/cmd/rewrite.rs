@@ -1,13 +1,15 @@
 //! `bpfpatch rewrite`: rewrite every program of an object (or a bare image) with a pass
 //! pipeline through the patching engine, and report per section what changed.
 
+use crate::explain::Explained;
 use crate::input::{self, Kind};
 use crate::passes_args;
 use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline::{self, ProgramStats};
+use bpfpatch_insn::Insn;
 use bpfpatch_insn::slots_to_bytes;
-use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, reloc_type};
-use bpfpatch_passes::OutputKind;
+use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, Rewritten, reloc_type};
+use bpfpatch_passes::{OutputKind, PassStats};
 use bpfpatch_patch::PatchList;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -57,6 +59,10 @@ pub struct Args {
     /// Fail when a jump no longer fits its offset field instead of relaxing it (cpu v4 `gotol`).
     #[arg(long)]
     pub no_relax: bool,
+    /// Also print, per program, every instruction's old slot -> new slot, what happened to it
+    /// (kept, `~` replaced, `+` inserted, `-` deleted) and the pass that asked for it.
+    #[arg(long)]
+    pub explain: bool,
     /// Print a JSON report instead of text.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +84,45 @@ struct SectionRow {
     /// Instructions a pass left as they were by policy (`LD_ABS`/`LD_IND` with bpf-to-bpf calls).
     skipped: usize,
     time_us: u128,
+    /// What each pass did here, in run order.
+    passes: Vec<PassRow>,
+}
+
+/// What one pass did (to one program, or summed over the object).
+#[derive(Debug, Default, Clone, Serialize)]
+struct PassRow {
+    pass: &'static str,
+    patched: usize,
+    prepatched: usize,
+    deleted: usize,
+    rewritten: usize,
+    skipped: usize,
+}
+
+impl PassRow {
+    fn add(&mut self, s: &PassStats) {
+        self.patched += s.patched;
+        self.prepatched += s.prepatched;
+        self.deleted += s.deleted;
+        self.rewritten += s.rewritten;
+        self.skipped += s.skipped;
+    }
+}
+
+/// Per pass, summed over `stats`, in run order.
+fn pass_rows<'a>(stats: impl Iterator<Item = &'a ProgramStats>) -> Vec<PassRow> {
+    let mut rows: Vec<PassRow> = Vec::new();
+    for (pass, st) in stats.flat_map(|p| &p.stats) {
+        let i = match rows.iter().position(|r| r.pass == pass.name()) {
+            Some(i) => i,
+            None => {
+                rows.push(PassRow { pass: pass.name(), ..PassRow::default() });
+                rows.len() - 1
+            }
+        };
+        rows[i].add(st);
+    }
+    rows
 }
 
 /// A relocation that went away with its instruction.
@@ -105,6 +150,7 @@ impl SectionRow {
             line_info_dropped: r.object.line_info_dropped,
             skipped: stats.iter().filter(|s| s.index == r.index).map(ProgramStats::skipped).sum(),
             time_us: r.time.as_micros(),
+            passes: pass_rows(stats.iter().filter(|s| s.index == r.index)),
         }
     }
 
@@ -123,37 +169,60 @@ impl SectionRow {
     }
 }
 
+/// With `--explain`: a program's instructions before, and the engine's result.
+type Before = (Vec<Insn>, Rewritten);
+
 /// Rewrites the input and writes the output; prints the report.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let kind = if args.xlated { OutputKind::Xlated } else { OutputKind::Loadable };
     let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
     let mut passes = pipeline::Passes::for_output(&args.passes, args.blind, kind)?.with_ctx_layout(layout);
+    if args.explain {
+        passes = passes.explaining();
+    }
     let names = passes.names();
     let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let path = &args.input;
     let bytes = input::read(path)?;
     let mut rw = Rewriter::new(RewriteOptions { relax: !args.no_relax });
-    let (out, reports) = match input::detect(args.raw, args.big_endian, &bytes) {
+    let at = || path.display().to_string();
+    // Per program: its report, and with --explain its original and rewritten instructions.
+    let mut done: Vec<(ProgramReport, Option<Before>)> = Vec::new();
+    let out = match input::detect(args.raw, args.big_endian, &bytes) {
         Kind::Elf => {
             let mut obj = input::object(&bytes, path)?;
-            let reports = rw.rewrite_object(&mut obj, &mut run).with_context(|| path.display().to_string())?;
+            for prog in 0..obj.programs().len() {
+                let orig = args.explain.then(|| obj.programs()[prog].insns().to_vec());
+                let r = rw.rewrite_program(&mut obj, prog, &mut run).with_context(at)?;
+                done.push((r.report.clone(), orig.map(|o| (o, r))));
+            }
             if args.xlated {
                 obj.mark_xlated();
             }
-            (obj.write().with_context(|| path.display().to_string())?, reports)
+            obj.write().with_context(at)?
         }
         Kind::Raw(endian) => {
             let insns = input::program_slots(Kind::Raw(endian), &bytes, path)?;
-            let (new, report) =
-                rw.rewrite_image(&insns, endian, &mut run).with_context(|| path.display().to_string())?;
-            let image = slots_to_bytes(&new, endian);
+            let r = rw.rewrite_image_patched(&insns, endian, &mut run).with_context(at)?;
+            let out = slots_to_bytes(&r.patched.program.insns, endian);
+            done.push((r.report.clone(), args.explain.then_some((insns, r))));
             // Xlated output, or a marked input, stays marked: its first slot says so.
             let marked = args.xlated || input::raw_xlated(Kind::Raw(endian), &bytes);
-            (if marked { bpfpatch_object::xlated::add_raw_marker(&image) } else { image }, vec![report])
+            if marked { bpfpatch_object::xlated::add_raw_marker(&out) } else { out }
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };
+    let explained: Vec<Explained> = done
+        .iter()
+        .filter_map(|(report, x)| {
+            let (orig, r) = x.as_ref()?;
+            let stats = passes.stats().iter().find(|s| s.index == report.index)?;
+            let changes = stats.provenance.as_ref()?.changes(orig, &r.patched);
+            Some(Explained::new(&report.name, orig, &r.patched.program.insns, &changes))
+        })
+        .collect();
+    let reports: Vec<ProgramReport> = done.into_iter().map(|d| d.0).collect();
     crate::out::write(&args.output, &out)?;
     let elapsed = t0.elapsed();
     let rows: Vec<SectionRow> = reports.iter().map(|r| SectionRow::of(r, passes.stats())).collect();
@@ -177,20 +246,42 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             "passes": names,
             "sections": rows,
             "total": total,
+            "pass_totals": pass_rows(passes.stats().iter()),
             "relocs_dropped": dropped,
+            "explain": explained,
             "time_ms": elapsed.as_secs_f64() * 1e3,
         });
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
+        // The section column as wide as the longest name.
+        let w = rows.iter().map(|r| r.section.len()).max().unwrap_or(0).max("section".len());
         let mut s = format!(
-            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
-            "section", "before", "after", "patched", "inserted", "deleted", "relaxed", "relocs-"
+            "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>14}\n",
+            "section", "before", "after", "patched", "inserted", "deleted", "relaxed", "relocs_dropped"
         );
         for r in rows.iter().chain(std::iter::once(&total)) {
             s.push_str(&format!(
-                "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+                "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>14}\n",
                 r.section, r.slots_before, r.slots_after, r.patched, r.inserted, r.deleted, r.relaxed, r.relocs_dropped
             ));
+        }
+        let per_pass = pass_rows(passes.stats().iter());
+        if !per_pass.is_empty() {
+            let w = per_pass.iter().map(|r| r.pass.len()).max().unwrap_or(0).max("pass".len());
+            s.push_str(&format!(
+                "\n{:<w$} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+                "pass", "patched", "prepatched", "deleted", "rewritten", "skipped"
+            ));
+            for r in &per_pass {
+                s.push_str(&format!(
+                    "{:<w$} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+                    r.pass, r.patched, r.prepatched, r.deleted, r.rewritten, r.skipped
+                ));
+            }
+        }
+        for e in &explained {
+            s.push('\n');
+            s.push_str(&e.render());
         }
         for r in rows.iter().filter(|r| r.skipped > 0) {
             s.push_str(&format!(

@@ -492,6 +492,22 @@ impl Pipeline {
         insns: &[Insn],
         opts: &Options,
     ) -> Result<Vec<(Pass, PassStats)>, PassError> {
+        self.apply_observed(list, insns, opts, &mut |_, _| {})
+    }
+
+    /// [`Pipeline::apply`], calling `after` with each pass and the list as that pass left it
+    /// (before the next one runs): for callers that attribute each change to its pass
+    /// (`bpfpatch rewrite --explain`). Not called for an empty program.
+    ///
+    /// # Errors
+    /// As [`Pipeline::run`].
+    pub fn apply_observed(
+        &self,
+        list: &mut PatchList,
+        insns: &[Insn],
+        opts: &Options,
+        after: &mut dyn FnMut(Pass, &PatchList),
+    ) -> Result<Vec<(Pass, PassStats)>, PassError> {
         if insns.is_empty() {
             // No instruction: every pass has nothing to do (an object's empty `.text`).
             return Ok(self.passes.iter().map(|&p| (p, PassStats::default())).collect());
@@ -535,6 +551,7 @@ impl Pipeline {
                 Pass::RndHi32 => zext::run(list, &mut cx, false, true)?,
                 Pass::Blind => blind::run(list, &mut cx)?,
             };
+            after(pass, list);
             stats.push((pass, s));
         }
         Ok(stats)

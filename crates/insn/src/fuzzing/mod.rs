@@ -5,6 +5,9 @@
 // An oracle's job is to panic on a broken property.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod rng;
+pub use rng::Rng;
+
 use crate::{DecodeError, DecodeOptions, Endian, Insn, Op, decode, decode_program, slots_from_bytes, slots_to_bytes};
 
 /// The instruction-set round trips on `data` read as an image in both byte orders:
