@@ -6,9 +6,6 @@
 //! pass's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../object/tests/corpus_files/mod.rs"]
-mod corpus_files;
-
 use assert_cmd::Command;
 use bpfpatch_cli::pipeline::Passes;
 use bpfpatch_cli::provenance::{Change, SlotChange};
@@ -143,7 +140,7 @@ fn pipeline_attributes_each_pass() {
 /// and output exactly.
 #[test]
 fn corpus_rows_describe_input_and_output() {
-    let Some(files) = corpus_files::corpus() else { return };
+    let Some(files) = bpfpatch_testkit::corpus::corpus() else { return };
     let mut rows = 0;
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
@@ -230,7 +227,7 @@ fn deleted_instructions_sit_where_they_were() {
 /// longest one, every row of both tables lines up (same length), the header included.
 #[test]
 fn report_columns_fit_long_section_names() {
-    let Some(files) = corpus_files::corpus() else { return };
+    let Some(files) = bpfpatch_testkit::corpus::corpus() else { return };
     let longest = |f: &PathBuf| {
         let bytes = std::fs::read(f).unwrap();
         BpfObject::parse(&bytes).map_or(0, |o| o.programs().iter().map(|p| p.name().len()).max().unwrap_or(0))

@@ -8,9 +8,6 @@ use bpfpatch_insn::{Insn, slots_to_bytes};
 use bpfpatch_kernel::{LoadOptions, ProgType, available, load};
 use std::path::PathBuf;
 
-#[path = "../../object/tests/corpus_files/mod.rs"]
-mod corpus_files;
-
 fn bpfpatch() -> Command {
     Command::cargo_bin("bpfpatch").unwrap()
 }
@@ -214,7 +211,7 @@ fn zext_sites_are_the_kernels_on_the_corpus() {
     if !kernel_or_skip("zext_sites_are_the_kernels_on_the_corpus") {
         return;
     }
-    let Some(files) = corpus_files::corpus() else { return };
+    let Some(files) = bpfpatch_testkit::corpus::corpus() else { return };
     let le: Vec<PathBuf> = files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| b.get(5) == Some(&1))).collect();
     let out = bpfpatch().arg("load").args(&le).args(["--zext-as-mov32", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -4,12 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
-#[path = "../../object/tests/corpus_files/mod.rs"]
-mod corpus_files;
-
 use assert_cmd::Command;
 use bpfpatch_object::BpfObject;
-use corpus_files::corpus;
+use bpfpatch_testkit::corpus::corpus;
 use std::path::{Path, PathBuf};
 
 const OBJECTS: [&str; 4] = ["prog-el.o", "prog-eb.o", "calls-el.o", "calls-eb.o"];

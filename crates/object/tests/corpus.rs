@@ -5,10 +5,8 @@
 
 mod common;
 
-mod corpus_files;
-
 use bpfpatch_object::{BpfObject, IdentityMap, check};
-use corpus_files::corpus;
+use bpfpatch_testkit::corpus::corpus;
 use std::path::PathBuf;
 
 /// Identity round trip: parse + write gives the input byte for byte; re-encoding `.BTF.ext` and

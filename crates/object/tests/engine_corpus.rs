@@ -6,12 +6,10 @@
 mod common;
 mod engine_common;
 
-mod corpus_files;
-
 use bpfpatch_insn::{Insn, opcode as c};
 use bpfpatch_object::{BpfObject, ProgramInfo, RelocRole, RewriteOptions, Rewriter};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
-use corpus_files::corpus;
+use bpfpatch_testkit::corpus::corpus;
 use std::convert::Infallible;
 use std::path::PathBuf;
 

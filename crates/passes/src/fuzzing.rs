@@ -75,10 +75,12 @@ fn lddw(d: u8, v: u64) -> Op {
 /// Size of the memory area the generated programs read and write through r9 (`r1` on entry).
 pub const MEM_LEN: usize = 64;
 
+/// An instruction of a generated function with a symbolic target, placed by [`layout`].
 #[derive(Clone, Copy, Debug)]
-enum G {
+pub enum G {
+    /// An instruction without a target.
     Plain(Op),
-    /// A jump to op index `.1` of the same function.
+    /// A jump to op index `.1` of the same function (one past the last: the function's end).
     Jump(Op, usize),
     /// A call of function `.0`.
     Call(usize),
@@ -318,10 +320,17 @@ fn function(rng: &mut Rng<'_>, f: usize, nfuncs: usize, len: usize) -> Vec<G> {
 /// goes to the stack and the [`MEM_LEN`]-byte area, cpu-v4 forms included; helper 1 is called.
 pub fn vm_program(rng: &mut Rng<'_>, nfuncs: usize, len: usize) -> Vec<Insn> {
     let funcs: Vec<Vec<G>> = (0..nfuncs).map(|f| function(rng, f, nfuncs, len)).collect();
+    layout(&funcs)
+}
+
+/// The slots of generated functions laid out one after the other: each symbolic jump and call
+/// gets its PC-relative field (every generator of random programs shares this).
+#[must_use]
+pub fn layout(funcs: &[Vec<G>]) -> Vec<Insn> {
     let mut starts = Vec::new();
     let mut slot_of: Vec<Vec<usize>> = Vec::new();
     let mut slot = 0;
-    for ops in &funcs {
+    for ops in funcs {
         starts.push(slot);
         let mut v = Vec::new();
         for g in ops {

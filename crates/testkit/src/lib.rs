@@ -6,11 +6,14 @@
 //!   the corpus, the running kernel) are absent, and `BPFPATCH_REQUIRE_INPUTS=1`, under which an
 //!   absent input fails the test; re-exported at the root ([`require_input`], [`require_tool`],
 //!   [`require_tools`], [`skip`]).
+//! - [`corpus`]: the clang-built objects `scripts/corpus.sh` builds, walked in path order (a
+//!   counted skip when absent).
 //! - [`Rng`]: the one deterministic generator randomness (seeded, or from fuzz input bytes);
 //!   no test defines its own.
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
 
+pub mod corpus;
 pub mod inputs;
 pub mod naive;
 

@@ -55,8 +55,8 @@ use crate::error::{ConfigError, RunError};
 use crate::helpers::{Helper, HelperReturn, UNWIND_HELPER_ID, Unwind};
 use crate::memory::{MEM_BASE, Memory, REGION_SIZE, STACK_TOP};
 use crate::program::{Inst, NO_INDEX, Program, SwapOp};
-use bpfpatch_insn::eval::{alu32, alu64};
-use bpfpatch_insn::{AtomicOp, Cond, Size, Slot};
+use bpfpatch_insn::eval::{alu32, alu64, bswap, cond32, cond64};
+use bpfpatch_insn::{AtomicOp, Size, Slot};
 use core::fmt;
 
 /// The kernel's `BPF_MAX_LOOPS`: the initial `may_goto` budget of a frame (8 Mi).
@@ -302,34 +302,15 @@ fn sext(imm: i32) -> u64 {
     i64::from(imm).cast_unsigned()
 }
 
-macro_rules! cond {
-    ($c:expr, $a:expr, $b:expr) => {{
-        let (a, b) = ($a, $b);
-        match $c {
-            Cond::Eq => a == b,
-            Cond::Ne => a != b,
-            Cond::Gt => a > b,
-            Cond::Ge => a >= b,
-            Cond::Lt => a < b,
-            Cond::Le => a <= b,
-            Cond::Set => a & b != 0,
-            Cond::Sgt => a.cast_signed() > b.cast_signed(),
-            Cond::Sge => a.cast_signed() >= b.cast_signed(),
-            Cond::Slt => a.cast_signed() < b.cast_signed(),
-            Cond::Sle => a.cast_signed() <= b.cast_signed(),
-        }
-    }};
-}
-
 #[inline(always)]
 fn swap(op: SwapOp, v: u64) -> u64 {
     match op {
         SwapOp::Trunc16 => u64::from(v as u16),
         SwapOp::Trunc32 => u64::from(v as u32),
         SwapOp::Nop => v,
-        SwapOp::Swap16 => u64::from((v as u16).swap_bytes()),
-        SwapOp::Swap32 => u64::from((v as u32).swap_bytes()),
-        SwapOp::Swap64 => v.swap_bytes(),
+        SwapOp::Swap16 => bswap(16, v),
+        SwapOp::Swap32 => bswap(32, v),
+        SwapOp::Swap64 => bswap(64, v),
     }
 }
 
@@ -588,22 +569,22 @@ impl<'h> Vm<'h> {
                 }
                 Inst::Ja { target } => pc = target as usize,
                 Inst::Jmp64 { cond, dst, src, target } => {
-                    if cond!(cond, r[ix(dst)], r[ix(src)]) {
+                    if cond64(cond, r[ix(dst)], r[ix(src)]) {
                         pc = target as usize;
                     }
                 }
                 Inst::Jmp64Imm { cond, dst, imm, target } => {
-                    if cond!(cond, r[ix(dst)], sext(imm)) {
+                    if cond64(cond, r[ix(dst)], sext(imm)) {
                         pc = target as usize;
                     }
                 }
                 Inst::Jmp32 { cond, dst, src, target } => {
-                    if cond!(cond, r[ix(dst)] as u32, r[ix(src)] as u32) {
+                    if cond32(cond, r[ix(dst)] as u32, r[ix(src)] as u32) {
                         pc = target as usize;
                     }
                 }
                 Inst::Jmp32Imm { cond, dst, imm, target } => {
-                    if cond!(cond, r[ix(dst)] as u32, imm.cast_unsigned()) {
+                    if cond32(cond, r[ix(dst)] as u32, imm.cast_unsigned()) {
                         pc = target as usize;
                     }
                 }

@@ -69,19 +69,23 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = format!("pipeline ({passes} on every program; bpfpatch, warm)\n");
     let _ = writeln!(
         out,
-        "{:<20} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "object", "slots in", "slots out", "patches", "median", "min"
+        "{:<20} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}",
+        "object", "slots in", "slots out", "patches", "median", "min", "per slot in"
     );
     for r in rows.iter().filter(|r| r.workload.starts_with("pipeline:")) {
+        // Nanoseconds per input slot: comparable across objects and runs of other sizes.
+        let per_slot =
+            if r.insns_in > 0 { format!("{:.1} ns", r.median_ms * 1e6 / r.insns_in as f64) } else { "-".into() };
         let _ = writeln!(
             out,
-            "{:<20} {:>9} {:>9} {:>9} {:>12} {:>12}",
+            "{:<20} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}",
             r.workload.trim_start_matches("pipeline:"),
             r.insns_in,
             r.insns_out,
             r.patches,
             bpfpatch_bench::report::fmt_ms(r.median_ms),
             bpfpatch_bench::report::fmt_ms(r.min_ms),
+            per_slot,
         );
     }
     out

@@ -37,44 +37,21 @@ pub fn operand(src: Operand, reg: impl Fn(bpfpatch_insn::Reg) -> Option<u64>) ->
     }
 }
 
-/// A byte-order operation on `v`; `None` for `le`/`be`, whose result depends on the host byte order.
+/// A byte-order operation on `v`; `None` for `le`/`be`, whose result depends on the host byte
+/// order. As the interpreter computes it ([`bpfpatch_insn::eval::bswap`]).
 #[must_use]
-#[allow(clippy::cast_possible_truncation)]
 pub fn eval_swap(kind: SwapKind, bits: u8, v: u64) -> Option<u64> {
     match kind {
-        SwapKind::Bswap => Some(match bits {
-            16 => u64::from((v as u16).swap_bytes()),
-            32 => u64::from((v as u32).swap_bytes()),
-            _ => v.swap_bytes(),
-        }),
+        SwapKind::Bswap => Some(bpfpatch_insn::eval::bswap(bits, v)),
         SwapKind::Le | SwapKind::Be => None,
     }
 }
 
-/// Whether `dst cond src` holds at `width`.
+/// Whether `dst cond src` holds at `width`, as the interpreter decides it (the same function:
+/// [`bpfpatch_insn::eval::cond`]).
 #[must_use]
-#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 pub fn eval_cond(width: Width, cond: Cond, dst: u64, src: u64) -> bool {
-    let (a, b, sa, sb) = match width {
-        Width::W64 => (dst, src, dst as i64, src as i64),
-        Width::W32 => {
-            let (a, b) = (dst as u32, src as u32);
-            (u64::from(a), u64::from(b), i64::from(a as i32), i64::from(b as i32))
-        }
-    };
-    match cond {
-        Cond::Eq => a == b,
-        Cond::Ne => a != b,
-        Cond::Gt => a > b,
-        Cond::Ge => a >= b,
-        Cond::Lt => a < b,
-        Cond::Le => a <= b,
-        Cond::Set => a & b != 0,
-        Cond::Sgt => sa > sb,
-        Cond::Sge => sa >= sb,
-        Cond::Slt => sa < sb,
-        Cond::Sle => sa <= sb,
-    }
+    bpfpatch_insn::eval::cond(width, cond, dst, src)
 }
 
 /// The outcome of `r cond r` (both operands the same register), when it does not depend on the value.

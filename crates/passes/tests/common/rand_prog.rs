@@ -8,13 +8,7 @@ use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Size, SwapKind, Width};
 
 pub use bpfpatch_testkit::Rng;
 
-/// An instruction with a symbolic target (an index into the function's op list, or a function).
-#[derive(Clone, Copy, Debug)]
-enum G {
-    Plain(Op),
-    Jump(Op, usize),
-    Call(usize),
-}
+pub use bpfpatch_passes::fuzzing::{G, layout};
 
 const ALU_OPS: [AluOp; 16] = [
     AluOp::Add,
@@ -187,43 +181,7 @@ pub fn program(seed: u64, nfuncs: usize, len: usize) -> Vec<Insn> {
         ops.push(G::Plain(exit()));
         funcs.push(ops);
     }
-    // Layout: slot of every op.
-    let mut starts = Vec::new();
-    let mut slot_of: Vec<Vec<usize>> = Vec::new();
-    let mut slot = 0;
-    for ops in &funcs {
-        starts.push(slot);
-        let mut v = Vec::new();
-        for g in ops {
-            v.push(slot);
-            slot += match g {
-                G::Plain(op) | G::Jump(op, _) => op.slots(),
-                G::Call(_) => 1,
-            };
-        }
-        v.push(slot);
-        slot_of.push(v);
-    }
-    let mut out = Vec::new();
-    for (f, ops) in funcs.iter().enumerate() {
-        for (i, g) in ops.iter().enumerate() {
-            let here = slot_of[f][i] as i64;
-            let op = match *g {
-                G::Plain(op) => op,
-                G::Jump(op, t) => {
-                    let d = slot_of[f][t] as i64 - here - 1;
-                    match op {
-                        Op::Ja { long, .. } => Op::Ja { delta: d as i32, long },
-                        Op::Jump { width, cond, dst, src, .. } => Op::Jump { width, cond, dst, src, off: d as i16 },
-                        other => other,
-                    }
-                }
-                G::Call(g2) => call_local((starts[g2] as i64 - here - 1) as i32),
-            };
-            out.extend_from_slice(op.encode().as_slice());
-        }
-    }
-    out
+    layout(&funcs)
 }
 
 /// Number of random cases: `BPFPATCH_CASES` or `default`.

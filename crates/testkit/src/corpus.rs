@@ -1,7 +1,7 @@
 //! The corpus of clang-built objects the corpus tests walk: every `.o`/`.elf` under
 //! `corpus/build/objects` (built by `scripts/corpus.sh`), or under `BPFPATCH_CORPUS` when set.
-//! Shared by this crate's corpus tests and, through `#[path]`, the CLI's.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared by every crate's corpus tests.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
@@ -16,7 +16,7 @@ pub fn corpus() -> Option<Vec<PathBuf>> {
         || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/build/objects")),
         PathBuf::from,
     );
-    if !bpfpatch_testkit::require_input(WHAT, &dir) {
+    if !crate::require_input(WHAT, &dir) {
         return None;
     }
     let mut files = Vec::new();
@@ -33,7 +33,7 @@ pub fn corpus() -> Option<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        bpfpatch_testkit::skip(WHAT, &format!("{} holds no .o or .elf", dir.display()));
+        crate::skip(WHAT, &format!("{} holds no .o or .elf", dir.display()));
         return None;
     }
     Some(files)
