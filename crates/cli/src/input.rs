@@ -58,10 +58,20 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// The slots of a raw image or a `.data` file (`-- asm` assembled, else `-- raw`).
+/// Whether the file is a bare image marked xlated (its first slot is the marker of
+/// [`bpfpatch_object::xlated::RAW_XLATED_MAGIC`], written by `rewrite --raw --xlated`).
+pub fn raw_xlated(kind: Kind, bytes: &[u8]) -> bool {
+    matches!(kind, Kind::Raw(_)) && bpfpatch_object::xlated::strip_raw_marker(bytes).is_some()
+}
+
+/// The slots of a raw image (without its xlated marker, see [`raw_xlated`]) or a `.data` file
+/// (`-- asm` assembled, else `-- raw`).
 pub fn program_slots(kind: Kind, bytes: &[u8], path: &Path) -> Result<Vec<Insn>> {
     match kind {
-        Kind::Raw(endian) => Ok(slots_from_bytes(bytes, endian).with_context(|| path.display().to_string())?),
+        Kind::Raw(endian) => {
+            let image = bpfpatch_object::xlated::strip_raw_marker(bytes).unwrap_or(bytes);
+            Ok(slots_from_bytes(image, endian).with_context(|| path.display().to_string())?)
+        }
         Kind::DataFile => {
             let text = std::str::from_utf8(bytes)
                 .with_context(|| format!("{}: not UTF-8 text; use --raw for a bare image", path.display()))?;

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 
 /// Every pass, in the order they run, with what it does in a line: the table every `--passes`
 /// help and check of the command line is made from (the names are the passes crate's).
-pub const PASSES: [(Pass, &str); 7] = [
+pub const PASSES: [(Pass, &str); 8] = [
     (Pass::Dce, "remove dead code, folding branches on constants"),
+    (Pass::KernelDce, "remove dead code by the kernel's rules (instruction-level, as the verifier's `seen`)"),
     (Pass::Ctx, "convert context accesses to the runtime layout of --ctx-layout FILE"),
     (Pass::LowerV4, "rewrite cpu-v4 instructions (sdiv, movsx, bswap, gotol, ...) as v3 sequences"),
     (Pass::Fixups, "guard divisions, lower LD_ABS/LD_IND, expand may_goto, rewrite tail calls"),
@@ -36,18 +37,22 @@ pub fn help(what: &str, none: &str) -> String {
     );
     for (pass, does) in PASSES {
         let kind = if pass.kind() == bpfpatch_passes::OutputKind::Xlated { " [xlated]" } else { "" };
-        let _ = write!(s, "\n  {:<9} {does}{kind}", pass.name());
+        let _ = write!(s, "\n  {:<10} {does}{kind}", pass.name());
     }
     let _ = write!(
         s,
-        "\n  {:<9} the passes of the output kind, plus lower-v4 for programs that use cpu-v4 instructions: \
+        "\n  {:<10} the passes of the output kind, plus lower-v4 for programs that use cpu-v4 instructions: \
          dce for loadable output (rewrite without --xlated, load, conformance --kernel), {} for the kernel's \
          internal form (rewrite --xlated, run, conformance)",
         "all",
         all_list()
     );
-    let _ = write!(s, "\n  {:<9} what the running kernel applies to a privileged load (dce,fixups) [xlated]", "kernel");
-    let _ = write!(s, "\n  {:<9} {none}", "none");
+    let _ = write!(
+        s,
+        "\n  {:<10} what the running kernel applies to a privileged load (kernel-dce,fixups) [xlated]",
+        "kernel"
+    );
+    let _ = write!(s, "\n  {:<10} {none}", "none");
     s
 }
 

@@ -14,6 +14,7 @@ use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::ProgramInfo;
 use bpfpatch_passes::rewrite::ctx::CtxLayout;
+use bpfpatch_passes::rewrite::zext::kernel_zext_reg;
 use bpfpatch_passes::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
 
@@ -36,6 +37,8 @@ pub fn pass_names(list: &str, blind: bool) -> Result<Vec<&'static str>> {
 ///   ([`LdAbsPolicy::Keep`], reported as skipped): the kernel does not lower them there and an
 ///   object rewrite has no reason to refuse the whole object for them. `run` and `conformance`
 ///   keep the default, which refuses them;
+/// - the functions of a section other than `.text` are programs (libbpf's rule): the context
+///   is in r1 at their entry ([`Options::program_entries`]);
 /// - the byte order of the machine that runs the result is the object's (a bpfeb object runs on
 ///   a big-endian kernel): `bswap` lowers to `le` there, narrow context loads take the
 ///   big-endian byte offset.
@@ -45,6 +48,12 @@ pub fn object_options(info: &ProgramInfo<'_>) -> Options {
         host: info.endian,
         protected: info.patched_at_load().into_iter().map(Slot).collect(),
         entries: info.entries().into_iter().map(Slot).collect(),
+        // For libbpf every function of a section other than `.text` is a program.
+        program_entries: if info.name == ".text" {
+            Vec::new()
+        } else {
+            info.subprograms.iter().map(|s| Slot(s.start)).collect()
+        },
         ld_abs_with_calls: LdAbsPolicy::Keep,
         ..Options::default()
     }
@@ -74,6 +83,7 @@ impl ProgramStats {
 pub struct Passes {
     pipeline: Pipeline,
     ctx_layout: Option<CtxLayout>,
+    zext_as_mov32: bool,
     explain: bool,
     done: Vec<ProgramStats>,
 }
@@ -100,6 +110,7 @@ impl Passes {
         Ok(Passes {
             pipeline: Pipeline::for_output(list, blind, kind)?,
             ctx_layout: None,
+            zext_as_mov32: false,
             explain: false,
             done: Vec::new(),
         })
@@ -116,6 +127,19 @@ impl Passes {
     #[must_use]
     pub fn with_ctx_layout(mut self, layout: Option<CtxLayout>) -> Passes {
         self.ctx_layout = layout;
+        self
+    }
+
+    /// The same passes, with each zero-extension `zext` inserts written as the uapi `w = w`
+    /// (`mov32` of a register to itself, `imm = 0`) instead of the kernel-internal
+    /// `BPF_ZEXT_REG` (`imm = 1`). A test aid (`load --zext-as-mov32`): the result is loadable,
+    /// so the running kernel's verifier judges the sites `zext` chose (a zero-extension of a
+    /// pointer loaded from the context turns it into a scalar, and the verifier then rejects
+    /// the pointer's use). It is not what the kernel does: its JIT zero-extends without a
+    /// `mov32`.
+    #[must_use]
+    pub fn with_zext_as_mov32(mut self, on: bool) -> Passes {
+        self.zext_as_mov32 = on;
         self
     }
 
@@ -147,7 +171,16 @@ impl Passes {
         } else {
             (self.pipeline.apply(plist, insns, &opts), None)
         };
-        self.done.push(ProgramStats { index: info.index, stats: stats.map_err(with_hint)?, provenance });
+        let stats = stats.map_err(with_hint)?;
+        if self.zext_as_mov32 {
+            let zexts: Vec<_> = plist.iter().filter(|&(_, i)| i == kernel_zext_reg(i.dst_reg())).collect();
+            for (node, i) in zexts {
+                let mut uapi = i;
+                uapi.imm = 0;
+                plist.set_insn(node, uapi)?;
+            }
+        }
+        self.done.push(ProgramStats { index: info.index, stats, provenance });
         Ok(())
     }
 

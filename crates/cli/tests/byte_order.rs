@@ -75,3 +75,34 @@ fn run_gives_the_c_answer_in_both_byte_orders() {
         }
     }
 }
+
+/// `ctx` on a big-endian image: a 1-byte load of the first byte of a 4-byte context field
+/// (`len`) reads the runtime word's most significant byte (`w0 >>= 0x18`), as the kernel's
+/// `convert_ctx_accesses` does on bpfeb; little-endian it is the low byte (no shift). (That the
+/// conversion runs to the original's answer on a big-endian machine: the passes crate's
+/// `ctx` tests.)
+#[test]
+fn ctx_narrow_loads_take_the_programs_byte_offset() {
+    let dir = temp_dir("ctx");
+    let layout = concat!(env!("CARGO_MANIFEST_DIR"), "/../../doc/ctx-layout.json");
+    let load = Insn::new(c::LDX | c::MEM | c::B, 0, 1, 0, 0); // r0 = *(u8 *)(r1 + 0)
+    let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    for (endian, flag, want) in [
+        (Endian::Little, None, "1: r0 = *(u32 *)(r1 + 0x8)\n2: w0 &= 0xff\n3: exit\n"),
+        (Endian::Big, Some("--big-endian"), "1: r0 = *(u32 *)(r1 + 0x8)\n2: w0 >>= 0x18\n3: w0 &= 0xff\n4: exit\n"),
+    ] {
+        let input = dir.join(format!("{endian:?}.bin"));
+        let output = dir.join(format!("{endian:?}.out"));
+        std::fs::write(&input, slots_to_bytes(&[load, exit], endian)).unwrap();
+        let mut cmd = Command::cargo_bin("bpfpatch").unwrap();
+        cmd.args(["rewrite", "--raw", "--xlated", "--passes", "ctx", "--ctx-layout", layout]);
+        cmd.arg(&input).arg("-o").arg(&output).args(flag);
+        cmd.assert().success();
+        let mut cmd = Command::cargo_bin("bpfpatch").unwrap();
+        cmd.args(["disasm", "--raw"]).args(flag).arg(&output);
+        let text = String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap();
+        // Slot 0 is the layout's prologue.
+        assert!(text.starts_with("0: *(u32 *)(r1 + 0xc) = 0x1\n"), "{endian:?}:\n{text}");
+        assert!(text.ends_with(want), "{endian:?}:\n{text}");
+    }
+}

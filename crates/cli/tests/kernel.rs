@@ -89,9 +89,18 @@ fn xlated_compare_counts() {
     let Some(dir) = vectors() else { return };
     let out = bpfpatch().args(["conformance", "--kernel", "--xlated-compare"]).arg(&dir).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let line = stdout.lines().find(|l| l.starts_with("xlated vs our dce,fixups: ")).expect("the comparison line");
+    let line =
+        stdout.lines().find(|l| l.starts_with("xlated vs our kernel-dce,fixups: ")).expect("the comparison line");
     let equal: usize = line.split_whitespace().nth(4).unwrap().parse().unwrap();
-    assert!(equal > 100, "{line}");
+    assert!(equal >= 211, "{line}");
+    // The differences doc/DESIGN.md names, each with the kernel rule we do not model: the
+    // verifier explores a callee with the caller's argument values (call_local: the branch on
+    // its result is decided), and zero-extends a 32-bit cmpxchg's r0 even on x86-64.
+    const NAMED: [&str; 3] = ["call_local.data", "rfc9669_call_local.data", "rfc9669_lock_cmpxchg32.data"];
+    for l in stdout.lines().filter(|l| l.starts_with("XLATED-")) {
+        let file = l.split(": ").next().unwrap();
+        assert!(NAMED.iter().any(|n| file.ends_with(&format!("/{n}"))), "a difference not named: {l}");
+    }
 }
 
 #[test]
@@ -178,6 +187,47 @@ fn linux_profile_gives_the_kernels_verdicts() {
         assert_eq!(linux, kernel, "{passes:?}");
         assert_eq!(kernel.len(), 9, "{kernel:?}");
     }
+}
+
+/// The programs whose zext sites the kernel refuses when written as `w = w`: 32-bit loads from
+/// the context in a function of `.text` called from another section (its arguments are unknown
+/// to a per-section rewrite; the kernel knows them from the caller), and one program the
+/// verifier's range tracking rejects after the moves (`pkt pointer offset -4294967295`).
+const ZEXT_KNOWN: [(&str, &str); 6] = [
+    ("test_btf_skc_cls_ingress.o", "cls_ingress"),
+    ("test_cls_redirect_subprogs.o", "cls_redirect"),
+    ("test_l4lb_noinline.o", "balancer_ingress"),
+    ("test_pkt_access.o", "test_pkt_access"),
+    ("test_xdp_noinline.o", "balancer_ingress_v4"),
+    ("test_xdp_noinline.o", "balancer_ingress_v6"),
+];
+
+/// Kernel fidelity of `zext`: every little-endian corpus program that loads unchanged still
+/// loads after the zext pass with each zero-extension written as the uapi `w = w`
+/// (`load --zext-as-mov32`), except the programs of [`ZEXT_KNOWN`]; and returns the same
+/// test-run value.
+#[test]
+fn zext_sites_are_the_kernels_on_the_corpus() {
+    if !kernel_or_skip("zext_sites_are_the_kernels_on_the_corpus") {
+        return;
+    }
+    let Some(files) = bpfpatch_testkit::corpus::corpus() else { return };
+    let le: Vec<PathBuf> = files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| b.get(5) == Some(&1))).collect();
+    let out = bpfpatch().arg("load").args(&le).args(["--zext-as-mov32", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (mut before, mut after) = (0, 0);
+    for p in v["programs"].as_array().unwrap().iter().filter(|p| p["before"]["verdict"] == "success") {
+        before += 1;
+        if p["after"]["verdict"] == "success" && p["after"]["retval"] == p["before"]["retval"] {
+            after += 1;
+            continue;
+        }
+        let file = p["file"].as_str().unwrap();
+        let known = ZEXT_KNOWN.iter().any(|(f, prog)| file.ends_with(&format!("/{f}")) && p["program"] == *prog);
+        assert!(known, "broken by zext: {p}");
+    }
+    assert!(before > 300, "{before} programs load unchanged");
+    println!("zext as w = w: {after} of {before} programs load");
 }
 
 /// `bench`'s div-guard workload: the running kernel loads the N = 1,000 program, its xlated

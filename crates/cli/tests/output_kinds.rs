@@ -1,10 +1,15 @@
 //! The two kinds of output, never mixed up: `rewrite` writes a loadable program (uapi encodings
 //! only) unless `--xlated` asks for the kernel's post-verifier form, and the kernel's own
-//! passes are a usage error without it.
+//! passes are a usage error without it. Xlated outputs say so: objects carry a
+//! `.bpfpatch.xlated` note, bare images a leading marker slot; `disasm`, `check` and `run` read
+//! the marker and accept the kernel-internal forms without `--internal`; `load` refuses a marked
+//! object in one line; loadable outputs carry no marker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assert_cmd::Command;
-use std::path::PathBuf;
+use bpfpatch_object::BpfObject;
+use bpfpatch_object::xlated::RAW_XLATED_MAGIC;
+use std::path::{Path, PathBuf};
 
 fn bpfpatch() -> Command {
     Command::cargo_bin("bpfpatch").unwrap()
@@ -81,15 +86,162 @@ fn all_means_the_passes_of_the_output_kind() {
     }
 }
 
-/// `kernel` names the pipeline the running kernel applies (dce,fixups): the same output as
-/// those passes by name, and, being xlated, only with `--xlated`.
+/// `kernel` names the pipeline the running kernel applies (kernel-dce,fixups): the same output
+/// as those passes by name, and, being xlated, only with `--xlated`.
 #[test]
 fn kernel_is_the_kernels_pipeline() {
     for name in ["prog-el.o", "calls-eb.o"] {
         let (a, b) = (temp(&format!("k-{name}")), temp(&format!("df-{name}")));
         rewrite(name, &a, &["--xlated", "--passes", "kernel"]);
-        rewrite(name, &b, &["--xlated", "--passes", "dce,fixups"]);
+        rewrite(name, &b, &["--xlated", "--passes", "kernel-dce,fixups"]);
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{name}");
         bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&a).args(["--passes", "kernel"]).assert().code(2);
+    }
+}
+
+/// A long jump of a program that is cpu v3 after the rewrite never becomes `gotol` (a v3 kernel
+/// rejects it): `lower-v4` of a v4 program whose lowered `sdiv`s push a conditional jump beyond
+/// 16 bits, and blinding of a v3 program, fail with one line naming the jump's slot, and write
+/// nothing. The same growth in a program that stays v4 relaxes into `gotol`.
+#[test]
+fn long_jumps_of_v3_output_are_an_error_naming_the_jump() {
+    let ins = |code: u8, regs: u8, off: i16, imm: i32| {
+        let mut b = vec![code, regs];
+        b.extend(off.to_le_bytes());
+        b.extend(imm.to_le_bytes());
+        b
+    };
+    // r1 = 7; r0 = 100; if r1 == 0 goto +n; n x BODY; exit
+    let image = |body: &[u8], n: i16| {
+        let mut v = [ins(0xb7, 1, 0, 7), ins(0xb7, 0, 0, 100), ins(0x15, 1, n, 0)].concat();
+        (0..n).for_each(|_| v.extend_from_slice(body));
+        v.extend(ins(0x95, 0, 0, 0));
+        v
+    };
+    let sdiv = ins(0x3f, 0x10, 1, 0); // r0 s/= r1 (cpu v4)
+    let add = ins(0x07, 0, 0, 3); // r0 += 3 (blinded: 3 slots)
+    for (name, img, args) in [
+        ("lower-v4", image(&sdiv, 32_000), &["--passes", "lower-v4"][..]),
+        ("blind", image(&add, 20_000), &["--xlated", "--passes", "none", "--blind"][..]),
+    ] {
+        let input = temp(&format!("long-{name}.bin"));
+        std::fs::write(&input, &img).unwrap();
+        let out = temp(&format!("long-{name}.out"));
+        let o = bpfpatch()
+            .args(["rewrite", "--raw"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(args)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains("of the rewritten program (slot 2 of the original)"), "{name}: {err}");
+        assert!(err.contains("beyond its 16-bit field"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+    // Blinding a program that keeps a v4 instruction (a `sdiv` at the end): `gotol`.
+    let mut img = image(&add, 20_000);
+    img.splice(img.len() - 8..img.len() - 8, sdiv.clone());
+    let input = temp("long-v4.bin");
+    std::fs::write(&input, &img).unwrap();
+    let out = temp("long-v4.out");
+    bpfpatch()
+        .args(["rewrite", "--raw"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(["--xlated", "--passes", "none", "--blind"])
+        .assert()
+        .success();
+    let text = String::from_utf8(
+        bpfpatch().args(["disasm", "--raw"]).arg(&out).assert().success().get_output().stdout.clone(),
+    )
+    .unwrap();
+    assert!(text.lines().any(|l| l.contains("gotol")), "relaxed into gotol");
+}
+
+fn rewrite_file(input: &Path, out: &Path, args: &[&str]) {
+    bpfpatch().arg("rewrite").arg(input).arg("-o").arg(out).args(args).assert().success();
+}
+
+fn stdout(c: &mut Command) -> String {
+    String::from_utf8(c.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+/// An xlated object (internal zero-extensions, AX from blinding) passes `check` and
+/// disassembles without `<unknown>` slots, without `--internal`; the loadable output of the
+/// same input has no marker.
+#[test]
+fn xlated_objects_are_read_without_internal() {
+    for name in ["prog-el.o", "prog-eb.o", "calls-el.o", "calls-eb.o", "notype-el.o", "notype-eb.o"] {
+        let x = temp(&format!("marker-x-{name}"));
+        rewrite_file(&data(name), &x, &["--xlated", "--passes", "all", "--blind"]);
+        let obj = BpfObject::parse(&std::fs::read(&x).unwrap()).unwrap();
+        assert!(obj.is_xlated(), "{name}");
+        bpfpatch().arg("check").arg(&x).assert().success();
+        let text = stdout(bpfpatch().arg("disasm").arg(&x));
+        assert!(!text.contains("<unknown>"), "{name}:\n{text}");
+        assert!(text.contains("r11"), "{name}: blinding goes through AX:\n{text}");
+        // `run` of a self-contained program of a marked object loads its internal forms.
+        if name.starts_with("notype") {
+            let orig = stdout(bpfpatch().args(["run", "--section", ".text"]).arg(data(name)));
+            assert_eq!(stdout(bpfpatch().args(["run", "--section", ".text"]).arg(&x)), orig, "{name}");
+        }
+
+        let l = temp(&format!("marker-l-{name}"));
+        rewrite_file(&data(name), &l, &["--passes", "all"]);
+        let obj = BpfObject::parse(&std::fs::read(&l).unwrap()).unwrap();
+        assert!(!obj.is_xlated(), "{name}: loadable output is not marked");
+        bpfpatch().arg("check").arg(&l).assert().success();
+    }
+}
+
+/// `load` refuses an xlated object before it probes bpf(): exit 1, one line naming the file
+/// and saying why.
+#[test]
+fn load_refuses_an_xlated_object() {
+    let x = temp("marker-refuse.o");
+    rewrite_file(&data("prog-el.o"), &x, &["--xlated", "--passes", "zext"]);
+    let o = bpfpatch().arg("load").arg(&x).assert().code(1).get_output().clone();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("xlated") && err.contains("not loadable") && err.contains("refuse.o"), "{err}");
+}
+
+/// `rewrite --raw --xlated` writes the marker slot first (opcode 0: every loader rejects the
+/// image at slot 0); `disasm --raw`, `check --raw` and `run --raw` skip it and accept the
+/// internal zero-extension; a loadable `--raw` output has no marker, and a marked input stays
+/// marked through a further rewrite.
+#[test]
+fn xlated_raw_images_start_with_the_marker() {
+    // `w0 = 1; exit` (r0 is read in full at exit, so zext follows the mov32), both byte orders.
+    for (big, image) in [
+        (false, [0xb4u8, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]),
+        (true, [0xb4u8, 0, 0, 0, 0, 0, 0, 1, 0x95, 0, 0, 0, 0, 0, 0, 0]),
+    ] {
+        let endian: &[&str] = if big { &["--raw", "--big-endian"] } else { &["--raw"] };
+        let input = temp(&format!("marker-in-{big}.bin"));
+        std::fs::write(&input, image).unwrap();
+        let x = temp(&format!("marker-x-{big}.bin"));
+        rewrite_file(&input, &x, &[endian, &["--xlated", "--passes", "zext"]].concat());
+        let bytes = std::fs::read(&x).unwrap();
+        assert_eq!(&bytes[..8], &RAW_XLATED_MAGIC, "big={big}");
+        assert_eq!(bytes.len(), 8 + 3 * 8, "marker, mov32, zext, exit");
+        let text = stdout(bpfpatch().arg("disasm").args(endian).arg(&x));
+        assert_eq!(text, "0: w0 = 0x1\n1: w0 = w0\n2: exit\n", "big={big}");
+        bpfpatch().arg("check").args(endian).arg(&x).assert().success();
+        assert_eq!(stdout(bpfpatch().arg("run").args(endian).arg(&x)), "0x1\n");
+        // A marked input stays marked, even through a rewrite without --xlated.
+        let again = temp(&format!("marker-again-{big}.bin"));
+        rewrite_file(&x, &again, &[endian, &["--passes", "dce"]].concat());
+        assert_eq!(std::fs::read(&again).unwrap(), bytes, "big={big}");
+
+        let l = temp(&format!("marker-l-{big}.bin"));
+        rewrite_file(&input, &l, &[endian, &["--passes", "all"]].concat());
+        assert_eq!(std::fs::read(&l).unwrap(), image, "big={big}: loadable output, no marker");
     }
 }

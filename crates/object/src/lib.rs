@@ -80,6 +80,7 @@ mod error;
 pub mod fuzzing;
 mod rewrite;
 mod write;
+pub mod xlated;
 
 pub use btf::{Btf, BtfArray, BtfEnumValue, BtfMember, BtfType, BtfTypes, kind as btf_kind};
 pub use btf_ext::{BtfExt, CoreRelo, FuncInfo, InfoArea, InfoBlock, LineInfo, Record};
@@ -215,6 +216,8 @@ pub struct BpfObject {
     foreign_relocs: Vec<(usize, u32, Vec<RawReloc>)>,
     /// The `.debug_*` sections and their relocations ([`dwarf`]).
     dwarf: dwarf::Dwarf,
+    /// The writer appends the xlated marker ([`xlated`]).
+    mark_xlated: bool,
 }
 
 fn is_program(h: &SectionHeader) -> bool {
@@ -357,7 +360,17 @@ impl BpfObject {
             }
         }
         let dwarf = debug_sections(bytes, &elf, &mut foreign_relocs);
-        Ok(BpfObject { data: bytes.to_vec(), elf, programs, btf, btf_ext, btf_ext_rel, foreign_relocs, dwarf })
+        Ok(BpfObject {
+            data: bytes.to_vec(),
+            elf,
+            programs,
+            btf,
+            btf_ext,
+            btf_ext_rel,
+            foreign_relocs,
+            dwarf,
+            mark_xlated: false,
+        })
     }
 
     /// Byte order of the object.

@@ -110,12 +110,14 @@ impl BpfObject {
     /// not on a record; [`ObjectError::LayoutOverflow`] when an offset, size or symbol value no
     /// longer fits the ELF class.
     pub fn write(&self) -> Result<Vec<u8>, ObjectError> {
-        let contents = self.contents()?;
+        let mut contents = self.contents()?;
+        let appended = self.xlated_section(&mut contents)?;
         let is_64 = self.elf.is_64;
         let e = self.elf.endian;
         let data = &self.data;
         let ehsize = u64::from(self.elf.ehsize);
         let nsec = self.elf.sections.len();
+        let nsec_out = nsec + usize::from(appended.is_some());
         let shentsize: u64 = if is_64 { 64 } else { 40 };
         // Items in original file order: (old offset, section index or None for the header table).
         let mut items: Vec<(u64, Option<usize>)> = (1..nsec)
@@ -152,7 +154,7 @@ impl BpfObject {
                         }
                     }
                 }
-                None => (if is_64 { 8 } else { 4 }, nsec as u64 * shentsize, None),
+                None => (if is_64 { 8 } else { 4 }, nsec_out as u64 * shentsize, None),
             };
             if size == 0
                 && let Some(i) = idx
@@ -204,9 +206,16 @@ impl BpfObject {
         if let Some(tail) = usize::try_from(old_cursor).ok().and_then(|c| data.get(c..)) {
             out.extend_from_slice(tail);
         }
+        // An appended section (the xlated marker) goes after everything else.
+        let appended = appended.map(|mut a| {
+            out.resize(out.len().next_multiple_of(4), 0);
+            a.header.offset = out.len() as u64;
+            out.extend_from_slice(&a.contents);
+            a.header
+        });
         // Section headers.
         if self.elf.shoff != 0 {
-            let mut hdrs = Vec::with_capacity(nsec * 64);
+            let mut hdrs = Vec::with_capacity(nsec_out * 64);
             let mut o = Out { buf: &mut hdrs, endian: e };
             for (i, h) in self.elf.sections.iter().enumerate() {
                 let mut h = h.clone();
@@ -218,6 +227,17 @@ impl BpfObject {
                     return Err(OVERFLOW);
                 }
                 elf::encode_section_header(&mut o, is_64, &h);
+            }
+            if let Some(h) = &appended {
+                if !elf::fits_word(is_64, h.offset) {
+                    return Err(OVERFLOW);
+                }
+                elf::encode_section_header(&mut o, is_64, h);
+                // e_shnum (checked below 0xff00 by `xlated_section`).
+                let mut n = Vec::with_capacity(2);
+                Out { buf: &mut n, endian: e }.u16(u16::try_from(nsec_out).map_err(|_| OVERFLOW)?);
+                let at = if is_64 { 0x3c } else { 0x30 };
+                out.get_mut(at..at + 2).ok_or(OVERFLOW)?.copy_from_slice(&n);
             }
             let at = usize::try_from(shoff_new).map_err(|_| OVERFLOW)?;
             out.get_mut(at..at + hdrs.len()).ok_or(OVERFLOW)?.copy_from_slice(&hdrs);

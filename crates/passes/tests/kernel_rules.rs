@@ -43,3 +43,121 @@ fn no_zext_after_a_context_load() {
         }
     }
 }
+
+// ---- kernel-dce: the verifier's `seen`, hard-wired branches, nops -----------------------------
+
+fn mov(d: u8, imm: i32) -> Op {
+    Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(d), src: Operand::Imm(imm) }
+}
+
+fn jmp(cond: bpfpatch_insn::Cond, d: u8, src: Operand, off: i16) -> Op {
+    Op::Jump { width: Width::W64, cond, dst: r(d), src, off }
+}
+
+fn run_with(list: &str, ops: &[Op], opts: &Options) -> Vec<Op> {
+    let out = Pipeline::parse(list).unwrap().run(&enc(ops), opts).unwrap().insns;
+    let d = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
+    d.into_iter().map(|(_, o)| o).collect()
+}
+
+/// A branch decided on every path that reaches it stays when its other successor is seen
+/// through another path (`opt_hard_wire_dead_code_branches` looks at instructions, not edges);
+/// one whose fall-through is never seen becomes a goto, which is a nop once the dead code after
+/// it is gone. `dce` (edges) folds both.
+#[test]
+fn kernel_dce_keeps_a_branch_whose_both_successors_are_seen() {
+    use bpfpatch_insn::Cond::Eq;
+    // 0: r0 = 0; 1: r1 = 10; 2: if r1 == 11 goto 7 (never); 3: r0 = 1; 4: r1 = 11;
+    // 5: if r1 == 11 goto 7 (always); 6: r0 = 2 (dead); 7: exit
+    let ops = [
+        mov(0, 0),
+        mov(1, 10),
+        jmp(Eq, 1, Operand::Imm(11), 4),
+        mov(0, 1),
+        mov(1, 11),
+        jmp(Eq, 1, Operand::Imm(11), 1),
+        mov(0, 2),
+        Op::Exit,
+    ];
+    let want = [mov(0, 0), mov(1, 10), jmp(Eq, 1, Operand::Imm(11), 2), mov(0, 1), mov(1, 11), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), want);
+    assert_eq!(run("dce", &ops), [mov(0, 0), mov(1, 10), mov(0, 1), mov(1, 11), Op::Exit]);
+    // A branch whose target is never seen is `ja +0`, then removed.
+    let ops = [mov(0, 0), jmp(Eq, 0, Operand::Imm(1), 2), mov(0, 1), Op::Exit, mov(0, 2), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), mov(0, 1), Op::Exit]);
+}
+
+/// `opt_remove_nops` removes the exact `ja +0` slot; `gotol +0` stays (`dce` removes both).
+#[test]
+fn kernel_dce_removes_ja_0_but_not_gotol_0() {
+    let ops = [Op::Ja { delta: 0, long: true }, Op::Ja { delta: 0, long: false }, mov(0, 0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [Op::Ja { delta: 0, long: true }, mov(0, 0), Op::Exit]);
+    assert_eq!(run("dce", &ops), [mov(0, 0), Op::Exit]);
+}
+
+/// The verifier's value model: a division's result is not a constant for it (the branch on it
+/// stays), `le`/`be` are evaluated in the host's byte order (the branch after `be16` is decided
+/// either way, in opposite directions on the two byte orders).
+#[test]
+fn kernel_dce_sees_values_as_the_verifier_does() {
+    use bpfpatch_insn::Cond::Ne;
+    use bpfpatch_insn::{Endian, SwapKind};
+    // r1 = 84; r1 /= 2; if r1 != 42 goto fail; r0 = 1; exit; fail: r0 = 0; exit
+    let div = [
+        mov(1, 84),
+        Op::Alu { width: Width::W64, op: AluOp::Div, dst: r(1), src: Operand::Imm(2) },
+        jmp(Ne, 1, Operand::Imm(42), 2),
+        mov(0, 1),
+        Op::Exit,
+        mov(0, 0),
+        Op::Exit,
+    ];
+    assert_eq!(run("kernel-dce", &div), div, "the division is not tracked: nothing is dead");
+    assert_eq!(run("dce", &div).len(), 4, "dce folds the branch: {:?}", run("dce", &div));
+    // r0 = 0x1122; be16 r0; if r0 != 0x2211 goto fail; r0 = 1; exit; fail: r0 = 0; exit
+    let be = [
+        mov(0, 0x1122),
+        Op::Swap { kind: SwapKind::Be, bits: 16, dst: r(0) },
+        jmp(Ne, 0, Operand::Imm(0x2211), 2),
+        mov(0, 1),
+        Op::Exit,
+        mov(0, 0),
+        Op::Exit,
+    ];
+    let little = Options { host: Endian::Little, ..Options::default() };
+    assert_eq!(run_with("kernel-dce", &be, &little), [be[0], be[1], mov(0, 1), Op::Exit]);
+    let big = Options { host: Endian::Big, ..Options::default() };
+    assert_eq!(run_with("kernel-dce", &be, &big), [be[0], be[1], mov(0, 0), Op::Exit]);
+}
+
+/// `jset` of a register with itself is decided when the register's value is known (both dead-code
+/// passes): `7 & 7` is set.
+#[test]
+fn jset_of_a_known_register_with_itself_is_decided() {
+    use bpfpatch_insn::Cond::Set;
+    let ops = [mov(0, 0), mov(1, 7), jmp(Set, 1, Operand::Reg(r(1)), 1), Op::Exit, mov(0, 1), Op::Exit];
+    for list in ["dce", "kernel-dce"] {
+        assert_eq!(run(list, &ops), [mov(0, 0), mov(1, 7), mov(0, 1), Op::Exit], "{list}");
+    }
+}
+
+/// Another program of an object section (a declared program entry) has the context in r1 as
+/// the main program does: its 32-bit context loads get no zero-extension either. An entry that
+/// is only a function called from elsewhere has unknown arguments: its load is zero-extended.
+#[test]
+fn no_zext_after_a_context_load_of_another_program_of_the_section() {
+    use bpfpatch_insn::Slot;
+    // 0: r0 = 0; 1: exit; 2 (second entry): r2 = *(u32 *)(r1 + 0); 3: r0 = r2; 4: exit
+    let ops = [
+        mov(0, 0),
+        Op::Exit,
+        Op::Load { size: Size::W, signed: false, dst: r(2), src: r(1), off: 0 },
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(0), src: Operand::Reg(r(2)) },
+        Op::Exit,
+    ];
+    let zexts = |opts: &Options| run_with("zext", &ops, opts).iter().filter(|o| matches!(o, Op::Zext { .. })).count();
+    let function = Options { entries: vec![Slot(2)], ..Options::default() };
+    assert_eq!(zexts(&function), 1);
+    let program = Options { entries: vec![Slot(2)], program_entries: vec![Slot(2)], ..Options::default() };
+    assert_eq!(zexts(&program), 0);
+}

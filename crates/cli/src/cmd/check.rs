@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, requires = "raw")]
     pub big_endian: bool,
     /// Accept kernel-internal forms (AX, tail_call, nospec, zero-extension), as rewriting passes
-    /// emit them.
+    /// emit them (implied for an input marked xlated by `rewrite --xlated`).
     #[arg(long)]
     pub internal: bool,
     /// Print a JSON report instead of text.
@@ -52,8 +52,9 @@ struct FileReport {
     findings: Vec<FindingRow>,
 }
 
-fn decode_opts(args: &Args) -> DecodeOptions {
-    if args.internal { DecodeOptions::INTERNAL } else { DecodeOptions::default() }
+/// Kernel-internal forms are accepted with `--internal` or in an input marked xlated.
+fn decode_opts(args: &Args, xlated: bool) -> DecodeOptions {
+    if args.internal || xlated { DecodeOptions::INTERNAL } else { DecodeOptions::default() }
 }
 
 fn check_file(path: &Path, args: &Args) -> Result<(usize, usize, Vec<Finding>)> {
@@ -62,11 +63,11 @@ fn check_file(path: &Path, args: &Args) -> Result<(usize, usize, Vec<Finding>)> 
         Kind::Elf => {
             let obj = input::object(&bytes, path)?;
             let slots = obj.programs().iter().map(|p| p.insns().len()).sum();
-            Ok((obj.programs().len(), slots, check_with(&obj, decode_opts(args))))
+            Ok((obj.programs().len(), slots, check_with(&obj, decode_opts(args, obj.is_xlated()))))
         }
         kind => {
             let insns = input::program_slots(kind, &bytes, path)?;
-            let opts = decode_opts(args);
+            let opts = decode_opts(args, input::raw_xlated(kind, &bytes));
             let section = SectionRef { index: 0, name: "<image>".into() };
             let findings =
                 check_insns(&insns, opts).into_iter().map(|kind| Finding { section: section.clone(), kind }).collect();

@@ -21,7 +21,8 @@ pub struct Args {
     /// own text loses information (`call local`, `call kfunc`, full `ld_pseudo` values).
     #[arg(long)]
     pub lossless: bool,
-    /// Accept kernel-internal forms (AX as r11, tail_call, nospec), as in rewritten programs.
+    /// Accept kernel-internal forms (AX as r11, tail_call, nospec), as in rewritten programs
+    /// (implied for an input marked xlated by `rewrite --xlated`).
     #[arg(long)]
     pub internal: bool,
     /// Print JSON instead of text: an array of {slot, text}; for an object, its sections with
@@ -57,6 +58,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let kind = args.program.kind(&bytes);
     if kind == Kind::Elf {
         let obj = input::object(&bytes, path)?;
+        let opts = if obj.is_xlated() { DisasmOptions { decode: DecodeOptions::INTERNAL, ..opts } } else { opts };
         if let Some(w) = listing::types_warning(&obj) {
             eprintln!("bpfpatch: warning: {}: {w}", path.display());
         }
@@ -75,6 +77,8 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         anyhow::bail!("{}: --section applies to ELF objects only", path.display());
     }
     let slots = input::program_slots(kind, &bytes, path)?;
+    let opts =
+        if input::raw_xlated(kind, &bytes) { DisasmOptions { decode: DecodeOptions::INTERNAL, ..opts } } else { opts };
     let lines = listing::program_lines(&slots, opts);
     let mut out = String::new();
     if args.json {

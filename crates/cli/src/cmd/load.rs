@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline;
 use bpfpatch_kernel::object::{ObjectProgram, load_object, udp_packet};
 use bpfpatch_kernel::{KernelError, available};
-use bpfpatch_object::{ProgramInfo, RewriteOptions, Rewriter};
+use bpfpatch_object::{BpfObject, ProgramInfo, RewriteOptions, Rewriter};
 use bpfpatch_patch::PatchList;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,13 @@ pub struct Args {
     pub objects: Vec<PathBuf>,
     #[command(flatten)]
     pub passes: PassArgs,
+    /// Test aid (kernel fidelity of `zext`): the rewrite is the kernel's `zext` pass alone,
+    /// with each zero-extension it inserts written as the uapi `w = w` (mov32 of a register to
+    /// itself) instead of the kernel-internal form, so that the kernel can load the result and
+    /// judge where `zext` zero-extends. Not what the kernel does (its JIT zero-extends without
+    /// an instruction); only for this check.
+    #[arg(long, conflicts_with_all = ["passes", "blind", "ctx_layout"])]
+    pub zext_as_mov32: bool,
     /// Print JSON (one record per program) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -103,11 +110,17 @@ fn side(p: Option<&ObjectProgram>) -> Side {
     }
 }
 
-fn rewritten(bytes: &[u8], path: &std::path::Path, args: &PassArgs, list: &str) -> Result<Vec<u8>> {
-    let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
-    // What is loaded must be loadable: the kernel's own passes are refused (exit 2).
-    let mut passes =
-        pipeline::Passes::for_output(list, args.blind, bpfpatch_passes::OutputKind::Loadable)?.with_ctx_layout(layout);
+fn rewritten(bytes: &[u8], path: &std::path::Path, args: &Args, list: &str) -> Result<Vec<u8>> {
+    let pa = &args.passes;
+    let layout = pa.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
+    // What is loaded must be loadable: the kernel's own passes are refused (exit 2, checked by
+    // `main`), except `zext` written as uapi moves (--zext-as-mov32).
+    let mut passes = if args.zext_as_mov32 {
+        pipeline::Passes::for_output("zext", false, bpfpatch_passes::OutputKind::Xlated)?.with_zext_as_mov32(true)
+    } else {
+        pipeline::Passes::for_output(list, pa.blind, bpfpatch_passes::OutputKind::Loadable)?
+    }
+    .with_ctx_layout(layout);
     let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut obj = input::object(bytes, path)?;
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
@@ -117,10 +130,21 @@ fn rewritten(bytes: &[u8], path: &std::path::Path, args: &PassArgs, list: &str) 
 
 /// Loads every program of every object and prints the table (or JSON).
 pub fn main(args: &Args) -> Result<ExitCode> {
-    let list = args.passes.passes.as_deref().filter(|l| *l != "none");
-    if let Some(l) = list {
+    let given = args.passes.passes.as_deref().filter(|l| *l != "none");
+    if let Some(l) = given {
         // Checked first, before anything is loaded: a pass of the xlated kind is a usage error.
         bpfpatch_passes::Pipeline::for_output(l, args.passes.blind, bpfpatch_passes::OutputKind::Loadable)?;
+    }
+    // With --zext-as-mov32 the rewrite is zext alone (clap refuses --passes beside it).
+    let list = given.or(args.zext_as_mov32.then_some("zext"));
+    // Also before anything is loaded: an object marked xlated is the kernel's internal form.
+    for path in &args.objects {
+        if input::read(path).is_ok_and(|b| BpfObject::parse(&b).is_ok_and(|o| o.is_xlated())) {
+            bail!(
+                "{}: an xlated object (the kernel's internal form, written by `rewrite --xlated`) is not loadable",
+                path.display()
+            );
+        }
     }
     if let Err(reason) = available() {
         bail!("load: {reason}");
@@ -150,7 +174,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         let loaded = load_object(&bytes, &file, &packet).and_then(|before| {
             let after = match list {
                 Some(l) => {
-                    let new = rewritten(&bytes, path, &args.passes, l).map_err(|e| KernelError::Object {
+                    let new = rewritten(&bytes, path, args, l).map_err(|e| KernelError::Object {
                         stage: "rewrite",
                         what: file.clone(),
                         message: format!("{e:#}"),

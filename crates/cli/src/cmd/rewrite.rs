@@ -37,8 +37,11 @@ pub struct Args {
     #[arg(long)]
     pub blind: bool,
     /// Write the kernel's post-verifier (xlated) form, as `bpftool prog dump xlated` shows it:
-    /// allows the kernel's passes (ctx, fixups, zext, rnd-hi32, blind) and their internal
-    /// encodings; `all` then means dce,fixups,zext,rnd-hi32. Without it the output is loadable
+    /// allows the kernel's passes (kernel-dce, ctx, fixups, zext, rnd-hi32, blind) and their internal
+    /// encodings; `all` then means dce,fixups,zext,rnd-hi32. The output says it is xlated (an
+    /// object gets a `.bpfpatch.xlated` note section, a `--raw` image a leading marker slot that
+    /// no loader accepts), so that `disasm` and `check` accept its internal forms and `load`
+    /// refuses it. Without it the output is loadable
     /// (uapi encodings only, what a loader hands to the kernel): passes dce and lower-v4, `all`
     /// meaning dce (plus lower-v4 for cpu-v4 programs).
     #[arg(long)]
@@ -194,6 +197,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
                 let r = rw.rewrite_program(&mut obj, prog, &mut run).with_context(at)?;
                 done.push((r.report.clone(), orig.map(|o| (o, r))));
             }
+            if args.xlated {
+                obj.mark_xlated();
+            }
             obj.write().with_context(at)?
         }
         Kind::Raw(endian) => {
@@ -201,7 +207,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             let r = rw.rewrite_image_patched(&insns, endian, &mut run).with_context(at)?;
             let out = slots_to_bytes(&r.patched.program.insns, endian);
             done.push((r.report.clone(), args.explain.then_some((insns, r))));
-            out
+            // Xlated output, or a marked input, stays marked: its first slot says so.
+            let marked = args.xlated || input::raw_xlated(Kind::Raw(endian), &bytes);
+            if marked { bpfpatch_object::xlated::add_raw_marker(&out) } else { out }
         }
         Kind::DataFile => bail!("{}: rewrite reads an ELF object or, with --raw, a bare image", path.display()),
     };

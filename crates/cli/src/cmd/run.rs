@@ -61,15 +61,18 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     if let Some(t) = &transform {
         opts = opts.with_transform(t);
     }
+    // An input marked xlated (`rewrite --xlated`) may hold kernel-internal forms.
+    let xlated = obj.as_ref().is_some_and(BpfObject::is_xlated) || input::raw_xlated(kind, &bytes);
+    let load = if xlated { LoadOptions::INTERNAL } else { LoadOptions::default() };
     let r0 = match kind {
         Kind::DataFile => run_data_file(path, &opts).with_context(name)?,
         Kind::Elf => {
             let Some(obj) = &obj else { bail!("{}: not an ELF object", path.display()) };
             let slots = object_program(obj, args.section.as_deref()).with_context(name)?;
-            run_slots(&slots, transform.as_ref(), vm).with_context(name)?
+            run_slots(&slots, load, transform.as_ref(), vm).with_context(name)?
         }
         kind @ Kind::Raw(_) => {
-            run_slots(&input::program_slots(kind, &bytes, path)?, transform.as_ref(), vm).with_context(name)?
+            run_slots(&input::program_slots(kind, &bytes, path)?, load, transform.as_ref(), vm).with_context(name)?
         }
     };
     if args.json {
@@ -80,18 +83,19 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads `slots` (rewritten by `transform` first, when given) and runs it with no memory area
-/// (r1 = r2 = 0) on a VM configured as `vm` with the conformance helpers; returns r0.
+/// Loads `slots` with `load` (rewritten by `transform` first, when given) and runs it with no
+/// memory area (r1 = r2 = 0) on a VM configured as `vm` with the conformance helpers; returns r0.
 fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(
     slots: &[Insn],
+    load: LoadOptions,
     transform: Option<&F>,
     vm: VmConfig,
 ) -> Result<u64> {
     let prog = match transform {
-        None => Program::load(slots, &LoadOptions::default())?,
+        None => Program::load(slots, &load)?,
         Some(t) => {
             // The original must load (it is the input); the rewritten one may use internal forms.
-            Program::load(slots, &LoadOptions::default())?;
+            Program::load(slots, &load)?;
             let rewritten = t(slots).map_err(|e| anyhow!(e))?;
             Program::load(&rewritten, &LoadOptions::INTERNAL)?
         }

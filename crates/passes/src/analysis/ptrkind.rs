@@ -41,7 +41,8 @@
 //! r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any helper received a value that
 //! may be the context in r2..r5.
 //!
-//! The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
+//! Declared program entries ([`PtrKinds::analyze_entries`]: an object section's other programs)
+//! start as the main program does. The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
 //! earlier frame at the same addresses (an interpreter need not clear it; the kernel would
 //! refuse such reads): its slots start as `OTHER`, plus `CTX` / `STACK` if any 8-byte store
 //! anywhere put such a value on a stack (flags `ctx_spilled`, `stack_spilled`).
@@ -251,6 +252,7 @@ struct Access {
 struct Solver<'a> {
     cfg: &'a Cfg,
     opaque: &'a [bool],
+    ctx_entries: &'a [InsnIdx],
     flags: Flags,
     has_callbacks: bool,
     entry: Vec<Option<State>>,
@@ -610,6 +612,13 @@ impl Solver<'_> {
         main[1] = Kind::CTX;
         self.args[0] = Some(main);
         self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
+        // Other programs of the section start as the main program does.
+        for (k, sp) in self.cfg.subprogs().iter().enumerate().skip(1) {
+            if sp.external && self.ctx_entries.contains(&sp.start) {
+                self.args[k] = Some(main);
+                self.merge(sp.entry(), &State::entry(main, Kind::OTHER));
+            }
+        }
         while let Some(b) = self.work.pop() {
             let Some(mut st) = self.entry[b.idx()].clone() else { continue };
             let blk = self.cfg.block(b).clone();
@@ -646,10 +655,19 @@ impl PtrKinds {
     /// unknown offset (so a stack access through either makes the frame's depth unknown).
     #[must_use]
     pub fn analyze_with(cfg: &Cfg, opaque: &[bool]) -> PtrKinds {
+        PtrKinds::analyze_entries(cfg, opaque, &[])
+    }
+
+    /// [`PtrKinds::analyze_with`], where the external subprograms starting at `ctx_entries` are
+    /// programs of their own (an object section's other programs): r1 holds the context at their
+    /// entry, as at the main program's. Other external entries are only reached through calls.
+    #[must_use]
+    pub fn analyze_entries(cfg: &Cfg, opaque: &[bool], ctx_entries: &[InsnIdx]) -> PtrKinds {
         let has_callbacks = cfg.subprogs().iter().any(|s| s.is_callback());
         let mut solver = Solver {
             cfg,
             opaque,
+            ctx_entries,
             flags: Flags::default(),
             has_callbacks,
             entry: Vec::new(),

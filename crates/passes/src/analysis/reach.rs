@@ -25,7 +25,7 @@ use crate::analysis::cfg::{BlockId, Cfg, SubprogId};
 use crate::analysis::eval::{cond_same_reg, eval_alu, eval_cond, eval_swap, imm_value};
 use crate::analysis::worklist::Worklist;
 use crate::program::InsnIdx;
-use bpfpatch_insn::{AluOp, Cond, LdImm64Kind, Op, Operand, Reg, Width};
+use bpfpatch_insn::{AluOp, Cond, Endian, LdImm64Kind, Op, Operand, Reg, SwapKind, Width};
 
 /// The outcome of a reached conditional jump.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -78,8 +78,55 @@ fn operand(st: &Regs, src: Operand) -> Option<u64> {
     }
 }
 
+/// Which values the analysis computes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Model {
+    /// Every result that follows from known operands (`le`/`be` excepted): the optimizer's view.
+    #[default]
+    Exact,
+    /// What the kernel's verifier (6.18) tracks as a constant: no value for a division or modulo
+    /// (`mark_reg_unknown` for `BPF_DIV`/`BPF_MOD`), nor for a shift by a register holding the
+    /// width or more; `le`/`be` evaluated in the byte order of `host`, the machine that runs the
+    /// program. For `kernel-dce`, whose *seen* must be the verifier's.
+    Verifier {
+        /// Byte order of the machine.
+        host: Endian,
+    },
+}
+
+impl Model {
+    /// Whether the model gives `dst = dst alu b` a value.
+    fn tracks(self, width: Width, alu: AluOp, b: u64) -> bool {
+        let bits = if width == Width::W64 { 64 } else { 32 };
+        match self {
+            Model::Exact => true,
+            Model::Verifier { .. } => match alu {
+                AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod => false,
+                AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => b < bits,
+                _ => true,
+            },
+        }
+    }
+
+    /// `le`/`be`/`bswap` of `v` in this model.
+    #[allow(clippy::cast_possible_truncation)]
+    fn swap(self, kind: SwapKind, bits: u8, v: u64) -> Option<u64> {
+        let host = match self {
+            Model::Verifier { host } if kind != SwapKind::Bswap => host,
+            _ => return eval_swap(kind, bits, v),
+        };
+        let same_order = (kind == SwapKind::Le) == (host == Endian::Little);
+        match (same_order, bits) {
+            (true, 16) => Some(u64::from(v as u16)),
+            (true, 32) => Some(u64::from(v as u32)),
+            (true, _) => Some(v),
+            (false, _) => eval_swap(SwapKind::Bswap, bits, v),
+        }
+    }
+}
+
 /// Applies `op` to `st`; returns the subprogram entered or referenced by `op`, if any.
-fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> {
+fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs, model: Model) -> Option<SubprogId> {
     match *op {
         Op::Alu { width, op: alu, dst, src } => {
             let same = src == Operand::Reg(dst);
@@ -88,7 +135,7 @@ fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> 
                 AluOp::Xor | AluOp::Sub if same => Some(0),
                 AluOp::Neg => known(st, dst).map(|a| eval_alu(width, alu, a, 0)),
                 _ => match (known(st, dst), operand(st, src)) {
-                    (Some(a), Some(b)) => Some(eval_alu(width, alu, a, b)),
+                    (Some(a), Some(b)) if model.tracks(width, alu, b) => Some(eval_alu(width, alu, a, b)),
                     _ => None,
                 },
             };
@@ -96,7 +143,7 @@ fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> 
             None
         }
         Op::Swap { kind, bits, dst } => {
-            let v = known(st, dst).and_then(|a| eval_swap(kind, bits, a));
+            let v = known(st, dst).and_then(|a| model.swap(kind, bits, a));
             set(st, dst, v);
             None
         }
@@ -116,9 +163,9 @@ fn transfer(cfg: &Cfg, i: InsnIdx, op: &Op, st: &mut Regs) -> Option<SubprogId> 
 }
 
 /// [`transfer`], with the definitions of an opaque instruction made `Unknown`.
-fn step(cfg: &Cfg, opaque: &[bool], i: InsnIdx, st: &mut Regs) -> Option<SubprogId> {
+fn step(cfg: &Cfg, opaque: &[bool], i: InsnIdx, st: &mut Regs, model: Model) -> Option<SubprogId> {
     let op = cfg.prog().op(i);
-    let entered = transfer(cfg, i, op, st);
+    let entered = transfer(cfg, i, op, st, model);
     if opaque.get(i.idx()).copied().unwrap_or(false) {
         for r in op.defs().iter() {
             set(st, r, None);
@@ -146,12 +193,12 @@ fn merge(entry: &mut [Option<Regs>], work: &mut Worklist, b: BlockId, st: &Regs)
 fn decide(op: &Op, st: &Regs) -> Fate {
     match *op {
         Op::Jump { width, cond, dst, src, .. } => {
-            if src == Operand::Reg(dst) {
-                return match cond_same_reg(cond) {
-                    Some(true) => Fate::Taken,
-                    Some(false) => Fate::NotTaken,
-                    None => Fate::Unknown,
-                };
+            // The same register on both sides: decided whatever its value, except `jset`,
+            // which needs the value.
+            if src == Operand::Reg(dst)
+                && let Some(taken) = cond_same_reg(cond)
+            {
+                return if taken { Fate::Taken } else { Fate::NotTaken };
             }
             match (known(st, dst), operand(st, src)) {
                 (Some(a), Some(b)) => {
@@ -208,6 +255,12 @@ impl Reach {
     /// module documentation; indices past the end of `opaque` are not opaque).
     #[must_use]
     pub fn analyze_with(cfg: &Cfg, opaque: &[bool]) -> Reach {
+        Reach::analyze_model(cfg, opaque, Model::Exact)
+    }
+
+    /// [`Reach::analyze_with`] computing values as `model` says.
+    #[must_use]
+    pub fn analyze_model(cfg: &Cfg, opaque: &[bool], model: Model) -> Reach {
         let nb = cfg.blocks().len();
         let mut entry: Vec<Option<Regs>> = vec![None; nb];
         let mut work = Worklist::new(nb);
@@ -225,7 +278,7 @@ impl Reach {
             let blk = cfg.block(b);
             let mut entered: Vec<SubprogId> = Vec::new();
             for i in blk.insns() {
-                if let Some(s) = step(cfg, opaque, i, &mut st) {
+                if let Some(s) = step(cfg, opaque, i, &mut st, model) {
                     entered.push(s);
                 }
             }
@@ -257,7 +310,7 @@ impl Reach {
             let Some(mut st) = entry[bi] else { continue };
             for i in blk.insns() {
                 insn_reached[i.idx()] = true;
-                step(cfg, opaque, i, &mut st);
+                step(cfg, opaque, i, &mut st, model);
             }
             let last = cfg.prog().op(blk.last());
             if matches!(last, Op::Jump { .. } | Op::MayGoto { .. }) {

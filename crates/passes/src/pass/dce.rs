@@ -68,12 +68,26 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
         }
         next_live[k] = if del[k] { next_live[k + 1] } else { k };
     }
+    apply(list, prog, &hard, &del, "dce")
+}
+
+/// Applies a dead-code plan to `list`: every instruction `goto[k]` and not `del[k]` becomes a
+/// `goto` to its own target, every `del[k]` is deleted (maximal runs at a time). `pass` names
+/// the pass in engine errors.
+pub(super) fn apply(
+    list: &mut PatchList,
+    prog: &crate::program::Program,
+    goto_at: &[bool],
+    del: &[bool],
+    pass: &'static str,
+) -> Result<PassStats, PassError> {
+    let n = prog.len();
     let mut stats = PassStats::default();
     let goto = Op::Ja { delta: 0, long: false }.encode().first();
     for (i, _) in prog.iter() {
-        if hard[i.idx()] && !del[i.idx()] {
-            let node = list.node_of(prog.slot(i)).map_err(PassError::engine("dce"))?;
-            list.set_insn(node, goto).map_err(PassError::engine("dce"))?;
+        if goto_at[i.idx()] && !del[i.idx()] {
+            let node = list.node_of(prog.slot(i)).map_err(PassError::engine(pass))?;
+            list.set_insn(node, goto).map_err(PassError::engine(pass))?;
             stats.rewritten += 1;
         }
     }
@@ -88,10 +102,9 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
         while k < n && del[k] {
             k += 1;
         }
-        let first =
-            list.node_of(prog.slot(InsnIdx(crate::program::to_u32(start)))).map_err(PassError::engine("dce"))?;
-        let last = list.node_of(prog.slot(InsnIdx(crate::program::to_u32(k - 1)))).map_err(PassError::engine("dce"))?;
-        list.delete_range(first, last).map_err(PassError::engine("dce"))?;
+        let first = list.node_of(prog.slot(InsnIdx(crate::program::to_u32(start)))).map_err(PassError::engine(pass))?;
+        let last = list.node_of(prog.slot(InsnIdx(crate::program::to_u32(k - 1)))).map_err(PassError::engine(pass))?;
+        list.delete_range(first, last).map_err(PassError::engine(pass))?;
         stats.deleted += k - start;
     }
     Ok(stats)

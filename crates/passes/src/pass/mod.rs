@@ -26,13 +26,14 @@ pub mod blind;
 pub mod ctx;
 pub mod dce;
 pub mod fixups;
+pub mod kernel_dce;
 pub mod lower_v4;
 pub mod zext;
 
 use crate::analysis::cfg::{Cfg, CfgError};
 use crate::analysis::liveness::Liveness;
 use crate::analysis::ptrkind::PtrKinds;
-use crate::analysis::reach::Reach;
+use crate::analysis::reach::{Model, Reach};
 use crate::program::InsnIdx;
 use crate::rewrite::blind::{BlindRng, SplitMix64};
 use crate::rewrite::ctx::{CtxError, CtxLayout};
@@ -46,6 +47,8 @@ use core::fmt;
 pub enum Pass {
     /// Dead-code elimination with constant branch folding.
     Dce,
+    /// The kernel's dead-code rules, instruction by instruction ([`kernel_dce`]).
+    KernelDce,
     /// Context-access conversion with a [`CtxLayout`].
     Ctx,
     /// cpu-v4 instructions rewritten into v3 sequences.
@@ -67,7 +70,7 @@ pub enum OutputKind {
     /// zero-extension, no `BPF_TAIL_CALL`, no nospec). Passes: `dce`, `lower-v4`.
     Loadable,
     /// What the kernel makes of a program after verification, as `bpftool prog dump xlated`
-    /// shows it: the kernel's own passes (`ctx`, `fixups`, `zext`, `rnd-hi32`, `blind`) and
+    /// shows it: the kernel's own passes (`kernel-dce`, `ctx`, `fixups`, `zext`, `rnd-hi32`, `blind`) and
     /// their internal forms.
     Xlated,
 }
@@ -86,6 +89,8 @@ impl fmt::Display for OutputKind {
 pub enum Fact {
     /// Reachability and branch fates ([`Reach`]).
     Reach,
+    /// Reachability as the kernel's verifier sees it ([`crate::analysis::reach::Model::Verifier`]).
+    VerifierReach,
     /// 32-bit subregister liveness ([`Liveness`]).
     Liveness,
     /// Pointer kinds and stack depths ([`PtrKinds`]).
@@ -94,14 +99,15 @@ pub enum Fact {
 
 impl Pass {
     /// Every pass, in the order they run.
-    pub const ORDER: [Pass; 7] =
-        [Pass::Dce, Pass::Ctx, Pass::LowerV4, Pass::Fixups, Pass::Zext, Pass::RndHi32, Pass::Blind];
+    pub const ORDER: [Pass; 8] =
+        [Pass::Dce, Pass::KernelDce, Pass::Ctx, Pass::LowerV4, Pass::Fixups, Pass::Zext, Pass::RndHi32, Pass::Blind];
 
     /// The pass's name on the command line.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
             Pass::Dce => "dce",
+            Pass::KernelDce => "kernel-dce",
             Pass::Ctx => "ctx",
             Pass::LowerV4 => "lower-v4",
             Pass::Fixups => "fixups",
@@ -122,7 +128,7 @@ impl Pass {
     pub const fn kind(self) -> OutputKind {
         match self {
             Pass::Dce | Pass::LowerV4 => OutputKind::Loadable,
-            Pass::Ctx | Pass::Fixups | Pass::Zext | Pass::RndHi32 | Pass::Blind => OutputKind::Xlated,
+            Pass::KernelDce | Pass::Ctx | Pass::Fixups | Pass::Zext | Pass::RndHi32 | Pass::Blind => OutputKind::Xlated,
         }
     }
 
@@ -131,6 +137,7 @@ impl Pass {
     pub const fn needs(self) -> &'static [Fact] {
         match self {
             Pass::Dce => dce::NEEDS,
+            Pass::KernelDce => kernel_dce::NEEDS,
             Pass::Ctx => ctx::NEEDS,
             Pass::LowerV4 => lower_v4::NEEDS,
             Pass::Fixups => fixups::NEEDS,
@@ -150,7 +157,9 @@ impl fmt::Display for Pass {
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// A pipeline specification names no known pass.
-    #[error("unknown pass {name:?} (known: dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all, kernel)")]
+    #[error(
+        "unknown pass {name:?} (known: dce, kernel-dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all, kernel)"
+    )]
     UnknownPass {
         /// The name given.
         name: String,
@@ -263,6 +272,12 @@ pub struct Options {
     /// from other sections): they start subprograms that are reached from outside, so dead-code
     /// removal keeps them and the analyses assume unknown values at their entry.
     pub entries: Vec<Slot>,
+    /// The [`Options::entries`] that are programs of their own (an object section's other
+    /// programs: for libbpf every function symbol of a section other than `.text` is one): r1
+    /// holds the context at their entry, so loads through it are context loads (`ctx`
+    /// converts them, `zext` skips them). The other entries (functions called from other
+    /// sections) get unknown arguments.
+    pub program_entries: Vec<Slot>,
     /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls.
     pub ld_abs_with_calls: LdAbsPolicy,
 }
@@ -294,6 +309,7 @@ impl Default for Options {
             relax: false,
             protected: Vec::new(),
             entries: Vec::new(),
+            program_entries: Vec::new(),
             ld_abs_with_calls: LdAbsPolicy::Refuse,
         }
     }
@@ -362,12 +378,12 @@ impl Pipeline {
     }
 
     /// The pipeline the running kernel applies to a privileged load on x86-64 without
-    /// hardening, as far as it rewrites without a context layout: `dce,fixups` (no `lower-v4`:
-    /// the kernel runs cpu v4 natively). Its output is the kernel's xlated image where that holds
+    /// hardening, as far as it rewrites without a context layout: `kernel-dce,fixups` (no
+    /// `lower-v4`: the kernel runs cpu v4 natively). Its output is the kernel's xlated image where that holds
     /// no kernel address (`bpfpatch conformance --kernel --xlated-compare`).
     #[must_use]
     pub fn kernel() -> Pipeline {
-        Pipeline { passes: vec![Pass::Dce, Pass::Fixups], auto_lower_v4: false }
+        Pipeline { passes: vec![Pass::KernelDce, Pass::Fixups], auto_lower_v4: false }
     }
 
     /// `--passes LIST [--blind]` for output of `kind`: `all` names [`Pipeline::all_of`] `kind`,
@@ -506,8 +522,14 @@ impl Pipeline {
         }
         let mut cx = PassCx {
             reach: need(Fact::Reach).then(|| Reach::analyze_with(&cfg, &opaque)),
+            verifier_reach: need(Fact::VerifierReach)
+                .then(|| Reach::analyze_model(&cfg, &opaque, Model::Verifier { host: opts.host })),
             live: need(Fact::Liveness).then(|| Liveness::analyze(&cfg)),
-            kinds: need(Fact::PtrKind).then(|| PtrKinds::analyze_with(&cfg, &opaque)),
+            kinds: need(Fact::PtrKind).then(|| {
+                let programs: Vec<InsnIdx> =
+                    opts.program_entries.iter().filter_map(|s| cfg.prog().at_slot(s.0)).collect();
+                PtrKinds::analyze_entries(&cfg, &opaque, &programs)
+            }),
             cfg: &cfg,
             orig: insns,
             opts,
@@ -519,6 +541,7 @@ impl Pipeline {
         for &pass in &passes {
             let s = match pass {
                 Pass::Dce => dce::run(list, &mut cx)?,
+                Pass::KernelDce => kernel_dce::run(list, &mut cx)?,
                 Pass::Ctx => ctx::run(list, &mut cx)?,
                 Pass::LowerV4 => lower_v4::run(list, &mut cx)?,
                 Pass::Fixups => fixups::run(list, &mut cx)?,
@@ -549,6 +572,7 @@ pub(crate) struct PassCx<'a> {
     cfg: &'a Cfg,
     orig: &'a [Insn],
     reach: Option<Reach>,
+    verifier_reach: Option<Reach>,
     live: Option<Liveness>,
     kinds: Option<PtrKinds>,
     opts: &'a Options,
