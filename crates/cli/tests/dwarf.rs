@@ -38,6 +38,10 @@ fn rewrite(bytes: &[u8], kind: OutputKind, blind: bool) -> (Vec<u8>, BTreeMap<St
         let r = rw.rewrite_program(&mut obj, p, &mut run).unwrap();
         maps.insert(name, (0..n).map(|s| r.patched.map.insn(Slot(s)).map(|x| x.0)).collect());
     }
+    // As `rewrite --xlated` does: the output says it is the kernel's internal form.
+    if kind == OutputKind::Xlated {
+        obj.mark_xlated();
+    }
     (obj.write().unwrap(), maps)
 }
 
