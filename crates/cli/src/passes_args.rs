@@ -1,4 +1,5 @@
-//! `--passes LIST [--blind]`: the one table of the passes on the command line ([`PASSES`]),
+//! `--passes LIST [--blind]`: the passes on the command line, from the passes crate's registry
+//! ([`Pass::ORDER`], each with its name, one-line help and output kind),
 //! the help and the checks of a list made from it (for `run`, `conformance` and `rewrite`), and
 //! the arguments of the commands that rewrite before running.
 
@@ -10,32 +11,20 @@ use bpfpatch_vm::{Hi32Mode, VmConfig};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Every pass, in the order they run, with what it does in a line: the table every `--passes`
-/// help and check of the command line is made from (the names are the passes crate's).
-pub const PASSES: [(Pass, &str); 8] = [
-    (Pass::Dce, "remove dead code, folding branches on constants"),
-    (Pass::KernelDce, "remove dead code by the kernel's rules (instruction-level, as the verifier's `seen`)"),
-    (Pass::Ctx, "convert context accesses to the runtime layout of --ctx-layout FILE"),
-    (Pass::LowerV4, "rewrite cpu-v4 instructions (sdiv, movsx, bswap, gotol, ...) as v3 sequences"),
-    (Pass::Fixups, "guard divisions, lower LD_ABS/LD_IND, expand may_goto, rewrite tail calls"),
-    (Pass::Zext, "zero-extend 32-bit results whose upper half is read"),
-    (Pass::RndHi32, "randomize the upper half of 32-bit results nobody reads"),
-    (Pass::Blind, "blind constants (as --blind)"),
-];
-
 /// The passes of `all`, comma-separated.
 fn all_list() -> String {
     Pipeline::all().passes().iter().map(|p| p.name()).collect::<Vec<_>>().join(",")
 }
 
-/// The long help of `--passes`: `what` the list is for, one line per pass from [`PASSES`], then
+/// The long help of `--passes`: `what` the list is for, one line per pass of the registry, then
 /// `all` and `none` (`none`: what the command does without passes).
 pub fn help(what: &str, none: &str) -> String {
     let mut s = format!(
         "{what}: a comma-separated list, each name at most once (they run in this order whatever the order \
          given):"
     );
-    for (pass, does) in PASSES {
+    for pass in Pass::ORDER {
+        let does = pass.help();
         let kind = if pass.kind() == bpfpatch_passes::OutputKind::Xlated { " [xlated]" } else { "" };
         let _ = write!(s, "\n  {:<10} {does}{kind}", pass.name());
     }
@@ -65,7 +54,7 @@ pub fn help(what: &str, none: &str) -> String {
 pub fn parse_list(list: &str) -> Result<String, String> {
     let names: Vec<&str> = list.split(',').map(str::trim).collect();
     let known = || {
-        let mut v: Vec<&str> = PASSES.iter().map(|(p, _)| p.name()).collect();
+        let mut v: Vec<&str> = Pass::ORDER.iter().map(|p| p.name()).collect();
         v.extend(["all", "kernel", "none"]);
         v.join(", ")
     };
@@ -157,9 +146,15 @@ pub fn vm_config(pipeline: Option<&Pipeline>, opts: &Options) -> VmConfig {
 mod tests {
     use super::*;
 
+    /// The help has one line per pass of the registry, in run order, with its help and kind.
     #[test]
-    fn the_table_is_every_pass_in_order() {
-        assert_eq!(PASSES.map(|(p, _)| p), Pass::ORDER);
+    fn the_help_lists_every_pass_in_order() {
+        let h = help("X", "nothing");
+        let lines: Vec<&str> = h.lines().skip(1).take(Pass::ORDER.len()).collect();
+        for (line, pass) in lines.iter().zip(Pass::ORDER) {
+            assert!(line.trim_start().starts_with(pass.name()) && line.contains(pass.help()), "{line}");
+            assert_eq!(line.ends_with("[xlated]"), pass.kind() == bpfpatch_passes::OutputKind::Xlated, "{line}");
+        }
     }
 
     #[test]

@@ -396,7 +396,8 @@ fn run(
 /// context layout by design), the whole pipeline, and the whole pipeline with blinding.
 fn pipelines() -> Vec<(String, Pipeline)> {
     let mut out: Vec<(String, Pipeline)> = Pass::ORDER
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|p| *p != Pass::Ctx)
         .filter_map(|p| Pipeline::parse(p.name()).ok().map(|pl| (p.name().to_string(), pl)))
         .collect();

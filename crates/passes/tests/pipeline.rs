@@ -205,7 +205,7 @@ fn parsing_orders_and_names_passes() {
     assert!(Pipeline::parse("").unwrap().passes().is_empty());
     assert!(Pipeline::parse("none").unwrap().passes().is_empty());
     assert!(matches!(Pipeline::parse("dce,bogus"), Err(PassError::UnknownPass { name }) if name == "bogus"));
-    for p in Pass::ORDER {
+    for &p in Pass::ORDER {
         assert_eq!(Pass::from_name(p.name()), Some(p));
     }
     // `all` adds lower-v4 only to programs that use v4

@@ -5,12 +5,16 @@
 //!
 //! Needs: nothing.
 
-use super::{Fact, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
 use crate::rewrite::blind::{BlindOptions, blind};
 use bpfpatch_patch::PatchList;
 
 /// Facts `blind` reads.
 pub const NEEDS: &[Fact] = &[];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef =
+    PassDef { name: "blind", help: "blind constants (as --blind)", kind: OutputKind::Xlated, needs: NEEDS, run };
 
 /// Runs `blind` on `list`.
 ///

@@ -10,7 +10,7 @@
 //!
 //! [`CtxLayout`]: crate::rewrite::ctx::CtxLayout
 
-use super::{Fact, Pass, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
 use crate::analysis::ptrkind::Base;
 use crate::rewrite::ctx::convert;
 use bpfpatch_insn::Op;
@@ -18,6 +18,15 @@ use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
 
 /// Facts `ctx` reads.
 pub const NEEDS: &[Fact] = &[Fact::PtrKind];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef = PassDef {
+    name: "ctx",
+    help: "convert context accesses to the runtime layout of --ctx-layout FILE",
+    kind: OutputKind::Xlated,
+    needs: NEEDS,
+    run,
+};
 
 /// Runs `ctx` on `list`.
 ///

@@ -12,7 +12,7 @@
 //!
 //! Needs: [`Fact::Reach`]. Runs first, on the unpatched list.
 
-use super::{Fact, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
 use crate::analysis::reach::Fate;
 use crate::program::InsnIdx;
 use bpfpatch_insn::Op;
@@ -20,6 +20,15 @@ use bpfpatch_patch::PatchList;
 
 /// Facts `dce` reads.
 pub const NEEDS: &[Fact] = &[Fact::Reach];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef = PassDef {
+    name: "dce",
+    help: "remove dead code, folding branches on constants",
+    kind: OutputKind::Loadable,
+    needs: NEEDS,
+    run,
+};
 
 /// Runs `dce` on `list`.
 ///

@@ -16,13 +16,22 @@
 //!
 //! Needs: [`Fact::PtrKind`] (stack depths).
 
-use super::{Fact, LdAbsPolicy, Pass, PassCx, PassError, PassStats};
+use super::{Fact, LdAbsPolicy, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
 use crate::rewrite::fixups::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
 use bpfpatch_insn::{CallKind, Op, Slot};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
 
 /// Facts `fixups` reads.
 pub const NEEDS: &[Fact] = &[Fact::PtrKind];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef = PassDef {
+    name: "fixups",
+    help: "guard divisions, lower LD_ABS/LD_IND, expand may_goto, rewrite tail calls",
+    kind: OutputKind::Xlated,
+    needs: NEEDS,
+    run,
+};
 
 /// Runs `fixups` on `list`.
 ///

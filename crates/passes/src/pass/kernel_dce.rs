@@ -23,13 +23,22 @@
 //!
 //! Needs: [`Fact::VerifierReach`]. Runs first, on the unpatched list.
 
-use super::{Fact, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
 use crate::program::{InsnIdx, to_u32};
 use bpfpatch_insn::Op;
 use bpfpatch_patch::PatchList;
 
 /// Facts `kernel-dce` reads.
 pub const NEEDS: &[Fact] = &[Fact::VerifierReach];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef = PassDef {
+    name: "kernel-dce",
+    help: "remove dead code by the kernel's rules (instruction-level, as the verifier's `seen`)",
+    kind: OutputKind::Xlated,
+    needs: NEEDS,
+    run,
+};
 
 /// What becomes of a reached conditional jump.
 #[derive(Clone, Copy, PartialEq, Eq)]

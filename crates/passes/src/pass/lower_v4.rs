@@ -4,12 +4,21 @@
 //!
 //! Needs: nothing.
 
-use super::{Fact, Pass, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
 use crate::rewrite::lower_v4::{lower, uses_v4};
 use bpfpatch_patch::PatchList;
 
 /// Facts `lower-v4` reads.
 pub const NEEDS: &[Fact] = &[];
+
+/// The pass's row of the registry.
+pub(crate) const PASS: PassDef = PassDef {
+    name: "lower-v4",
+    help: "rewrite cpu-v4 instructions (sdiv, movsx, bswap, gotol, ...) as v3 sequences",
+    kind: OutputKind::Loadable,
+    needs: NEEDS,
+    run,
+};
 
 /// Runs `lower-v4` on `list`.
 ///

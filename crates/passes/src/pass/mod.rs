@@ -28,6 +28,8 @@ pub mod dce;
 pub mod fixups;
 pub mod kernel_dce;
 pub mod lower_v4;
+#[cfg(test)]
+mod toy;
 pub mod zext;
 
 use crate::analysis::cfg::{Cfg, CfgError};
@@ -41,27 +43,6 @@ use crate::rewrite::{Patchlet, RewriteError};
 use bpfpatch_insn::{DecodeError, DecodeOptions, Endian, Insn, Op, Slot, decode, decode_program};
 use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList, Target};
 use core::fmt;
-
-/// One pass of the pipeline.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub enum Pass {
-    /// Dead-code elimination with constant branch folding.
-    Dce,
-    /// The kernel's dead-code rules, instruction by instruction ([`kernel_dce`]).
-    KernelDce,
-    /// Context-access conversion with a [`CtxLayout`].
-    Ctx,
-    /// cpu-v4 instructions rewritten into v3 sequences.
-    LowerV4,
-    /// Division guards, `LD_ABS`/`LD_IND` lowering, `may_goto` expansion, tail-call rewrite.
-    Fixups,
-    /// Explicit zero-extension after 32-bit definitions whose upper half is read.
-    Zext,
-    /// Random upper halves after 32-bit definitions whose upper half nobody reads.
-    RndHi32,
-    /// Constant blinding.
-    Blind,
-}
 
 /// What a rewritten program is for: the two kinds of output are never mixed up.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -97,53 +78,102 @@ pub enum Fact {
     PtrKind,
 }
 
-impl Pass {
-    /// Every pass, in the order they run.
-    pub const ORDER: [Pass; 8] =
-        [Pass::Dce, Pass::KernelDce, Pass::Ctx, Pass::LowerV4, Pass::Fixups, Pass::Zext, Pass::RndHi32, Pass::Blind];
+/// Everything the pipeline and the command line know of a pass: one row of the registry.
+#[derive(Debug)]
+pub struct PassDef {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it does, in one line (the command line's `--passes` help).
+    pub help: &'static str,
+    /// The kind of output it makes.
+    pub kind: OutputKind,
+    /// The facts it reads (only those are computed).
+    pub needs: &'static [Fact],
+    /// Its body: records its patches on the list.
+    pub(crate) run: RunFn,
+}
 
+/// A pass's body.
+pub(crate) type RunFn = fn(&mut PatchList, &mut PassCx<'_>) -> Result<PassStats, PassError>;
+
+/// Declares the registry: the [`Pass`] handles, their run order ([`Pass::ORDER`]) and their
+/// definitions ([`Pass::def`]), from one line per pass.
+macro_rules! registry {
+    ($($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident => $def:path,)*) => {
+        /// One pass of the pipeline: a handle on its row of the registry ([`Pass::def`]).
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+        pub enum Pass {
+            $($(#[doc = $doc])* $(#[cfg($cfg)])? $variant,)*
+        }
+
+        impl Pass {
+            /// Every pass, in the order they run.
+            pub const ORDER: &'static [Pass] = &[$($(#[cfg($cfg)])? Pass::$variant,)*];
+
+            /// The pass's row of the registry.
+            #[must_use]
+            pub const fn def(self) -> &'static PassDef {
+                match self {
+                    $($(#[cfg($cfg)])? Pass::$variant => &$def,)*
+                }
+            }
+        }
+    };
+}
+
+// The registry: a pass is a file of this folder defining its `PassDef`, and one line here, in
+// the order the passes run (the kernel's, see the module documentation).
+registry! {
+    /// Dead-code elimination with constant branch folding.
+    Dce => dce::PASS,
+    /// The kernel's dead-code rules, instruction by instruction ([`kernel_dce`]).
+    KernelDce => kernel_dce::PASS,
+    /// Context-access conversion with a [`CtxLayout`].
+    Ctx => ctx::PASS,
+    /// cpu-v4 instructions rewritten into v3 sequences.
+    LowerV4 => lower_v4::PASS,
+    /// Division guards, `LD_ABS`/`LD_IND` lowering, `may_goto` expansion, tail-call rewrite.
+    Fixups => fixups::PASS,
+    /// Explicit zero-extension after 32-bit definitions whose upper half is read.
+    Zext => zext::ZEXT,
+    /// Random upper halves after 32-bit definitions whose upper half nobody reads.
+    RndHi32 => zext::RND_HI32,
+    /// Constant blinding.
+    Blind => blind::PASS,
+    /// A toy pass for the registry's own test (`ja +0` before every `exit`).
+    #[cfg(test)]
+    Toy => toy::PASS,
+}
+
+impl Pass {
     /// The pass's name on the command line.
     #[must_use]
     pub const fn name(self) -> &'static str {
-        match self {
-            Pass::Dce => "dce",
-            Pass::KernelDce => "kernel-dce",
-            Pass::Ctx => "ctx",
-            Pass::LowerV4 => "lower-v4",
-            Pass::Fixups => "fixups",
-            Pass::Zext => "zext",
-            Pass::RndHi32 => "rnd-hi32",
-            Pass::Blind => "blind",
-        }
+        self.def().name
+    }
+
+    /// What the pass does, in one line.
+    #[must_use]
+    pub const fn help(self) -> &'static str {
+        self.def().help
     }
 
     /// The pass named `name`.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Pass> {
-        Pass::ORDER.into_iter().find(|p| p.name() == name)
+        Pass::ORDER.iter().copied().find(|p| p.name() == name)
     }
 
     /// The kind of output the pass makes (see [`OutputKind`]).
     #[must_use]
     pub const fn kind(self) -> OutputKind {
-        match self {
-            Pass::Dce | Pass::LowerV4 => OutputKind::Loadable,
-            Pass::KernelDce | Pass::Ctx | Pass::Fixups | Pass::Zext | Pass::RndHi32 | Pass::Blind => OutputKind::Xlated,
-        }
+        self.def().kind
     }
 
     /// The facts the pass reads.
     #[must_use]
     pub const fn needs(self) -> &'static [Fact] {
-        match self {
-            Pass::Dce => dce::NEEDS,
-            Pass::KernelDce => kernel_dce::NEEDS,
-            Pass::Ctx => ctx::NEEDS,
-            Pass::LowerV4 => lower_v4::NEEDS,
-            Pass::Fixups => fixups::NEEDS,
-            Pass::Zext | Pass::RndHi32 => zext::NEEDS,
-            Pass::Blind => blind::NEEDS,
-        }
+        self.def().needs
     }
 }
 
@@ -157,9 +187,7 @@ impl fmt::Display for Pass {
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// A pipeline specification names no known pass.
-    #[error(
-        "unknown pass {name:?} (known: dce, kernel-dce, ctx, lower-v4, fixups, zext, rnd-hi32, blind, all, kernel)"
-    )]
+    #[error("unknown pass {name:?} (known: {}, all, kernel)", known_names())]
     UnknownPass {
         /// The name given.
         name: String,
@@ -238,6 +266,11 @@ pub enum PassError {
     /// The rewritten program does not decode (a bug: reported, never returned as output).
     #[error("rewritten program does not decode: {0}")]
     Output(DecodeError),
+}
+
+/// The registry's pass names, comma-separated.
+fn known_names() -> String {
+    Pass::ORDER.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
 }
 
 impl PassError {
@@ -535,22 +568,12 @@ impl Pipeline {
             opts,
             rng: SplitMix64::new(opts.seed),
             zext_requested: passes.contains(&Pass::Zext),
+            rnd_hi32_requested: passes.contains(&Pass::RndHi32),
             buf: PatchBuf::new(),
         };
         let mut stats = Vec::with_capacity(passes.len());
         for &pass in &passes {
-            let s = match pass {
-                Pass::Dce => dce::run(list, &mut cx)?,
-                Pass::KernelDce => kernel_dce::run(list, &mut cx)?,
-                Pass::Ctx => ctx::run(list, &mut cx)?,
-                Pass::LowerV4 => lower_v4::run(list, &mut cx)?,
-                Pass::Fixups => fixups::run(list, &mut cx)?,
-                Pass::Zext => zext::run(list, &mut cx, true, passes.contains(&Pass::RndHi32))?,
-                // Run together with `zext` when both are requested (one kernel pass).
-                Pass::RndHi32 if passes.contains(&Pass::Zext) => PassStats::default(),
-                Pass::RndHi32 => zext::run(list, &mut cx, false, true)?,
-                Pass::Blind => blind::run(list, &mut cx)?,
-            };
+            let s = (pass.def().run)(list, &mut cx)?;
             after(pass, list);
             stats.push((pass, s));
         }
@@ -578,6 +601,7 @@ pub(crate) struct PassCx<'a> {
     opts: &'a Options,
     rng: SplitMix64,
     zext_requested: bool,
+    rnd_hi32_requested: bool,
     buf: PatchBuf,
 }
 
@@ -641,5 +665,39 @@ impl PassCx<'_> {
 
     fn next_u32(&mut self) -> u32 {
         self.rng.next_u32()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpfpatch_insn::opcode as c;
+
+    /// The toy pass (pass/toy.rs plus its registry line, nothing else) is a pass like any
+    /// other: the pipeline parses its name, computes its facts, runs it in registry order, and
+    /// its patches land (a `goto +0` before each exit; a jump to an exit still reaches it).
+    #[test]
+    fn a_registered_pass_runs_from_its_file_and_one_line() {
+        assert_eq!(Pass::ORDER.last(), Some(&Pass::Toy));
+        assert_eq!(Pass::from_name("toy"), Some(Pass::Toy));
+        assert_eq!(Pass::Toy.kind(), OutputKind::Loadable);
+        // r0 = 0; if r1 == 0 goto +1; exit; r0 = 1; exit
+        let prog = [
+            Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 0),
+            Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 1, 0),
+            Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0),
+            Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 1),
+            Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0),
+        ];
+        let pipeline = Pipeline::from_cli("dce,toy", false).unwrap();
+        let out = pipeline.run(&prog, &Options::default()).unwrap();
+        assert_eq!(out.stats.iter().map(|(p, _)| p.name()).collect::<Vec<_>>(), ["dce", "toy"]);
+        assert_eq!(out.stats[1].1.prepatched, 2);
+        let ja = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
+        assert_eq!(out.insns.len(), 7);
+        assert_eq!((out.insns[2], out.insns[3]), (ja, prog[2]));
+        assert_eq!((out.insns[5], out.insns[6]), (ja, prog[4]));
+        // The jump still lands on `r0 = 1`, two slots further now.
+        assert_eq!(out.insns[1].off, 2, "if r1 == 0 lands on r0 = 1");
     }
 }

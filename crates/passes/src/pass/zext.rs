@@ -11,7 +11,7 @@
 //!
 //! Needs: [`Fact::Liveness`] (and [`Fact::PtrKind`] to skip context loads).
 
-use super::{Fact, PassCx, PassError, PassStats};
+use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
 use crate::analysis::ptrkind::Base;
 use crate::rewrite::zext::{def32_reg, rnd_hi32_after, zext_after};
 use bpfpatch_insn::Op;
@@ -19,6 +19,27 @@ use bpfpatch_patch::PatchList;
 
 /// Facts `zext` / `rnd-hi32` read.
 pub const NEEDS: &[Fact] = &[Fact::Liveness, Fact::PtrKind];
+
+/// `zext`'s row of the registry (it also does `rnd-hi32`'s work when both run: one kernel pass).
+pub(crate) const ZEXT: PassDef = PassDef {
+    name: "zext",
+    help: "zero-extend 32-bit results whose upper half is read",
+    kind: OutputKind::Xlated,
+    needs: NEEDS,
+    run: |list, cx| {
+        let rnd = cx.rnd_hi32_requested;
+        run(list, cx, true, rnd)
+    },
+};
+
+/// `rnd-hi32`'s row of the registry (nothing of its own when `zext` runs too: `zext` did it).
+pub(crate) const RND_HI32: PassDef = PassDef {
+    name: "rnd-hi32",
+    help: "randomize the upper half of 32-bit results nobody reads",
+    kind: OutputKind::Xlated,
+    needs: NEEDS,
+    run: |list, cx| if cx.zext_requested { Ok(PassStats::default()) } else { run(list, cx, false, true) },
+};
 
 /// Runs `zext` (if `zext`) and `rnd-hi32` (if `rnd`) on `list`.
 ///
