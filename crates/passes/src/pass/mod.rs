@@ -630,13 +630,24 @@ impl PassCx<'_> {
             } else {
                 Insn::default()
             };
-            let (op, _) = decode(&[insn, hi], DecodeOptions::INTERNAL).map_err(|reason| {
-                PassError::Output(DecodeError::Invalid { slot: last_slot, code: insn.code, reason })
-            })?;
+            // A pristine node (its original's identity and the very same slots) reuses the op the
+            // CFG decoded: the pipeline decodes the program once, and only what passes wrote again.
             let orig = list.origin(node).and_then(|s| {
                 let i = self.cfg.prog().at_slot(s.0)?;
-                (self.orig.get(s.0) == Some(&insn)).then_some(i)
+                let same =
+                    self.orig.get(s.0) == Some(&insn) && (!insn.is_ld_imm64() || self.orig.get(s.0 + 1) == Some(&hi));
+                same.then_some(i)
             });
+            let op = match orig {
+                Some(i) => *self.cfg.prog().op(i),
+                None => {
+                    decode(&[insn, hi], DecodeOptions::INTERNAL)
+                        .map_err(|reason| {
+                            PassError::Output(DecodeError::Invalid { slot: last_slot, code: insn.code, reason })
+                        })?
+                        .0
+                }
+            };
             if let Some(s) = list.origin(node) {
                 last_slot = s;
             }
