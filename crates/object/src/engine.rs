@@ -45,15 +45,15 @@ use crate::check::starts;
 use crate::elf::{STB_GLOBAL, STB_WEAK, STT_NOTYPE};
 use crate::error::SectionRef;
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
-use crate::rewrite::{RewriteReport, SlotMap};
+use crate::rewrite::{EngineRecords, RewriteReport, SlotMap};
 use crate::{BpfObject, ObjectError, Subprogram};
 use bpfpatch_insn::opcode::{
     CALL, JMP, PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 use bpfpatch_insn::{Endian, Insn, Slot};
 use bpfpatch_patch::{
-    self as patch, AuxHook, CoreReloc, CoreRelocData, ElfReloc, ElfRelocData, LinearizeOptions, OffsetMap, PatchCtx,
-    PatchList, PatchedProgram, Program, SideTables, Subprog,
+    self as patch, AuxHook, CoreReloc, CoreRelocData, Dropped, ElfReloc, ElfRelocData, LinearizeOptions, OffsetMap,
+    PatchCtx, PatchList, PatchedProgram, Program, SideTables, Subprog,
 };
 use core::fmt;
 use std::time::{Duration, Instant};
@@ -106,6 +106,15 @@ pub struct EngineView {
     roles: Vec<(usize, RelocRole)>,
     subprograms: Vec<Subprogram>,
     entries: Vec<usize>,
+    /// Whether the side tables carry every record of the object's (func_info, line_info,
+    /// CO-RE, relocations): then the write-back takes the engine's remapped tables as they are.
+    /// A malformed table the engine cannot take (line_info out of order, func_info that does
+    /// not match the subprograms, misaligned CO-RE offsets) is remapped by the object's own
+    /// adjuster instead ([`BpfObject::replace_program`]).
+    complete: bool,
+    /// The object's line_info records of the program (what a record carries beyond the
+    /// engine's [`bpfpatch_patch::LineInfo`] rides along by index).
+    line_records: Vec<crate::LineInfo>,
 }
 
 impl EngineView {
@@ -453,6 +462,8 @@ impl BpfObject {
                 })
                 .collect();
         }
+        let core_all = self.core_relos(prog).iter().all(|c| c.insn_off % 8 == 0 && ((c.insn_off / 8) as usize) < n);
+        let complete = (fi.is_empty() || !tables.func_info.is_empty()) && (li.is_empty() || li_ok) && core_all;
         tables.core_relocs = self
             .core_relos(prog)
             .iter()
@@ -477,6 +488,8 @@ impl BpfObject {
             roles,
             subprograms,
             entries: self.entry_points(prog),
+            complete,
+            line_records: li.to_vec(),
         })
     }
 
@@ -536,6 +549,29 @@ impl BpfObject {
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
     ) -> Result<RewriteReport, EngineError> {
+        self.apply_patched_via(view, patched, true)
+    }
+
+    /// [`BpfObject::apply_patched`] with the records moved by the object's own adjuster
+    /// ([`BpfObject::replace_program`] through the engine's map) instead of taken from the
+    /// engine's remapped tables: the oracle the tests hold the one remap path to.
+    ///
+    /// # Errors
+    /// As [`BpfObject::apply_patched`].
+    pub fn apply_patched_by_adjuster(
+        &mut self,
+        view: &EngineView,
+        patched: &mut PatchedProgram<SlotAux>,
+    ) -> Result<RewriteReport, EngineError> {
+        self.apply_patched_via(view, patched, false)
+    }
+
+    fn apply_patched_via(
+        &mut self,
+        view: &EngineView,
+        patched: &mut PatchedProgram<SlotAux>,
+        engine_tables: bool,
+    ) -> Result<RewriteReport, EngineError> {
         let section = view.section.clone();
         let orig_subs = view.program.tables.subprogs.len();
         let appended = patched.subprog_map.iter().skip(orig_subs).filter(|m| m.is_some()).count();
@@ -592,7 +628,9 @@ impl BpfObject {
             }
         }
         let insns = out.clone();
-        let report = self.replace_program(view.prog, insns, &OffsetMapSlots(map))?;
+        let records = (engine_tables && view.complete)
+            .then(|| engine_records(view, &patched.program.tables, &patched.map, &patched.dropped));
+        let report = self.replace_program_with(view.prog, insns, &OffsetMapSlots(map), records.as_ref())?;
         if let Some(p) = self.programs.get(view.prog) {
             out.clone_from(&p.insns);
         }
@@ -600,11 +638,51 @@ impl BpfObject {
     }
 }
 
+/// Where the engine put the records of `view`'s program ([`EngineRecords`]): its remapped
+/// relocations and CO-RE records (in input order, those it dropped named by index), func_info,
+/// and line_info by the engine's own rule ([`OffsetMap::line_info_survivors`]).
+fn engine_records(view: &EngineView, t: &SideTables, map: &OffsetMap, dropped: &[Dropped]) -> EngineRecords {
+    let (mut elf_gone, mut core_gone) = (Vec::new(), Vec::new());
+    for d in dropped {
+        match d {
+            Dropped::ElfReloc { index, .. } => elf_gone.push(*index),
+            Dropped::CoreReloc { index, .. } => core_gone.push(*index),
+            _ => {}
+        }
+    }
+    elf_gone.sort_unstable();
+    core_gone.sort_unstable();
+    let place = |n: usize, gone: &[usize], kept: &mut dyn Iterator<Item = u64>| -> Vec<Option<usize>> {
+        (0..n)
+            .map(|i| {
+                if gone.binary_search(&i).is_ok() {
+                    None
+                } else {
+                    kept.next().and_then(|off| usize::try_from(off / 8).ok())
+                }
+            })
+            .collect()
+    };
+    let input = &view.program.tables;
+    let relocs = place(input.elf_relocs.len(), &elf_gone, &mut t.elf_relocs.iter().map(|r| r.insn_off));
+    let core = place(input.core_relocs.len(), &core_gone, &mut t.core_relocs.iter().map(|r| r.insn_off));
+    let func_info = t.func_info.iter().map(|f| f.insn_off as usize).collect();
+    let mut line_info = Vec::with_capacity(input.line_info.len());
+    let records = &view.line_records;
+    map.line_info_survivors(&input.line_info, |i, s| {
+        if let Some(r) = records.get(i) {
+            line_info.push((s.0, r.clone()));
+        }
+    });
+    EngineRecords { relocs, func_info, line_info, core }
+}
+
 /// Rewrites programs through the engine with a pass closure; reuses its scratch across programs.
 #[derive(Debug, Default)]
 pub struct Rewriter {
     opts: RewriteOptions,
     ctx: PatchCtx,
+    adjuster: bool,
 }
 
 /// What [`Rewriter::rewrite_program`] returns: the report and the engine's result (whose
@@ -621,7 +699,15 @@ impl Rewriter {
     /// A rewriter with `opts`.
     #[must_use]
     pub fn new(opts: RewriteOptions) -> Rewriter {
-        Rewriter { opts, ctx: PatchCtx::new() }
+        Rewriter { opts, ctx: PatchCtx::new(), adjuster: false }
+    }
+
+    /// This rewriter, writing back through the object's own adjuster
+    /// ([`BpfObject::apply_patched_by_adjuster`]): the oracle of the one remap path, for tests.
+    #[must_use]
+    pub fn by_adjuster(mut self) -> Rewriter {
+        self.adjuster = true;
+        self
     }
 
     /// Rewrites program `prog` of `obj`: builds its view and patch list, runs `passes` on the
@@ -642,7 +728,7 @@ impl Rewriter {
         let t0 = Instant::now();
         let view = obj.engine_view(prog)?;
         let (mut patched, hook) = self.run(&view.section, &view.info(), passes)?;
-        let object = obj.apply_patched(&view, &mut patched)?;
+        let object = obj.apply_patched_via(&view, &mut patched, !self.adjuster)?;
         let report = report(&view.info(), &patched, &hook, object, t0.elapsed());
         Ok(Rewritten { report, patched })
     }

@@ -131,6 +131,23 @@ pub(crate) fn addend_target(kind: AddendKind, sym_value: u64, imm: i32) -> Optio
     })
 }
 
+/// Where the patching engine put one program's records: its remapped side tables
+/// ([`bpfpatch_patch::PatchedProgram`]), taken as they are by [`BpfObject::apply_patched`] so
+/// that every table goes through the engine's one map; only what only the object knows
+/// (symbols, addends naming this section from anywhere, DWARF) is derived here.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EngineRecords {
+    /// Per relocation of the program, in order: its new slot, `None` when dropped with its
+    /// instruction.
+    pub(crate) relocs: Vec<Option<usize>>,
+    /// The func_info records' new slots, in order (one per record).
+    pub(crate) func_info: Vec<usize>,
+    /// The line_info records after the engine's remap and collapse: new slot and the record.
+    pub(crate) line_info: Vec<(usize, crate::LineInfo)>,
+    /// Per CO-RE record of the program, in order: its new slot, `None` when dropped.
+    pub(crate) core: Vec<Option<usize>>,
+}
+
 struct Pending {
     prog: usize,
     reloc: usize,
@@ -161,6 +178,19 @@ impl BpfObject {
         prog: usize,
         insns: Vec<Insn>,
         map: &dyn SlotMap,
+    ) -> Result<RewriteReport, ObjectError> {
+        self.replace_program_with(prog, insns, map, None)
+    }
+
+    /// [`BpfObject::replace_program`], with the records' new places given by the engine
+    /// (`engine`) instead of derived from `map` here: the rewrite path. `map` then serves only
+    /// what the object alone knows (symbols, addends into the section, DWARF).
+    pub(crate) fn replace_program_with(
+        &mut self,
+        prog: usize,
+        insns: Vec<Insn>,
+        map: &dyn SlotMap,
+        engine: Option<&EngineRecords>,
     ) -> Result<RewriteReport, ObjectError> {
         let p = self.programs.get(prog).ok_or(ObjectError::NoProgram { index: prog })?;
         let sec = p.section;
@@ -237,7 +267,11 @@ impl BpfObject {
         let mut new_relocs = Vec::with_capacity(p.relocs.len());
         let mut reloc_index = vec![None; p.relocs.len()];
         for (ri, r) in p.relocs.iter().enumerate() {
-            let Some(n) = insn_of(r.slot)? else {
+            let placed = match engine {
+                Some(e) => e.relocs.get(ri).copied().flatten().filter(|&n| n < new_len),
+                None => insn_of(r.slot)?,
+            };
+            let Some(n) = placed else {
                 report.relocs_dropped.push(crate::DroppedReloc {
                     slot: r.slot,
                     r_type: r.r_type,
@@ -309,8 +343,14 @@ impl BpfObject {
             let mut fi = ext.func_info.block(&p.name).map(|b| b.records.clone());
             if let Some(recs) = fi.as_mut() {
                 let mut prev = None;
+                if engine.is_some_and(|e| e.func_info.len() != recs.len()) {
+                    return Err(err(RewriteError::EmptySubprogram { name: "func_info record".into() }));
+                }
                 for (i, r) in recs.iter_mut().enumerate() {
-                    let s = start[slot_of(InfoKind::FuncInfo, i, r.insn_off)?];
+                    let s = match engine {
+                        Some(e) => e.func_info[i],
+                        None => start[slot_of(InfoKind::FuncInfo, i, r.insn_off)?],
+                    };
                     if s == new_len || prev == Some(s) {
                         return Err(err(RewriteError::EmptySubprogram { name: format!("func_info record {i}") }));
                     }
@@ -319,7 +359,18 @@ impl BpfObject {
                 }
             }
             let mut li = ext.line_info.block(&p.name).map(|b| b.records.clone());
-            if let Some(recs) = li.as_mut() {
+            if let (Some(recs), Some(e)) = (li.as_mut(), engine) {
+                // The engine's remap and collapse (tables.rs): the kernel's rule, once.
+                let before = recs.len();
+                let mut out = Vec::with_capacity(e.line_info.len());
+                for (s, r) in &e.line_info {
+                    let mut r = r.clone();
+                    r.insn_off = to_off(*s)?;
+                    out.push(r);
+                }
+                report.line_info_dropped = before - out.len();
+                *recs = out;
+            } else if let Some(recs) = li.as_mut() {
                 let mut mapped = Vec::with_capacity(recs.len());
                 for (i, r) in recs.iter().enumerate() {
                     let s = start[slot_of(InfoKind::LineInfo, i, r.insn_off)?];
@@ -342,7 +393,11 @@ impl BpfObject {
             if let Some(recs) = co.as_mut() {
                 let mut out = Vec::with_capacity(recs.len());
                 for (i, r) in recs.iter().enumerate() {
-                    match insn_of(slot_of(InfoKind::CoreRelo, i, r.insn_off)?)? {
+                    let placed = match engine {
+                        Some(e) => e.core.get(i).copied().flatten().filter(|&n| n < new_len),
+                        None => insn_of(slot_of(InfoKind::CoreRelo, i, r.insn_off)?)?,
+                    };
+                    match placed {
                         Some(n) => {
                             let mut r = r.clone();
                             r.set_insn_off(to_off(n)?);

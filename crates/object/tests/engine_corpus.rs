@@ -102,3 +102,61 @@ fn corpus_engine_prepatch_keeps_every_table_on_its_instruction() {
     println!("engine nop prepatch ({relaxed} jumps relaxed): {ok} passed, {} failed", failed.len());
     assert!(failed.is_empty());
 }
+
+/// The one remap path against its oracle: every corpus object rewritten with patches,
+/// prepatches and deletions (every third unprotected instruction in a run of plain ALU ones
+/// deleted, a landing `ja +0` before every seventh, every fifth ALU instruction patched into
+/// itself and a `ja +0`), once with the records taken from the engine's remapped tables (the
+/// rewrite path) and once moved by the object's own adjuster through the same map: the two
+/// objects are byte-identical, and the report's counts agree.
+#[test]
+fn corpus_engine_tables_equal_the_adjusters() {
+    let Some(files) = corpus() else { return };
+    let nop = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
+    let mut pass = |list: &mut PatchList, info: &ProgramInfo<'_>| {
+        let nodes: Vec<_> = list.iter().collect();
+        for (k, (n, insn)) in nodes.into_iter().enumerate() {
+            let plain =
+                matches!(insn.class(), c::ALU | c::ALU64) && list.origin(n).is_some_and(|s| !info.is_relocated(s.0));
+            if plain && k % 3 == 1 {
+                list.delete(n)?;
+            } else if plain && k % 5 == 0 {
+                list.patch(n, &PatchBuf::from_insns(&[insn, nop]))?;
+            } else if k % 7 == 0 {
+                list.prepatch(n, &PatchBuf::from_insns(&[nop]), PrepatchMode::LandOnInserted)?;
+            }
+        }
+        Ok::<(), bpfpatch_patch::Error>(())
+    };
+    let (mut same, mut refused, mut line_dropped) = (0usize, 0usize, 0usize);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let Ok(mut a) = BpfObject::parse(&bytes) else { continue };
+        let mut b = a.clone();
+        let ra = Rewriter::new(RewriteOptions { relax: true }).rewrite_object(&mut a, &mut pass);
+        let rb = Rewriter::new(RewriteOptions { relax: true }).by_adjuster().rewrite_object(&mut b, &mut pass);
+        match (ra, rb) {
+            (Ok(x), Ok(y)) => {
+                let (x, y): (Vec<_>, Vec<_>) =
+                    (x.into_iter().map(|r| r.object).collect(), y.into_iter().map(|r| r.object).collect());
+                assert_eq!(x, y, "{}: reports", f.display());
+                line_dropped += x.iter().map(|r| r.line_info_dropped).sum::<usize>();
+                assert!(
+                    a.write().unwrap() == b.write().unwrap(),
+                    "{}: the two paths wrote different objects",
+                    f.display()
+                );
+                same += 1;
+            }
+            (Err(x), Err(y)) => {
+                assert_eq!(x.to_string(), y.to_string(), "{}", f.display());
+                refused += 1;
+            }
+            (x, y) => panic!("{}: engine path {:?}, adjuster {:?}", f.display(), x.err(), y.err()),
+        }
+    }
+    println!(
+        "one remap path: {same} objects identical to the adjuster's ({line_dropped} line_info records collapsed), {refused} refused by both"
+    );
+    assert!(same > 100 && line_dropped > 0, "the corpus exercised the path");
+}

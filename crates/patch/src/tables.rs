@@ -323,16 +323,28 @@ impl OffsetMap {
     /// land past the end are dropped. Output is strictly increasing.
     pub fn remap_line_info(&self, input: &[LineInfo], out: &mut Vec<LineInfo>) {
         out.clear();
-        for l in input {
+        self.line_info_survivors(input, |i, s| out.push(LineInfo { insn_off: s.0 as u32, ..input[i] }));
+    }
+
+    /// The rule of [`OffsetMap::remap_line_info`] (its one statement) for callers whose records
+    /// carry more than a [`LineInfo`]: calls `keep(input index, new slot)` for every entry that
+    /// survives, in order.
+    pub fn line_info_survivors(&self, input: &[LineInfo], mut keep: impl FnMut(usize, Slot)) {
+        let mut pending: Option<(usize, Slot)> = None;
+        for (i, l) in input.iter().enumerate() {
             let Some(s) = self.start(Slot(l.insn_off as usize)) else { continue };
             if s.0 >= self.new_len() {
                 continue;
             }
-            let e = LineInfo { insn_off: s.0 as u32, ..*l };
-            match out.last_mut() {
-                Some(last) if last.insn_off == e.insn_off => *last = e,
-                _ => out.push(e),
+            // On a collision the last entry wins.
+            if let Some((j, t)) = pending.replace((i, s))
+                && t != s
+            {
+                keep(j, t);
             }
+        }
+        if let Some((j, t)) = pending {
+            keep(j, t);
         }
     }
 
