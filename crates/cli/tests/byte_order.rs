@@ -63,7 +63,11 @@ fn run_gives_the_c_answer_in_both_byte_orders() {
             .unwrap()
             .success();
         assert!(ok, "clang-19 -target {target}");
-        for passes in [&[][..], &["--passes", "lower-v4"], &["--passes", "all"], &["--passes", "all", "--blind"]] {
+        // Every pass alone (but ctx, which needs a layout: its own test below), all, all with blinding.
+        let each = ["dce", "kernel-dce", "lower-v4", "fixups", "zext", "rnd-hi32"].map(|p| vec!["--passes", p]);
+        let whole =
+            [vec![], vec!["--passes", "all"], vec!["--passes", "all", "--blind"], vec!["--passes", "none", "--blind"]];
+        for passes in each.iter().chain(&whole) {
             Command::cargo_bin("bpfpatch")
                 .unwrap()
                 .args(["run", "--section", "socket"])
