@@ -1,0 +1,64 @@
+//! The old-to-new map's accessors on small programs whose answer is known by hand from the
+//! requests (the map's documented rules), and node positions against the list's own order.
+// Test code: values are small and known; panicking on a broken expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bpfpatch_insn::{Insn, Slot};
+use bpfpatch_patch::*;
+use common::*;
+
+/// `mov r0; mov r1; mov r2; mov r3; exit`, slot 1 deleted and slot 3 patched with two slots:
+/// `mov r0; mov r2; mov r4; mov r3; exit`.
+fn deleted_and_patched() -> (PatchList, Linearized) {
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(3, 3), exit()];
+    let mut l = PatchList::new(&insns).unwrap();
+    let n1 = l.node_of(Slot(1)).unwrap();
+    let n3 = l.node_of(Slot(3)).unwrap();
+    l.delete(n1).unwrap();
+    l.patch(n3, &PatchBuf::from(&[mov64(4, 4), mov64(3, 3)][..])).unwrap();
+    let out = l.linearize(LinearizeOptions::default()).unwrap();
+    assert_eq!(out.insns, vec![mov64(0, 0), mov64(2, 2), mov64(4, 4), mov64(3, 3), exit()]);
+    (l, out)
+}
+
+#[test]
+fn is_deleted_names_exactly_the_deleted_slots() {
+    let (_, out) = deleted_and_patched();
+    let m = &out.map;
+    let got: Vec<bool> = (0..=6).map(|s| m.is_deleted(Slot(s))).collect();
+    // Slot 1 only; one past the end and beyond are no slot at all.
+    assert_eq!(got, vec![false, true, false, false, false, false, false]);
+}
+
+#[test]
+fn live_start_is_none_for_deleted_slots_and_past_the_end() {
+    let (_, out) = deleted_and_patched();
+    let m = &out.map;
+    assert_eq!(m.live_start(Slot(0)), Some(Slot(0)));
+    assert_eq!(m.live_start(Slot(1)), None, "deleted");
+    assert_eq!(m.live_start(Slot(2)), Some(Slot(1)));
+    assert_eq!(m.live_start(Slot(3)), Some(Slot(2)), "a patch is entered at its first slot");
+    assert_eq!(m.live_start(Slot(4)), Some(Slot(4)));
+    // One past the end is no instruction (an insn-array entry cannot point there), though
+    // `start` maps it to the new length.
+    assert_eq!(m.start(Slot(5)), Some(Slot(5)));
+    assert_eq!(m.live_start(Slot(5)), None);
+    assert_eq!(m.live_start(Slot(6)), None);
+}
+
+#[test]
+fn node_pos_is_the_slot_the_list_order_gives() {
+    let (l, out) = deleted_and_patched();
+    let m = &out.map;
+    let slots: Vec<(NodeId, Insn)> = l.slots().collect();
+    assert_eq!(slots.len(), out.insns.len());
+    for (j, (node, insn)) in slots.iter().enumerate() {
+        assert_eq!(m.node_pos(*node), Some(Slot(j)), "node {node:?}");
+        assert_eq!(out.insns[j], *insn);
+    }
+    // A deleted node: the first slot emitted after it (slot 2's `mov r2`, at 1).
+    assert_eq!(m.node_pos(NodeId::of_slot(Slot(1))), Some(Slot(1)));
+    assert_eq!(m.node_pos(NodeId::of_slot(Slot(1_000))), None, "no such node");
+}
