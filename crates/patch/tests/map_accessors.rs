@@ -1,5 +1,6 @@
-//! The old-to-new map's accessors on small programs whose answer is known by hand from the
-//! requests (the map's documented rules), and node positions against the list's own order.
+//! The old-to-new map's accessors and the aux of both engines on small programs whose answer is
+//! known by hand from the requests (the documented rules), and node positions against the list's
+//! own order.
 // Test code: values are small and known; panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -61,4 +62,23 @@ fn node_pos_is_the_slot_the_list_order_gives() {
     // A deleted node: the first slot emitted after it (slot 2's `mov r2`, at 1).
     assert_eq!(m.node_pos(NodeId::of_slot(Slot(1))), Some(Slot(1)));
     assert_eq!(m.node_pos(NodeId::of_slot(Slot(1_000))), None, "no such node");
+}
+
+#[test]
+fn both_engines_give_a_pending_patch_new_aux_before_its_identity() {
+    // Slot 3's patch is pending (I6: a pristine node, patched after the deletion flushed the
+    // log). Rule: inserted slots get the hook's new aux from the patched instruction's aux; the
+    // last slot of the patch carries slot 3's identity; deleted slot 1's aux is gone.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(3, 3), exit()];
+    let prog = Program { insns, aux: vec![10u32, 11, 12, 13, 14], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    l.delete(l.node_of(Slot(1)).unwrap()).unwrap();
+    l.patch(l.node_of(Slot(3)).unwrap(), &PatchBuf::from(&[mov64(4, 4), mov64(3, 3)][..])).unwrap();
+    // Both the fused engine (relax off) and the relaxing one (aux built after resolution).
+    for relax in [false, true] {
+        let mut hook = |_: &Insn, parent: Option<&u32>| parent.map_or(9999, |p| 1000 + p);
+        let out = l.linearize_program(&prog, &mut hook, LinearizeOptions { relax }).unwrap();
+        assert_eq!(out.program.insns, vec![mov64(0, 0), mov64(2, 2), mov64(4, 4), mov64(3, 3), exit()]);
+        assert_eq!(out.program.aux, vec![10, 12, 1013, 13, 14], "relax {relax}");
+    }
 }
