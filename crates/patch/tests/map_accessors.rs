@@ -1,6 +1,6 @@
-//! The old-to-new map's accessors and the aux of both engines on small programs whose answer is
-//! known by hand from the requests (the documented rules), and node positions against the list's
-//! own order.
+//! The old-to-new map's accessors, and the aux and statistics of both engines, on small programs
+//! whose answer is known by hand from the requests (the documented rules); node positions
+//! against the list's own order.
 // Test code: values are small and known; panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -81,4 +81,24 @@ fn both_engines_give_a_pending_patch_new_aux_before_its_identity() {
         assert_eq!(out.program.insns, vec![mov64(0, 0), mov64(2, 2), mov64(4, 4), mov64(3, 3), exit()]);
         assert_eq!(out.program.aux, vec![10, 12, 1013, 13, 14], "relax {relax}");
     }
+}
+
+#[test]
+fn both_engines_count_a_backward_jump_resolved_in_the_walk_as_a_fixup() {
+    // `ja -4` at slot 3 jumps back to slot 0; slot 3 is patched (pending, I6) with a `mov`
+    // before the jump, which keeps its original target: the fused engine resolves that jump in
+    // its walk (its target is final already). One jump in the output: one fixup resolved.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), ja(-4), exit()];
+    let prog = Program { insns, aux: vec![0u32; 5], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    let mut buf = PatchBuf::from(&[mov64(4, 4)][..]);
+    buf.jump_to(ja(0), Target::OrigTarget);
+    l.patch(l.node_of(Slot(3)).unwrap(), &buf).unwrap();
+    for relax in [false, true] {
+        let mut hook = |_: &Insn, _: Option<&u32>| 0u32;
+        let out = l.linearize_program(&prog, &mut hook, LinearizeOptions { relax }).unwrap();
+        assert_eq!(out.program.insns, vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(4, 4), ja(-5), exit()]);
+        assert_eq!(out.stats.fixups, 1, "relax {relax}");
+    }
+    assert_eq!(l.linearize(LinearizeOptions::default()).unwrap().stats.fixups, 1);
 }
