@@ -102,3 +102,25 @@ fn both_engines_count_a_backward_jump_resolved_in_the_walk_as_a_fixup() {
     }
     assert_eq!(l.linearize(LinearizeOptions::default()).unwrap().stats.fixups, 1);
 }
+
+#[test]
+fn a_pending_patchs_backward_call_enters_a_skipping_prologue() {
+    // main (0..3): mov r0; mov r1; exit; sub (3..5): call main; exit. A skipping prepatch puts
+    // `mov r5` before slot 0 (jumps skip it, calls enter it); then slot 3 is patched (pending)
+    // with a `mov` before its call, which keeps its original target. The call must land on
+    // the inserted `mov r5` at 0, not on the original instruction at 1.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), exit(), call_local(-4), exit()];
+    let mut l = PatchList::with_subprogs(&insns, &[0, 3]).unwrap();
+    l.prepatch(l.node_of(Slot(0)).unwrap(), &PatchBuf::from(&[mov64(5, 5)][..]), PrepatchMode::SkipForJumps).unwrap();
+    let mut buf = PatchBuf::from(&[mov64(4, 4)][..]);
+    buf.jump_to(call_local(0), Target::OrigTarget);
+    l.patch(l.node_of(Slot(3)).unwrap(), &buf).unwrap();
+    let want = vec![mov64(5, 5), mov64(0, 0), mov64(1, 1), exit(), mov64(4, 4), call_local(-6), exit()];
+    for relax in [false, true] {
+        assert_eq!(l.linearize(LinearizeOptions { relax }).unwrap().insns, want, "relax {relax}");
+        let prog = Program { insns: insns.clone(), aux: vec![0u32; 5], tables: SideTables::default() };
+        let mut hook = |_: &Insn, _: Option<&u32>| 0u32;
+        let out = l.linearize_program(&prog, &mut hook, LinearizeOptions { relax }).unwrap();
+        assert_eq!(out.program.insns, want, "relax {relax}, with aux");
+    }
+}
