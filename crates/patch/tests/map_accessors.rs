@@ -124,3 +124,27 @@ fn a_pending_patchs_backward_call_enters_a_skipping_prologue() {
         assert_eq!(out.program.insns, want, "relax {relax}, with aux");
     }
 }
+
+#[test]
+fn an_output_with_mismatched_buffers_is_overwritten_whole() {
+    // `linearize_program_into` clears and reuses whatever buffers `out` holds: an output whose
+    // instructions and aux differ in length (one of them the right length) must give the same
+    // program as a fresh run.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(3, 3), exit()];
+    let prog = Program { insns, aux: vec![10u32, 11, 12, 13, 14], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    l.delete(l.node_of(Slot(1)).unwrap()).unwrap();
+    l.patch(l.node_of(Slot(3)).unwrap(), &PatchBuf::from(&[mov64(4, 4), mov64(3, 3)][..])).unwrap();
+    let mut hook = |_: &Insn, parent: Option<&u32>| parent.map_or(9999, |p| 1000 + p);
+    let fresh = l.linearize_program(&prog, &mut hook, LinearizeOptions::default()).unwrap();
+    let n = fresh.program.insns.len();
+    assert_eq!(n, 5);
+    let mut ctx = PatchCtx::new();
+    for (ni, na) in [(n, 0), (0, n), (n, n + 3), (n + 3, n), (n, n)] {
+        let mut out = PatchedProgram::default();
+        out.program.insns = vec![Insn::default(); ni];
+        out.program.aux = vec![777; na];
+        l.linearize_program_into(&mut ctx, &prog, &mut hook, LinearizeOptions::default(), &mut out).unwrap();
+        assert_eq!(out.program, fresh.program, "stale output of {ni} instructions and {na} aux");
+    }
+}
