@@ -1,0 +1,36 @@
+//! The verification layer checks every input table before it runs the engine: a bad table is
+//! reported as such whatever the requests, even when linearizing them would fail too.
+// Test code: values are small and known; panicking on a broken expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bpfpatch_insn::{Insn, Slot};
+use bpfpatch_patch::*;
+use common::*;
+
+#[test]
+fn bad_relocations_are_reported_before_an_engine_error() {
+    // The last instruction is patched with a jump past the end: linearizing fails with
+    // `TargetPastEnd`; the relocation tables are wrong too, and that is what is reported.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), exit()];
+    let base = Program { insns, aux: vec![0u32; 3], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&base).unwrap();
+    let mut b = PatchBuf::new();
+    b.jump_to(ja(0), Target::PastEnd);
+    l.patch(l.node_of(Slot(2)).unwrap(), &b).unwrap();
+    let run = |p: &Program<u32>| {
+        let mut hook = |_: &Insn, _: Option<&u32>| 0u32;
+        l.linearize_program(p, &mut hook, LinearizeOptions::default()).map(drop)
+    };
+    assert_eq!(run(&base).unwrap_err(), Error::TargetPastEnd { at: Slot(2), orig: Some(Slot(2)) });
+    let mut x = base.clone();
+    x.tables.core_relocs = vec![Reloc { insn_off: 12, data: CoreRelocData::default() }];
+    assert_eq!(run(&x).unwrap_err(), Error::RelocMisaligned { table: "core_relocs", index: 0, offset: 12 });
+    let mut x = base.clone();
+    x.tables.elf_relocs = vec![
+        Reloc { insn_off: 8, data: ElfRelocData::default() },
+        Reloc { insn_off: 24, data: ElfRelocData::default() },
+    ];
+    assert_eq!(run(&x).unwrap_err(), Error::BadTableSlot { table: "elf_relocs", index: 1, slot: 3 });
+}
