@@ -34,3 +34,25 @@ fn bad_relocations_are_reported_before_an_engine_error() {
     ];
     assert_eq!(run(&x).unwrap_err(), Error::BadTableSlot { table: "elf_relocs", index: 1, slot: 3 });
 }
+
+#[test]
+fn remap_relocs_checks_its_input_on_its_own() {
+    // `OffsetMap::remap_relocs` is public: called directly (no `linearize_program` check before
+    // it), a misaligned or out-of-range record is an error naming it, and nothing is output.
+    let l = PatchList::new(&[mov64(0, 0), mov64(1, 1), exit()]).unwrap();
+    let map = l.linearize(LinearizeOptions::default()).unwrap().map;
+    let (mut out, mut dropped) = (Vec::new(), Vec::new());
+    let at = |off: u64| Reloc { insn_off: off, data: ElfRelocData::default() };
+    assert_eq!(
+        map.remap_relocs("elf_relocs", &[at(8), at(24)], &mut out, &mut dropped),
+        Err(Error::BadTableSlot { table: "elf_relocs", index: 1, slot: 3 })
+    );
+    assert_eq!(
+        map.remap_relocs("elf_relocs", &[at(8), at(20)], &mut out, &mut dropped),
+        Err(Error::RelocMisaligned { table: "elf_relocs", index: 1, offset: 20 })
+    );
+    assert!(out.is_empty() && dropped.is_empty());
+    // In range: each record follows its instruction (here, nothing moved).
+    map.remap_relocs("elf_relocs", &[at(8), at(16)], &mut out, &mut dropped).unwrap();
+    assert_eq!(out.iter().map(|r| r.insn_off).collect::<Vec<_>>(), vec![8, 16]);
+}
