@@ -101,7 +101,6 @@ fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
         linfo: p.tables.line_info.clone(),
         ..KernelProg::default()
     };
-    let mut hook = KernelAuxHook;
     let mut delta = 0usize;
     for (&site, &patch) in w.sites.iter().zip(&w.site_patches) {
         let mut patch = patch;
@@ -118,7 +117,7 @@ fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
                 i16::try_from(new_off).map_err(|_| "jump out of range")?;
         }
         let off = u32::try_from(pos).map_err(|_| "program too long")?;
-        k.bpf_patch_insn_data(off, patch.as_slice(), &mut hook).map_err(|e| e.to_string())?;
+        k.bpf_patch_insn_data(off, patch.as_slice()).map_err(|e| e.to_string())?;
         delta += patch.len - 1;
     }
     crate::clear(out);

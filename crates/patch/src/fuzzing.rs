@@ -10,7 +10,9 @@
 //!   prepatches (both modes), range deletions, in-place rewrites and an append, applied to the
 //!   list engine and to the kernel reference model ([`crate::reference`]); instructions, aux data,
 //!   subprograms, func_info, line info, pokes, insn arrays and relocations must agree, and the
-//!   old-to-new map must be monotone. The generator documents the cases it avoids (kernel
+//!   old-to-new map must be monotone. The engine's aux comes from its hook
+//!   ([`crate::reference::KernelAuxHook`]), the model's from its own rule
+//!   ([`crate::reference::InsnAuxData`]): the two share no code. The generator documents the cases it avoids (kernel
 //!   artifacts) next to its code.
 //! - [`identity`]: the same programs with an empty script, or with every instruction patched by
 //!   itself: the output equals the input, tables and map included.
@@ -606,12 +608,11 @@ impl<'a> Case<'a> {
         let len = buf.len();
         let before = self.list.node_count();
         let was_tainted = self.tainted[x.index()];
-        let mut hook = KernelAuxHook;
         self.log.push(format!("{mode:?} at kernel slot {p} (node {x}) with {kbuf:?}"));
         match mode {
             Mode::Patch => {
                 self.list.patch(x, &buf).unwrap_or_else(|e| panic!("patch failed: {e}\n{}", self.log.join("\n")));
-                self.kp.bpf_patch_insn_data(p as u32, &kbuf, &mut hook).expect("kernel patch");
+                self.kp.bpf_patch_insn_data(p as u32, &kbuf).expect("kernel patch");
                 if old_slots == 2 {
                     self.kp.verifier_remove_insns((p + len) as u32, 1).expect("kernel remove");
                     // The kernel never removes code once pokes exist; shift them as an insert would.
@@ -634,7 +635,7 @@ impl<'a> Case<'a> {
                     assert!(set_krel(&mut moved, t_new as i64 - (p + len) as i64 - 1));
                 }
                 kbuf.push(moved);
-                self.kp.bpf_patch_insn_data(p as u32, &kbuf, &mut hook).expect("kernel patch");
+                self.kp.bpf_patch_insn_data(p as u32, &kbuf).expect("kernel patch");
                 if mode == Mode::Skip {
                     self.kp.adjust_jmp_off(p as u32, len as u32).expect("kernel adjust_jmp_off");
                 }
@@ -727,7 +728,7 @@ impl<'a> Case<'a> {
         let a = self.list.append(&buf).unwrap_or_else(|e| panic!("append failed: {e}\n{}", self.log.join("\n")));
         let mut kpatch = vec![*self.kp.insns.last().expect("non-empty")];
         kpatch.extend(kbuf);
-        self.kp.add_hidden_subprog(&kpatch, &mut KernelAuxHook).expect("kernel append");
+        self.kp.add_hidden_subprog(&kpatch).expect("kernel append");
         assert_eq!(a.subprog.index(), self.alive.len());
         self.alive.push(true);
         self.appended_ids.push(a.subprog.index());

@@ -292,24 +292,34 @@ pub fn insn_def_regno(insn: &Insn) -> Option<u8> {
     }
 }
 
-/// `insn_has_def32(env, insn)` (verifier.c): the instruction defines a 32-bit sub-register.
+/// `insn_has_def32(env, insn)` (verifier.c): the instruction defines a 32-bit sub-register,
+/// written as the kernel's `insn_def_regno(insn) != -1 && !is_reg64(.., DST_OP)`. The model's
+/// own rule; the engine-side [`KernelAuxHook`] answers from a table ([`def32_fast`]) instead.
 #[must_use]
 #[inline]
 pub fn insn_has_def32(insn: &Insn) -> bool {
-    // One load for most opcodes (the aux hook runs it per new slot); byte swaps and atomics,
-    // whose answer depends on `imm`, take the verifier's path.
-    match DEF32[insn.code as usize] {
-        0 => false,
-        1 => true,
-        _ => def32_slow(insn),
-    }
-}
-
-fn def32_slow(insn: &Insn) -> bool {
     insn_def_regno(insn).is_some() && !is_reg64_dst(insn)
 }
 
-/// [`insn_has_def32`] by opcode: 0 no, 1 yes, 2 depends on `imm` (`END`, STX atomics).
+/// [`insn_has_def32`] in one load for most opcodes (the engine-side hook runs it per new
+/// slot): byte swaps and STX atomics, whose answer depends on `imm`, decide on `imm` here
+/// (`le`/`be` define 32 bits unless 64-bit; `bswap16/32` define 32 bits; an atomic defines a
+/// register only with `BPF_FETCH`, 32 bits unless a double word). Shares no code with
+/// [`insn_has_def32`], its oracle in the unit test below and through the differential.
+#[inline]
+fn def32_fast(insn: &Insn) -> bool {
+    match DEF32[insn.code as usize] {
+        0 => false,
+        1 => true,
+        _ => match insn.code & c::CLASS_MASK {
+            c::ALU => insn.imm != 64,
+            c::ALU64 => insn.imm == 16 || insn.imm == 32,
+            _ => insn.imm & c::FETCH != 0 && insn.code & c::SIZE_MASK != c::DW,
+        },
+    }
+}
+
+/// [`def32_fast`] by opcode: 0 no, 1 yes, 2 depends on `imm` (`END`, STX atomics).
 static DEF32: [u8; 256] = def32_table();
 
 const fn def32_table() -> [u8; 256] {
@@ -353,21 +363,48 @@ pub struct KernelAux {
     pub other: u32,
 }
 
-/// The kernel's aux rule as an [`AuxHook`]: inserted slots are zero except `seen` (from the
-/// patched instruction) and `zext_dst = insn_has_def32`; patched instructions get `zext_dst`
-/// recomputed.
+/// The fields of `struct bpf_insn_aux_data` that the kernel's patcher writes
+/// (`adjust_insn_aux_data`, §5.2); `Default` is the zero fill of a fresh slot (`vzalloc`).
+/// The model computes them by this rule of its own, not through an [`AuxHook`], so the
+/// differential compares the engine's hook-driven aux with an independent derivation.
+pub trait InsnAuxData: Clone + Default {
+    /// `aux->seen`.
+    fn seen(&self) -> bool;
+    /// Sets `aux->seen`.
+    fn set_seen(&mut self, seen: bool);
+    /// Sets `aux->zext_dst`.
+    fn set_zext_dst(&mut self, zext_dst: bool);
+}
+
+impl InsnAuxData for KernelAux {
+    fn seen(&self) -> bool {
+        self.seen
+    }
+
+    fn set_seen(&mut self, seen: bool) {
+        self.seen = seen;
+    }
+
+    fn set_zext_dst(&mut self, zext_dst: bool) {
+        self.zext_dst = zext_dst;
+    }
+}
+
+/// The kernel's aux rule as an [`AuxHook`], for the list engine: inserted slots are zero except
+/// `seen` (from the patched instruction) and `zext_dst = insn_has_def32`; patched instructions
+/// get `zext_dst` recomputed. The reference model does not use it (see [`InsnAuxData`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelAuxHook;
 
 impl AuxHook<KernelAux> for KernelAuxHook {
     #[inline]
     fn new_slot(&mut self, insn: &Insn, parent: Option<&KernelAux>) -> KernelAux {
-        KernelAux { seen: parent.is_some_and(|p| p.seen), zext_dst: insn_has_def32(insn), orig_idx: 0, other: 0 }
+        KernelAux { seen: parent.is_some_and(|p| p.seen), zext_dst: def32_fast(insn), orig_idx: 0, other: 0 }
     }
 
     #[inline]
     fn patched(&mut self, aux: &mut KernelAux, insn: &Insn) {
-        aux.zext_dst = insn_has_def32(insn);
+        aux.zext_dst = def32_fast(insn);
     }
 }
 
@@ -392,21 +429,28 @@ pub struct KernelProg<A> {
     pub hidden_subprog_cnt: u32,
 }
 
-impl<A: Clone> KernelProg<A> {
+impl<A: InsnAuxData> KernelProg<A> {
     /// `env->subprog_cnt`.
     #[must_use]
     pub fn subprog_cnt(&self) -> usize {
         self.subprog_info.len().saturating_sub(1)
     }
 
-    /// `adjust_insn_aux_data(env, new_data, new_prog, off, cnt)` (verifier.c, §5.2).
-    fn adjust_insn_aux_data<H: AuxHook<A>>(&mut self, off: usize, cnt: usize, hook: &mut H) {
-        let parent = self.aux[off].clone();
-        hook.patched(&mut self.aux[off], &self.insns[off + cnt - 1]);
+    /// `adjust_insn_aux_data(env, new_data, new_prog, off, cnt)` (verifier.c, §5.2): the
+    /// patched instruction's aux moves to the last slot of the patch with `zext_dst`
+    /// recomputed from the instruction there (also when `cnt == 1`); the `cnt - 1` slots
+    /// before it are zero-filled, then get the old `seen` and their own `zext_dst`.
+    fn adjust_insn_aux_data(&mut self, off: usize, cnt: usize) {
+        let old_seen = self.aux[off].seen();
+        self.aux[off].set_zext_dst(insn_has_def32(&self.insns[off + cnt - 1]));
         if cnt == 1 {
             return;
         }
-        let fresh: Vec<A> = (off..off + cnt - 1).map(|i| hook.new_slot(&self.insns[i], Some(&parent))).collect();
+        let mut fresh = vec![A::default(); cnt - 1];
+        for (k, new) in fresh.iter_mut().enumerate() {
+            new.set_seen(old_seen);
+            new.set_zext_dst(insn_has_def32(&self.insns[off + k]));
+        }
         self.aux.splice(off..off, fresh);
     }
 
@@ -452,15 +496,10 @@ impl<A: Clone> KernelProg<A> {
     ///
     /// # Errors
     /// As [`bpf_patch_insn_single`]; nothing changes on error.
-    pub fn bpf_patch_insn_data<H: AuxHook<A>>(
-        &mut self,
-        off: u32,
-        patch: &[Insn],
-        hook: &mut H,
-    ) -> Result<(), KernelError> {
+    pub fn bpf_patch_insn_data(&mut self, off: u32, patch: &[Insn]) -> Result<(), KernelError> {
         bpf_patch_insn_single(&mut self.insns, &mut self.linfo, off, patch)?;
         let len = patch.len() as u32;
-        self.adjust_insn_aux_data(off as usize, patch.len(), hook);
+        self.adjust_insn_aux_data(off as usize, patch.len());
         self.adjust_subprog_starts(off, len);
         self.adjust_insn_arrays(off, len);
         self.adjust_poke_descs(off, len);
@@ -585,7 +624,7 @@ impl<A: Clone> KernelProg<A> {
     ///
     /// # Errors
     /// [`KernelError::Fault`] for a second hidden subprogram; patch errors.
-    pub fn add_hidden_subprog<H: AuxHook<A>>(&mut self, patch: &[Insn], hook: &mut H) -> Result<(), KernelError> {
+    pub fn add_hidden_subprog(&mut self, patch: &[Insn]) -> Result<(), KernelError> {
         if self.hidden_subprog_cnt > 0 {
             return Err(KernelError::Fault);
         }
@@ -593,7 +632,7 @@ impl<A: Clone> KernelProg<A> {
             .map_err(|_| KernelError::OutOfRange)?
             .checked_sub(1)
             .ok_or(KernelError::OutOfRange)?;
-        self.bpf_patch_insn_data(last, patch, hook)?;
+        self.bpf_patch_insn_data(last, patch)?;
         let cnt = self.subprog_cnt();
         let len = self.insns.len() as u32;
         let exit = self.subprog_info[cnt];
@@ -617,8 +656,8 @@ impl<A: Clone> KernelProg<A> {
 mod tests {
     use super::*;
 
-    /// The opcode table answers exactly as the verifier's logic, for every opcode and the
-    /// immediates that matter (byte-swap widths, atomic operations with and without fetch).
+    /// The engine hook's table answers exactly as the verifier's logic, for every opcode and
+    /// the immediates that matter (byte-swap widths, atomic operations with and without fetch).
     #[test]
     fn def32_table_matches_the_verifier_logic() {
         let imms = [0, 1, 16, 32, 64, c::FETCH, c::XCHG, c::CMPXCHG, 0xe0, 0x40, -1];
@@ -626,7 +665,7 @@ mod tests {
             for &imm in &imms {
                 for regs in [0x00, 0x21, 0x9a] {
                     let insn = Insn::new(code, regs & 0xf, regs >> 4, 0, imm);
-                    assert_eq!(insn_has_def32(&insn), def32_slow(&insn), "code {code:#04x} imm {imm:#x}");
+                    assert_eq!(def32_fast(&insn), insn_has_def32(&insn), "code {code:#04x} imm {imm:#x}");
                 }
             }
         }

@@ -41,7 +41,7 @@ fn kp(insns: Vec<Insn>, linfo: &[u32], subprogs: &[u32]) -> KernelProg<KernelAux
 fn patch_insn_single_fixes_branches_and_linfo() {
     // 0: ja +2 -> 3 ; 1: mov ; 2: jeq -3 -> 0 ; 3: exit
     let mut p = kp(vec![ja(2), mov64(0, 1), jeq(0, 0, -3), exit()], &[0, 1, 3], &[0]);
-    p.bpf_patch_insn_data(1, &[mov64(2, 2), mov64(0, 1)], &mut KernelAuxHook).unwrap();
+    p.bpf_patch_insn_data(1, &[mov64(2, 2), mov64(0, 1)]).unwrap();
     assert_eq!(p.insns, vec![ja(3), mov64(2, 2), mov64(0, 1), jeq(0, 0, -4), exit()]);
     // The entry at the patch point stays and covers the patch; later ones shift.
     assert_eq!(p.linfo.iter().map(|l| l.insn_off).collect::<Vec<_>>(), vec![0, 1, 4]);
@@ -56,9 +56,9 @@ fn patch_insn_data_zext_and_one_to_one() {
     let mut p = kp(vec![mov64(0, 1), exit()], &[], &[0]);
     p.aux[0].zext_dst = true;
     // 1:1 patch: only zext_dst is recomputed (mov64 has no 32-bit def).
-    p.bpf_patch_insn_data(0, &[mov32(0, 1)], &mut KernelAuxHook).unwrap();
+    p.bpf_patch_insn_data(0, &[mov32(0, 1)]).unwrap();
     assert!(p.aux[0].zext_dst, "mov32 defines a 32-bit subregister");
-    p.bpf_patch_insn_data(0, &[mov64(0, 1)], &mut KernelAuxHook).unwrap();
+    p.bpf_patch_insn_data(0, &[mov64(0, 1)]).unwrap();
     assert!(!p.aux[0].zext_dst);
 }
 
@@ -113,10 +113,10 @@ fn remove_insns_linfo_inherits_last_removed_and_subprogs_go() {
 #[test]
 fn add_hidden_subprog_appends_once() {
     let mut p = kp(vec![mov64(0, 0), exit()], &[0], &[0]);
-    p.add_hidden_subprog(&[exit(), mov64(0, 1), exit()], &mut KernelAuxHook).unwrap();
+    p.add_hidden_subprog(&[exit(), mov64(0, 1), exit()]).unwrap();
     assert_eq!(p.insns.len(), 4);
     assert_eq!(p.subprog_info.iter().map(|s| s.start).collect::<Vec<_>>(), vec![0, 2, 4]);
-    assert_eq!(p.add_hidden_subprog(&[exit(), exit()], &mut KernelAuxHook), Err(KernelError::Fault));
+    assert_eq!(p.add_hidden_subprog(&[exit(), exit()]), Err(KernelError::Fault));
 }
 
 /// A jump near the 16-bit limit, as `bpf_fill_jump_around_ld_abs`: the kernel probes once the
@@ -131,13 +131,10 @@ fn sixteen_bit_overflow_both_engines() {
     insns.push(exit());
     let mut k = kp(insns.clone(), &[], &[0]);
     // First +1 fits exactly (off 32767), the second overflows: -ERANGE, image unchanged.
-    k.bpf_patch_insn_data(5, &[mov64(1, 1), mov64(0, 4)], &mut KernelAuxHook).unwrap();
+    k.bpf_patch_insn_data(5, &[mov64(1, 1), mov64(0, 4)]).unwrap();
     assert_eq!(k.insns[0].off, i16::MAX);
     let before = k.clone();
-    assert_eq!(
-        k.bpf_patch_insn_data(9, &[mov64(1, 1), mov64(0, 8)], &mut KernelAuxHook),
-        Err(KernelError::Range { off: 9 })
-    );
+    assert_eq!(k.bpf_patch_insn_data(9, &[mov64(1, 1), mov64(0, 8)]), Err(KernelError::Range { off: 9 }));
     assert_eq!(k, before, "a refused patch changes nothing");
 
     let mut l = PatchList::new(&insns).unwrap();
@@ -157,6 +154,6 @@ fn probe_pass_at_the_last_instruction_stays_in_bounds() {
     insns.push(exit());
     let mut k = kp(insns, &[], &[0]);
     let last = k.insns.len() as u32 - 1;
-    k.bpf_patch_insn_data(last, &[mov64(0, 0), exit()], &mut KernelAuxHook).unwrap();
+    k.bpf_patch_insn_data(last, &[mov64(0, 0), exit()]).unwrap();
     assert_eq!(k.insns.len(), 32_769);
 }

@@ -173,3 +173,26 @@ fn relaxation_iterates_until_stable() {
         Err(Error::JumpOutOfRange { at: Slot(1), orig: Some(Slot(1)), .. })
     ));
 }
+
+#[test]
+fn linearize_program_relaxes_with_aux_too() {
+    // The verification layer relaxes as `linearize` does when the program has aux data (the
+    // relaxing engine builds aux after resolution): the goto over FAR slots becomes a gotol
+    // that keeps its identity, and without relaxation the same request is out of range.
+    let prog = Program {
+        insns: vec![ja(2), mov64(0, 7), mov64(0, 8), exit()],
+        aux: vec![0u32, 1, 2, 3],
+        ..Program::default()
+    };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    far_patch(&mut l, 1, mov64(0, 7));
+    let mut hook = |_: &Insn, parent: Option<&u32>| parent.map_or(99, |p| 100 + p);
+    let out = l.linearize_program(&prog, &mut hook, LinearizeOptions { relax: true }).unwrap();
+    assert_eq!(out.program.insns.len(), FAR + 3);
+    assert_eq!(out.program.insns[0].code, c::JMP32 | c::JA);
+    assert_eq!(out.program.insns[0].abs_target(0), Some(FAR as i64 + 2));
+    assert_eq!(out.program.aux.len(), FAR + 3);
+    assert_eq!((out.program.aux[0], out.program.aux[FAR + 1], out.program.aux[FAR + 2]), (0, 2, 3));
+    let e = l.linearize_program(&prog, &mut hook, LinearizeOptions::default()).map(drop).unwrap_err();
+    assert!(matches!(e, Error::JumpOutOfRange { at: Slot(0), .. }), "{e:?}");
+}
