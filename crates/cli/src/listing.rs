@@ -10,7 +10,7 @@
 //! `-S` takes lines from DWARF instead; `--no-lines` leaves them out). CO-RE records print as
 //! llvm-objdump's `-r` prints them, before the instruction's relocations:
 //! `\t\t<offset>:  CO-RE <byte_off> [3] struct task_struct::tgid (0:2)`
-//! ([`core_text`](bpfpatch_cli::core_text) has the format), one per instruction (the first record
+//! ([`core_text`] has the format), one per instruction (the first record
 //! at its first byte), none when `.BTF`'s types do not read. Undecodable slots print
 //! `<unknown>` as llvm does.
 

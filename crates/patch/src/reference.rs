@@ -294,7 +294,7 @@ pub fn insn_def_regno(insn: &Insn) -> Option<u8> {
 
 /// `insn_has_def32(env, insn)` (verifier.c): the instruction defines a 32-bit sub-register,
 /// written as the kernel's `insn_def_regno(insn) != -1 && !is_reg64(.., DST_OP)`. The model's
-/// own rule; the engine-side [`KernelAuxHook`] answers from a table ([`def32_fast`]) instead.
+/// own rule; the engine-side [`KernelAuxHook`] answers from a table (`def32_fast`) instead.
 #[must_use]
 #[inline]
 pub fn insn_has_def32(insn: &Insn) -> bool {

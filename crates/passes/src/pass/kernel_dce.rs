@@ -17,9 +17,11 @@
 //! constant propagation joins values where paths meet: where the verifier decides a branch on
 //! one path's exact value that the join has lost, `kernel-dce` keeps what the kernel deletes.
 //!
-//! [`Model::Verifier`]: crate::analysis::reach::Model::Verifier The optimizer is `dce` (edge-based: it
-//! also folds a branch whose other successor is reached by another path); this pass is the
-//! kernel's pipeline (`--passes kernel`), for equality with the kernel's xlated image.
+//! The optimizer is `dce` (edge-based: it also folds a branch whose other successor is reached
+//! by another path); this pass is the kernel's pipeline (`--passes kernel`), for equality with
+//! the kernel's xlated image.
+//!
+//! [`Model::Verifier`]: crate::analysis::reach::Model::Verifier
 //!
 //! Needs: [`Fact::VerifierReach`]. Runs first, on the unpatched list.
 
