@@ -34,17 +34,7 @@ fn reset_peak() -> bool {
 
 /// Runs `f` once, timing it and measuring the peak resident memory it added.
 pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Sample) {
-    let can_peak = reset_peak();
-    let before = rss_bytes();
-    let t0 = Instant::now();
-    let out = f();
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let peak = status_kb("VmHWM:").map(|k| k * 1024);
-    let peak_bytes = match (can_peak, before, peak) {
-        (true, Some(b), Some(p)) => Some(p.saturating_sub(b)),
-        _ => None,
-    };
-    (out, Sample { ms, peak_bytes })
+    measure_since(rss_bytes(), f)
 }
 
 /// Runs `f` once, timing it and measuring the peak resident memory above `baseline` (a
