@@ -234,6 +234,7 @@ mod error;
 mod ids;
 mod linearize;
 mod list;
+mod pending;
 mod tables;
 #[cfg(any(debug_assertions, feature = "fuzzing"))]
 mod validate;

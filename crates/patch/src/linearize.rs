@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::list::{
     EXPL_BIT, F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList, is_jump_class,
 };
+use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
 
@@ -256,12 +257,11 @@ struct Nodes<'a> {
     x: u32,
     end: u32,
     arr: u32,
-    /// Current log entry, pool cursor and end, reference cursor, and the entry's node.
+    /// Next log entry; the pending patch being streamed, its slot and reference cursors.
     e: usize,
+    cur: Option<PendingPatch<'a>>,
     k: usize,
-    pe: usize,
     rc: usize,
-    lx: u32,
 }
 
 impl Iterator for Nodes<'_> {
@@ -270,57 +270,55 @@ impl Iterator for Nodes<'_> {
     #[inline(always)]
     fn next(&mut self) -> Option<Node> {
         let l = self.l;
-        if self.k >= self.pe {
-            let x = self.x;
-            if x == self.end || x == NONE {
-                return None;
-            }
-            let xi = x as usize;
-            let f = l.flags[xi];
-            self.x = l.next[xi];
-            match l.log.get(self.e) {
-                Some(&(lx, pe)) if f & F_LOGGED != 0 => {
-                    self.lx = lx;
-                    self.pe = pe as usize;
+        let p = match self.cur {
+            Some(p) => p,
+            None => {
+                let x = self.x;
+                if x == self.end || x == NONE {
+                    return None;
                 }
-                _ => {
-                    return Some(Node {
-                        x,
-                        f,
-                        insn: l.insn[xi],
-                        r: if f & F_TGT != 0 { l.tgt[xi] } else { NONE },
-                        origin: l.origin[xi],
-                    });
+                let xi = x as usize;
+                let f = l.flags[xi];
+                self.x = l.next[xi];
+                match l.pending.get(self.e) {
+                    Some(p) if f & F_LOGGED != 0 => {
+                        self.e += 1;
+                        self.k = 0;
+                        self.rc = 0;
+                        p
+                    }
+                    _ => {
+                        return Some(Node {
+                            x,
+                            f,
+                            insn: l.insn[xi],
+                            r: if f & F_TGT != 0 { l.tgt[xi] } else { NONE },
+                            origin: l.origin[xi],
+                        });
+                    }
                 }
             }
-        }
-        // Slot `k` of the pending patch of `lx`: its first slot is `lx` itself, the others are
-        // the entry's new nodes.
-        let ps = l.log_start(self.e);
+        };
+        // Slot `k` of the pending patch of `p.x`.
         let k = self.k;
-        let insn = l.pool.get(k).copied().unwrap_or_default();
-        // The entry's new nodes start at arr + ps - e (each earlier entry has one slot at its
-        // original node): slot k > ps is node arr + (ps - e) + (k - ps) - 1.
-        let x = if k == ps { self.lx } else { self.arr + (ps - self.e) as u32 + (k - ps) as u32 - 1 };
+        let insn = p.slots.get(k).copied().unwrap_or_default();
+        let x = p.node(k, self.arr);
         self.k += 1;
-        let last = self.k >= self.pe;
-        if last {
-            self.e += 1;
-        }
+        let last = self.k >= p.slots.len();
+        self.cur = if last { None } else { Some(p) };
         let (f, r) = if is_jump_class(&insn) {
-            let r = l.refs.get(self.rc).copied().unwrap_or(NONE);
+            let r = p.refs.get(self.rc).copied().unwrap_or(NONE);
             self.rc += 1;
             (F_TGT, r)
         } else {
             (0, NONE)
         };
-        let lx = self.lx;
         Some(Node {
             x,
             f: f | if last { F_TOUCHED } else { 0 },
             insn,
             r,
-            origin: if last { lx } else { lx | PARENT_BIT },
+            origin: if last { p.x } else { p.x | PARENT_BIT },
         })
     }
 }
@@ -334,6 +332,8 @@ impl Node {
 /// Where a walk writes its slots, in order.
 trait Sink<T> {
     fn put(&mut self, v: T);
+    /// Writes every item of `it`, in order.
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>);
 }
 
 /// Appends.
@@ -343,6 +343,11 @@ impl<T> Sink<T> for Push<'_, T> {
     #[inline(always)]
     fn put(&mut self, v: T) {
         self.0.push(v);
+    }
+
+    #[inline(always)]
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>) {
+        self.0.extend(it);
     }
 }
 
@@ -360,6 +365,17 @@ impl<T> Sink<T> for Fill<'_, T> {
             *x = v;
         }
         self.j += 1;
+    }
+
+    #[inline(always)]
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>) {
+        let n = it.len();
+        if let Some(d) = self.s.get_mut(self.j..self.j + n) {
+            for (d, v) in d.iter_mut().zip(it) {
+                *d = v;
+            }
+        }
+        self.j += n;
     }
 }
 
@@ -498,7 +514,7 @@ impl PatchList {
     /// Every node in list order, the slots of pending patches (I6) included.
     #[inline]
     fn nodes(&self) -> Nodes<'_> {
-        Nodes { l: self, x: self.head, end: self.end(), arr: self.insn.len() as u32, e: 0, k: 0, pe: 0, rc: 0, lx: 0 }
+        Nodes { l: self, x: self.head, end: self.end(), arr: self.insn.len() as u32, e: 0, cur: None, k: 0, rc: 0 }
     }
 
     /// The verification layer's engine without relaxation: one walk that emits instructions
@@ -626,10 +642,8 @@ impl PatchList {
         let end = self.end();
         let arr = self.insn.len() as u32;
         let mut o: u32 = 0;
-        // Log cursor (I6): entry, its first pool slot, reference cursor.
+        // Log cursor (I6).
         let mut e = 0usize;
-        let mut ps = 0usize;
-        let mut rc = 0usize;
         let mut x = self.head;
         while x != end && x != NONE {
             let xi = x as usize;
@@ -640,28 +654,37 @@ impl PatchList {
                 continue;
             }
             if f & F_LOGGED != 0
-                && let Some(&(lx, pe)) = self.log.get(e)
+                && let Some(p) = self.pending.get(e)
             {
                 // A pending patch: its slots are contiguous in the pool, its new nodes
                 // contiguous in the node space; the parent aux is the same for every slot.
-                let pe = pe as usize;
-                let slots = self.pool.get(ps..pe).unwrap_or(&[]);
-                let base = arr + (ps - e) as u32;
+                let lx = p.x;
+                let slots = p.slots;
+                let base = arr + p.first_new;
                 e += 1;
-                ps = pe;
                 pos[xi] = o;
                 let n = slots.len() as u32;
-                if let Some(p) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
-                    for (k, w) in p.iter_mut().enumerate() {
+                if let Some(w) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
+                    for (k, w) in w.iter_mut().enumerate() {
                         *w = o + 1 + k as u32;
                     }
                 }
                 let parent = &prog_aux[lx as usize];
                 let Some((last, init)) = slots.split_last() else { continue };
+                if p.refs.is_empty() {
+                    // No jump-class slot: every slot is final as recorded.
+                    out.put_all(slots.iter().copied());
+                    aux.put_all(init.iter().map(|insn| hook.new_slot(insn, Some(parent))));
+                    let mut a = parent.clone();
+                    hook.patched(&mut a, last);
+                    aux.put(a);
+                    o += n;
+                    continue;
+                }
+                let mut refs = p.refs.iter().copied();
                 for (k, insn) in init.iter().enumerate() {
                     if is_jump_class(insn) {
-                        let r = self.refs.get(rc).copied().unwrap_or(NONE);
-                        rc += 1;
+                        let r = refs.next().unwrap_or(NONE);
                         if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
                             out.put(done);
                             aux.put(hook.new_slot(&done, Some(parent)));
@@ -681,8 +704,7 @@ impl PatchList {
                 // The last slot carries the identity (touched).
                 let mut a = parent.clone();
                 if is_jump_class(last) {
-                    let r = self.refs.get(rc).copied().unwrap_or(NONE);
-                    rc += 1;
+                    let r = refs.next().unwrap_or(NONE);
                     if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
                         out.put(done);
                         hook.patched(&mut a, &done);

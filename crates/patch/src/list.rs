@@ -33,15 +33,17 @@
 //!   prepatch to the node that now holds the original instruction.
 //! - **I6 (pending patches)**: a `patch` of a *pristine* original node (never patched, moved,
 //!   deleted or re-grouped) with a node above every pending one, whose buffer holds plain slots,
-//!   `OrigTarget` jumps and buffer-local jumps, is not applied to the arrays: its slots go to
-//!   `pool`, its resolved references to `refs`, `(node, pool end)` to `log`, and the node gets
-//!   `F_LOGGED`. Its new nodes keep the ids `patch` would have allocated (`vnodes` counts
+//!   `OrigTarget` jumps and buffer-local jumps, is not applied to the arrays: its slots and
+//!   resolved references are appended to the pending log (`pending.rs`, the only code that
+//!   knows its layout), and the node gets `F_LOGGED`. Its new nodes keep the ids `patch` would have allocated (`vnodes` counts
 //!   them), `orig_node` and `live_slots` are updated at once (and an ld_imm64's second slot is
 //!   deleted at once, as `patch` does). Every other request first `flush`es the log, applying
 //!   each pending patch exactly as `patch` would have; queries read through `view`, and the
 //!   walks of `linearize` stream a pending patch's slots from the pool (original nodes are
 //!   visited in increasing order, so one cursor over the log serves a whole walk). This is the
-//!   common case of a pass (blinding, instrumentation) and costs one copy of the buffer.
+//!   common case of a pass (blinding, instrumentation) and costs one copy of the buffer (a
+//!   `memcpy` of [`PatchBuf`]'s contiguous slots; a patch without jump-class slots is streamed
+//!   into the output as whole slices).
 
 // Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
 // or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
@@ -50,6 +52,7 @@
 use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
 use crate::ids::{Label, NodeId, SubprogId};
+use crate::pending::Pending;
 use bpfpatch_insn::{Insn, Slot, TargetKind};
 use std::collections::HashMap;
 
@@ -189,13 +192,8 @@ pub struct PatchList {
     pub(crate) cfresh: HashMap<u32, u32>,
     pub(crate) live_slots: usize,
     pub(crate) scratch: Vec<u32>,
-    /// Pending patches (I6): `(x, end)` per patch of a pristine original node `x`, in
-    /// increasing `x`; its slots are `pool[previous end..end]`.
-    pub(crate) log: Vec<(u32, u32)>,
-    /// The slots of the pending patches.
-    pub(crate) pool: Vec<Insn>,
-    /// The resolved references of the pool's jump-class slots, in pool order.
-    pub(crate) refs: Vec<u32>,
+    /// Pending patches (I6), in increasing original node.
+    pub(crate) pending: Pending,
 }
 
 /// An explicit call group: a set of call-kind references that land together.
@@ -402,9 +400,7 @@ impl PatchList {
         self.cgroups.clear();
         self.cmoved.clear();
         self.cfresh.clear();
-        self.log.clear();
-        self.pool.clear();
-        self.refs.clear();
+        self.pending.clear();
         self.orig_len = 0;
         self.head = 0;
         self.orig_subprogs = 0;
@@ -434,7 +430,7 @@ impl PatchList {
     /// Number of nodes including the new nodes of pending patches (their ids are allocated).
     #[inline]
     pub(crate) fn vnodes(&self) -> usize {
-        self.insn.len() + self.pool.len() - self.log.len()
+        self.insn.len() + self.pending.new_nodes()
     }
 
     /// The end sentinel's node.
@@ -704,7 +700,7 @@ impl PatchList {
     /// slot: a reference, `NONE`, or `TAIL_MARK`). Changes nothing else.
     #[inline]
     fn resolve_buf(&mut self, buf: &PatchBuf, plan: &Plan) -> Result<()> {
-        let len = buf.slots.len();
+        let len = buf.len();
         if len == 0 {
             return Err(Error::EmptyPatch);
         }
@@ -724,7 +720,7 @@ impl PatchList {
         let mut r = Ok(());
         while i < len {
             scratch.push(NONE);
-            if buf.slots[i].insn.is_ld_imm64() {
+            if buf.insns[i].is_ld_imm64() {
                 if i + 1 >= len {
                     r = Err(Error::BufTruncatedLdImm64 { index: i });
                     break;
@@ -749,14 +745,15 @@ impl PatchList {
     /// (including every error).
     #[inline]
     fn resolve_plain(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut Vec<u32>) -> bool {
-        let len = buf.slots.len();
-        for (i, slot) in buf.slots.iter().enumerate() {
-            let r = if is_jump_class(&slot.insn) {
-                match Self::plain_jump_ref(slot, i, len, plan) {
+        let len = buf.len();
+        for (i, insn) in buf.insns.iter().enumerate() {
+            let target = buf.target(i);
+            let r = if is_jump_class(insn) {
+                match Self::plain_jump_ref(insn, target, i, len, plan) {
                     Some(r) => r,
                     None => return false,
                 }
-            } else if slot.insn.is_ld_imm64() || slot.target.is_some() {
+            } else if insn.is_ld_imm64() || target.is_some() {
                 return false;
             } else {
                 NONE
@@ -769,16 +766,16 @@ impl PatchList {
     /// The reference of jump-class buffer slot `i` for [`PatchList::resolve_plain`]: its
     /// `OrigTarget`, or a buffer-local jump; `None` for anything else.
     #[inline(always)]
-    fn plain_jump_ref(slot: &crate::buf::BufSlot, i: usize, len: usize, plan: &Plan) -> Option<u32> {
-        let (field, kind) = slot.insn.target_field()?;
-        match slot.target {
+    fn plain_jump_ref(insn: &Insn, target: Option<Target>, i: usize, len: usize, plan: &Plan) -> Option<u32> {
+        let (field, kind) = insn.target_field()?;
+        match target {
             Some(Target::OrigTarget) if (kind != TargetKind::Jump) == plan.orig_call => {
                 plan.orig_target.filter(|&r| r != NONE)
             }
             None if kind == TargetKind::Jump => {
                 let rel = match field {
-                    bpfpatch_insn::TargetField::Off => i64::from(slot.insn.off),
-                    bpfpatch_insn::TargetField::Imm => i64::from(slot.insn.imm),
+                    bpfpatch_insn::TargetField::Off => i64::from(insn.off),
+                    bpfpatch_insn::TargetField::Imm => i64::from(insn.imm),
                 };
                 let k = usize::try_from(abs_target(i, rel).0).ok().filter(|&k| k <= len)?;
                 let node = if k == 0 {
@@ -796,7 +793,7 @@ impl PatchList {
 
     /// Pass 2 of [`PatchList::resolve_buf`]: `scratch` already marks the tails.
     fn resolve_buf_into(&self, buf: &PatchBuf, plan: &Plan, scratch: &mut [u32]) -> Result<()> {
-        let len = buf.slots.len();
+        let len = buf.len();
         let node_of = |k: usize| -> u32 {
             if k == 0 {
                 plan.first
@@ -807,19 +804,20 @@ impl PatchList {
             }
         };
         for i in 0..len {
-            let slot = &buf.slots[i];
+            let insn = buf.insns[i];
+            let target = buf.target(i);
             if scratch[i] == TAIL_MARK {
-                if slot.target.is_some() {
-                    return Err(Error::NotATargetInsn { index: i, code: slot.insn.code });
+                if target.is_some() {
+                    return Err(Error::NotATargetInsn { index: i, code: insn.code });
                 }
                 continue;
             }
             // Cheap class test first: most buffer slots are not jumps, calls or ld_imm64.
-            let class = slot.insn.code & bpfpatch_insn::opcode::CLASS_MASK;
+            let class = insn.code & bpfpatch_insn::opcode::CLASS_MASK;
             let maybe = class == bpfpatch_insn::opcode::JMP
                 || class == bpfpatch_insn::opcode::JMP32
-                || slot.insn.code == bpfpatch_insn::opcode::LD_IMM64;
-            let field = if maybe { slot.insn.target_field() } else { None };
+                || insn.code == bpfpatch_insn::opcode::LD_IMM64;
+            let field = if maybe { insn.target_field() } else { None };
             let call_kind = matches!(field, Some((_, TargetKind::Call | TargetKind::FuncRef)));
             let local = |k: i64| -> Result<u32> {
                 let Some(k) = usize::try_from(k).ok().filter(|&k| k <= len) else {
@@ -848,11 +846,11 @@ impl PatchList {
                 }
                 Ok(if (node as usize) < self.insn.len() { self.cur_handle(node) } else { node })
             };
-            let r = match (slot.target, field) {
+            let r = match (target, field) {
                 (None, None) => NONE,
-                (Some(_), None) => return Err(Error::NotATargetInsn { index: i, code: slot.insn.code }),
+                (Some(_), None) => return Err(Error::NotATargetInsn { index: i, code: insn.code }),
                 (None, Some(_)) => {
-                    let rel = slot.insn.rel_target().unwrap_or(0);
+                    let rel = insn.rel_target().unwrap_or(0);
                     local(abs_target(i, rel).0)?
                 }
                 (Some(t), Some(_)) => match t {
@@ -968,7 +966,7 @@ impl PatchList {
         let orig_call = is_call_kind(&self.insn[x as usize]);
         let plan = Plan { first: x, base, past_end: succ, past_end_call, orig_target: Some(orig_target), orig_call };
         self.resolve_buf(buf, &plan)?;
-        let p = self.commit_patch(x, len, |k| buf.slots[k].insn);
+        let p = self.commit_patch(x, len, |k| buf.insns[k]);
         self.live_slots += len - 1;
         if was_ld {
             // The old second slot goes away with its first (I1).
@@ -985,12 +983,11 @@ impl PatchList {
     fn try_log(&mut self, node: NodeId, buf: &PatchBuf) -> Option<Patched> {
         let x = node.0;
         let xi = x as usize;
-        if x >= self.orig_len || self.log.last().is_some_and(|&(lx, _)| lx >= x) {
+        if x >= self.orig_len || self.pending.last_node().is_some_and(|lx| lx >= x) {
             return None;
         }
         let f = self.flags[xi];
-        let slots = &buf.slots;
-        let len = slots.len();
+        let len = buf.len();
         if f & !F_TGT != 0 || self.origin[xi] != x || len == 0 || len > crate::MAX_PATCH_SLOTS {
             return None;
         }
@@ -1013,25 +1010,27 @@ impl PatchList {
             orig_target: Some(orig_target),
             orig_call: is_call_kind(&self.insn[xi]),
         };
-        // Resolve and append in one pass; a slot the one-pass rules do not cover undoes it.
-        let (p0, r0) = (self.pool.len(), self.refs.len());
-        self.pool.reserve(len);
-        for (i, slot) in slots.iter().enumerate() {
-            if is_jump_class(&slot.insn) {
-                let Some(r) = Self::plain_jump_ref(slot, i, len, &plan) else {
-                    self.pool.truncate(p0);
-                    self.refs.truncate(r0);
+        // Resolve the references first; a slot the one-pass rules do not cover undoes them.
+        let mark = self.pending.mark();
+        for (i, insn) in buf.insns.iter().enumerate() {
+            // Cheap class test first: most buffer slots are neither jumps nor ld_imm64.
+            if is_jump_class(insn) {
+                let Some(r) = Self::plain_jump_ref(insn, buf.target(i), i, len, &plan) else {
+                    self.pending.rollback(mark);
                     return None;
                 };
-                self.refs.push(r);
-            } else if slot.insn.is_ld_imm64() || slot.target.is_some() {
-                self.pool.truncate(p0);
-                self.refs.truncate(r0);
+                self.pending.push_ref(r);
+            } else if insn.is_ld_imm64() {
+                self.pending.rollback(mark);
                 return None;
             }
-            self.pool.push(slot.insn);
         }
-        self.log.push((x, self.pool.len() as u32));
+        // An explicit target on a plain slot is an error the eager path reports.
+        if buf.targets.iter().enumerate().any(|(i, t)| t.is_some() && !is_jump_class(&buf.insns[i])) {
+            self.pending.rollback(mark);
+            return None;
+        }
+        self.pending.commit(x, &buf.insns);
         self.flags[xi] = f | F_LOGGED;
         let last = if len == 1 { x } else { plan.base + len as u32 - 2 };
         self.orig_node[xi] = last;
@@ -1046,41 +1045,24 @@ impl PatchList {
     /// them one by one: node ids, links, origins and flags come out the same. Every request
     /// other than a loggable patch starts here.
     pub(crate) fn flush(&mut self) {
-        if self.log.is_empty() {
+        if self.pending.is_empty() {
             return;
         }
-        let mut log = core::mem::take(&mut self.log);
-        let mut pool = core::mem::take(&mut self.pool);
-        let mut refs = core::mem::take(&mut self.refs);
-        let mut ps = 0usize;
-        let mut rc = 0usize;
-        for &(x, pe) in &log {
-            let pe = pe as usize;
-            let slots = pool.get(ps..pe).unwrap_or(&[]);
+        let pending = core::mem::take(&mut self.pending);
+        for p in pending.iter() {
             let mut scratch = core::mem::take(&mut self.scratch);
             scratch.clear();
-            for insn in slots {
-                if is_jump_class(insn) {
-                    scratch.push(refs.get(rc).copied().unwrap_or(NONE));
-                    rc += 1;
-                } else {
-                    scratch.push(NONE);
-                }
+            let mut refs = p.refs.iter();
+            for insn in p.slots {
+                scratch.push(if is_jump_class(insn) { refs.next().copied().unwrap_or(NONE) } else { NONE });
             }
             self.scratch = scratch;
-            self.flags[x as usize] &= !F_LOGGED;
-            if !slots.is_empty() {
-                self.commit_patch(x, slots.len(), |k| slots[k]);
-            }
-            ps = pe;
+            self.flags[p.x as usize] &= !F_LOGGED;
+            self.commit_patch(p.x, p.slots.len(), |k| p.slots[k]);
         }
         // Keep the allocations for the next log.
-        log.clear();
-        pool.clear();
-        refs.clear();
-        self.log = log;
-        self.pool = pool;
-        self.refs = refs;
+        self.pending = pending;
+        self.pending.clear();
     }
 
     /// The mutation of `patch` once `self.scratch` holds the resolved buffer: slot 0 goes to
@@ -1154,49 +1136,17 @@ impl PatchList {
             return NodeView { insn: self.insn[xi], f: self.flags[xi], next: self.next[xi], origin: self.origin[xi] };
         }
         // Entry `e` of the log and slot `k` of its patch.
-        let (e, k) = if xi < arr {
-            match self.log.binary_search_by_key(&x, |&(lx, _)| lx) {
-                Ok(e) => (e, 0),
-                Err(_) => return NodeView::default(),
-            }
-        } else {
-            // The new nodes of entry e are arr + (start(e) - e) + (0..len(e) - 1): the first
-            // new node is nondecreasing in e.
-            let d = xi - arr;
-            let first_new = |e: usize| self.log_start(e) - e;
-            let (mut lo, mut hi) = (0usize, self.log.len());
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if first_new(mid) <= d {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            let Some(e) = lo.checked_sub(1) else { return NodeView::default() };
-            (e, d - first_new(e) + 1)
-        };
-        let Some(&(lx, pe)) = self.log.get(e) else { return NodeView::default() };
-        let ps = self.log_start(e);
-        let len = (pe as usize).saturating_sub(ps);
-        if k >= len {
-            return NodeView::default();
-        }
-        let insn = self.pool[ps + k];
-        let last = k + 1 == len;
-        let base = (arr + ps - e) as u32;
+        let found = if xi < arr { self.pending.find_orig(x).map(|e| (e, 0)) } else { self.pending.find_new(xi - arr) };
+        let Some(p) = found.and_then(|(e, k)| Some((self.pending.get(e)?, k))) else { return NodeView::default() };
+        let (p, k) = p;
+        let Some(&insn) = p.slots.get(k) else { return NodeView::default() };
+        let last = k + 1 == p.slots.len();
         NodeView {
             insn,
             f: if is_jump_class(&insn) { F_TGT } else { 0 } | if last { F_TOUCHED } else { 0 },
-            next: if last { self.next[lx as usize] } else { base + k as u32 },
-            origin: if last { lx } else { lx | PARENT_BIT },
+            next: if last { self.next[p.x as usize] } else { p.node(k + 1, arr as u32) },
+            origin: if last { p.x } else { p.x | PARENT_BIT },
         }
-    }
-
-    /// First pool index of log entry `e`.
-    #[inline]
-    pub(crate) fn log_start(&self, e: usize) -> usize {
-        if e == 0 { 0 } else { self.log.get(e - 1).map_or(0, |&(_, pe)| pe as usize) }
     }
 
     /// Inserts `buf` before the instruction at `node`, keeping the instruction and its identity.
@@ -1247,11 +1197,11 @@ impl PatchList {
                     self.flags[m] |= F_TOUCHED;
                 }
                 let keep = self.flags[xi] & (F_CMOVED | F_CFRESH);
-                self.write_slot(x, buf.slots[0].insn, 0, keep);
+                self.write_slot(x, buf.insns[0], 0, keep);
                 self.origin[xi] = desc;
                 for k in 1..len {
                     let nd = base + (k as u32 - 1);
-                    self.write_slot(nd, buf.slots[k].insn, k, 0);
+                    self.write_slot(nd, buf.insns[k], k, 0);
                     self.origin[nd as usize] = desc;
                 }
                 // chain base..=moved, then link after x
@@ -1285,7 +1235,7 @@ impl PatchList {
                 let last = base + len as u32 - 1;
                 for k in 0..len {
                     let nd = base + k as u32;
-                    self.write_slot(nd, buf.slots[k].insn, k, 0);
+                    self.write_slot(nd, buf.insns[k], k, 0);
                     self.origin[nd as usize] = desc;
                     if k > 0 {
                         self.next[nd as usize - 1] = nd;
@@ -1411,7 +1361,7 @@ impl PatchList {
         let last = base + len as u32 - 1;
         for k in 0..len {
             let nd = base + k as u32;
-            self.write_slot(nd, buf.slots[k].insn, k, 0);
+            self.write_slot(nd, buf.insns[k], k, 0);
             if k > 0 {
                 self.next[nd as usize - 1] = nd;
                 if self.prev_ok {

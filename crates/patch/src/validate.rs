@@ -134,7 +134,7 @@ impl PatchList {
             check(h, h, &format!("subprogram {k}"))?;
         }
         // A pending patch may reference its own (not yet allocated) nodes.
-        for &r in &self.refs {
+        for &r in self.pending.all_refs() {
             self.check_ref(NONE, r, "pending reference", self.vnodes())?;
         }
         Ok(())
@@ -288,28 +288,26 @@ impl PatchList {
     /// I6: the log of pending patches is well-formed.
     fn validate_log(&self) -> Result<(), InvariantViolation> {
         let mut last = None::<u32>;
-        let mut pe_prev = 0u32;
-        let mut jumps = 0usize;
-        for &(x, pe) in &self.log {
+        if !self.pending.tiles() {
+            return bad("I6", NONE, "log entries do not tile the pool and the references".into());
+        }
+        for p in self.pending.iter() {
+            let x = p.x;
             if last.is_some_and(|l| l >= x) || x >= self.orig_len {
                 return bad("I6", x, "log entries not increasing original nodes".into());
             }
             if self.flags[x as usize] & F_LOGGED == 0 {
                 return bad("I6", x, "logged node without F_LOGGED".into());
             }
-            if pe <= pe_prev || pe as usize > self.pool.len() {
-                return bad("I6", x, format!("pool range {pe_prev}..{pe} is empty or past the pool"));
+            let jumps = p.slots.iter().filter(|i| is_jump_class(i)).count();
+            if jumps != p.refs.len() {
+                return bad("I6", x, format!("{jumps} jump-class slots, {} references", p.refs.len()));
             }
-            jumps += self.pool[pe_prev as usize..pe as usize].iter().filter(|i| is_jump_class(i)).count();
             last = Some(x);
-            pe_prev = pe;
-        }
-        if pe_prev as usize != self.pool.len() || jumps != self.refs.len() {
-            return bad("I6", NONE, "pool or references do not match the log".into());
         }
         let logged = self.flags.iter().filter(|&&f| f & F_LOGGED != 0).count();
-        if logged != self.log.len() {
-            return bad("I6", NONE, format!("{logged} nodes flagged logged, {} log entries", self.log.len()));
+        if logged != self.pending.len() {
+            return bad("I6", NONE, format!("{logged} nodes flagged logged, {} log entries", self.pending.len()));
         }
         Ok(())
     }
