@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::list::{
     EXPL_BIT, F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList, is_jump_class,
 };
-use crate::pending::PendingPatch;
+use crate::pending::{PendingIter, PendingPatch};
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
 
@@ -257,8 +257,8 @@ struct Nodes<'a> {
     x: u32,
     end: u32,
     arr: u32,
-    /// Next log entry; the pending patch being streamed, its slot and reference cursors.
-    e: usize,
+    /// The log's cursor; the pending patch being streamed, its slot and reference cursors.
+    pending: PendingIter<'a>,
     cur: Option<PendingPatch<'a>>,
     k: usize,
     rc: usize,
@@ -280,9 +280,8 @@ impl Iterator for Nodes<'_> {
                 let xi = x as usize;
                 let f = l.flags[xi];
                 self.x = l.next[xi];
-                match l.pending.get(self.e) {
-                    Some(p) if f & F_LOGGED != 0 => {
-                        self.e += 1;
+                match if f & F_LOGGED != 0 { self.pending.next() } else { None } {
+                    Some(p) => {
                         self.k = 0;
                         self.rc = 0;
                         p
@@ -514,7 +513,16 @@ impl PatchList {
     /// Every node in list order, the slots of pending patches (I6) included.
     #[inline]
     fn nodes(&self) -> Nodes<'_> {
-        Nodes { l: self, x: self.head, end: self.end(), arr: self.insn.len() as u32, e: 0, cur: None, k: 0, rc: 0 }
+        Nodes {
+            l: self,
+            x: self.head,
+            end: self.end(),
+            arr: self.insn.len() as u32,
+            pending: self.pending.iter(),
+            cur: None,
+            k: 0,
+            rc: 0,
+        }
     }
 
     /// The verification layer's engine without relaxation: one walk that emits instructions
@@ -643,25 +651,27 @@ impl PatchList {
         let arr = self.insn.len() as u32;
         let mut o: u32 = 0;
         // Log cursor (I6).
-        let mut e = 0usize;
+        let mut pending = self.pending.iter();
+        // The arrays as slices, once: the loop's stores cannot make the compiler reload them.
+        let (flags, next, insns, origins, tgts) =
+            (&self.flags[..], &self.next[..], &self.insn[..], &self.origin[..], &self.tgt[..]);
         let mut x = self.head;
         while x != end && x != NONE {
             let xi = x as usize;
-            let f = self.flags[xi];
-            x = self.next[xi];
+            let f = flags[xi];
+            x = next[xi];
             if f & F_DELETED != 0 {
                 pos[xi] = o | DEL_BIT;
                 continue;
             }
             if f & F_LOGGED != 0
-                && let Some(p) = self.pending.get(e)
+                && let Some(p) = pending.next()
             {
                 // A pending patch: its slots are contiguous in the pool, its new nodes
                 // contiguous in the node space; the parent aux is the same for every slot.
                 let lx = p.x;
                 let slots = p.slots;
                 let base = arr + p.first_new;
-                e += 1;
                 pos[xi] = o;
                 let n = slots.len() as u32;
                 if let Some(w) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
@@ -723,9 +733,9 @@ impl PatchList {
                 continue;
             }
             pos[xi] = o;
-            let insn = self.insn[xi];
+            let insn = insns[xi];
             out.put(insn);
-            let org = self.origin[xi];
+            let org = origins[xi];
             if org & PARENT_BIT == 0 {
                 // The identity of original slot `org` (NONE has PARENT_BIT set).
                 let mut a = prog_aux[org as usize].clone();
@@ -742,7 +752,7 @@ impl PatchList {
                 }
             }
             if f & F_TGT != 0 {
-                fixups.push(Fixup { at: o, x: xi as u32, r: self.tgt[xi], origin: org, f });
+                fixups.push(Fixup { at: o, x: xi as u32, r: tgts[xi], origin: org, f });
             }
             o += 1;
         }

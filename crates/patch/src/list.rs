@@ -1026,7 +1026,9 @@ impl PatchList {
             }
         }
         // An explicit target on a plain slot is an error the eager path reports.
-        if buf.targets.iter().enumerate().any(|(i, t)| t.is_some() && !is_jump_class(&buf.insns[i])) {
+        if !buf.targets.is_empty()
+            && buf.targets.iter().zip(&buf.insns).any(|(t, insn)| t.is_some() && !is_jump_class(insn))
+        {
             self.pending.rollback(mark);
             return None;
         }

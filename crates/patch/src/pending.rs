@@ -55,6 +55,35 @@ impl PendingPatch<'_> {
     }
 }
 
+/// The pending patches in order, each read once (no look-back at the previous entry).
+#[derive(Clone, Debug)]
+pub(crate) struct PendingIter<'a> {
+    p: &'a Pending,
+    e: usize,
+    ps: usize,
+    rs: usize,
+}
+
+impl<'a> Iterator for PendingIter<'a> {
+    type Item = PendingPatch<'a>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<PendingPatch<'a>> {
+        let en = *self.p.entries.get(self.e)?;
+        let (pe, re) = (en.pool_end as usize, en.refs_end as usize);
+        let patch = PendingPatch {
+            x: en.x,
+            slots: self.p.pool.get(self.ps..pe).unwrap_or(&[]),
+            refs: self.p.refs.get(self.rs..re).unwrap_or(&[]),
+            first_new: (self.ps - self.e) as u32,
+        };
+        self.e += 1;
+        self.ps = pe;
+        self.rs = re;
+        Some(patch)
+    }
+}
+
 impl Pending {
     /// Number of pending patches (for the checker).
     #[cfg(any(debug_assertions, feature = "fuzzing"))]
@@ -106,9 +135,13 @@ impl Pending {
     }
 
     /// Completes the patch of original node `x` whose references were pushed: its slots.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&mut self, x: u32, slots: &[Insn]) {
-        self.pool.extend_from_slice(slots);
+        // A few slots: pushes beat a `memcpy` call.
+        self.pool.reserve(slots.len());
+        for &insn in slots {
+            self.pool.push(insn);
+        }
         self.entries.push(Entry { x, pool_end: self.pool.len() as u32, refs_end: self.refs.len() as u32 });
     }
 
@@ -128,9 +161,9 @@ impl Pending {
         })
     }
 
-    /// Every pending patch, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = PendingPatch<'_>> + '_ {
-        (0..self.entries.len()).filter_map(|e| self.get(e))
+    /// Every pending patch, in order (the walks' cursor: each entry is read once).
+    pub(crate) fn iter(&self) -> PendingIter<'_> {
+        PendingIter { p: self, e: 0, ps: 0, rs: 0 }
     }
 
     /// The entry of original node `x`, if it is pending.
