@@ -128,6 +128,7 @@ impl PatchBuf {
     }
 
     /// Gives slot `k` (already pushed or about to be) the explicit target `t`.
+    #[inline]
     fn set_target_at(&mut self, k: usize, t: Target) {
         if self.targets.len() <= k {
             self.targets.resize(k + 1, None);

@@ -220,6 +220,8 @@ impl PatchCtx {
 pub(crate) struct Fixup {
     /// Output slot.
     pub(crate) at: u32,
+    /// The instruction emitted there (so that resolution does not read the output back).
+    pub(crate) insn: Insn,
     /// The node that emitted it.
     pub(crate) x: u32,
     /// Its reference.
@@ -323,8 +325,9 @@ impl Iterator for Nodes<'_> {
 }
 
 impl Node {
-    fn fixup(&self, at: u32) -> Fixup {
-        Fixup { at, x: self.x, r: self.r, origin: self.origin, f: self.f }
+    /// The fixup of `insn`, emitted at `at` for this node.
+    fn fixup(&self, at: u32, insn: Insn) -> Fixup {
+        Fixup { at, insn, x: self.x, r: self.r, origin: self.origin, f: self.f }
     }
 }
 
@@ -490,7 +493,7 @@ impl PatchList {
                     *slot = n.insn;
                 }
                 if n.f & F_TGT != 0 {
-                    fixups.push(n.fixup(o));
+                    fixups.push(n.fixup(o, n.insn));
                 }
                 if SRC {
                     src.push(SrcNode { x: n.x, origin: n.origin, f: n.f });
@@ -691,45 +694,9 @@ impl PatchList {
                     o += n;
                     continue;
                 }
-                let mut refs = p.refs.iter().copied();
-                for (k, insn) in init.iter().enumerate() {
-                    if is_jump_class(insn) {
-                        let r = refs.next().unwrap_or(NONE);
-                        if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
-                            out.put(done);
-                            aux.put(hook.new_slot(&done, Some(parent)));
-                            inline += 1;
-                        } else {
-                            let node = if k == 0 { lx } else { base + k as u32 - 1 };
-                            fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
-                            out.put(*insn);
-                            aux.put(parent.clone());
-                        }
-                    } else {
-                        out.put(*insn);
-                        aux.put(hook.new_slot(insn, Some(parent)));
-                    }
-                    o += 1;
-                }
-                // The last slot carries the identity (touched).
-                let mut a = parent.clone();
-                if is_jump_class(last) {
-                    let r = refs.next().unwrap_or(NONE);
-                    if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
-                        out.put(done);
-                        hook.patched(&mut a, &done);
-                        inline += 1;
-                    } else {
-                        let node = if init.is_empty() { lx } else { base + n - 2 };
-                        fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
-                        out.put(*last);
-                    }
-                } else {
-                    out.put(*last);
-                    hook.patched(&mut a, last);
-                }
-                aux.put(a);
-                o += 1;
+                let (no, ni) = self.emit_pending_jumps(p, o, pos, fixups, parent, hook, &mut out, &mut aux, fast_calls);
+                o = no;
+                inline += ni;
                 continue;
             }
             pos[xi] = o;
@@ -752,12 +719,79 @@ impl PatchList {
                 }
             }
             if f & F_TGT != 0 {
-                fixups.push(Fixup { at: o, x: xi as u32, r: tgts[xi], origin: org, f });
+                fixups.push(Fixup { at: o, insn, x: xi as u32, r: tgts[xi], origin: org, f });
             }
             o += 1;
         }
         pos[end as usize] = o;
         (o, inline)
+    }
+
+    /// The slots of a pending patch holding jump-class slots (out of the hot loop): each
+    /// jump to an original node already walked is resolved here, any other goes to the
+    /// fixups with a placeholder aux. Returns the next output slot and the jumps resolved.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn emit_pending_jumps<A: Clone, H: AuxHook<A>>(
+        &self,
+        p: PendingPatch<'_>,
+        mut o: u32,
+        pos: &mut [u32],
+        fixups: &mut Vec<Fixup>,
+        parent: &A,
+        hook: &mut H,
+        out: &mut impl Sink<Insn>,
+        aux: &mut impl Sink<A>,
+        fast_calls: bool,
+    ) -> (u32, usize) {
+        let lx = p.x;
+        let arr = self.insn.len() as u32;
+        let mut inline = 0usize;
+        let Some((last, init)) = p.slots.split_last() else { return (o, 0) };
+        let mut refs = p.refs.iter().copied();
+        for (k, insn) in init.iter().enumerate() {
+            if is_jump_class(insn) {
+                let r = refs.next().unwrap_or(NONE);
+                if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
+                    out.put(done);
+                    aux.put(hook.new_slot(&done, Some(parent)));
+                    inline += 1;
+                } else {
+                    fixups.push(Fixup { at: o, insn: *insn, x: p.node(k, arr), r, origin: lx | PARENT_BIT, f: F_TGT });
+                    out.put(*insn);
+                    aux.put(parent.clone());
+                }
+            } else {
+                out.put(*insn);
+                aux.put(hook.new_slot(insn, Some(parent)));
+            }
+            o += 1;
+        }
+        // The last slot carries the identity (touched).
+        let mut a = parent.clone();
+        if is_jump_class(last) {
+            let r = refs.next().unwrap_or(NONE);
+            if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
+                out.put(done);
+                hook.patched(&mut a, &done);
+                inline += 1;
+            } else {
+                fixups.push(Fixup {
+                    at: o,
+                    insn: *last,
+                    x: p.node(init.len(), arr),
+                    r,
+                    origin: lx,
+                    f: F_TGT | F_TOUCHED,
+                });
+                out.put(*last);
+            }
+        } else {
+            out.put(*last);
+            hook.patched(&mut a, last);
+        }
+        aux.put(a);
+        (o + 1, inline)
     }
 
     /// The walk once relaxation marked conditional jumps for expansion.
@@ -786,8 +820,9 @@ impl PatchList {
                     out.push(Insn::new(GOTO, 0, 0, 1, 0));
                     k += 1;
                 }
-                out.push(Insn::new(GOTOL, 0, 0, 0, 0));
-                fixups.push(n.fixup(o + k));
+                let gotol = Insn::new(GOTOL, 0, 0, 0, 0);
+                out.push(gotol);
+                fixups.push(n.fixup(o + k, gotol));
                 if record_src {
                     for _ in 0..=k {
                         src.push(sn);
@@ -797,7 +832,7 @@ impl PatchList {
             } else {
                 out.push(n.insn);
                 if n.f & F_TGT != 0 {
-                    fixups.push(n.fixup(o));
+                    fixups.push(n.fixup(o, n.insn));
                 }
                 if record_src {
                     src.push(sn);
@@ -830,8 +865,7 @@ impl PatchList {
         let fixups = core::mem::take(&mut ctx.fixups);
         let mut result = Ok(());
         for fx in &fixups {
-            let (at, x, r) = (fx.at, fx.x, fx.r);
-            let insn = ctx.out.insns[at as usize];
+            let (at, x, r, insn) = (fx.at, fx.x, fx.r, fx.insn);
             let Some((field, kind)) = insn.target_field() else {
                 done(fx, &insn);
                 continue;
@@ -849,15 +883,21 @@ impl PatchList {
                 break;
             }
             let delta = i64::from(t) - i64::from(at) - 1;
-            let slot = &mut ctx.out.insns[at as usize];
-            if slot.set_rel_target(delta) {
-                done(fx, slot);
+            let mut resolved = insn;
+            if resolved.set_rel_target(delta) {
+                // Written only: the slot's instruction came with the fixup.
+                if let Some(slot) = ctx.out.insns.get_mut(at as usize) {
+                    *slot = resolved;
+                }
+                done(fx, &resolved);
                 continue;
             }
             if opts.relax && field == TargetField::Off {
                 if insn.code == GOTO {
                     // Same size: rewrite in place (positions are < 2^31, so `delta` fits 32 bits).
-                    *slot = Insn::new(GOTOL, 0, 0, 0, i32::try_from(delta).unwrap_or(i32::MAX));
+                    if let Some(slot) = ctx.out.insns.get_mut(at as usize) {
+                        *slot = Insn::new(GOTOL, 0, 0, 0, i32::try_from(delta).unwrap_or(i32::MAX));
+                    }
                     ctx.out.stats.relaxed_goto += 1;
                     continue;
                 }
