@@ -77,29 +77,13 @@ impl PatchList {
         // after the patch's slots, I1/I2). An original pair is nodes x, x + 1, and only the
         // second slot of a pair has F_TAIL (`x + 1 <= orig_len`: the sentinel at most).
         let old_last = if self.flags[xi + 1] & F_TAIL != 0 { x + 1 } else { x };
-        let past_end = self.next[old_last as usize];
-        let orig_target = if f & F_TGT != 0 { self.tgt[xi] } else { NONE };
-        // The one-pass rules resolve no call-kind local reference (`plain_jump_ref`).
-        let plan = Plan {
-            first: x,
-            base: vn as u32,
-            past_end,
-            past_end_call: NONE,
-            orig_target: Some(orig_target),
-            orig_call: is_call_kind(&self.insn[xi]),
-        };
-        // Resolve the references first; a slot the one-pass rules do not cover undoes them.
-        let mark = self.pending.mark();
-        for (i, insn) in buf.insns.iter().enumerate() {
+        // Plain slots need no resolution (the common case: blinding's ALU rewrites).
+        let mut jumps = false;
+        for insn in &buf.insns {
             // Cheap class test first: most buffer slots are neither jumps nor ld_imm64.
             if is_jump_class(insn) {
-                let Some(r) = Self::plain_jump_ref(insn, buf.target(i), i, len, &plan) else {
-                    self.pending.rollback(mark);
-                    return None;
-                };
-                self.pending.push_ref(r);
+                jumps = true;
             } else if insn.is_ld_imm64() {
-                self.pending.rollback(mark);
                 return None;
             }
         }
@@ -107,12 +91,33 @@ impl PatchList {
         if !buf.targets.is_empty()
             && buf.targets.iter().zip(&buf.insns).any(|(t, insn)| t.is_some() && !is_jump_class(insn))
         {
-            self.pending.rollback(mark);
             return None;
+        }
+        if jumps {
+            // The one-pass rules resolve no call-kind local reference (`plain_jump_ref`).
+            let plan = Plan {
+                first: x,
+                base: vn as u32,
+                past_end: self.next[old_last as usize],
+                past_end_call: NONE,
+                orig_target: Some(if f & F_TGT != 0 { self.tgt[xi] } else { NONE }),
+                orig_call: is_call_kind(&self.insn[xi]),
+            };
+            // A slot the one-pass rules do not cover undoes the references recorded so far.
+            let mark = self.pending.mark();
+            for (i, insn) in buf.insns.iter().enumerate() {
+                if is_jump_class(insn) {
+                    let Some(r) = Self::plain_jump_ref(insn, buf.target(i), i, len, &plan) else {
+                        self.pending.rollback(mark);
+                        return None;
+                    };
+                    self.pending.push_ref(r);
+                }
+            }
         }
         self.pending.commit(x, &buf.insns);
         self.flags[xi] = f | F_LOGGED;
-        let last = if len == 1 { x } else { plan.base + len as u32 - 2 };
+        let last = if len == 1 { x } else { vn as u32 + len as u32 - 2 };
         self.orig_node[xi] = last;
         self.live_slots += len - 1;
         if old_last != x {
