@@ -231,6 +231,7 @@
 
 mod buf;
 mod error;
+mod handle;
 mod ids;
 mod linearize;
 mod list;

@@ -20,9 +20,8 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::list::{
-    EXPL_BIT, F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList, is_jump_class,
-};
+use crate::handle::Ref;
+use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PARENT_BIT, PatchList, is_jump_class};
 use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
@@ -848,15 +847,15 @@ impl PatchList {
         fast_calls: bool,
     ) -> core::result::Result<u32, crate::Label> {
         let call = kind != TargetKind::Jump;
-        let h = if r & LABEL_BIT != 0 {
-            let l = (r & !LABEL_BIT) as usize;
-            let (n, ch) = self.labels.get(l).copied().unwrap_or((NONE, NONE));
-            if n == NONE {
-                return Err(crate::Label(r & !LABEL_BIT));
+        let h = match Ref::of(r) {
+            Ref::Label(l) => {
+                let (n, ch) = self.labels.get(l as usize).copied().unwrap_or((NONE, NONE));
+                if n == NONE {
+                    return Err(crate::Label(l));
+                }
+                if call { ch } else { n }
             }
-            if call { ch } else { n }
-        } else {
-            r
+            Ref::Node(_) | Ref::Group(_) => r,
         };
         Ok(self.handle_word(ctx, h, call, fast_calls))
     }
@@ -864,7 +863,7 @@ impl PatchList {
     /// Position word of a handle: jumps use the node's walk position, calls its call group.
     #[inline]
     fn handle_word(&self, ctx: &mut PatchCtx, h: u32, call: bool, fast_calls: bool) -> u32 {
-        if h & EXPL_BIT == 0 && (!call || fast_calls) {
+        if Ref::group(h).is_none() && (!call || fast_calls) {
             return ctx.out.map.pos.get(h as usize).copied().unwrap_or(DEL_BIT);
         }
         let (node, crossed) = self.call_node(ctx, h);
@@ -883,18 +882,16 @@ impl PatchList {
             ctx.memo_ok = true;
         }
         let memo = |ctx: &PatchCtx, h: u32| -> Option<(u32, bool)> {
-            let w = if h & EXPL_BIT != 0 {
-                ctx.memo_groups.get((h & !EXPL_BIT) as usize)
-            } else {
-                ctx.memo_nodes.get(h as usize)
+            let w = match Ref::group(h) {
+                Some(g) => ctx.memo_groups.get(g as usize),
+                None => ctx.memo_nodes.get(h as usize),
             };
             w.copied().filter(|&w| w != NONE).map(|w| (w & !DEL_BIT, w & DEL_BIT != 0))
         };
         let remember = |ctx: &mut PatchCtx, h: u32, (root, crossed): (u32, bool)| {
-            let slot = if h & EXPL_BIT != 0 {
-                ctx.memo_groups.get_mut((h & !EXPL_BIT) as usize)
-            } else {
-                ctx.memo_nodes.get_mut(h as usize)
+            let slot = match Ref::group(h) {
+                Some(g) => ctx.memo_groups.get_mut(g as usize),
+                None => ctx.memo_nodes.get_mut(h as usize),
             };
             if let Some(w) = slot {
                 *w = if crossed { root | DEL_BIT } else { root };
@@ -911,8 +908,8 @@ impl PatchList {
                 // Unreachable by invariant I4 (acyclic); stop at the sentinel rather than spin.
                 break (self.end(), true);
             }
-            let (next, edge_crossed) = if h & EXPL_BIT != 0 {
-                let g = self.cgroups[(h & !EXPL_BIT) as usize];
+            let (next, edge_crossed) = if let Some(g) = Ref::group(h) {
+                let g = self.cgroups[g as usize];
                 if g.parent != NONE {
                     (g.parent, g.crossed)
                 } else if self.flags[g.node as usize] & F_DELETED != 0 {

@@ -22,7 +22,8 @@
 //! - **I3 (jump groups)**: a jump-kind reference to node `x` resolves to the first emitted slot at
 //!   or after `x`. Jump groups never move except by deletion (I2).
 //! - **I4 (call groups)**: call-kind references (calls, `PSEUDO_FUNC`, subprogram starts, labels'
-//!   call side) hold a *handle*: a node (its implicit call group) or an explicit group. A skip
+//!   call side) hold a *handle*: a node (its implicit call group) or an explicit group (one
+//!   packed word, read and written only through `handle::Ref`). A skip
 //!   prepatch at `x` moves `x`'s current call group to the first inserted node and gives `x` a
 //!   fresh explicit group; a deletion merges each newly deleted node's current group into the
 //!   group current at the first survivor at that moment (a snapshot stored on the deleted node).
@@ -55,6 +56,7 @@
 
 use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
+use crate::handle::Ref;
 use crate::ids::{Label, NodeId, SubprogId};
 use crate::pending::Pending;
 use bpfpatch_insn::{Insn, Slot, TargetKind};
@@ -70,10 +72,6 @@ pub use cursor::Cursor;
 
 /// No node / no reference.
 pub(crate) const NONE: u32 = u32::MAX;
-/// Reference bit: the low bits index `labels`.
-pub(crate) const LABEL_BIT: u32 = 1 << 31;
-/// Reference bit: the low bits index `cgroups` (an explicit call group).
-pub(crate) const EXPL_BIT: u32 = 1 << 30;
 /// Origin bit: the node is new and descends from original slot `origin & !PARENT_BIT`.
 pub(crate) const PARENT_BIT: u32 = 1 << 31;
 /// Marker used in the resolution scratch for ld_imm64 second slots of a buffer.
@@ -439,7 +437,7 @@ impl PatchList {
     pub(crate) fn cur_handle(&self, x: u32) -> u32 {
         if self.flags[x as usize] & F_CFRESH != 0 {
             match self.cfresh.get(&x) {
-                Some(&g) => EXPL_BIT | g,
+                Some(&g) => Ref::Group(g).word(),
                 None => x,
             }
         } else {

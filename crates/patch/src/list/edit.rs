@@ -284,7 +284,7 @@ impl PatchList {
                 // A call to one past the end lands on the instruction (as in the kernel, where
                 // `adjust_jmp_off` moves no call): it takes the fresh group `x` gets below, not
                 // `x`'s current one, which moves into this prologue.
-                let fresh = EXPL_BIT | self.cgroups.len() as u32;
+                let fresh = Ref::Group(self.cgroups.len() as u32).word();
                 let plan = Plan {
                     first: base,
                     base: base + 1,
@@ -311,8 +311,8 @@ impl PatchList {
                 self.link_after(at, base, last);
                 // Move x's current call group to the inserted code; x gets a fresh one (I4).
                 let cur = self.cur_handle(x);
-                if cur & EXPL_BIT != 0 {
-                    self.cgroups[(cur & !EXPL_BIT) as usize].parent = base;
+                if let Some(g) = Ref::group(cur) {
+                    self.cgroups[g as usize].parent = base;
                 } else {
                     self.cmoved.insert(x, base);
                     self.flags[xi] |= F_CMOVED;

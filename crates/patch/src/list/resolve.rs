@@ -213,7 +213,7 @@ impl PatchList {
                         if l.index() >= self.labels.len() {
                             return Err(Error::UnknownLabel { label: l });
                         }
-                        LABEL_BIT | l.0
+                        Ref::Label(l.0).word()
                     }
                     Target::Subprog(s) => match self.subprogs.get(s.index()) {
                         Some(&h) => h,
