@@ -5,6 +5,8 @@
 //! arrays stay compact; what the word names is read and written only through [`Ref`], never
 //! by testing tag bits at the use site.
 
+use crate::list::NONE;
+
 /// Tag bit: the low bits index `labels`.
 const LABEL_BIT: u32 = 1 << 31;
 /// Tag bit: the low bits index `cgroups` (an explicit call group).
@@ -55,9 +57,77 @@ impl Ref {
     }
 }
 
+/// Tag bit of an origin word: the node is new and descends from the slot in the low bits.
+const PARENT_BIT: u32 = 1 << 31;
+
+/// What a live node's origin word says about the original slot behind it (I5).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Origin {
+    /// Appended code: no original slot.
+    None,
+    /// The node carries original slot `s`'s identity (its aux, relocations).
+    Orig(u32),
+    /// The node is new and descends from original slot `s` (it starts from `s`'s aux).
+    Child(u32),
+}
+
+impl Origin {
+    /// Decodes a word.
+    #[inline]
+    pub(crate) const fn of(w: u32) -> Origin {
+        if w == NONE {
+            Origin::None
+        } else if w & PARENT_BIT != 0 {
+            Origin::Child(w & !PARENT_BIT)
+        } else {
+            Origin::Orig(w)
+        }
+    }
+
+    /// Encodes it.
+    #[inline]
+    pub(crate) const fn word(self) -> u32 {
+        match self {
+            Origin::None => NONE,
+            Origin::Orig(s) => s,
+            Origin::Child(s) => PARENT_BIT | s,
+        }
+    }
+
+    /// The original slot behind it, either way.
+    #[inline]
+    pub(crate) const fn slot(self) -> Option<u32> {
+        match self {
+            Origin::None => None,
+            Origin::Orig(s) | Origin::Child(s) => Some(s),
+        }
+    }
+
+    /// The origin of the new slots a patch of a node of this origin creates.
+    #[inline]
+    pub(crate) const fn child(self) -> Origin {
+        match self {
+            Origin::Orig(s) => Origin::Child(s),
+            o => o,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Ref;
+    use super::{Origin, Ref};
+
+    #[test]
+    fn origins_round_trip() {
+        for o in [Origin::None, Origin::Orig(0), Origin::Orig(12), Origin::Child(0), Origin::Child(12)] {
+            assert_eq!(Origin::of(o.word()), o);
+        }
+        assert_eq!(Origin::Orig(4).child(), Origin::Child(4));
+        assert_eq!(Origin::Child(4).child(), Origin::Child(4));
+        assert_eq!(Origin::None.child(), Origin::None);
+        assert_eq!(Origin::Child(4).slot(), Some(4));
+        assert_eq!(Origin::None.slot(), None);
+    }
 
     #[test]
     fn words_round_trip_and_keep_their_kind() {

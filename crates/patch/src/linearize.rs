@@ -20,8 +20,8 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::handle::Ref;
-use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PARENT_BIT, PatchList, is_jump_class};
+use crate::handle::{Origin, Ref};
+use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PatchList, is_jump_class};
 use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
@@ -381,7 +381,7 @@ impl<S: Sink<Insn>> Emit for SlotEmit<'_, S> {
             let last = k + 1 == n;
             let (f, r) = if is_jump_class(&insn) { (F_TGT, refs.next().unwrap_or(NONE)) } else { (0, NONE) };
             let f = f | if last { F_TOUCHED } else { 0 };
-            let origin = if last { p.x } else { p.x | PARENT_BIT };
+            let origin = if last { Origin::Orig(p.x) } else { Origin::Child(p.x) }.word();
             at += self.node(Node { x, f, insn, r, origin }, at, pos);
         }
         at - o
@@ -410,15 +410,15 @@ impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> Emit for AuxEmit<'_, A,
         let (insn, f, org) = (n.insn, n.f, n.origin);
         self.out.put(insn);
         let prog_aux = self.prog_aux;
-        if org & PARENT_BIT == 0 {
-            // The identity of original slot `org` (NONE has PARENT_BIT set).
-            let mut a = prog_aux[org as usize].clone();
+        if let Origin::Orig(s) = Origin::of(org) {
+            // The identity of original slot `s`.
+            let mut a = prog_aux[s as usize].clone();
             if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
                 self.hook.patched(&mut a, &insn);
             }
             self.aux.put(a);
         } else {
-            let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
+            let parent = Origin::of(org).slot().and_then(|s| prog_aux.get(s as usize));
             if f & F_TGT == 0 {
                 self.aux.put(self.hook.new_slot(&insn, parent));
             } else if let Some(p) = parent.or(prog_aux.first()) {
@@ -479,7 +479,7 @@ impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> AuxEmit<'_, A, H, S, T>
                     self.inline += 1;
                 } else {
                     let x = p.node(k, self.arr);
-                    self.fixups.push(Fixup { at, insn: *insn, x, r, origin: lx | PARENT_BIT, f: F_TGT });
+                    self.fixups.push(Fixup { at, insn: *insn, x, r, origin: Origin::Child(lx).word(), f: F_TGT });
                     self.out.put(*insn);
                     self.aux.put(parent.clone());
                 }
@@ -514,7 +514,10 @@ impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> AuxEmit<'_, A, H, S, T>
 /// The original slot whose identity a fixup's node carries (for errors).
 fn orig_of(fx: &Fixup) -> Option<Slot> {
     let o = fx.origin;
-    (o & PARENT_BIT == 0).then_some(Slot(o as usize))
+    match Origin::of(o) {
+        Origin::Orig(s) => Some(Slot(s as usize)),
+        Origin::Child(_) | Origin::None => None,
+    }
 }
 
 /// Relaxed form of a conditional jump: (first slot, has a `goto +1` in the middle).
@@ -694,14 +697,13 @@ impl PatchList {
         // as soon as its instruction is final.
         self.resolve_then(ctx, LinearizeOptions { relax: false }, |fx, insn| {
             let Some(a) = aux.get_mut(fx.at as usize) else { return };
-            let org = fx.origin;
-            if org & PARENT_BIT == 0 {
-                if fx.f & F_TOUCHED != 0 {
-                    hook.patched(a, insn);
+            match Origin::of(fx.origin) {
+                Origin::Orig(_) => {
+                    if fx.f & F_TOUCHED != 0 {
+                        hook.patched(a, insn);
+                    }
                 }
-            } else {
-                let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
-                *a = hook.new_slot(insn, parent);
+                o => *a = hook.new_slot(insn, o.slot().and_then(|s| prog_aux.get(s as usize))),
             }
         })?;
         ctx.out.stats.fixups += inline;

@@ -56,7 +56,7 @@
 
 use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
-use crate::handle::Ref;
+use crate::handle::{Origin, Ref};
 use crate::ids::{Label, NodeId, SubprogId};
 use crate::pending::Pending;
 use bpfpatch_insn::{Insn, Slot, TargetKind};
@@ -72,8 +72,6 @@ pub use cursor::Cursor;
 
 /// No node / no reference.
 pub(crate) const NONE: u32 = u32::MAX;
-/// Origin bit: the node is new and descends from original slot `origin & !PARENT_BIT`.
-pub(crate) const PARENT_BIT: u32 = 1 << 31;
 /// Marker used in the resolution scratch for ld_imm64 second slots of a buffer.
 const TAIL_MARK: u32 = u32::MAX - 1;
 /// Maximum number of nodes (and labels, call groups): node ids, handles and positions fit in 30 bits.
@@ -184,7 +182,7 @@ pub struct PatchList {
     /// Live node: its reference (if `F_TGT`). Deleted node: find-live parent pointer. Any
     /// other entry is stale and never read.
     pub(crate) tgt: Vec<u32>,
-    /// Live node: original slot, `PARENT_BIT | slot`, or `NONE`. Deleted node: call-group
+    /// Live node: its [`Origin`] word. Deleted node: call-group
     /// snapshot handle or `NONE` (lazy: the group of the next node).
     pub(crate) origin: Vec<u32>,
     pub(crate) flags: Vec<u8>,
@@ -332,7 +330,10 @@ impl PatchList {
         }
         let v = self.view(node.0);
         let o = v.origin;
-        (v.f & F_DELETED == 0 && o != NONE && o & PARENT_BIT == 0).then_some(Slot(o as usize))
+        match Origin::of(o) {
+            Origin::Orig(s) if v.f & F_DELETED == 0 => Some(Slot(s as usize)),
+            _ => None,
+        }
     }
 
     /// The next live instruction after `node` (skipping ld_imm64 second slots and deleted
@@ -556,7 +557,7 @@ impl PatchList {
             insn,
             f: if is_jump_class(&insn) { F_TGT } else { 0 } | if last { F_TOUCHED } else { 0 },
             next: if last { self.next[p.x as usize] } else { p.node(k + 1, arr as u32) },
-            origin: if last { p.x } else { p.x | PARENT_BIT },
+            origin: if last { Origin::Orig(p.x) } else { Origin::Child(p.x) }.word(),
         }
     }
 }

@@ -24,8 +24,9 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
+use crate::handle::Origin;
 use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, POS_MASK, PatchCtx};
-use crate::list::{F_TAIL, F_TOUCHED, NONE, PARENT_BIT, PatchList};
+use crate::list::{F_TAIL, F_TOUCHED, PatchList};
 use bpfpatch_insn::{Insn, Slot};
 
 /// Marker of a deleted instruction in an insn-array entry (`INSN_DELETED`, `(u32)-1`).
@@ -415,15 +416,15 @@ impl PatchList {
             let first = map.pos.get(sn.x as usize).is_some_and(|w| (w & POS_MASK) as usize == j);
             let o = sn.origin;
             let insn = &insns[j];
-            let is_orig = o != NONE && o & PARENT_BIT == 0;
-            if first && is_orig {
-                let mut a = prog.aux[o as usize].clone();
+            let origin = Origin::of(o);
+            if let (true, Origin::Orig(s)) = (first, origin) {
+                let mut a = prog.aux[s as usize].clone();
                 if sn.f & F_TOUCHED != 0 {
                     hook.patched(&mut a, insn);
                 }
                 aux.push(a);
             } else {
-                let parent = if o == NONE { None } else { prog.aux.get((o & !PARENT_BIT) as usize) };
+                let parent = origin.slot().and_then(|s| prog.aux.get(s as usize));
                 aux.push(hook.new_slot(insn, parent));
             }
         }

@@ -5,9 +5,9 @@
 // Node ids, handles and group indices are below MAX_NODES = 2^30 (as in `list.rs`).
 #![allow(clippy::cast_possible_truncation)]
 
-use crate::handle::Ref;
+use crate::handle::{Origin, Ref};
 use crate::ids::NodeId;
-use crate::list::{F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, NONE, PARENT_BIT, PatchList, is_jump_class};
+use crate::list::{F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, NONE, PatchList, is_jump_class};
 use core::fmt;
 
 /// An invariant of the list that does not hold: which one, where, and what was seen.
@@ -265,7 +265,7 @@ impl PatchList {
                 continue;
             }
             let v = self.view(x);
-            if v.f & F_DELETED != 0 || v.origin == NONE || v.origin & PARENT_BIT != 0 {
+            if v.f & F_DELETED != 0 || !matches!(Origin::of(v.origin), Origin::Orig(_)) {
                 continue;
             }
             let s = v.origin as usize;

@@ -6,6 +6,7 @@
 
 use super::resolve::Plan;
 use super::*;
+use crate::handle::Origin;
 
 impl PatchList {
     /// Replaces the instruction at `node` (both slots of an ld_imm64) by `buf`.
@@ -163,7 +164,7 @@ impl PatchList {
         let li = self.last_insn_index(len);
         let last_insn = if li == 0 { x } else { base + (li as u32 - 1) };
         let last_slot = if len == 1 { x } else { base + (len as u32 - 2) };
-        let is_orig = o & PARENT_BIT == 0;
+        let origin = Origin::of(o);
         if len > 1 {
             let new = len - 1;
             // The new chain goes between `x` and its successor (an ld_imm64's old second slot,
@@ -171,7 +172,7 @@ impl PatchList {
             let nx = self.next[xi];
             // New slots descend from the patched instruction's original (an original identity
             // moves to the last instruction below).
-            let desc = if is_orig { o | PARENT_BIT } else { o };
+            let desc = origin.child().word();
             self.insn.reserve(new);
             self.next.reserve(new);
             self.tgt.reserve(new);
@@ -199,13 +200,13 @@ impl PatchList {
             }
             self.next[xi] = base;
         }
-        if is_orig {
+        if let Origin::Orig(s) = origin {
             // An original identity: it moves to the last instruction, which is touched.
             if last_insn != x {
-                self.origin[xi] = o | PARENT_BIT;
+                self.origin[xi] = Origin::Child(s).word();
                 self.flags[xi] &= !F_TOUCHED;
                 self.origin[last_insn as usize] = o;
-                self.orig_node[o as usize] = last_insn;
+                self.orig_node[s as usize] = last_insn;
             }
             self.flags[last_insn as usize] |= F_TOUCHED;
         }
@@ -233,8 +234,9 @@ impl PatchList {
         let xi = x as usize;
         let orig_target = if self.flags[xi] & F_TGT != 0 { self.tgt[xi] } else { NONE };
         let o = self.origin[xi];
-        let is_orig = o != NONE && o & PARENT_BIT == 0;
-        let desc = if is_orig { o | PARENT_BIT } else { o };
+        let origin = Origin::of(o);
+        let is_orig = matches!(origin, Origin::Orig(_));
+        let desc = origin.child().word();
         match mode {
             PrepatchMode::LandOnInserted => {
                 // Nodes: buf[0] -> x, buf[1..] -> base.., the original -> base + len - 1.
@@ -255,8 +257,8 @@ impl PatchList {
                 self.tgt[m] = self.tgt[xi];
                 self.flags[m] = self.flags[xi] & (F_TGT | F_TOUCHED);
                 self.origin[m] = o;
-                if is_orig {
-                    self.orig_node[o as usize] = moved;
+                if let Origin::Orig(s) = origin {
+                    self.orig_node[s as usize] = moved;
                     self.flags[m] |= F_TOUCHED;
                 }
                 let keep = self.flags[xi] & (F_CMOVED | F_CFRESH);
