@@ -113,9 +113,54 @@ impl Origin {
     }
 }
 
+/// Position words (the map's per-node positions, call-group resolution): an output slot, and
+/// whether the position was deleted (what lands there lands on the first survivor).
+pub(crate) mod pos {
+    /// Flag bit of a deleted position.
+    const DELETED: u32 = 1 << 31;
+
+    /// The word of a live position.
+    #[inline]
+    pub(crate) const fn live(slot: u32) -> u32 {
+        slot
+    }
+
+    /// The word of `slot` flagged as deleted when `deleted`.
+    #[inline]
+    pub(crate) const fn flagged(slot: u32, deleted: bool) -> u32 {
+        if deleted { slot | DELETED } else { slot }
+    }
+
+    /// The output slot of a word.
+    #[inline]
+    pub(crate) const fn slot(w: u32) -> u32 {
+        w & !DELETED
+    }
+
+    /// Whether the position was deleted.
+    #[inline]
+    pub(crate) const fn is_deleted(w: u32) -> bool {
+        w & DELETED != 0
+    }
+
+    /// The largest output slot a word holds.
+    pub(crate) const MAX_SLOT: u32 = !DELETED;
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Origin, Ref};
+    use super::{Origin, Ref, pos};
+
+    #[test]
+    fn position_words_keep_slot_and_flag() {
+        for s in [0, 1, 77, pos::MAX_SLOT] {
+            assert_eq!(pos::slot(pos::live(s)), s);
+            assert!(!pos::is_deleted(pos::live(s)));
+            assert_eq!(pos::slot(pos::flagged(s, true)), s);
+            assert!(pos::is_deleted(pos::flagged(s, true)));
+            assert_eq!(pos::flagged(s, false), pos::live(s));
+        }
+    }
 
     #[test]
     fn origins_round_trip() {

@@ -20,16 +20,11 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::handle::{Origin, Ref};
+use crate::handle::{Origin, Ref, pos};
 use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PatchList, is_jump_class};
 use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
-
-/// Position word bit: the node (or the call group's path) was deleted.
-pub(crate) const DEL_BIT: u32 = 1 << 31;
-/// Position word mask.
-pub(crate) const POS_MASK: u32 = !DEL_BIT;
 
 /// Options of one linearization.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -65,7 +60,7 @@ pub struct LinearizeStats {
 /// (its aux data and relocations) ended up. Side tables are remapped through it.
 #[derive(Clone, Debug, Default)]
 pub struct OffsetMap {
-    /// Per node: new index, `DEL_BIT` if deleted.
+    /// Per node: new index, flagged deleted (`handle::pos`).
     pub(crate) pos: Vec<u32>,
     /// Per original slot: node carrying its identity.
     pub(crate) orig_node: Vec<u32>,
@@ -99,7 +94,7 @@ impl OffsetMap {
             return None;
         }
         let w = self.pos.get(old.0)?;
-        Some(Slot((w & POS_MASK) as usize))
+        Some(Slot(pos::slot(*w) as usize))
     }
 
     fn start_word(&self, old: Slot) -> Option<u32> {
@@ -118,7 +113,7 @@ impl OffsetMap {
     #[doc(alias = "call_target")]
     #[must_use]
     pub fn start(&self, old: Slot) -> Option<Slot> {
-        self.start_word(old).map(|w| Slot((w & POS_MASK) as usize))
+        self.start_word(old).map(|w| Slot(pos::slot(w) as usize))
     }
 
     /// [`OffsetMap::start`], or `None` when that position was deleted (the kernel's insn-array
@@ -126,7 +121,7 @@ impl OffsetMap {
     #[must_use]
     pub fn live_start(&self, old: Slot) -> Option<Slot> {
         let w = self.start_word(old)?;
-        (old.0 < self.orig_len() && w & DEL_BIT == 0).then_some(Slot(w as usize))
+        (old.0 < self.orig_len() && !pos::is_deleted(w)).then_some(Slot(w as usize))
     }
 
     /// Where original slot `old`'s instruction (its identity: aux data, relocations) ended up:
@@ -135,32 +130,32 @@ impl OffsetMap {
     pub fn insn(&self, old: Slot) -> Option<Slot> {
         let n = *self.orig_node.get(old.0)?;
         let w = *self.pos.get(n as usize)?;
-        (w & DEL_BIT == 0).then_some(Slot(w as usize))
+        (!pos::is_deleted(w)).then_some(Slot(w as usize))
     }
 
     /// Whether original slot `old`'s position was deleted (jumps to it land on the first survivor).
     #[must_use]
     pub fn is_deleted(&self, old: Slot) -> bool {
-        self.pos.get(old.0).is_some_and(|w| old.0 < self.orig_len() && w & DEL_BIT != 0)
+        self.pos.get(old.0).is_some_and(|&w| old.0 < self.orig_len() && pos::is_deleted(w))
     }
 
     /// New index of a list node (first slot emitted at or after it), `None` for unknown nodes.
     #[must_use]
     pub fn node_pos(&self, node: crate::NodeId) -> Option<Slot> {
-        self.pos.get(node.index()).map(|w| Slot((w & POS_MASK) as usize))
+        self.pos.get(node.index()).map(|&w| Slot(pos::slot(w) as usize))
     }
 
     /// Start of a list subprogram (original or appended) in the new program, `None` for an
     /// unknown id. A subprogram whose slots were all deleted starts where the next one does.
     #[must_use]
     pub fn subprog_start(&self, id: crate::SubprogId) -> Option<Slot> {
-        self.subprog_starts.get(id.index()).map(|w| Slot((w & POS_MASK) as usize))
+        self.subprog_starts.get(id.index()).map(|&w| Slot(pos::slot(w) as usize))
     }
 
     /// The identity map of a program of `len` slots (no patches).
     #[must_use]
     pub fn identity(len: usize) -> OffsetMap {
-        let n = u32::try_from(len).unwrap_or(POS_MASK).min(POS_MASK - 1);
+        let n = u32::try_from(len).unwrap_or(pos::MAX_SLOT).min(pos::MAX_SLOT - 1);
         OffsetMap {
             pos: (0..=n).collect(),
             orig_node: (0..n).collect(),
@@ -192,7 +187,7 @@ pub struct PatchCtx {
     pub(crate) relax_mark: Vec<u8>,
     pub(crate) src: Vec<SrcNode>,
     /// Call-group resolution cache, per node handle and per explicit group: the root node
-    /// with `DEL_BIT` when the path crossed a deletion, `NONE` while unknown. Filled lazily
+    /// flagged deleted when the path crossed a deletion, `NONE` while unknown. Filled lazily
     /// (`memo_ok`) on the first call-group resolution of a run.
     pub(crate) memo_nodes: Vec<u32>,
     pub(crate) memo_groups: Vec<u32>,
@@ -376,7 +371,7 @@ impl<S: Sink<Insn>> Emit for SlotEmit<'_, S> {
             if k > 0
                 && let Some(w) = pos.get_mut(x as usize)
             {
-                *w = at;
+                *w = pos::live(at);
             }
             let last = k + 1 == n;
             let (f, r) = if is_jump_class(&insn) { (F_TGT, refs.next().unwrap_or(NONE)) } else { (0, NONE) };
@@ -440,7 +435,7 @@ impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> Emit for AuxEmit<'_, A,
         let base = self.arr + p.first_new;
         if let Some(w) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
             for (k, w) in w.iter_mut().enumerate() {
-                *w = o + 1 + k as u32;
+                *w = pos::live(o + 1 + k as u32);
             }
         }
         let prog_aux = self.prog_aux;
@@ -553,7 +548,7 @@ fn backward(orig_len: u32, pos: &[u32], r: u32, lx: u32, at: u32, insn: &Insn, f
         return None;
     }
     // At or before the slot being emitted, so before the end.
-    let t = pos.get(r as usize)? & POS_MASK;
+    let t = pos::slot(*pos.get(r as usize)?);
     let mut done = *insn;
     done.set_rel_target(i64::from(t) - i64::from(at) - 1).then_some(done)
 }
@@ -640,7 +635,7 @@ impl PatchList {
     /// The one walk over the list: every node in list order, a pending patch (I6) in place of
     /// its original node (pending patches come in the order of their original nodes, which is
     /// list order, so one cursor over the log serves the whole walk). It writes every node's
-    /// position (a deleted node: the next slot emitted, with `DEL_BIT`; the end sentinel: the
+    /// position (a deleted node: the next slot emitted, flagged deleted; the end sentinel: the
     /// new length) and leaves what is emitted to `e`, the variant; returns the slots emitted.
     #[inline(always)]
     fn walk(&self, pos: &mut [u32], e: &mut impl Emit) -> u32 {
@@ -656,10 +651,10 @@ impl PatchList {
             let f = flags[xi];
             x = next[xi];
             if f & F_DELETED != 0 {
-                pos[xi] = o | DEL_BIT;
+                pos[xi] = pos::flagged(o, true);
                 continue;
             }
-            pos[xi] = o;
+            pos[xi] = pos::live(o);
             if f & F_LOGGED != 0
                 && let Some(p) = pending.next()
             {
@@ -795,7 +790,7 @@ impl PatchList {
                     break;
                 }
             };
-            let t = word & POS_MASK;
+            let t = pos::slot(word);
             if t >= new_len {
                 result = Err(Error::TargetPastEnd { at: Slot(at as usize), orig: orig_of(fx) });
                 break;
@@ -866,11 +861,11 @@ impl PatchList {
     #[inline]
     fn handle_word(&self, ctx: &mut PatchCtx, h: u32, call: bool, fast_calls: bool) -> u32 {
         if Ref::group(h).is_none() && (!call || fast_calls) {
-            return ctx.out.map.pos.get(h as usize).copied().unwrap_or(DEL_BIT);
+            return ctx.out.map.pos.get(h as usize).copied().unwrap_or(pos::flagged(0, true));
         }
         let (node, crossed) = self.call_node(ctx, h);
         let w = ctx.out.map.pos.get(node as usize).copied().unwrap_or(0);
-        if crossed { w | DEL_BIT } else { w }
+        pos::flagged(w, crossed || pos::is_deleted(w))
     }
 
     /// Resolves a call handle to its live node (or the sentinel), memoized, iterative.
@@ -888,7 +883,7 @@ impl PatchList {
                 Some(g) => ctx.memo_groups.get(g as usize),
                 None => ctx.memo_nodes.get(h as usize),
             };
-            w.copied().filter(|&w| w != NONE).map(|w| (w & !DEL_BIT, w & DEL_BIT != 0))
+            w.copied().filter(|&w| w != NONE).map(|w| (pos::slot(w), pos::is_deleted(w)))
         };
         let remember = |ctx: &mut PatchCtx, h: u32, (root, crossed): (u32, bool)| {
             let slot = match Ref::group(h) {
@@ -896,7 +891,7 @@ impl PatchList {
                 None => ctx.memo_nodes.get_mut(h as usize),
             };
             if let Some(w) = slot {
-                *w = if crossed { root | DEL_BIT } else { root };
+                *w = pos::flagged(root, crossed);
             }
         };
         ctx.chain.clear();

@@ -25,7 +25,8 @@
 
 use crate::error::{Error, Result};
 use crate::handle::Origin;
-use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, POS_MASK, PatchCtx};
+use crate::handle::pos;
+use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, PatchCtx};
 use crate::list::{F_TAIL, F_TOUCHED, PatchList};
 use bpfpatch_insn::{Insn, Slot};
 
@@ -413,7 +414,7 @@ impl PatchList {
         aux.clear();
         aux.reserve(map.new_len());
         for (j, sn) in ctx.src().iter().enumerate() {
-            let first = map.pos.get(sn.x as usize).is_some_and(|w| (w & POS_MASK) as usize == j);
+            let first = map.pos.get(sn.x as usize).is_some_and(|&w| pos::slot(w) as usize == j);
             let o = sn.origin;
             let insn = &insns[j];
             let origin = Origin::of(o);
@@ -525,7 +526,7 @@ impl PatchList {
         keep.resize(starts.len(), false);
         let mut next = map.new_len;
         for k in (0..starts.len()).rev() {
-            let s = starts[k] & POS_MASK;
+            let s = pos::slot(starts[k]);
             if s < next {
                 keep[k] = true;
                 next = s;
@@ -538,7 +539,7 @@ impl PatchList {
         for (k, &w) in starts.iter().enumerate() {
             if keep[k] {
                 subprog_map.push(Some(kept.len() as u32));
-                kept.push((k, w & POS_MASK));
+                kept.push((k, pos::slot(w)));
             } else {
                 subprog_map.push(None);
             }
