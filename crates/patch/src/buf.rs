@@ -44,14 +44,6 @@ pub enum Target {
     Subprog(SubprogId),
 }
 
-/// One slot of a patch buffer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct BufSlot {
-    pub(crate) insn: Insn,
-    /// `None`: a target-field instruction's own off/imm is a buffer-local relative offset.
-    pub(crate) target: Option<Target>,
-}
-
 /// The instructions of one patch, with explicit targets where the default (a buffer-local
 /// relative offset taken from the instruction's own field) is not wanted.
 ///
@@ -68,67 +60,93 @@ pub(crate) struct BufSlot {
 ///     .push(Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 1));
 /// assert_eq!(buf.len(), 2);
 /// ```
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Default, Debug)]
 pub struct PatchBuf {
-    pub(crate) slots: Vec<BufSlot>,
+    /// The slots, stored as they are copied into the list (one `memcpy` for a plain buffer).
+    pub(crate) insns: Vec<Insn>,
+    /// Explicit targets by slot index; slots at or past its length have none (a buffer of
+    /// plain slots never touches it).
+    pub(crate) targets: Vec<Option<Target>>,
 }
+
+impl PartialEq for PatchBuf {
+    fn eq(&self, other: &PatchBuf) -> bool {
+        self.insns == other.insns && (0..self.insns.len()).all(|k| self.target(k) == other.target(k))
+    }
+}
+
+impl Eq for PatchBuf {}
 
 impl PatchBuf {
     /// An empty buffer.
     #[must_use]
     pub fn new() -> PatchBuf {
-        PatchBuf { slots: Vec::new() }
+        PatchBuf { insns: Vec::new(), targets: Vec::new() }
     }
 
     /// An empty buffer with room for `n` slots.
     #[must_use]
     pub fn with_capacity(n: usize) -> PatchBuf {
-        PatchBuf { slots: Vec::with_capacity(n) }
+        PatchBuf { insns: Vec::with_capacity(n), targets: Vec::new() }
     }
 
     /// A buffer of raw slots; targets are buffer-local relative offsets in their own fields.
     #[must_use]
     pub fn from_insns(insns: &[Insn]) -> PatchBuf {
-        PatchBuf { slots: insns.iter().map(|&insn| BufSlot { insn, target: None }).collect() }
+        PatchBuf { insns: insns.to_vec(), targets: Vec::new() }
     }
 
     /// Removes all slots, keeping the allocation.
     #[inline]
     pub fn clear(&mut self) {
-        self.slots.clear();
+        self.insns.clear();
+        self.targets.clear();
     }
 
     /// Number of slots (an ld_imm64 counts two).
     #[must_use]
     #[inline]
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.insns.len()
     }
 
     /// Whether the buffer is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.insns.is_empty()
     }
 
     /// The raw slots.
     pub fn insns(&self) -> impl Iterator<Item = Insn> + '_ {
-        self.slots.iter().map(|s| s.insn)
+        self.insns.iter().copied()
+    }
+
+    /// The explicit target of slot `k`, if any.
+    #[inline]
+    pub(crate) fn target(&self, k: usize) -> Option<Target> {
+        self.targets.get(k).copied().flatten()
+    }
+
+    /// Gives slot `k` (already pushed or about to be) the explicit target `t`.
+    #[inline]
+    fn set_target_at(&mut self, k: usize, t: Target) {
+        if self.targets.len() <= k {
+            self.targets.resize(k + 1, None);
+        }
+        self.targets[k] = Some(t);
     }
 
     /// Appends one raw slot. If it has a target field, the field is a relative offset inside
     /// this buffer (`index + field + 1`, where `len` means one past the end).
     #[inline]
     pub fn push(&mut self, insn: Insn) -> &mut PatchBuf {
-        self.slots.push(BufSlot { insn, target: None });
+        self.insns.push(insn);
         self
     }
 
     /// Appends an instruction's slots (two for ld_imm64); targets as for [`PatchBuf::push`].
     pub fn push_op(&mut self, op: &Op) -> &mut PatchBuf {
-        for &insn in op.encode().as_slice() {
-            self.slots.push(BufSlot { insn, target: None });
-        }
+        self.insns.extend_from_slice(op.encode().as_slice());
         self
     }
 
@@ -137,7 +155,8 @@ impl PatchBuf {
     /// ld_imm64 push its second slot next with [`PatchBuf::push`].
     #[inline]
     pub fn jump_to(&mut self, insn: Insn, target: Target) -> &mut PatchBuf {
-        self.slots.push(BufSlot { insn, target: Some(target) });
+        self.set_target_at(self.insns.len(), target);
+        self.insns.push(insn);
         self
     }
 
@@ -152,20 +171,19 @@ impl PatchBuf {
     /// ```
     pub fn func_ref(&mut self, dst: u8, target: Target) -> &mut PatchBuf {
         let lo = Insn::new(bpfpatch_insn::opcode::LD_IMM64, dst, bpfpatch_insn::opcode::PSEUDO_FUNC, 0, 0);
-        self.slots.push(BufSlot { insn: lo, target: Some(target) });
-        self.slots.push(BufSlot { insn: Insn::default(), target: None });
+        self.set_target_at(self.insns.len(), target);
+        self.insns.push(lo);
+        self.insns.push(Insn::default());
         self
     }
 
     /// Sets (or replaces) the target of buffer slot `index`; returns `false` if there is no such slot.
     pub fn set_target(&mut self, index: usize, target: Target) -> bool {
-        match self.slots.get_mut(index) {
-            Some(s) => {
-                s.target = Some(target);
-                true
-            }
-            None => false,
+        if index >= self.insns.len() {
+            return false;
         }
+        self.set_target_at(index, target);
+        true
     }
 }
 

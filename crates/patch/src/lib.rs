@@ -217,7 +217,7 @@
 //! fixups; call groups resolve in amortized O(1) with memoization; each relaxation round is
 //! another walk and only happens when a jump overflows. Memory: about 21 bytes per node plus
 //! 4 per original slot (predecessor links, 4 more, only once a request inserts before a node);
-//! a pending patch costs 8 bytes per slot plus 8. The warm path allocates nothing:
+//! a pending patch costs 8 bytes per slot plus 12 (and 4 per jump-class slot). The warm path allocates nothing:
 //! [`PatchList::reset_for_program`], [`PatchCtx`] and [`PatchList::linearize_program_into`]
 //! keep every buffer across programs (regalloc2's `run_with_ctx` model).
 //!
@@ -231,9 +231,11 @@
 
 mod buf;
 mod error;
+mod handle;
 mod ids;
 mod linearize;
 mod list;
+mod pending;
 mod tables;
 #[cfg(any(debug_assertions, feature = "fuzzing"))]
 mod validate;

@@ -6,6 +6,12 @@
 //! live nodes are copied to the output and nodes with a target push a `(at, node)` fixup.
 //! Resolution: each fixup's reference becomes a position (jump kind: `pos`; call kind: the call
 //! group's node, see [`crate::PatchList`] I4) and the relative delta is range-checked and stored.
+//! There is one walk ([`PatchList::walk`]): it visits the nodes, streams pending patches (I6)
+//! and writes every position; what it emits is its parameter, an `Emit`: `SlotEmit`
+//! (instructions, optionally the node behind each slot, and the expansion of relaxed jumps)
+//! for [`PatchList::linearize`] and the relaxing verification layer, `AuxEmit` (instructions
+//! and aux in the same pass, a pending patch without jumps streamed as slices) for the
+//! verification layer's common case.
 //! Nothing is allocated per instruction: all buffers live in [`PatchCtx`] and keep their
 //! capacity across runs.
 
@@ -14,16 +20,11 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::list::{
-    EXPL_BIT, F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, LABEL_BIT, NONE, PARENT_BIT, PatchList, is_jump_class,
-};
+use crate::handle::{Origin, Ref, pos};
+use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PatchList, is_jump_class};
+use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
-
-/// Position word bit: the node (or the call group's path) was deleted.
-pub(crate) const DEL_BIT: u32 = 1 << 31;
-/// Position word mask.
-pub(crate) const POS_MASK: u32 = !DEL_BIT;
 
 /// Options of one linearization.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -59,7 +60,7 @@ pub struct LinearizeStats {
 /// (its aux data and relocations) ended up. Side tables are remapped through it.
 #[derive(Clone, Debug, Default)]
 pub struct OffsetMap {
-    /// Per node: new index, `DEL_BIT` if deleted.
+    /// Per node: new index, flagged deleted (`handle::pos`).
     pub(crate) pos: Vec<u32>,
     /// Per original slot: node carrying its identity.
     pub(crate) orig_node: Vec<u32>,
@@ -93,7 +94,7 @@ impl OffsetMap {
             return None;
         }
         let w = self.pos.get(old.0)?;
-        Some(Slot((w & POS_MASK) as usize))
+        Some(Slot(pos::slot(*w) as usize))
     }
 
     fn start_word(&self, old: Slot) -> Option<u32> {
@@ -112,7 +113,7 @@ impl OffsetMap {
     #[doc(alias = "call_target")]
     #[must_use]
     pub fn start(&self, old: Slot) -> Option<Slot> {
-        self.start_word(old).map(|w| Slot((w & POS_MASK) as usize))
+        self.start_word(old).map(|w| Slot(pos::slot(w) as usize))
     }
 
     /// [`OffsetMap::start`], or `None` when that position was deleted (the kernel's insn-array
@@ -120,7 +121,7 @@ impl OffsetMap {
     #[must_use]
     pub fn live_start(&self, old: Slot) -> Option<Slot> {
         let w = self.start_word(old)?;
-        (old.0 < self.orig_len() && w & DEL_BIT == 0).then_some(Slot(w as usize))
+        (old.0 < self.orig_len() && !pos::is_deleted(w)).then_some(Slot(w as usize))
     }
 
     /// Where original slot `old`'s instruction (its identity: aux data, relocations) ended up:
@@ -129,32 +130,32 @@ impl OffsetMap {
     pub fn insn(&self, old: Slot) -> Option<Slot> {
         let n = *self.orig_node.get(old.0)?;
         let w = *self.pos.get(n as usize)?;
-        (w & DEL_BIT == 0).then_some(Slot(w as usize))
+        (!pos::is_deleted(w)).then_some(Slot(w as usize))
     }
 
     /// Whether original slot `old`'s position was deleted (jumps to it land on the first survivor).
     #[must_use]
     pub fn is_deleted(&self, old: Slot) -> bool {
-        self.pos.get(old.0).is_some_and(|w| old.0 < self.orig_len() && w & DEL_BIT != 0)
+        self.pos.get(old.0).is_some_and(|&w| old.0 < self.orig_len() && pos::is_deleted(w))
     }
 
     /// New index of a list node (first slot emitted at or after it), `None` for unknown nodes.
     #[must_use]
     pub fn node_pos(&self, node: crate::NodeId) -> Option<Slot> {
-        self.pos.get(node.index()).map(|w| Slot((w & POS_MASK) as usize))
+        self.pos.get(node.index()).map(|&w| Slot(pos::slot(w) as usize))
     }
 
     /// Start of a list subprogram (original or appended) in the new program, `None` for an
     /// unknown id. A subprogram whose slots were all deleted starts where the next one does.
     #[must_use]
     pub fn subprog_start(&self, id: crate::SubprogId) -> Option<Slot> {
-        self.subprog_starts.get(id.index()).map(|w| Slot((w & POS_MASK) as usize))
+        self.subprog_starts.get(id.index()).map(|&w| Slot(pos::slot(w) as usize))
     }
 
     /// The identity map of a program of `len` slots (no patches).
     #[must_use]
     pub fn identity(len: usize) -> OffsetMap {
-        let n = u32::try_from(len).unwrap_or(POS_MASK).min(POS_MASK - 1);
+        let n = u32::try_from(len).unwrap_or(pos::MAX_SLOT).min(pos::MAX_SLOT - 1);
         OffsetMap {
             pos: (0..=n).collect(),
             orig_node: (0..n).collect(),
@@ -186,7 +187,7 @@ pub struct PatchCtx {
     pub(crate) relax_mark: Vec<u8>,
     pub(crate) src: Vec<SrcNode>,
     /// Call-group resolution cache, per node handle and per explicit group: the root node
-    /// with `DEL_BIT` when the path crossed a deletion, `NONE` while unknown. Filled lazily
+    /// flagged deleted when the path crossed a deletion, `NONE` while unknown. Filled lazily
     /// (`memo_ok`) on the first call-group resolution of a run.
     pub(crate) memo_nodes: Vec<u32>,
     pub(crate) memo_groups: Vec<u32>,
@@ -219,6 +220,8 @@ impl PatchCtx {
 pub(crate) struct Fixup {
     /// Output slot.
     pub(crate) at: u32,
+    /// The instruction emitted there (so that resolution does not read the output back).
+    pub(crate) insn: Insn,
     /// The node that emitted it.
     pub(crate) x: u32,
     /// Its reference.
@@ -247,93 +250,18 @@ struct Node {
     origin: u32,
 }
 
-/// The walk over a list: nodes in list order; a pending patch (I6) replaces its original
-/// node by its pool slots. Pending patches come in the order of their original nodes, which
-/// is list order, so one cursor over the log serves the whole walk.
-struct Nodes<'a> {
-    l: &'a PatchList,
-    /// Next arena node to visit (when not inside a pending patch).
-    x: u32,
-    end: u32,
-    arr: u32,
-    /// Current log entry, pool cursor and end, reference cursor, and the entry's node.
-    e: usize,
-    k: usize,
-    pe: usize,
-    rc: usize,
-    lx: u32,
-}
-
-impl Iterator for Nodes<'_> {
-    type Item = Node;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<Node> {
-        let l = self.l;
-        if self.k >= self.pe {
-            let x = self.x;
-            if x == self.end || x == NONE {
-                return None;
-            }
-            let xi = x as usize;
-            let f = l.flags[xi];
-            self.x = l.next[xi];
-            match l.log.get(self.e) {
-                Some(&(lx, pe)) if f & F_LOGGED != 0 => {
-                    self.lx = lx;
-                    self.pe = pe as usize;
-                }
-                _ => {
-                    return Some(Node {
-                        x,
-                        f,
-                        insn: l.insn[xi],
-                        r: if f & F_TGT != 0 { l.tgt[xi] } else { NONE },
-                        origin: l.origin[xi],
-                    });
-                }
-            }
-        }
-        // Slot `k` of the pending patch of `lx`: its first slot is `lx` itself, the others are
-        // the entry's new nodes.
-        let ps = l.log_start(self.e);
-        let k = self.k;
-        let insn = l.pool.get(k).copied().unwrap_or_default();
-        // The entry's new nodes start at arr + ps - e (each earlier entry has one slot at its
-        // original node): slot k > ps is node arr + (ps - e) + (k - ps) - 1.
-        let x = if k == ps { self.lx } else { self.arr + (ps - self.e) as u32 + (k - ps) as u32 - 1 };
-        self.k += 1;
-        let last = self.k >= self.pe;
-        if last {
-            self.e += 1;
-        }
-        let (f, r) = if is_jump_class(&insn) {
-            let r = l.refs.get(self.rc).copied().unwrap_or(NONE);
-            self.rc += 1;
-            (F_TGT, r)
-        } else {
-            (0, NONE)
-        };
-        let lx = self.lx;
-        Some(Node {
-            x,
-            f: f | if last { F_TOUCHED } else { 0 },
-            insn,
-            r,
-            origin: if last { lx } else { lx | PARENT_BIT },
-        })
-    }
-}
-
 impl Node {
-    fn fixup(&self, at: u32) -> Fixup {
-        Fixup { at, x: self.x, r: self.r, origin: self.origin, f: self.f }
+    /// The fixup of `insn`, emitted at `at` for this node.
+    fn fixup(&self, at: u32, insn: Insn) -> Fixup {
+        Fixup { at, insn, x: self.x, r: self.r, origin: self.origin, f: self.f }
     }
 }
 
 /// Where a walk writes its slots, in order.
 trait Sink<T> {
     fn put(&mut self, v: T);
+    /// Writes every item of `it`, in order.
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>);
 }
 
 /// Appends.
@@ -343,6 +271,11 @@ impl<T> Sink<T> for Push<'_, T> {
     #[inline(always)]
     fn put(&mut self, v: T) {
         self.0.push(v);
+    }
+
+    #[inline(always)]
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>) {
+        self.0.extend(it);
     }
 }
 
@@ -361,12 +294,225 @@ impl<T> Sink<T> for Fill<'_, T> {
         }
         self.j += 1;
     }
+
+    #[inline(always)]
+    fn put_all(&mut self, it: impl ExactSizeIterator<Item = T>) {
+        let n = it.len();
+        if let Some(d) = self.s.get_mut(self.j..self.j + n) {
+            for (d, v) in d.iter_mut().zip(it) {
+                *d = v;
+            }
+        }
+        self.j += n;
+    }
+}
+
+/// A variant of [`PatchList::walk`]: what is emitted for a live node and for a pending patch.
+trait Emit {
+    /// Emits live arena node `n` from output slot `o` (its position is written already);
+    /// returns the number of slots emitted.
+    fn node(&mut self, n: Node, o: u32, pos: &mut [u32]) -> u32;
+
+    /// Emits pending patch `p` from output slot `o` (its original node's position is written
+    /// already; this writes its new nodes'); returns the number of slots emitted.
+    fn pending(&mut self, p: PendingPatch<'_>, o: u32, pos: &mut [u32]) -> u32;
+}
+
+/// The walk of [`PatchList::run`]: instructions and fixups, the node behind every slot when
+/// asked (`record_src`), and the expansion of the jumps relaxation marked (`marks`, by node).
+struct SlotEmit<'a, S> {
+    out: S,
+    fixups: &'a mut Vec<Fixup>,
+    src: &'a mut Vec<SrcNode>,
+    record_src: bool,
+    marks: &'a [u8],
+    arr: u32,
+}
+
+impl<S: Sink<Insn>> Emit for SlotEmit<'_, S> {
+    #[inline(always)]
+    fn node(&mut self, n: Node, o: u32, _pos: &mut [u32]) -> u32 {
+        let sn = SrcNode { x: n.x, origin: n.origin, f: n.f };
+        if self.marks.get(n.x as usize).is_some_and(|&m| m != 0) {
+            let (head, mid) = relaxed_head(n.insn);
+            self.out.put(head);
+            let mut k = 1;
+            if mid {
+                self.out.put(Insn::new(GOTO, 0, 0, 1, 0));
+                k += 1;
+            }
+            let gotol = Insn::new(GOTOL, 0, 0, 0, 0);
+            self.out.put(gotol);
+            self.fixups.push(n.fixup(o + k, gotol));
+            if self.record_src {
+                for _ in 0..=k {
+                    self.src.push(sn);
+                }
+            }
+            return k + 1;
+        }
+        self.out.put(n.insn);
+        if n.f & F_TGT != 0 {
+            self.fixups.push(n.fixup(o, n.insn));
+        }
+        if self.record_src {
+            self.src.push(sn);
+        }
+        1
+    }
+
+    /// Slot by slot, each as the node it becomes when the log is flushed.
+    fn pending(&mut self, p: PendingPatch<'_>, o: u32, pos: &mut [u32]) -> u32 {
+        let mut at = o;
+        let mut refs = p.refs.iter().copied();
+        let n = p.slots.len();
+        for (k, &insn) in p.slots.iter().enumerate() {
+            let x = p.node(k, self.arr);
+            if k > 0
+                && let Some(w) = pos.get_mut(x as usize)
+            {
+                *w = pos::live(at);
+            }
+            let last = k + 1 == n;
+            let (f, r) = if is_jump_class(&insn) { (F_TGT, refs.next().unwrap_or(NONE)) } else { (0, NONE) };
+            let f = f | if last { F_TOUCHED } else { 0 };
+            let origin = if last { Origin::Orig(p.x) } else { Origin::Child(p.x) }.word();
+            at += self.node(Node { x, f, insn, r, origin }, at, pos);
+        }
+        at - o
+    }
+}
+
+/// The walk of [`PatchList::run_aux`]: instructions and aux in one pass, backward jumps of
+/// pending patches resolved on the spot, every other jump left to the fixups with a
+/// placeholder aux.
+struct AuxEmit<'a, A, H, S, T> {
+    out: S,
+    aux: T,
+    hook: &'a mut H,
+    prog_aux: &'a [A],
+    fixups: &'a mut Vec<Fixup>,
+    /// Jumps resolved in the walk.
+    inline: usize,
+    fast_calls: bool,
+    arr: u32,
+    orig_len: u32,
+}
+
+impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> Emit for AuxEmit<'_, A, H, S, T> {
+    #[inline(always)]
+    fn node(&mut self, n: Node, o: u32, _pos: &mut [u32]) -> u32 {
+        let (insn, f, org) = (n.insn, n.f, n.origin);
+        self.out.put(insn);
+        let prog_aux = self.prog_aux;
+        if let Origin::Orig(s) = Origin::of(org) {
+            // The identity of original slot `s`.
+            let mut a = prog_aux[s as usize].clone();
+            if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
+                self.hook.patched(&mut a, &insn);
+            }
+            self.aux.put(a);
+        } else {
+            let parent = Origin::of(org).slot().and_then(|s| prog_aux.get(s as usize));
+            if f & F_TGT == 0 {
+                self.aux.put(self.hook.new_slot(&insn, parent));
+            } else if let Some(p) = parent.or(prog_aux.first()) {
+                self.aux.put(p.clone());
+            }
+        }
+        if f & F_TGT != 0 {
+            self.fixups.push(Fixup { at: o, insn, x: n.x, r: n.r, origin: org, f });
+        }
+        1
+    }
+
+    /// Its slots are contiguous in the pool, its new nodes contiguous in the node space, and
+    /// the parent aux is the same for every slot: a patch without jumps is streamed as slices.
+    #[inline(always)]
+    fn pending(&mut self, p: PendingPatch<'_>, o: u32, pos: &mut [u32]) -> u32 {
+        let slots = p.slots;
+        let n = slots.len() as u32;
+        let base = self.arr + p.first_new;
+        if let Some(w) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
+            for (k, w) in w.iter_mut().enumerate() {
+                *w = pos::live(o + 1 + k as u32);
+            }
+        }
+        let prog_aux = self.prog_aux;
+        let parent = &prog_aux[p.x as usize];
+        let Some((last, init)) = slots.split_last() else { return 0 };
+        if !p.refs.is_empty() {
+            return self.pending_jumps(p, o, pos, parent);
+        }
+        // No jump-class slot: every slot is final as recorded.
+        self.out.put_all(slots.iter().copied());
+        let hook = &mut *self.hook;
+        self.aux.put_all(init.iter().map(|insn| hook.new_slot(insn, Some(parent))));
+        let mut a = parent.clone();
+        self.hook.patched(&mut a, last);
+        self.aux.put(a);
+        n
+    }
+}
+
+impl<A: Clone, H: AuxHook<A>, S: Sink<Insn>, T: Sink<A>> AuxEmit<'_, A, H, S, T> {
+    /// A pending patch holding jump-class slots (out of the hot loop): each jump to an
+    /// original node already walked is resolved here, any other goes to the fixups with a
+    /// placeholder aux. Returns the number of slots emitted.
+    #[inline(never)]
+    fn pending_jumps(&mut self, p: PendingPatch<'_>, o: u32, pos: &[u32], parent: &A) -> u32 {
+        let lx = p.x;
+        let Some((last, init)) = p.slots.split_last() else { return 0 };
+        let mut at = o;
+        let mut refs = p.refs.iter().copied();
+        for (k, insn) in init.iter().enumerate() {
+            if is_jump_class(insn) {
+                let r = refs.next().unwrap_or(NONE);
+                if let Some(done) = backward(self.orig_len, pos, r, lx, at, insn, self.fast_calls) {
+                    self.out.put(done);
+                    self.aux.put(self.hook.new_slot(&done, Some(parent)));
+                    self.inline += 1;
+                } else {
+                    let x = p.node(k, self.arr);
+                    self.fixups.push(Fixup { at, insn: *insn, x, r, origin: Origin::Child(lx).word(), f: F_TGT });
+                    self.out.put(*insn);
+                    self.aux.put(parent.clone());
+                }
+            } else {
+                self.out.put(*insn);
+                self.aux.put(self.hook.new_slot(insn, Some(parent)));
+            }
+            at += 1;
+        }
+        // The last slot carries the identity (touched).
+        let mut a = parent.clone();
+        if is_jump_class(last) {
+            let r = refs.next().unwrap_or(NONE);
+            if let Some(done) = backward(self.orig_len, pos, r, lx, at, last, self.fast_calls) {
+                self.out.put(done);
+                self.hook.patched(&mut a, &done);
+                self.inline += 1;
+            } else {
+                let x = p.node(init.len(), self.arr);
+                self.fixups.push(Fixup { at, insn: *last, x, r, origin: lx, f: F_TGT | F_TOUCHED });
+                self.out.put(*last);
+            }
+        } else {
+            self.out.put(*last);
+            self.hook.patched(&mut a, last);
+        }
+        self.aux.put(a);
+        at + 1 - o
+    }
 }
 
 /// The original slot whose identity a fixup's node carries (for errors).
 fn orig_of(fx: &Fixup) -> Option<Slot> {
     let o = fx.origin;
-    (o & PARENT_BIT == 0).then_some(Slot(o as usize))
+    match Origin::of(o) {
+        Origin::Orig(s) => Some(Slot(s as usize)),
+        Origin::Child(_) | Origin::None => None,
+    }
 }
 
 /// Relaxed form of a conditional jump: (first slot, has a `goto +1` in the middle).
@@ -385,6 +531,26 @@ fn relaxed_head(insn: Insn) -> (Insn, bool) {
     let mut i = insn;
     i.off = 1;
     (i, true)
+}
+
+/// A jump-class slot of a pending patch of original node `lx`, emitted at `at`, whose
+/// reference `r` is an original node at or before `lx`: that node's position is final
+/// already (original nodes are walked in increasing order), so the slot is resolved in
+/// the walk. `None` (resolve it with the fixups) for any other reference, and when the
+/// delta does not fit (the fixup pass reports it, in order).
+#[inline]
+fn backward(orig_len: u32, pos: &[u32], r: u32, lx: u32, at: u32, insn: &Insn, fast_calls: bool) -> Option<Insn> {
+    if r > lx || r >= orig_len {
+        return None;
+    }
+    let (_, kind) = insn.target_field()?;
+    if kind != TargetKind::Jump && !fast_calls {
+        return None;
+    }
+    // At or before the slot being emitted, so before the end.
+    let t = pos::slot(*pos.get(r as usize)?);
+    let mut done = *insn;
+    done.set_rel_target(i64::from(t) - i64::from(at) - 1).then_some(done)
 }
 
 const GOTOL: u8 = c::JMP32 | c::JA;
@@ -421,13 +587,7 @@ impl PatchList {
         let mut relaxing = false;
         loop {
             ctx.out.stats.walks += 1;
-            if relaxing {
-                self.walk_relaxed(ctx, record_src);
-            } else if record_src {
-                self.walk::<true>(ctx);
-            } else {
-                self.walk::<false>(ctx);
-            }
+            self.walk_slots(ctx, record_src, relaxing);
             let grew = self.resolve(ctx, opts)?;
             if !grew {
                 break;
@@ -438,67 +598,76 @@ impl PatchList {
         Ok(())
     }
 
-    fn prepare_walk(&self, ctx: &mut PatchCtx, record_src: bool) {
+    /// The walk of [`PatchList::run`]: instructions, fixups and (with `record_src`) the node
+    /// behind every slot; `relaxing` expands the jumps marked by the previous resolution.
+    fn walk_slots(&self, ctx: &mut PatchCtx, record_src: bool, relaxing: bool) {
         self.size_pos(ctx);
-        // Sized once and then overwritten by index (truncated after the walk): warm runs write
-        // each output slot exactly once, with no capacity check per slot and no memset.
-        let need = self.live_slots + 1;
-        if ctx.out.insns.len() < need {
-            ctx.out.insns.resize(need, Insn::default());
-        }
         ctx.fixups.clear();
         ctx.src.clear();
         if record_src {
             ctx.src.reserve(self.live_slots);
         }
-    }
-
-    /// The hot loop: one pass over the list, no allocation per node.
-    ///
-    /// Runs of consecutive arena nodes (`next[x] == x + 1`: original code between patch points,
-    /// each patch's inserted slots) are walked by an inner loop whose successor does not wait
-    /// for the `next` load: the load only feeds the run-exit branch, so the CPU streams through
-    /// runs instead of chasing one pointer per slot.
-    fn walk<const SRC: bool>(&self, ctx: &mut PatchCtx) {
-        self.prepare_walk(ctx, SRC);
+        let marks: &[u8] = if relaxing { &ctx.relax_mark } else { &[] };
+        let arr = self.insn.len() as u32;
+        let insns = &mut ctx.out.insns;
         let pos = &mut ctx.out.map.pos;
-        let out = &mut ctx.out.insns;
-        let fixups = &mut ctx.fixups;
-        let src = &mut ctx.src;
-        let mut o: u32 = 0;
-        self.visit(|n| {
-            if n.f & F_DELETED != 0 {
-                pos[n.x as usize] = o | DEL_BIT;
-            } else {
-                pos[n.x as usize] = o;
-                if let Some(slot) = out.get_mut(o as usize) {
-                    *slot = n.insn;
-                }
-                if n.f & F_TGT != 0 {
-                    fixups.push(n.fixup(o));
-                }
-                if SRC {
-                    src.push(SrcNode { x: n.x, origin: n.origin, f: n.f });
-                }
-                o += 1;
+        let (fixups, src) = (&mut ctx.fixups, &mut ctx.src);
+        let need = self.live_slots;
+        // Without relaxation the length is known: a warm output is overwritten in place (no
+        // capacity check per slot). Relaxation grows it: the walk appends.
+        if !relaxing && insns.len() >= need {
+            let mut e = SlotEmit { out: Fill { s: insns, j: 0 }, fixups, src, record_src, marks, arr };
+            let o = self.walk(pos, &mut e);
+            if o as usize == need {
+                insns.truncate(need);
+                return;
             }
-        });
-        out.truncate(o as usize);
-        pos[self.end() as usize] = o;
-    }
-
-    /// Calls `each` on every node in list order, the slots of pending patches (I6) included.
-    #[inline(always)]
-    fn visit(&self, mut each: impl FnMut(Node)) {
-        for n in self.nodes() {
-            each(n);
+            // (The fallback should the live count ever disagree with the walk.)
+            e.fixups.clear();
+            e.src.clear();
         }
+        insns.clear();
+        insns.reserve(need);
+        let mut e = SlotEmit { out: Push(insns), fixups, src, record_src, marks, arr };
+        self.walk(pos, &mut e);
     }
 
-    /// Every node in list order, the slots of pending patches (I6) included.
-    #[inline]
-    fn nodes(&self) -> Nodes<'_> {
-        Nodes { l: self, x: self.head, end: self.end(), arr: self.insn.len() as u32, e: 0, k: 0, pe: 0, rc: 0, lx: 0 }
+    /// The one walk over the list: every node in list order, a pending patch (I6) in place of
+    /// its original node (pending patches come in the order of their original nodes, which is
+    /// list order, so one cursor over the log serves the whole walk). It writes every node's
+    /// position (a deleted node: the next slot emitted, flagged deleted; the end sentinel: the
+    /// new length) and leaves what is emitted to `e`, the variant; returns the slots emitted.
+    #[inline(always)]
+    fn walk(&self, pos: &mut [u32], e: &mut impl Emit) -> u32 {
+        let end = self.end();
+        let mut o: u32 = 0;
+        let mut pending = self.pending.iter();
+        // The arrays as slices, once: the loop's stores cannot make the compiler reload them.
+        let (flags, next, insns, origins, tgts) =
+            (&self.flags[..], &self.next[..], &self.insn[..], &self.origin[..], &self.tgt[..]);
+        let mut x = self.head;
+        while x != end && x != NONE {
+            let xi = x as usize;
+            let f = flags[xi];
+            x = next[xi];
+            if f & F_DELETED != 0 {
+                pos[xi] = pos::flagged(o, true);
+                continue;
+            }
+            pos[xi] = pos::live(o);
+            if f & F_LOGGED != 0
+                && let Some(p) = pending.next()
+            {
+                o += e.pending(p, o, pos);
+                continue;
+            }
+            let r = if f & F_TGT != 0 { tgts[xi] } else { NONE };
+            o += e.node(Node { x: xi as u32, f, insn: insns[xi], r, origin: origins[xi] }, o, pos);
+        }
+        if let Some(w) = pos.get_mut(end as usize) {
+            *w = o;
+        }
+        o
     }
 
     /// The verification layer's engine without relaxation: one walk that emits instructions
@@ -523,38 +692,17 @@ impl PatchList {
         // as soon as its instruction is final.
         self.resolve_then(ctx, LinearizeOptions { relax: false }, |fx, insn| {
             let Some(a) = aux.get_mut(fx.at as usize) else { return };
-            let org = fx.origin;
-            if org & PARENT_BIT == 0 {
-                if fx.f & F_TOUCHED != 0 {
-                    hook.patched(a, insn);
+            match Origin::of(fx.origin) {
+                Origin::Orig(_) => {
+                    if fx.f & F_TOUCHED != 0 {
+                        hook.patched(a, insn);
+                    }
                 }
-            } else {
-                let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
-                *a = hook.new_slot(insn, parent);
+                o => *a = hook.new_slot(insn, o.slot().and_then(|s| prog_aux.get(s as usize))),
             }
         })?;
         ctx.out.stats.fixups += inline;
         self.finish_map(ctx)
-    }
-
-    /// A jump-class slot of a pending patch of original node `lx`, emitted at `at`, whose
-    /// reference `r` is an original node at or before `lx`: that node's position is final
-    /// already (original nodes are walked in increasing order), so the slot is resolved in
-    /// the walk. `None` (resolve it with the fixups) for any other reference, and when the
-    /// delta does not fit (the fixup pass reports it, in order).
-    #[inline]
-    fn backward(&self, pos: &[u32], r: u32, lx: u32, at: u32, insn: &Insn, fast_calls: bool) -> Option<Insn> {
-        if r > lx || r >= self.orig_len {
-            return None;
-        }
-        let (_, kind) = insn.target_field()?;
-        if kind != TargetKind::Jump && !fast_calls {
-            return None;
-        }
-        // At or before the slot being emitted, so before the end.
-        let t = pos.get(r as usize)? & POS_MASK;
-        let mut done = *insn;
-        done.set_rel_target(i64::from(t) - i64::from(at) - 1).then_some(done)
     }
 
     /// Sizes `pos` for this list; a fresh table comes from the zeroing allocator (no memset:
@@ -572,7 +720,7 @@ impl PatchList {
     }
 
     /// The walk of [`PatchList::run_aux`]: positions, instructions, aux (fixup slots get a
-    /// placeholder record and are listed in `ctx.fixups`).
+    /// placeholder record and are listed in `ctx.fixups`); returns the jumps resolved in the walk.
     fn walk_aux<A: Clone, H: AuxHook<A>>(
         &self,
         ctx: &mut PatchCtx,
@@ -581,199 +729,31 @@ impl PatchList {
         aux: &mut Vec<A>,
     ) -> usize {
         self.size_pos(ctx);
+        ctx.fixups.clear();
         let need = self.live_slots;
-        let mut insns = core::mem::take(&mut ctx.out.insns);
+        let (fast_calls, arr, orig_len) = (self.cgroups.is_empty(), self.insn.len() as u32, self.orig_len);
+        let insns = &mut ctx.out.insns;
+        let pos = &mut ctx.out.map.pos;
+        let fixups = &mut ctx.fixups;
         // A warm output of the right length (the same program again) is overwritten in place:
         // no length or capacity bookkeeping per slot. Otherwise the walk appends.
-        let r = if insns.len() == need && aux.len() == need {
-            let (o, inline) =
-                self.walk_aux_into(ctx, prog_aux, hook, Fill { s: &mut insns, j: 0 }, Fill { s: aux, j: 0 });
-            (o as usize == need).then_some(inline)
-        } else {
-            None
-        };
-        let inline = match r {
-            Some(inline) => inline,
-            None => {
-                // (Also the fallback should the live count ever disagree with the walk.)
-                insns.clear();
-                insns.reserve(need);
-                aux.clear();
-                aux.reserve(need);
-                self.walk_aux_into(ctx, prog_aux, hook, Push(&mut insns), Push(aux)).1
+        if insns.len() == need && aux.len() == need {
+            let (out, aux) = (Fill { s: &mut insns[..], j: 0 }, Fill { s: &mut aux[..], j: 0 });
+            let mut e = AuxEmit { out, aux, hook: &mut *hook, prog_aux, fixups, inline: 0, fast_calls, arr, orig_len };
+            if self.walk(pos, &mut e) as usize == need {
+                return e.inline;
             }
-        };
-        ctx.out.insns = insns;
-        inline
-    }
-
-    /// The body of [`PatchList::walk_aux`], writing through two sinks; returns the slots
-    /// emitted and the jumps resolved in the walk.
-    #[inline(always)]
-    fn walk_aux_into<A: Clone, H: AuxHook<A>>(
-        &self,
-        ctx: &mut PatchCtx,
-        prog_aux: &[A],
-        hook: &mut H,
-        mut out: impl Sink<Insn>,
-        mut aux: impl Sink<A>,
-    ) -> (u32, usize) {
-        let fast_calls = self.cgroups.is_empty();
-        let mut inline = 0usize;
-        let pos = &mut ctx.out.map.pos;
-        let fixups = &mut ctx.fixups;
-        fixups.clear();
-        let end = self.end();
-        let arr = self.insn.len() as u32;
-        let mut o: u32 = 0;
-        // Log cursor (I6): entry, its first pool slot, reference cursor.
-        let mut e = 0usize;
-        let mut ps = 0usize;
-        let mut rc = 0usize;
-        let mut x = self.head;
-        while x != end && x != NONE {
-            let xi = x as usize;
-            let f = self.flags[xi];
-            x = self.next[xi];
-            if f & F_DELETED != 0 {
-                pos[xi] = o | DEL_BIT;
-                continue;
-            }
-            if f & F_LOGGED != 0
-                && let Some(&(lx, pe)) = self.log.get(e)
-            {
-                // A pending patch: its slots are contiguous in the pool, its new nodes
-                // contiguous in the node space; the parent aux is the same for every slot.
-                let pe = pe as usize;
-                let slots = self.pool.get(ps..pe).unwrap_or(&[]);
-                let base = arr + (ps - e) as u32;
-                e += 1;
-                ps = pe;
-                pos[xi] = o;
-                let n = slots.len() as u32;
-                if let Some(p) = pos.get_mut(base as usize..(base + n).saturating_sub(1) as usize) {
-                    for (k, w) in p.iter_mut().enumerate() {
-                        *w = o + 1 + k as u32;
-                    }
-                }
-                let parent = &prog_aux[lx as usize];
-                let Some((last, init)) = slots.split_last() else { continue };
-                for (k, insn) in init.iter().enumerate() {
-                    if is_jump_class(insn) {
-                        let r = self.refs.get(rc).copied().unwrap_or(NONE);
-                        rc += 1;
-                        if let Some(done) = self.backward(pos, r, lx, o, insn, fast_calls) {
-                            out.put(done);
-                            aux.put(hook.new_slot(&done, Some(parent)));
-                            inline += 1;
-                        } else {
-                            let node = if k == 0 { lx } else { base + k as u32 - 1 };
-                            fixups.push(Fixup { at: o, x: node, r, origin: lx | PARENT_BIT, f: F_TGT });
-                            out.put(*insn);
-                            aux.put(parent.clone());
-                        }
-                    } else {
-                        out.put(*insn);
-                        aux.put(hook.new_slot(insn, Some(parent)));
-                    }
-                    o += 1;
-                }
-                // The last slot carries the identity (touched).
-                let mut a = parent.clone();
-                if is_jump_class(last) {
-                    let r = self.refs.get(rc).copied().unwrap_or(NONE);
-                    rc += 1;
-                    if let Some(done) = self.backward(pos, r, lx, o, last, fast_calls) {
-                        out.put(done);
-                        hook.patched(&mut a, &done);
-                        inline += 1;
-                    } else {
-                        let node = if init.is_empty() { lx } else { base + n - 2 };
-                        fixups.push(Fixup { at: o, x: node, r, origin: lx, f: F_TGT | F_TOUCHED });
-                        out.put(*last);
-                    }
-                } else {
-                    out.put(*last);
-                    hook.patched(&mut a, last);
-                }
-                aux.put(a);
-                o += 1;
-                continue;
-            }
-            pos[xi] = o;
-            let insn = self.insn[xi];
-            out.put(insn);
-            let org = self.origin[xi];
-            if org & PARENT_BIT == 0 {
-                // The identity of original slot `org` (NONE has PARENT_BIT set).
-                let mut a = prog_aux[org as usize].clone();
-                if f & (F_TOUCHED | F_TGT) == F_TOUCHED {
-                    hook.patched(&mut a, &insn);
-                }
-                aux.put(a);
-            } else {
-                let parent = if org == NONE { None } else { prog_aux.get((org & !PARENT_BIT) as usize) };
-                if f & F_TGT == 0 {
-                    aux.put(hook.new_slot(&insn, parent));
-                } else if let Some(p) = parent.or(prog_aux.first()) {
-                    aux.put(p.clone());
-                }
-            }
-            if f & F_TGT != 0 {
-                fixups.push(Fixup { at: o, x: xi as u32, r: self.tgt[xi], origin: org, f });
-            }
-            o += 1;
+            // (The fallback should the live count ever disagree with the walk.)
+            e.fixups.clear();
         }
-        pos[end as usize] = o;
-        (o, inline)
-    }
-
-    /// The walk once relaxation marked conditional jumps for expansion.
-    fn walk_relaxed(&self, ctx: &mut PatchCtx, record_src: bool) {
-        self.prepare_walk(ctx, record_src);
-        ctx.out.insns.clear();
-        let pos = &mut ctx.out.map.pos;
-        let out = &mut ctx.out.insns;
-        let fixups = &mut ctx.fixups;
-        let src = &mut ctx.src;
-        let marks = &ctx.relax_mark;
-        let mut o: u32 = 0;
-        self.visit(|n| {
-            let x = n.x;
-            if n.f & F_DELETED != 0 {
-                pos[x as usize] = o | DEL_BIT;
-                return;
-            }
-            pos[x as usize] = o;
-            let sn = SrcNode { x, origin: n.origin, f: n.f };
-            if marks.get(x as usize).is_some_and(|&m| m != 0) {
-                let (head, mid) = relaxed_head(n.insn);
-                out.push(head);
-                let mut k = 1;
-                if mid {
-                    out.push(Insn::new(GOTO, 0, 0, 1, 0));
-                    k += 1;
-                }
-                out.push(Insn::new(GOTOL, 0, 0, 0, 0));
-                fixups.push(n.fixup(o + k));
-                if record_src {
-                    for _ in 0..=k {
-                        src.push(sn);
-                    }
-                }
-                o += k + 1;
-            } else {
-                out.push(n.insn);
-                if n.f & F_TGT != 0 {
-                    fixups.push(n.fixup(o));
-                }
-                if record_src {
-                    src.push(sn);
-                }
-                o += 1;
-            }
-        });
-        pos[self.end() as usize] = o;
+        insns.clear();
+        insns.reserve(need);
+        aux.clear();
+        aux.reserve(need);
+        let mut e =
+            AuxEmit { out: Push(insns), aux: Push(aux), hook, prog_aux, fixups, inline: 0, fast_calls, arr, orig_len };
+        self.walk(pos, &mut e);
+        e.inline
     }
 
     /// Resolves all fixups; returns whether a conditional jump was newly marked for expansion.
@@ -798,8 +778,7 @@ impl PatchList {
         let fixups = core::mem::take(&mut ctx.fixups);
         let mut result = Ok(());
         for fx in &fixups {
-            let (at, x, r) = (fx.at, fx.x, fx.r);
-            let insn = ctx.out.insns[at as usize];
+            let (at, x, r, insn) = (fx.at, fx.x, fx.r, fx.insn);
             let Some((field, kind)) = insn.target_field() else {
                 done(fx, &insn);
                 continue;
@@ -811,21 +790,27 @@ impl PatchList {
                     break;
                 }
             };
-            let t = word & POS_MASK;
+            let t = pos::slot(word);
             if t >= new_len {
                 result = Err(Error::TargetPastEnd { at: Slot(at as usize), orig: orig_of(fx) });
                 break;
             }
             let delta = i64::from(t) - i64::from(at) - 1;
-            let slot = &mut ctx.out.insns[at as usize];
-            if slot.set_rel_target(delta) {
-                done(fx, slot);
+            let mut resolved = insn;
+            if resolved.set_rel_target(delta) {
+                // Written only: the slot's instruction came with the fixup.
+                if let Some(slot) = ctx.out.insns.get_mut(at as usize) {
+                    *slot = resolved;
+                }
+                done(fx, &resolved);
                 continue;
             }
             if opts.relax && field == TargetField::Off {
                 if insn.code == GOTO {
                     // Same size: rewrite in place (positions are < 2^31, so `delta` fits 32 bits).
-                    *slot = Insn::new(GOTOL, 0, 0, 0, i32::try_from(delta).unwrap_or(i32::MAX));
+                    if let Some(slot) = ctx.out.insns.get_mut(at as usize) {
+                        *slot = Insn::new(GOTOL, 0, 0, 0, i32::try_from(delta).unwrap_or(i32::MAX));
+                    }
                     ctx.out.stats.relaxed_goto += 1;
                     continue;
                 }
@@ -859,15 +844,15 @@ impl PatchList {
         fast_calls: bool,
     ) -> core::result::Result<u32, crate::Label> {
         let call = kind != TargetKind::Jump;
-        let h = if r & LABEL_BIT != 0 {
-            let l = (r & !LABEL_BIT) as usize;
-            let (n, ch) = self.labels.get(l).copied().unwrap_or((NONE, NONE));
-            if n == NONE {
-                return Err(crate::Label(r & !LABEL_BIT));
+        let h = match Ref::of(r) {
+            Ref::Label(l) => {
+                let (n, ch) = self.labels.get(l as usize).copied().unwrap_or((NONE, NONE));
+                if n == NONE {
+                    return Err(crate::Label(l));
+                }
+                if call { ch } else { n }
             }
-            if call { ch } else { n }
-        } else {
-            r
+            Ref::Node(_) | Ref::Group(_) => r,
         };
         Ok(self.handle_word(ctx, h, call, fast_calls))
     }
@@ -875,12 +860,12 @@ impl PatchList {
     /// Position word of a handle: jumps use the node's walk position, calls its call group.
     #[inline]
     fn handle_word(&self, ctx: &mut PatchCtx, h: u32, call: bool, fast_calls: bool) -> u32 {
-        if h & EXPL_BIT == 0 && (!call || fast_calls) {
-            return ctx.out.map.pos.get(h as usize).copied().unwrap_or(DEL_BIT);
+        if Ref::group(h).is_none() && (!call || fast_calls) {
+            return ctx.out.map.pos.get(h as usize).copied().unwrap_or(pos::flagged(0, true));
         }
         let (node, crossed) = self.call_node(ctx, h);
         let w = ctx.out.map.pos.get(node as usize).copied().unwrap_or(0);
-        if crossed { w | DEL_BIT } else { w }
+        pos::flagged(w, crossed || pos::is_deleted(w))
     }
 
     /// Resolves a call handle to its live node (or the sentinel), memoized, iterative.
@@ -894,21 +879,19 @@ impl PatchList {
             ctx.memo_ok = true;
         }
         let memo = |ctx: &PatchCtx, h: u32| -> Option<(u32, bool)> {
-            let w = if h & EXPL_BIT != 0 {
-                ctx.memo_groups.get((h & !EXPL_BIT) as usize)
-            } else {
-                ctx.memo_nodes.get(h as usize)
+            let w = match Ref::group(h) {
+                Some(g) => ctx.memo_groups.get(g as usize),
+                None => ctx.memo_nodes.get(h as usize),
             };
-            w.copied().filter(|&w| w != NONE).map(|w| (w & !DEL_BIT, w & DEL_BIT != 0))
+            w.copied().filter(|&w| w != NONE).map(|w| (pos::slot(w), pos::is_deleted(w)))
         };
         let remember = |ctx: &mut PatchCtx, h: u32, (root, crossed): (u32, bool)| {
-            let slot = if h & EXPL_BIT != 0 {
-                ctx.memo_groups.get_mut((h & !EXPL_BIT) as usize)
-            } else {
-                ctx.memo_nodes.get_mut(h as usize)
+            let slot = match Ref::group(h) {
+                Some(g) => ctx.memo_groups.get_mut(g as usize),
+                None => ctx.memo_nodes.get_mut(h as usize),
             };
             if let Some(w) = slot {
-                *w = if crossed { root | DEL_BIT } else { root };
+                *w = pos::flagged(root, crossed);
             }
         };
         ctx.chain.clear();
@@ -922,8 +905,8 @@ impl PatchList {
                 // Unreachable by invariant I4 (acyclic); stop at the sentinel rather than spin.
                 break (self.end(), true);
             }
-            let (next, edge_crossed) = if h & EXPL_BIT != 0 {
-                let g = self.cgroups[(h & !EXPL_BIT) as usize];
+            let (next, edge_crossed) = if let Some(g) = Ref::group(h) {
+                let g = self.cgroups[g as usize];
                 if g.parent != NONE {
                     (g.parent, g.crossed)
                 } else if self.flags[g.node as usize] & F_DELETED != 0 {

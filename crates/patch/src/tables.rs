@@ -24,8 +24,10 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
-use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, POS_MASK, PatchCtx};
-use crate::list::{F_TAIL, F_TOUCHED, NONE, PARENT_BIT, PatchList};
+use crate::handle::Origin;
+use crate::handle::pos;
+use crate::linearize::{LinearizeOptions, LinearizeStats, OffsetMap, PatchCtx};
+use crate::list::{F_TAIL, F_TOUCHED, PatchList};
 use bpfpatch_insn::{Insn, Slot};
 
 /// Marker of a deleted instruction in an insn-array entry (`INSN_DELETED`, `(u32)-1`).
@@ -412,18 +414,18 @@ impl PatchList {
         aux.clear();
         aux.reserve(map.new_len());
         for (j, sn) in ctx.src().iter().enumerate() {
-            let first = map.pos.get(sn.x as usize).is_some_and(|w| (w & POS_MASK) as usize == j);
+            let first = map.pos.get(sn.x as usize).is_some_and(|&w| pos::slot(w) as usize == j);
             let o = sn.origin;
             let insn = &insns[j];
-            let is_orig = o != NONE && o & PARENT_BIT == 0;
-            if first && is_orig {
-                let mut a = prog.aux[o as usize].clone();
+            let origin = Origin::of(o);
+            if let (true, Origin::Orig(s)) = (first, origin) {
+                let mut a = prog.aux[s as usize].clone();
                 if sn.f & F_TOUCHED != 0 {
                     hook.patched(&mut a, insn);
                 }
                 aux.push(a);
             } else {
-                let parent = if o == NONE { None } else { prog.aux.get((o & !PARENT_BIT) as usize) };
+                let parent = origin.slot().and_then(|s| prog.aux.get(s as usize));
                 aux.push(hook.new_slot(insn, parent));
             }
         }
@@ -524,7 +526,7 @@ impl PatchList {
         keep.resize(starts.len(), false);
         let mut next = map.new_len;
         for k in (0..starts.len()).rev() {
-            let s = starts[k] & POS_MASK;
+            let s = pos::slot(starts[k]);
             if s < next {
                 keep[k] = true;
                 next = s;
@@ -537,7 +539,7 @@ impl PatchList {
         for (k, &w) in starts.iter().enumerate() {
             if keep[k] {
                 subprog_map.push(Some(kept.len() as u32));
-                kept.push((k, w & POS_MASK));
+                kept.push((k, pos::slot(w)));
             } else {
                 subprog_map.push(None);
             }

@@ -5,11 +5,9 @@
 // Node ids, handles and group indices are below MAX_NODES = 2^30 (as in `list.rs`).
 #![allow(clippy::cast_possible_truncation)]
 
+use crate::handle::{Origin, Ref};
 use crate::ids::NodeId;
-use crate::list::{
-    EXPL_BIT, F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, LABEL_BIT, NONE, PARENT_BIT, PatchList,
-    is_jump_class,
-};
+use crate::list::{F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, NONE, PatchList, is_jump_class};
 use core::fmt;
 
 /// An invariant of the list that does not hold: which one, where, and what was seen.
@@ -134,7 +132,7 @@ impl PatchList {
             check(h, h, &format!("subprogram {k}"))?;
         }
         // A pending patch may reference its own (not yet allocated) nodes.
-        for &r in &self.refs {
+        for &r in self.pending.all_refs() {
             self.check_ref(NONE, r, "pending reference", self.vnodes())?;
         }
         Ok(())
@@ -143,13 +141,13 @@ impl PatchList {
     fn check_ref(&self, from: u32, r: u32, what: &str, bound: usize) -> Result<(), InvariantViolation> {
         let arr = self.insn.len();
         {
-            if r & LABEL_BIT != 0 {
-                if (r & !LABEL_BIT) as usize >= self.labels.len() {
-                    return bad("I3", from, format!("{what}: unknown label {}", r & !LABEL_BIT));
+            if let Ref::Label(l) = Ref::of(r) {
+                if l as usize >= self.labels.len() {
+                    return bad("I3", from, format!("{what}: unknown label {l}"));
                 }
-            } else if r & EXPL_BIT != 0 {
-                if (r & !EXPL_BIT) as usize >= self.cgroups.len() {
-                    return bad("I4", from, format!("{what}: unknown call group {}", r & !EXPL_BIT));
+            } else if let Some(g) = Ref::group(r) {
+                if g as usize >= self.cgroups.len() {
+                    return bad("I4", from, format!("{what}: unknown call group {g}"));
                 }
             } else if r as usize >= bound {
                 return bad("I3", from, format!("{what}: reference to unknown node {r}"));
@@ -208,22 +206,24 @@ impl PatchList {
                 return bad("I4", x, "call-group flags disagree with the moved/fresh tables".into());
             }
         }
-        let handles = (0..arr as u32).chain((0..self.cgroups.len() as u32).map(|g| EXPL_BIT | g));
+        let handles = (0..arr as u32).chain((0..self.cgroups.len() as u32).map(|g| Ref::Group(g).word()));
         for start in handles {
             let mut h = start;
             let mut steps = 0usize;
             loop {
                 steps += 1;
                 if steps > limit {
-                    return bad("I4", start & !EXPL_BIT, format!("call handle {start:#x} does not resolve (cycle)"));
+                    let at = Ref::group(start).unwrap_or(start);
+                    return bad("I4", at, format!("call handle {start:#x} does not resolve (cycle)"));
                 }
-                let next = if h & EXPL_BIT != 0 {
+                let next = if let Some(gi) = Ref::group(h) {
                     // A corrupt handle is a violation to report, not an index to trust.
-                    let Some(&g) = self.cgroups.get((h & !EXPL_BIT) as usize) else {
-                        return bad("I4", start & !EXPL_BIT, format!("call handle {h:#x}: no such group"));
+                    let Some(&g) = self.cgroups.get(gi as usize) else {
+                        let at = Ref::group(start).unwrap_or(start);
+                        return bad("I4", at, format!("call handle {h:#x}: no such group"));
                     };
                     if g.node as usize >= arr || (g.parent == NONE && self.next[g.node as usize] == NONE) {
-                        return bad("I4", g.node, format!("call group {:#x} bound to no linked node", h & !EXPL_BIT));
+                        return bad("I4", g.node, format!("call group {gi:#x} bound to no linked node"));
                     }
                     if g.parent != NONE {
                         g.parent
@@ -247,7 +247,7 @@ impl PatchList {
                     }
                 };
                 if next == NONE {
-                    return bad("I4", h & !EXPL_BIT, "call handle leads nowhere".into());
+                    return bad("I4", Ref::group(h).unwrap_or(h), "call handle leads nowhere".into());
                 }
                 h = next;
             }
@@ -265,7 +265,7 @@ impl PatchList {
                 continue;
             }
             let v = self.view(x);
-            if v.f & F_DELETED != 0 || v.origin == NONE || v.origin & PARENT_BIT != 0 {
+            if v.f & F_DELETED != 0 || !matches!(Origin::of(v.origin), Origin::Orig(_)) {
                 continue;
             }
             let s = v.origin as usize;
@@ -288,28 +288,26 @@ impl PatchList {
     /// I6: the log of pending patches is well-formed.
     fn validate_log(&self) -> Result<(), InvariantViolation> {
         let mut last = None::<u32>;
-        let mut pe_prev = 0u32;
-        let mut jumps = 0usize;
-        for &(x, pe) in &self.log {
+        if !self.pending.tiles() {
+            return bad("I6", NONE, "log entries do not tile the pool and the references".into());
+        }
+        for p in self.pending.iter() {
+            let x = p.x;
             if last.is_some_and(|l| l >= x) || x >= self.orig_len {
                 return bad("I6", x, "log entries not increasing original nodes".into());
             }
             if self.flags[x as usize] & F_LOGGED == 0 {
                 return bad("I6", x, "logged node without F_LOGGED".into());
             }
-            if pe <= pe_prev || pe as usize > self.pool.len() {
-                return bad("I6", x, format!("pool range {pe_prev}..{pe} is empty or past the pool"));
+            let jumps = p.slots.iter().filter(|i| is_jump_class(i)).count();
+            if jumps != p.refs.len() {
+                return bad("I6", x, format!("{jumps} jump-class slots, {} references", p.refs.len()));
             }
-            jumps += self.pool[pe_prev as usize..pe as usize].iter().filter(|i| is_jump_class(i)).count();
             last = Some(x);
-            pe_prev = pe;
-        }
-        if pe_prev as usize != self.pool.len() || jumps != self.refs.len() {
-            return bad("I6", NONE, "pool or references do not match the log".into());
         }
         let logged = self.flags.iter().filter(|&&f| f & F_LOGGED != 0).count();
-        if logged != self.log.len() {
-            return bad("I6", NONE, format!("{logged} nodes flagged logged, {} log entries", self.log.len()));
+        if logged != self.pending.len() {
+            return bad("I6", NONE, format!("{logged} nodes flagged logged, {} log entries", self.pending.len()));
         }
         Ok(())
     }

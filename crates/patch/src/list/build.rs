@@ -1,0 +1,155 @@
+//! Building the list from a program (`new`, `with_subprogs`, `reset`): one pass for ld_imm64
+//! pairs, one for targets and subprogram starts.
+
+// Node ids, handles, labels and positions are below MAX_NODES = 2^30 (see `list.rs`).
+#![allow(clippy::cast_possible_truncation)]
+
+use super::*;
+
+impl PatchList {
+    /// Builds the list of a program. Subprogram starts are computed as the kernel does
+    /// (`add_subprog_and_kfunc`): slot 0 and every pseudo-call / `PSEUDO_FUNC` target.
+    ///
+    /// # Errors
+    /// A target outside the program or into an ld_imm64 second slot, a truncated ld_imm64, or a
+    /// program above [`MAX_NODES`].
+    #[doc(alias = "bpf_create_list_insn")]
+    pub fn new(insns: &[Insn]) -> Result<PatchList> {
+        let mut l = PatchList::default();
+        l.reset(insns, None)?;
+        Ok(l)
+    }
+
+    /// Builds the list with an explicit subprogram start table (strictly increasing from 0).
+    ///
+    /// # Errors
+    /// As [`PatchList::new`], plus [`Error::BadSubprogStart`].
+    pub fn with_subprogs(insns: &[Insn], starts: &[u32]) -> Result<PatchList> {
+        let mut l = PatchList::default();
+        l.reset(insns, Some(starts))?;
+        Ok(l)
+    }
+
+    /// Rebuilds this list for another program, keeping every allocation (for the reuse path).
+    ///
+    /// # Errors
+    /// As [`PatchList::with_subprogs`] (`starts == None` computes them). On error the list is empty.
+    pub fn reset(&mut self, insns: &[Insn], starts: Option<&[u32]>) -> Result<()> {
+        let mut tgt = core::mem::take(&mut self.tgt);
+        self.clear_all();
+        let n = insns.len();
+        if n + 1 > MAX_NODES {
+            return Err(Error::TooLarge { nodes: n + 1, limit: MAX_NODES });
+        }
+        let n32 = u32::try_from(n).map_err(|_| Error::TooLarge { nodes: n, limit: MAX_NODES })?;
+        // `tgt` is read only under F_TGT or F_DELETED, which both write it first: a reused
+        // table keeps its old contents (no fill), a new one comes zeroed from the allocator.
+        if tgt.capacity() < n + 1 {
+            tgt = vec![0; n + 1];
+        } else {
+            tgt.truncate(n + 1);
+            tgt.resize(n + 1, NONE);
+        }
+        self.tgt = tgt;
+        // Exact sizes first: a fresh list allocates each array once (no growth copy).
+        self.insn.reserve(n + 1);
+        self.next.reserve(n + 1);
+        self.origin.reserve(n + 1);
+        self.flags.reserve(n + 1);
+        self.orig_node.reserve(n);
+        self.insn.extend_from_slice(insns);
+        self.insn.push(Insn::default());
+        self.next.extend(1..=n32);
+        self.next.push(NONE);
+        self.origin.extend(0..n32);
+        self.origin.push(NONE);
+        self.flags.resize(n + 1, 0);
+        self.orig_node.extend(0..n32);
+        self.orig_len = n32;
+        self.head = 0;
+        self.live_slots = n;
+        // Pass 1: ld_imm64 pairs.
+        let mut i = 0;
+        while i < n {
+            if insns[i].is_ld_imm64() {
+                if i + 1 >= n {
+                    let e = Error::TruncatedLdImm64 { slot: Slot(i) };
+                    self.clear_all();
+                    return Err(e);
+                }
+                self.flags[i + 1] = F_TAIL;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        // Pass 2: targets.
+        let mut calls: Vec<u32> = Vec::new();
+        for (i, insn) in insns.iter().enumerate() {
+            // Only jumps, calls and ld_imm64 have a target field (cheap test first).
+            if self.flags[i] & F_TAIL != 0 || !(is_jump_class(insn) || insn.is_ld_imm64()) {
+                continue;
+            }
+            let Some(rel) = insn.rel_target() else { continue };
+            let (t, idx) = abs_target(i, rel);
+            let Some(tu) = idx.filter(|&u| u < n) else {
+                self.clear_all();
+                return Err(Error::OrigTargetOutOfRange { slot: Slot(i), target: t, len: n });
+            };
+            if self.flags[tu] & F_TAIL != 0 {
+                self.clear_all();
+                return Err(Error::OrigTargetIntoLdImm64 { slot: Slot(i), target: tu });
+            }
+            self.tgt[i] = tu as u32;
+            self.flags[i] |= F_TGT;
+            if starts.is_none() && matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef))) {
+                calls.push(tu as u32);
+            }
+        }
+        match starts {
+            Some(s) => {
+                for (k, &st) in s.iter().enumerate() {
+                    let ok = (k == 0 && st == 0 || k > 0 && st > s[k - 1])
+                        && (st as usize) < n
+                        && self.flags[st as usize] & F_TAIL == 0;
+                    if !ok {
+                        self.clear_all();
+                        return Err(Error::BadSubprogStart { index: k, start: st as usize });
+                    }
+                }
+                self.subprogs.extend_from_slice(s);
+            }
+            None => {
+                if n > 0 {
+                    calls.push(0);
+                    calls.sort_unstable();
+                    calls.dedup();
+                    self.subprogs.extend_from_slice(&calls);
+                }
+            }
+        }
+        self.orig_subprogs = self.subprogs.len() as u32;
+        Ok(())
+    }
+
+    pub(super) fn clear_all(&mut self) {
+        self.insn.clear();
+        self.next.clear();
+        self.prev.clear();
+        self.prev_ok = false;
+        self.tgt.clear();
+        self.origin.clear();
+        self.flags.clear();
+        self.orig_node.clear();
+        self.labels.clear();
+        self.subprogs.clear();
+        self.cgroups.clear();
+        self.cmoved.clear();
+        self.cfresh.clear();
+        self.pending.clear();
+        self.orig_len = 0;
+        self.head = 0;
+        self.orig_subprogs = 0;
+        self.live_slots = 0;
+    }
+}
