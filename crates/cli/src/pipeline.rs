@@ -188,7 +188,9 @@ impl Passes {
     }
 
     /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
-    /// [`object_options`]; records what it did. The empty pipeline touches nothing.
+    /// [`object_options`] (and, for an object, what [`Passes::for_object`] read: call it
+    /// before the object's first program changes, as `rewrite` and `load` do); records what it
+    /// did. The empty pipeline touches nothing.
     ///
     /// # Errors
     /// The pipeline's [`bpfpatch_passes::PassError`].
