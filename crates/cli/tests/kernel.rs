@@ -194,8 +194,8 @@ fn linux_profile_gives_the_kernels_verdicts() {
 /// context"): `cls_redirect` keeps the context in a struct on its stack (`buf_t pkt`, `pkt.skb
 /// = skb` at fp-24) and passes `&pkt` to `.text` functions, which read `buf->skb->data`
 /// (`r3 = *(u64 *)(r1 + 0)`, then `r4 = *(u32 *)(r3 + 76)`). The verifier tracks the caller's
-/// frame through the pointer (`R3=ctx()`), so the load is a PTR_TO_CTX load and the kernel does
-/// not zero-extend it; the analysis gives a pointer into a caller's frame no slots, so the base
+/// frame through the pointer (the unchanged program's level-2 log shows `R3=ctx()` on all 3
+/// visits of that load), so it is a PTR_TO_CTX load and the kernel does not zero-extend it; the analysis gives a pointer into a caller's frame no slots, so the base
 /// is "maybe the context" and `zext` zero-extends, which turns the packet pointer the kernel's
 /// conversion makes of it into a scalar (`pkt pointer offset -4294967295 is not allowed`).
 const ZEXT_KNOWN: [(&str, &str); 1] = [("test_cls_redirect_subprogs.o", "cls_redirect")];
