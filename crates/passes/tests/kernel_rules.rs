@@ -209,6 +209,18 @@ fn no_zext_after_a_context_load_through_an_argument_from_another_section() {
         (vec![(Slot(3), site(NotCtx, Ctx)), (Slot(3), site(NotCtx, NotCtx))], [true, true]),
         (vec![(Slot(3), site(NotCtx, MaybeCtx))], [true, true]),
     ] {
+        // A slot 0 declared a program keeps the context in r1 whatever calls pass elsewhere.
+        let program = Options {
+            entries: entries.clone(),
+            program_entries: vec![Slot(0)],
+            entry_calls: calls.clone(),
+            ..Options::default()
+        };
+        assert_eq!(
+            zexts_after(&program)[0],
+            calls.iter().any(|c| c.0 == Slot(0) && c.1.regs[1] == NotCtx),
+            "{calls:?}"
+        );
         let opts = Options { entries: entries.clone(), entry_calls: calls.clone(), ..Options::default() };
         assert_eq!(zexts_after(&opts), want, "{calls:?}");
     }

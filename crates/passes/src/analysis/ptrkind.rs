@@ -49,9 +49,9 @@
 //! so a load through an argument that holds the context is a context load there too; and when
 //! a caller may have put the context where the callee can read it (its `ctx_escaped`, or a
 //! pointer into its frame passed while a slot holds the context), the section starts with
-//! `ctx_escaped`. With such calls the
-//! section is a library (libbpf's `.text` beside programs): its main program does not start
-//! with the context in r1 either, only with what calls pass.
+//! `ctx_escaped`. With such calls the section is a library (libbpf's `.text` beside
+//! programs): its main program does not start with the context in r1 either (unless it is a
+//! declared program entry), only with what calls pass.
 //!
 //! The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
 //! earlier frame at the same addresses (an interpreter need not clear it; the kernel would
@@ -688,8 +688,10 @@ impl Solver<'_> {
         let mut main = [Kind::OTHER; NARGS];
         main[1] = Kind::CTX;
         // A section other sections call into is a library (libbpf's `.text` beside programs):
-        // its first function is not a program either; it starts with what calls pass, if any.
-        if self.calls.is_empty() {
+        // its first function is not a program either (unless declared one); it starts with
+        // what calls pass, if any.
+        let main_start = self.cfg.subprog(SubprogId::MAIN).start;
+        if self.calls.is_empty() || self.ctx_entries.contains(&main_start) {
             self.args[0] = Some(main);
             self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
         }

@@ -316,7 +316,8 @@ pub struct Options {
     /// ([`call_sites`] of the calling section), one record per call site. Their entries start
     /// with the join of what the calls pass, so a load through an argument holding the context
     /// is a context load (`zext` skips it, `ctx` converts it). With any record, the section is
-    /// a library: its slot 0 is not a program (r1 is not the context there unless calls pass it).
+    /// a library: its slot 0 is not a program (r1 is not the context there unless calls pass
+    /// it), unless [`Options::program_entries`] names it.
     pub entry_calls: Vec<(Slot, CallSite)>,
     /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls.
     pub ld_abs_with_calls: LdAbsPolicy,
