@@ -26,6 +26,8 @@ fn main() -> Result<()> {
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {input}"))?;
     let mut obj = BpfObject::parse(&bytes).with_context(|| input.clone())?;
     let mut passes = Passes::for_output(list, false, OutputKind::Loadable)?.explaining();
+    // What calls between sections pass, read before any program changes.
+    passes.for_object(&obj);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     let mut lines = Vec::new();
     for prog in 0..obj.programs().len() {

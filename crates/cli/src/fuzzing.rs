@@ -47,10 +47,11 @@ pub fn object_pipeline(data: &[u8]) {
         crate::ctx_layout::parse(include_str!("../../../doc/ctx-layout.json")).expect("doc/ctx-layout.json parses")
     });
     let mut passes = Passes::new(list, blind).expect("built-in pass list").with_ctx_layout(layout);
-    let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     match BpfObject::parse(data) {
         Ok(mut obj) => {
+            passes.for_object(&obj);
+            let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
             // Every CO-RE record has a description (what `disasm` prints), whatever it holds.
             if let (Some(btf), Some(Ok(types))) = (obj.btf(), obj.btf_types()) {
                 for p in 0..obj.programs().len() {
@@ -87,6 +88,7 @@ pub fn object_pipeline(data: &[u8]) {
         Err(_) => {
             let Ok(insns) = slots_from_bytes(data, Endian::Little) else { return };
             let clean = check_insns(&insns, DecodeOptions::default()).is_empty();
+            let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
             let Ok((new, _)) = rw.rewrite_image(&insns, Endian::Little, &mut run) else { return };
             STATS[0].fetch_add(1, Relaxed);
             if clean {

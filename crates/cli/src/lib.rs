@@ -19,6 +19,7 @@
 //! let bytes = include_bytes!("../../object/tests/data/prog-el.o");
 //! let mut obj = BpfObject::parse(bytes)?;
 //! let mut passes = Passes::new("all", true)?;
+//! passes.for_object(&obj); // what calls into `.text` pass, read before anything changes
 //! let mut rw = Rewriter::new(RewriteOptions { relax: true });
 //! let reports = rw.rewrite_object(&mut obj, &mut |list, info| passes.run(list, info))?;
 //! assert!(reports.iter().any(|r| r.inserted > 0)); // blinding rewrote constants

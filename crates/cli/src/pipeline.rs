@@ -12,11 +12,15 @@
 use crate::provenance::Recorder;
 use anyhow::Result;
 use bpfpatch_insn::Slot;
-use bpfpatch_object::ProgramInfo;
+use bpfpatch_object::{BpfObject, CrossCall, ProgramInfo};
+use bpfpatch_passes::analysis::ptrkind::CallSite;
+use bpfpatch_passes::call_sites;
+use bpfpatch_passes::pass::Fact;
 use bpfpatch_passes::rewrite::ctx::CtxLayout;
 use bpfpatch_passes::rewrite::zext::kernel_zext_reg;
 use bpfpatch_passes::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline};
 use bpfpatch_patch::PatchList;
+use std::collections::{BTreeSet, HashMap};
 
 /// The names of the passes `--passes LIST [--blind]` selects, in the order they run.
 ///
@@ -86,6 +90,8 @@ pub struct Passes {
     zext_as_mov32: bool,
     explain: bool,
     done: Vec<ProgramStats>,
+    /// Per program index: the calls into it from other sections ([`Passes::for_object`]).
+    entry_calls: HashMap<usize, Vec<(Slot, CallSite)>>,
 }
 
 impl Passes {
@@ -113,6 +119,7 @@ impl Passes {
             zext_as_mov32: false,
             explain: false,
             done: Vec::new(),
+            entry_calls: HashMap::new(),
         })
     }
 
@@ -143,6 +150,35 @@ impl Passes {
         self
     }
 
+    /// Reads, before any program of `obj` is rewritten, what every call from one section into
+    /// another passes ([`BpfObject::calls_into`], [`bpfpatch_passes::call_sites`] of the calling
+    /// program with its [`object_options`]): [`Passes::run`] gives them to the called program
+    /// as [`Options::entry_calls`], so a `.text` function a program calls with the context in
+    /// an argument sees it as the context (`zext` skips its context loads, as the kernel,
+    /// which verifies the function as part of that program, does). A calling program the
+    /// analyses cannot take contributes nothing (its own rewrite reports why). Nothing to do for
+    /// a pipeline without a pass that reads pointer kinds.
+    pub fn for_object(&mut self, obj: &BpfObject) {
+        self.entry_calls.clear();
+        if !self.pipeline.passes().iter().any(|p| p.needs().contains(&Fact::PtrKind)) {
+            return;
+        }
+        for callee in 0..obj.programs().len() {
+            let calls = obj.calls_into(callee);
+            let mut records = Vec::with_capacity(calls.len());
+            for from in calls.iter().map(|c| c.from).collect::<BTreeSet<_>>() {
+                let Ok(view) = obj.engine_view(from) else { continue };
+                let sites: Vec<&CrossCall> = calls.iter().filter(|c| c.from == from).collect();
+                let at: Vec<Slot> = sites.iter().map(|c| Slot(c.slot)).collect();
+                let Ok(regs) = call_sites(&view.program().insns, &object_options(&view.info()), &at) else { continue };
+                records.extend(sites.iter().zip(regs).filter_map(|(c, r)| Some((Slot(c.target), r?))));
+            }
+            if !records.is_empty() {
+                self.entry_calls.insert(callee, records);
+            }
+        }
+    }
+
     /// The same passes, recording which pass made each change ([`ProgramStats::provenance`],
     /// `bpfpatch rewrite --explain`).
     #[must_use]
@@ -152,7 +188,9 @@ impl Passes {
     }
 
     /// Runs the pipeline on `plist`, the patch list of the program `info` describes, with
-    /// [`object_options`]; records what it did. The empty pipeline touches nothing.
+    /// [`object_options`] (and, for an object, what [`Passes::for_object`] read: call it
+    /// before the object's first program changes, as `rewrite` and `load` do); records what it
+    /// did. The empty pipeline touches nothing.
     ///
     /// # Errors
     /// The pipeline's [`bpfpatch_passes::PassError`].
@@ -160,7 +198,11 @@ impl Passes {
         if self.pipeline.passes().is_empty() && !self.explain {
             return Ok(());
         }
-        let opts = Options { ctx_layout: self.ctx_layout.clone(), ..object_options(info) };
+        let opts = Options {
+            ctx_layout: self.ctx_layout.clone(),
+            entry_calls: self.entry_calls.get(&info.index).cloned().unwrap_or_default(),
+            ..object_options(info)
+        };
         let insns = &info.program.insns;
         let (stats, provenance) = if self.pipeline.passes().is_empty() {
             (Ok(Vec::new()), Some(Recorder::new(plist)))

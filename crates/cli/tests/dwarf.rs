@@ -29,6 +29,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn rewrite(bytes: &[u8], kind: OutputKind, blind: bool) -> (Vec<u8>, BTreeMap<String, Vec<Option<usize>>>) {
     let mut obj = BpfObject::parse(bytes).unwrap();
     let mut passes = Passes::for_output("all", blind, kind).unwrap();
+    passes.for_object(&obj);
     let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     let mut maps = BTreeMap::new();

@@ -86,6 +86,7 @@ fn check_rows(what: &str, orig: &[Insn], new: &[Insn], relocated: &[usize], rows
 fn explain(what: &str, bytes: &[u8], list: &str, blind: bool, kind: OutputKind) -> Vec<SlotChange> {
     let mut obj = BpfObject::parse(bytes).unwrap();
     let mut passes = Passes::for_output(list, blind, kind).unwrap().explaining();
+    passes.for_object(&obj);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     let mut all = Vec::new();
     for p in 0..obj.programs().len() {

@@ -189,18 +189,16 @@ fn linux_profile_gives_the_kernels_verdicts() {
     }
 }
 
-/// The programs whose zext sites the kernel refuses when written as `w = w`: 32-bit loads from
-/// the context in a function of `.text` called from another section (its arguments are unknown
-/// to a per-section rewrite; the kernel knows them from the caller), and one program the
-/// verifier's range tracking rejects after the moves (`pkt pointer offset -4294967295`).
-const ZEXT_KNOWN: [(&str, &str); 6] = [
-    ("test_btf_skc_cls_ingress.o", "cls_ingress"),
-    ("test_cls_redirect_subprogs.o", "cls_redirect"),
-    ("test_l4lb_noinline.o", "balancer_ingress"),
-    ("test_pkt_access.o", "test_pkt_access"),
-    ("test_xdp_noinline.o", "balancer_ingress_v4"),
-    ("test_xdp_noinline.o", "balancer_ingress_v6"),
-];
+/// The programs whose zext sites the kernel refuses when written as `w = w`. One remains, a
+/// limit of the pointer-kind analysis, not the kernel's rule (doc/DESIGN.md, "zext and the
+/// context"): `cls_redirect` keeps the context in a struct on its stack (`buf_t pkt`, `pkt.skb
+/// = skb` at fp-24) and passes `&pkt` to `.text` functions, which read `buf->skb->data`
+/// (`r3 = *(u64 *)(r1 + 0)`, then `r4 = *(u32 *)(r3 + 76)`). The verifier tracks the caller's
+/// frame through the pointer (the unchanged program's level-2 log shows `R3=ctx()` on all 3
+/// visits of that load), so it is a PTR_TO_CTX load and the kernel does not zero-extend it; the analysis gives a pointer into a caller's frame no slots, so the base
+/// is "maybe the context" and `zext` zero-extends, which turns the packet pointer the kernel's
+/// conversion makes of it into a scalar (`pkt pointer offset -4294967295 is not allowed`).
+const ZEXT_KNOWN: [(&str, &str); 1] = [("test_cls_redirect_subprogs.o", "cls_redirect")];
 
 /// Kernel fidelity of `zext`: every little-endian corpus program that loads unchanged still
 /// loads after the zext pass with each zero-extension written as the uapi `w = w`

@@ -777,3 +777,36 @@ fn run_reads_self_contained_programs_of_objects() {
         assert!(err(&["--section", "nope"], &prog).contains("no program section `nope`"));
     }
 }
+
+/// `zext` in an object knows what programs of other sections pass to the `.text` functions
+/// they call (test_pkt_access.o: `test_pkt_write_access_subprog(skb, off)`,
+/// `test_pkt_access_subprog3(val, skb)`): the 32-bit context loads there (`skb->data`,
+/// `skb->data_end`, `skb->ifindex`) get no zero-extension, as in the kernel, which verifies
+/// those functions as part of the calling program; 32-bit results that are not context loads
+/// still get theirs.
+#[test]
+fn zext_skips_context_loads_through_arguments_from_other_sections() {
+    let Some(files) = corpus() else { return };
+    let Some(f) = files.iter().find(|f| f.ends_with("selftests/test_pkt_access.o")) else {
+        bpfpatch_testkit::inputs::skip("test_pkt_access.o", "not in the corpus");
+        return;
+    };
+    let out = temp_dir().join("pkt-access-zext.o");
+    bpfpatch().args(["rewrite", "--xlated", "--passes", "zext"]).arg(f).arg("-o").arg(&out).assert().success();
+    let obj = BpfObject::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let (_, text) = obj.program_by_name(".text").unwrap();
+    let insns = text.insns();
+    // The kernel-internal zero-extension: `mov32 r, r` with imm = 1.
+    let zext_of = |k: usize, r| insns.get(k).is_some_and(|z| z.code == 0xbc && z.imm == 1 && z.dst_reg() == r);
+    let (mut ctx_loads, mut zexts) = (0, 0);
+    for (k, i) in insns.iter().enumerate() {
+        // ldxw: every 32-bit load of this .text is from the context (its functions' skb).
+        if i.code == 0x61 {
+            ctx_loads += 1;
+            assert!(!zext_of(k + 1, i.dst_reg()), "slot {k}: zext after a context load");
+        }
+        zexts += usize::from(zext_of(k, i.dst_reg()));
+    }
+    assert!(ctx_loads >= 6, "{ctx_loads} context loads");
+    assert!(zexts > 0, "the pass zero-extends other 32-bit results");
+}

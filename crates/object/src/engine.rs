@@ -283,6 +283,17 @@ pub enum EngineError {
     },
 }
 
+/// A call from one program's section into another's ([`BpfObject::calls_into`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CrossCall {
+    /// Index of the calling program in [`BpfObject::programs`].
+    pub from: usize,
+    /// Slot of the `call` in the caller.
+    pub slot: usize,
+    /// Slot of the callee in the called program.
+    pub target: usize,
+}
+
 /// Options of a rewrite.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RewriteOptions {
@@ -523,16 +534,45 @@ impl BpfObject {
                 v.extend(i64::try_from(s.value).ok().and_then(at));
             }
         }
-        for q in self.programs.iter().filter(|q| q.section != p.section && !q.rela) {
+        v.extend(self.references_into(prog).into_iter().map(|(_, c)| c.target));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The calls into program `prog` from other sections (a program calling a `.text`
+    /// function), in program and slot order: relocated (REL) `call`s whose target is an
+    /// instruction start of `prog`. The callee's analyses take what r0..r9 hold at these calls
+    /// as its entry's registers (`bpfpatch_passes::Options::entry_calls`).
+    #[must_use]
+    pub fn calls_into(&self, prog: usize) -> Vec<CrossCall> {
+        self.references_into(prog)
+            .into_iter()
+            .filter(|(k, _)| *k == crate::rewrite::AddendKind::Call)
+            .map(|r| r.1)
+            .collect()
+    }
+
+    /// Calls and function addresses relocated from other sections into program `prog`, with
+    /// their addend kinds.
+    fn references_into(&self, prog: usize) -> Vec<(crate::rewrite::AddendKind, CrossCall)> {
+        let Some(p) = self.programs.get(prog) else { return Vec::new() };
+        let n = p.insns.len();
+        let is_start = starts(&p.insns);
+        let at = |byte: i64| {
+            usize::try_from(byte).ok().filter(|b| b % 8 == 0).map(|b| b / 8).filter(|&s| s < n && is_start[s])
+        };
+        let mut v = Vec::new();
+        for (qi, q) in self.programs.iter().enumerate().filter(|(_, q)| q.section != p.section && !q.rela) {
             for r in &q.relocs {
                 let Some(sym) = self.elf.symbols.get(r.symbol as usize) else { continue };
                 let (Some(insn), true) = (q.insns.get(r.slot), sym.section() == Some(p.section)) else { continue };
                 let Some(kind) = crate::rewrite::addend_kind(r, insn) else { continue };
-                v.extend(crate::rewrite::addend_target(kind, sym.value, insn.imm).and_then(at));
+                if let Some(target) = crate::rewrite::addend_target(kind, sym.value, insn.imm).and_then(at) {
+                    v.push((kind, CrossCall { from: qi, slot: r.slot, target }));
+                }
             }
         }
-        v.sort_unstable();
-        v.dedup();
         v
     }
 

@@ -88,8 +88,8 @@ pub use check::{Finding, FindingKind, check, check_insns, check_with};
 pub use dwarf::DwarfDropped;
 pub use elf::{SectionHeader, Symbol};
 pub use engine::{
-    EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions, Rewriter,
-    Rewritten, SlotAux,
+    CrossCall, EngineError, EngineView, OffsetMapSlots, ProgramInfo, ProgramReport, RelocRole, RewriteOptions,
+    Rewriter, Rewritten, SlotAux,
 };
 pub use error::{BtfError, BtfExtError, InfoKind, ObjectError, RewriteError, SectionRef};
 pub use rewrite::{DroppedReloc, IdentityMap, RewriteReport, SlotMap, TableMap};

@@ -495,6 +495,31 @@ fn entry_points_include_untyped_functions_and_cross_section_targets() {
     }
 }
 
+/// The calls into a section from other sections, with the calling program and slot: the
+/// `.text` functions `xdp` calls (`walk` at 10, `leaf` at 0; in the untyped objects also
+/// through the section symbol); not kfunc calls (undefined symbols), calls inside `.text`, nor function
+/// addresses (`each` at 28 is a callback).
+#[test]
+fn calls_into_name_the_caller_and_the_target() {
+    for name in CALLS {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        let xdp = obj.program_by_name("xdp").unwrap().0;
+        let calls: Vec<(usize, usize, usize)> =
+            obj.calls_into(text).iter().map(|c| (c.from, c.slot, c.target)).collect();
+        assert_eq!(calls, [(xdp, 22, 10), (xdp, 31, 0)], "{name}");
+        assert!(obj.calls_into(xdp).is_empty(), "{name}");
+        assert!(obj.calls_into(99).is_empty(), "{name}");
+    }
+    for name in NOTYPE {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        let targets: Vec<usize> = obj.calls_into(text).iter().map(|c| c.target).collect();
+        // global_fn at 3; local_fn at 8, called through the section symbol.
+        assert_eq!(targets, [3, 8], "{name}");
+    }
+}
+
 /// A call from another section whose target code is deleted (with everything after it) has
 /// nothing left to reach: the rewrite is refused and the object left as it was, instead of
 /// writing a call past the end of the section.

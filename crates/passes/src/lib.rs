@@ -19,4 +19,6 @@ pub mod pass;
 pub mod program;
 pub mod rewrite;
 
-pub use pass::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline, Rewritten, transform};
+pub use pass::{
+    LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline, Rewritten, call_sites, transform,
+};

@@ -161,3 +161,99 @@ fn no_zext_after_a_context_load_of_another_program_of_the_section() {
     let program = Options { entries: vec![Slot(2)], program_entries: vec![Slot(2)], ..Options::default() };
     assert_eq!(zexts(&program), 0);
 }
+
+/// A function of a library section (`.text`) that a program of another section calls with the
+/// context in an argument gets it as the context, as the kernel (which verifies the function
+/// as part of that program) does: its 32-bit loads through that argument get no
+/// zero-extension. Called with something else there, the load is zero-extended; a section
+/// called from elsewhere is a library, so its slot 0 does not start with the context either.
+#[test]
+fn no_zext_after_a_context_load_through_an_argument_from_another_section() {
+    use bpfpatch_insn::Slot;
+    use bpfpatch_passes::analysis::ptrkind::{CallSite, CtxArg};
+    // 0 (first function): r2 = *(u32 *)(r1 + 0); r0 = r2; exit
+    // 3 (second function): r0 = *(u32 *)(r2 + 4); r0 += 0; exit
+    let ops = [
+        Op::Load { size: Size::W, signed: false, dst: r(2), src: r(1), off: 0 },
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(0), src: Operand::Reg(r(2)) },
+        Op::Exit,
+        Op::Load { size: Size::W, signed: false, dst: r(0), src: r(2), off: 4 },
+        Op::Alu { width: Width::W64, op: AluOp::Add, dst: r(0), src: Operand::Imm(0) },
+        Op::Exit,
+    ];
+    let site = |r1: CtxArg, r2: CtxArg| {
+        let mut regs = [CtxArg::NotCtx; 10];
+        regs[1] = r1;
+        regs[2] = r2;
+        CallSite { regs, ctx_in_memory: false }
+    };
+    let zexts_after = |opts: &Options| {
+        let out = run_with("zext", &ops, opts);
+        let after = |k: usize| matches!(out.get(k + 1), Some(Op::Zext { .. }));
+        let loads: Vec<usize> = (0..out.len()).filter(|&k| matches!(out[k], Op::Load { .. })).collect();
+        loads.iter().map(|&k| after(k)).collect::<Vec<bool>>()
+    };
+    let entries = vec![Slot(0), Slot(3)];
+    use CtxArg::{Ctx, MaybeCtx, NotCtx};
+    // Without records: slot 0 is a program (r1 the context), slot 3 a function of unknown arguments.
+    assert_eq!(zexts_after(&Options { entries: entries.clone(), ..Options::default() }), [false, true]);
+    for (calls, want) in [
+        // The second function called with the context in r2 (r1 a scalar): its load is a context load.
+        (vec![(Slot(3), site(NotCtx, Ctx))], [true, false]),
+        // Both called with the context where they read it.
+        (vec![(Slot(0), site(Ctx, NotCtx)), (Slot(3), site(NotCtx, Ctx))], [false, false]),
+        // The first called with a scalar in r1: a library's slot 0 is no program.
+        (vec![(Slot(0), site(NotCtx, NotCtx)), (Slot(3), site(NotCtx, Ctx))], [true, false]),
+        // Two call sites disagree: maybe the context, maybe not (zero-extended, as for any load
+        // the analysis cannot classify).
+        (vec![(Slot(3), site(NotCtx, Ctx)), (Slot(3), site(NotCtx, NotCtx))], [true, true]),
+        (vec![(Slot(3), site(NotCtx, MaybeCtx))], [true, true]),
+    ] {
+        // A slot 0 declared a program keeps the context in r1 whatever calls pass elsewhere.
+        let program = Options {
+            entries: entries.clone(),
+            program_entries: vec![Slot(0)],
+            entry_calls: calls.clone(),
+            ..Options::default()
+        };
+        assert_eq!(
+            zexts_after(&program)[0],
+            calls.iter().any(|c| c.0 == Slot(0) && c.1.regs[1] == NotCtx),
+            "{calls:?}"
+        );
+        let opts = Options { entries: entries.clone(), entry_calls: calls.clone(), ..Options::default() };
+        assert_eq!(zexts_after(&opts), want, "{calls:?}");
+    }
+}
+
+/// What the calling section passes: `call_sites` reads r0..r9 at a call the section sees as a
+/// kfunc call (an object's call into `.text`), and whether the context is in memory the callee
+/// may read (a pointer into the frame passed while a slot holds the context).
+#[test]
+fn call_sites_read_what_a_call_into_another_section_passes() {
+    use bpfpatch_insn::{CallKind, Slot};
+    use bpfpatch_passes::analysis::ptrkind::CtxArg;
+    let call = Op::Call(CallKind::Kfunc { btf_id: -1, module: 0 });
+    // 0: r6 = r1; 1: r2 = r6; 2: r1 = 3; 3: call; 4: *(u64 *)(r10 - 8) = r6; 5: r1 = r10;
+    // 6: r1 += -8; 7: call; 8: r0 = 0; 9: exit
+    let ops = [
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(6), src: Operand::Reg(r(1)) },
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(2), src: Operand::Reg(r(6)) },
+        mov(1, 3),
+        call,
+        Op::Store { size: Size::DW, dst: r(10), off: -8, src: Operand::Reg(r(6)) },
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(1), src: Operand::Reg(r(10)) },
+        Op::Alu { width: Width::W64, op: AluOp::Add, dst: r(1), src: Operand::Imm(-8) },
+        call,
+        mov(0, 0),
+        Op::Exit,
+    ];
+    let sites = bpfpatch_passes::call_sites(&enc(&ops), &Options::default(), &[Slot(3), Slot(7), Slot(8)]).unwrap();
+    let first = sites[0].expect("a call");
+    assert_eq!((first.regs[1], first.regs[2], first.regs[6]), (CtxArg::NotCtx, CtxArg::Ctx, CtxArg::Ctx));
+    assert!(!first.ctx_in_memory);
+    let second = sites[1].expect("a call");
+    assert_eq!(second.regs[1], CtxArg::NotCtx, "a pointer into the caller's frame is not the context");
+    assert!(second.ctx_in_memory, "the frame it points into holds the context");
+    assert_eq!(sites[2], None, "not a call");
+}

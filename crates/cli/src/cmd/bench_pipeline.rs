@@ -50,6 +50,7 @@ pub fn measure_object(name: &str, path: &Path, runs: usize) -> Result<Row> {
     for k in 0..=runs {
         let mut o = obj.clone();
         let mut passes = Passes::new("all", true)?;
+        passes.for_object(&o);
         let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
         let (reports, s) = measure::measure(|| rw.rewrite_object(&mut o, &mut run));
         let reports = reports.with_context(|| path.display().to_string())?;

@@ -121,8 +121,9 @@ fn rewritten(bytes: &[u8], path: &std::path::Path, args: &Args, list: &str) -> R
         pipeline::Passes::for_output(list, pa.blind, bpfpatch_passes::OutputKind::Loadable)?
     }
     .with_ctx_layout(layout);
-    let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut obj = input::object(bytes, path)?;
+    passes.for_object(&obj);
+    let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
     rw.rewrite_object(&mut obj, &mut run).with_context(|| path.display().to_string())?;
     obj.write().with_context(|| path.display().to_string())

@@ -182,7 +182,6 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         passes = passes.explaining();
     }
     let names = passes.names();
-    let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
     let path = &args.input;
     let bytes = input::read(path)?;
     let mut rw = Rewriter::new(RewriteOptions { relax: !args.no_relax });
@@ -192,6 +191,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let out = match input::detect(args.raw, args.big_endian, &bytes) {
         Kind::Elf => {
             let mut obj = input::object(&bytes, path)?;
+            // What calls into `.text` pass, read before any program changes.
+            passes.for_object(&obj);
+            let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
             for prog in 0..obj.programs().len() {
                 let orig = args.explain.then(|| obj.programs()[prog].insns().to_vec());
                 let r = rw.rewrite_program(&mut obj, prog, &mut run).with_context(at)?;
@@ -203,6 +205,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             obj.write().with_context(at)?
         }
         Kind::Raw(endian) => {
+            let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
             let insns = input::program_slots(Kind::Raw(endian), &bytes, path)?;
             let r = rw.rewrite_image_patched(&insns, endian, &mut run).with_context(at)?;
             let out = slots_to_bytes(&r.patched.program.insns, endian);

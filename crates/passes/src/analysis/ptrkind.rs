@@ -42,7 +42,18 @@
 //! may be the context in r2..r5.
 //!
 //! Declared program entries ([`PtrKinds::analyze_entries`]: an object section's other programs)
-//! start as the main program does. The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
+//! start as the main program does. Entries called from other sections ([`Entries::calls`]: a
+//! `.text` function a program of another section calls) start with r0..r9 as the calls pass
+//! them ([`CallSite`]: per register a [`CtxArg`], joined over every call site as for a call
+//! inside the section; [`PtrKinds::call_site`] reads them off the calling section's analysis),
+//! so a load through an argument that holds the context is a context load there too; and when
+//! a caller may have put the context where the callee can read it (its `ctx_escaped`, or a
+//! pointer into its frame passed while a slot holds the context), the section starts with
+//! `ctx_escaped`. With such calls the section is a library (libbpf's `.text` beside
+//! programs): its main program does not start with the context in r1 either (unless it is a
+//! declared program entry), only with what calls pass.
+//!
+//! The main program's frame starts as `OTHER`. A callee's frame may hold stale values of an
 //! earlier frame at the same addresses (an interpreter need not clear it; the kernel would
 //! refuse such reads): its slots start as `OTHER`, plus `CTX` / `STACK` if any 8-byte store
 //! anywhere put such a value on a stack (flags `ctx_spilled`, `stack_spilled`).
@@ -52,7 +63,7 @@
 
 use crate::analysis::cfg::{BlockId, Cfg, SubprogId};
 use crate::analysis::worklist::Worklist;
-use crate::program::InsnIdx;
+use crate::program::{InsnIdx, to_u32};
 use bpfpatch_insn::{AluOp, CallKind, Op, Operand, Reg, Size, Width};
 
 const CTX: u8 = 1;
@@ -120,6 +131,71 @@ impl Kind {
     }
 }
 
+/// Whether a register passed to a call may hold the context pointer (see [`Entries::calls`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum CtxArg {
+    /// The unmodified context pointer on every path.
+    Ctx,
+    /// The context pointer on some paths (or after arithmetic), something else on others.
+    MaybeCtx,
+    /// Never the context pointer.
+    NotCtx,
+}
+
+impl CtxArg {
+    fn of(k: Kind) -> CtxArg {
+        if !k.has(CTX) {
+            CtxArg::NotCtx
+        } else if k.flags & !EXACT == CTX {
+            CtxArg::Ctx
+        } else {
+            CtxArg::MaybeCtx
+        }
+    }
+
+    /// The kind in the callee: a caller's stack pointer does not alias the callee's frame.
+    const fn kind(self) -> Kind {
+        match self {
+            CtxArg::Ctx => Kind::CTX,
+            CtxArg::MaybeCtx => Kind::flags(CTX | OTHER),
+            CtxArg::NotCtx => Kind::OTHER,
+        }
+    }
+
+    /// The join (a register that may hold the context on one call site and not on another).
+    #[must_use]
+    pub const fn join(self, o: CtxArg) -> CtxArg {
+        match (self, o) {
+            (CtxArg::Ctx, CtxArg::Ctx) => CtxArg::Ctx,
+            (CtxArg::NotCtx, CtxArg::NotCtx) => CtxArg::NotCtx,
+            _ => CtxArg::MaybeCtx,
+        }
+    }
+}
+
+/// What a call into another section passes, as far as the context goes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CallSite {
+    /// r0..r9 at the call (r1..r5 are the arguments; r0 and r6..r9 too, as for calls inside a
+    /// section: an interpreter that does not clear them lets the callee read them).
+    pub regs: [CtxArg; NARGS],
+    /// Whether memory the callee may read holds the context pointer: the caller stored it where
+    /// its slots do not track it, or passes a pointer into its frame while a slot holds it (a
+    /// `.text` function reading `buf->skb` through a pointer to the caller's struct). Then the
+    /// callee's 8-byte loads from memory it does not track may yield the context.
+    pub ctx_in_memory: bool,
+}
+
+/// How control enters a section besides its main program (see [`PtrKinds::analyze_calls`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Entries<'a> {
+    /// External subprograms that are programs of their own: r1 holds the context at entry.
+    pub programs: &'a [InsnIdx],
+    /// Calls into external subprograms from other sections: the subprogram's start and the
+    /// registers one call passes (one record per call site).
+    pub calls: &'a [(InsnIdx, CallSite)],
+}
+
 /// What a memory instruction uses as its base address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Base {
@@ -161,7 +237,7 @@ const NREGS: usize = Reg::COUNT as usize;
 
 /// Registers handed to a callee's entry state: r0..r9 (an interpreter that does not clear
 /// r0 and r6..r9 at a call lets the callee see the caller's values).
-const NARGS: usize = 10;
+pub const NARGS: usize = 10;
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct State {
@@ -253,6 +329,7 @@ struct Solver<'a> {
     cfg: &'a Cfg,
     opaque: &'a [bool],
     ctx_entries: &'a [InsnIdx],
+    calls: &'a [(InsnIdx, CallSite)],
     flags: Flags,
     has_callbacks: bool,
     entry: Vec<Option<State>>,
@@ -610,13 +687,25 @@ impl Solver<'_> {
         self.work = Worklist::new(nb);
         let mut main = [Kind::OTHER; NARGS];
         main[1] = Kind::CTX;
-        self.args[0] = Some(main);
-        self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
+        // A section other sections call into is a library (libbpf's `.text` beside programs):
+        // its first function is not a program either (unless declared one); it starts with
+        // what calls pass, if any.
+        let main_start = self.cfg.subprog(SubprogId::MAIN).start;
+        if self.calls.is_empty() || self.ctx_entries.contains(&main_start) {
+            self.args[0] = Some(main);
+            self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
+        }
         // Other programs of the section start as the main program does.
         for (k, sp) in self.cfg.subprogs().iter().enumerate().skip(1) {
             if sp.external && self.ctx_entries.contains(&sp.start) {
                 self.args[k] = Some(main);
                 self.merge(sp.entry(), &State::entry(main, Kind::OTHER));
+            }
+        }
+        // Entries called from other sections start with what the calls pass.
+        for (k, sp) in self.cfg.subprogs().iter().enumerate() {
+            for (_, site) in self.calls.iter().filter(|(at, _)| *at == sp.start) {
+                self.enter(SubprogId(to_u32(k)), site.regs.map(CtxArg::kind));
             }
         }
         while let Some(b) = self.work.pop() {
@@ -640,6 +729,7 @@ pub struct PtrKinds {
     access: Vec<Option<Access>>,
     depth: Vec<Option<u32>>,
     ctx_escaped: bool,
+    call_sites: Vec<(InsnIdx, CallSite)>,
 }
 
 impl PtrKinds {
@@ -663,12 +753,22 @@ impl PtrKinds {
     /// entry, as at the main program's. Other external entries are only reached through calls.
     #[must_use]
     pub fn analyze_entries(cfg: &Cfg, opaque: &[bool], ctx_entries: &[InsnIdx]) -> PtrKinds {
+        PtrKinds::analyze_calls(cfg, opaque, &Entries { programs: ctx_entries, calls: &[] })
+    }
+
+    /// [`PtrKinds::analyze_entries`] with the calls into the section from other sections
+    /// ([`Entries::calls`]): each starts its external subprogram with the registers it passes.
+    #[must_use]
+    pub fn analyze_calls(cfg: &Cfg, opaque: &[bool], entries: &Entries<'_>) -> PtrKinds {
         let has_callbacks = cfg.subprogs().iter().any(|s| s.is_callback());
+        // Memory a caller in another section hands over may hold the context.
+        let ctx_escaped = entries.calls.iter().any(|c| c.1.ctx_in_memory);
         let mut solver = Solver {
             cfg,
             opaque,
-            ctx_entries,
-            flags: Flags::default(),
+            ctx_entries: entries.programs,
+            calls: entries.calls,
+            flags: Flags { ctx_escaped, ..Flags::default() },
             has_callbacks,
             entry: Vec::new(),
             args: Vec::new(),
@@ -685,11 +785,22 @@ impl PtrKinds {
         }
         let n = cfg.prog().len();
         let mut access = vec![None; n];
+        let mut call_sites = Vec::new();
         let mut depth: Vec<Option<u32>> = vec![Some(0); cfg.subprogs().len()];
         for (bi, blk) in cfg.blocks().iter().enumerate() {
             let Some(mut st) = solver.entry[bi].clone() else { continue };
             for i in blk.insns() {
                 let op = cfg.prog().op(i);
+                // What calls leaving the section pass (a local call's target is in the section).
+                if matches!(op, Op::Call(c) if !matches!(c, CallKind::Local(_))) {
+                    let mut regs = [CtxArg::NotCtx; NARGS];
+                    for (r, k) in regs.iter_mut().zip(&st.regs) {
+                        *r = CtxArg::of(*k);
+                    }
+                    let stack_arg = st.regs[..NARGS].iter().any(|k| k.has(STACK));
+                    let ctx_in_memory = solver.flags.ctx_escaped || (stack_arg && st.any_slot_has(CTX));
+                    call_sites.push((i, CallSite { regs, ctx_in_memory }));
+                }
                 // Stack pointers handed to calls extend the frame the callee or helper may touch.
                 if matches!(op, Op::Call(_) | Op::Callx(_)) {
                     for r in 1..6 {
@@ -713,7 +824,17 @@ impl PtrKinds {
                 }
             }
         }
-        PtrKinds { access, depth, ctx_escaped: solver.flags.ctx_escaped }
+        call_sites.sort_unstable_by_key(|c| c.0);
+        PtrKinds { access, depth, ctx_escaped: solver.flags.ctx_escaped, call_sites }
+    }
+
+    /// What r0..r9 hold at the call at `i`, for calls that leave the section (helpers, kfuncs,
+    /// and calls an object relocates into another section, which the section sees as kfunc
+    /// calls); `None` for other instructions and unreached calls. The callee's
+    /// [`Entries::calls`] record.
+    #[must_use]
+    pub fn call_site(&self, i: InsnIdx) -> Option<CallSite> {
+        self.call_sites.binary_search_by_key(&i, |c| c.0).ok().map(|k| self.call_sites[k].1)
     }
 
     /// The base of the load, store or atomic at `i`; `None` if `i` is not one or is never reached.

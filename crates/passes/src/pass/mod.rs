@@ -34,7 +34,7 @@ pub mod zext;
 
 use crate::analysis::cfg::{Cfg, CfgError};
 use crate::analysis::liveness::Liveness;
-use crate::analysis::ptrkind::PtrKinds;
+use crate::analysis::ptrkind::{CallSite, Entries, PtrKinds};
 use crate::analysis::reach::{Model, Reach};
 use crate::program::InsnIdx;
 use crate::rewrite::blind::{BlindRng, SplitMix64};
@@ -311,6 +311,14 @@ pub struct Options {
     /// converts them, `zext` skips them). The other entries (functions called from other
     /// sections) get unknown arguments.
     pub program_entries: Vec<Slot>,
+    /// Calls into the section from other sections (an object's programs calling `.text`
+    /// functions): the [`Options::entries`] slot each calls and what r0..r9 hold there
+    /// ([`call_sites`] of the calling section), one record per call site. Their entries start
+    /// with the join of what the calls pass, so a load through an argument holding the context
+    /// is a context load (`zext` skips it, `ctx` converts it). With any record, the section is
+    /// a library: its slot 0 is not a program (r1 is not the context there unless calls pass
+    /// it), unless [`Options::program_entries`] names it.
+    pub entry_calls: Vec<(Slot, CallSite)>,
     /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls.
     pub ld_abs_with_calls: LdAbsPolicy,
 }
@@ -343,6 +351,7 @@ impl Default for Options {
             protected: Vec::new(),
             entries: Vec::new(),
             program_entries: Vec::new(),
+            entry_calls: Vec::new(),
             ld_abs_with_calls: LdAbsPolicy::Refuse,
         }
     }
@@ -548,21 +557,13 @@ impl Pipeline {
         let cfg = Cfg::with_entries(insns, &opts.entries)?;
         let passes = self.passes_for(cfg.prog());
         let need = |f: Fact| passes.iter().any(|p| p.needs().contains(&f));
-        // What protected instructions compute is filled in later: the analyses must not rely on it.
-        let mut opaque = vec![false; if opts.protected.is_empty() { 0 } else { cfg.prog().len() }];
-        for i in opts.protected.iter().filter_map(|s| cfg.prog().at_slot(s.0)) {
-            opaque[i.idx()] = true;
-        }
+        let opaque = opaque(&cfg, opts);
         let mut cx = PassCx {
             reach: need(Fact::Reach).then(|| Reach::analyze_with(&cfg, &opaque)),
             verifier_reach: need(Fact::VerifierReach)
                 .then(|| Reach::analyze_model(&cfg, &opaque, Model::Verifier { host: opts.host })),
             live: need(Fact::Liveness).then(|| Liveness::analyze(&cfg)),
-            kinds: need(Fact::PtrKind).then(|| {
-                let programs: Vec<InsnIdx> =
-                    opts.program_entries.iter().filter_map(|s| cfg.prog().at_slot(s.0)).collect();
-                PtrKinds::analyze_entries(&cfg, &opaque, &programs)
-            }),
+            kinds: need(Fact::PtrKind).then(|| ptr_kinds(&cfg, &opaque, opts)),
             cfg: &cfg,
             orig: insns,
             opts,
@@ -579,6 +580,41 @@ impl Pipeline {
         }
         Ok(stats)
     }
+}
+
+/// What r0..r9 hold at the calls leaving the program at slots `at` (calls an object relocates
+/// into another section, seen as kfunc calls), by the pointer-kind analysis the passes use
+/// with `opts` ([`PtrKinds::call_site`]): the callee section's [`Options::entry_calls`]. `None`
+/// for a slot that is no such call or is never reached.
+///
+/// # Errors
+/// A program the analyses cannot take ([`PassError::Cfg`]).
+pub fn call_sites(insns: &[Insn], opts: &Options, at: &[Slot]) -> Result<Vec<Option<CallSite>>, PassError> {
+    if insns.is_empty() {
+        return Ok(vec![None; at.len()]);
+    }
+    let cfg = Cfg::with_entries(insns, &opts.entries)?;
+    let kinds = ptr_kinds(&cfg, &opaque(&cfg, opts), opts);
+    Ok(at.iter().map(|s| cfg.prog().at_slot(s.0).and_then(|i| kinds.call_site(i))).collect())
+}
+
+/// Per instruction, whether a loader fills it in later ([`Options::protected`]): the analyses
+/// must not rely on what it computes. Empty when nothing is protected.
+fn opaque(cfg: &Cfg, opts: &Options) -> Vec<bool> {
+    let mut opaque = vec![false; if opts.protected.is_empty() { 0 } else { cfg.prog().len() }];
+    for i in opts.protected.iter().filter_map(|s| cfg.prog().at_slot(s.0)) {
+        opaque[i.idx()] = true;
+    }
+    opaque
+}
+
+/// The pointer-kind analysis with the entries of `opts` ([`Options::program_entries`],
+/// [`Options::entry_calls`]).
+fn ptr_kinds(cfg: &Cfg, opaque: &[bool], opts: &Options) -> PtrKinds {
+    let programs: Vec<InsnIdx> = opts.program_entries.iter().filter_map(|s| cfg.prog().at_slot(s.0)).collect();
+    let calls: Vec<(InsnIdx, CallSite)> =
+        opts.entry_calls.iter().filter_map(|(s, r)| Some((cfg.prog().at_slot(s.0)?, *r))).collect();
+    PtrKinds::analyze_calls(cfg, opaque, &Entries { programs: &programs, calls: &calls })
 }
 
 /// Rewrites `insns` with `pipeline` (the conformance runner's transform hook and `bpfpatch run
