@@ -233,6 +233,24 @@ impl BpfObject {
     /// instructions, relocations on program sections that are unaligned, outside the section or
     /// name a missing symbol, malformed `.BTF` or `.BTF.ext`. Never panics.
     pub fn parse(bytes: &[u8]) -> Result<BpfObject, ObjectError> {
+        let mut obj = BpfObject::parse_parts(bytes)?;
+        obj.data = bytes.to_vec();
+        Ok(obj)
+    }
+
+    /// [`BpfObject::parse`] taking the file's bytes: the object keeps them (for the sections it
+    /// writes back as they were) instead of a copy.
+    ///
+    /// # Errors
+    /// As [`BpfObject::parse`].
+    pub fn parse_vec(bytes: Vec<u8>) -> Result<BpfObject, ObjectError> {
+        let mut obj = BpfObject::parse_parts(&bytes)?;
+        obj.data = bytes;
+        Ok(obj)
+    }
+
+    /// Everything [`BpfObject::parse`] reads, without the file's bytes (`data` empty).
+    fn parse_parts(bytes: &[u8]) -> Result<BpfObject, ObjectError> {
         let mut elf = Elf::parse(bytes)?;
         let mut programs = Vec::new();
         let mut prog_of_section = vec![None; elf.sections.len()];
@@ -361,7 +379,7 @@ impl BpfObject {
         }
         let dwarf = debug_sections(bytes, &elf, &mut foreign_relocs);
         Ok(BpfObject {
-            data: bytes.to_vec(),
+            data: Vec::new(),
             elf,
             programs,
             btf,
