@@ -5,7 +5,7 @@
 //! crate's low-level read API and keeps:
 //! - the original bytes, from which every section the model does not own is copied verbatim;
 //! - every section header, raw ([`SectionHeader`]), and every symbol, raw ([`Symbol`]);
-//! - one [`Program`] per executable `SHT_PROGBITS` section: its instructions as raw
+//! - one [`ProgramSection`] per executable `SHT_PROGBITS` section: its instructions as raw
 //!   [`bpfpatch_insn::Insn`] slots and its relocations mapped onto slots ([`Reloc`]);
 //!   subprograms are the `STT_FUNC` symbols of the section ([`BpfObject::subprograms`]);
 //! - `.BTF` (header and strings, [`Btf`]) and `.BTF.ext` (func_info, line_info, CO-RE
@@ -142,7 +142,7 @@ pub struct Reloc {
 
 /// One executable section: a BPF program (or `.text` with subprograms).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Program {
+pub struct ProgramSection {
     section: usize,
     name: String,
     endian: Endian,
@@ -152,7 +152,7 @@ pub struct Program {
     rela: bool,
 }
 
-impl Program {
+impl ProgramSection {
     /// Index of the section in the section header table.
     #[must_use]
     pub fn section(&self) -> usize {
@@ -208,7 +208,7 @@ pub struct Subprogram {
 pub struct BpfObject {
     data: Vec<u8>,
     elf: Elf,
-    programs: Vec<Program>,
+    programs: Vec<ProgramSection>,
     btf: Option<(usize, Btf)>,
     btf_ext: Option<(usize, BtfExt)>,
     btf_ext_rel: Option<usize>,
@@ -276,7 +276,7 @@ impl BpfObject {
             let insns = slots_from_bytes(bytes, elf.endian)
                 .map_err(|_| ObjectError::TextSize { section: section.clone(), size: h.size })?;
             prog_of_section[i] = Some(programs.len());
-            programs.push(Program {
+            programs.push(ProgramSection {
                 section: i,
                 name: section.name,
                 endian: elf.endian,
@@ -340,7 +340,7 @@ impl BpfObject {
             let rela = rh.sh_type == SHT_RELA;
             let tgt = usize::try_from(target).unwrap_or(usize::MAX);
             if let Some(Some(p)) = prog_of_section.get(tgt) {
-                let prog: &mut Program = &mut programs[*p];
+                let prog: &mut ProgramSection = &mut programs[*p];
                 let section = elf.section_ref(tgt);
                 if prog.rel_section.is_some() {
                     return Err(ObjectError::Duplicate { section, what: "relocation section" });
@@ -433,13 +433,13 @@ impl BpfObject {
 
     /// The programs (executable sections), in section order.
     #[must_use]
-    pub fn programs(&self) -> &[Program] {
+    pub fn programs(&self) -> &[ProgramSection] {
         &self.programs
     }
 
     /// The program in section `name`.
     #[must_use]
-    pub fn program_by_name(&self, name: &str) -> Option<(usize, &Program)> {
+    pub fn program_by_name(&self, name: &str) -> Option<(usize, &ProgramSection)> {
         self.programs.iter().enumerate().find(|(_, p)| p.name == name)
     }
 

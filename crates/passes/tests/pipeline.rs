@@ -209,8 +209,9 @@ fn parsing_orders_and_names_passes() {
         assert_eq!(Pass::from_name(p.name()), Some(p));
     }
     // `all` adds lower-v4 only to programs that use v4
-    let v3 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
-    let v4 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()])).unwrap();
+    let v3 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
+    let v4 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()]))
+        .unwrap();
     assert!(!Pipeline::all().passes_for(&v3).contains(&Pass::LowerV4));
     assert!(Pipeline::all().passes_for(&v4).contains(&Pass::LowerV4));
     // the empty pipeline is the identity
