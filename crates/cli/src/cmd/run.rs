@@ -13,7 +13,7 @@ use bpfpatch_insn::{Endian, Insn};
 use bpfpatch_object::{BpfObject, ProgramSection, RelocRole, reloc_type};
 use bpfpatch_passes::Options;
 use bpfpatch_vm::helpers::UNWIND_HELPER_ID;
-use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Unwind, Vm, VmConfig, run_data_file};
+use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, LoadedProgram, Unwind, Vm, VmConfig, run_data_file};
 use std::process::ExitCode;
 
 /// Arguments of `bpfpatch run`.
@@ -92,12 +92,12 @@ fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(
     vm: VmConfig,
 ) -> Result<u64> {
     let prog = match transform {
-        None => Program::load(slots, &load)?,
+        None => LoadedProgram::load(slots, &load)?,
         Some(t) => {
             // The original must load (it is the input); the rewritten one may use internal forms.
-            Program::load(slots, &load)?;
+            LoadedProgram::load(slots, &load)?;
             let rewritten = t(slots).map_err(|e| anyhow!(e))?;
-            Program::load(&rewritten, &LoadOptions::INTERNAL)?
+            LoadedProgram::load(&rewritten, &LoadOptions::INTERNAL)?
         }
     };
     let mut machine = Vm::new(vm)?;
