@@ -6,7 +6,8 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use bpfpatch_asm::fuzzing::text;
-use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
+use bpfpatch_insn::fuzzing::smoke_cases;
+use bpfpatch_testkit::committed_inputs;
 
 #[test]
 fn text_oracle_smoke() {

@@ -10,7 +10,8 @@ use bpfpatch_object::fuzzing::smoke_objects;
 #[test]
 fn object_pipeline_oracle_smoke() {
     let n = smoke_cases(50_000);
-    let committed = smoke_objects("object_pipeline", object_pipeline, n, 0x0bad_cafe_f00d_d00d);
+    let seeds = bpfpatch_testkit::committed_inputs("object_pipeline");
+    let committed = smoke_objects("object_pipeline", seeds, object_pipeline, n, 0x0bad_cafe_f00d_d00d);
     assert!(committed > 0, "the seed corpus fuzz/corpus/object_pipeline is missing");
     let [rewritten, written, checked] = object_pipeline_stats();
     eprintln!(

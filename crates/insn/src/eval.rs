@@ -8,83 +8,63 @@
 
 use crate::op::{AluOp, Cond, Width};
 
-/// `a op b` on 64 bits (`Neg` ignores `b`; `Mov`/`MovSx` ignore `a`).
-#[inline(always)]
-#[must_use]
-#[allow(clippy::cast_possible_truncation)]
-pub fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
-    match op {
-        AluOp::Add => a.wrapping_add(b),
-        AluOp::Sub => a.wrapping_sub(b),
-        AluOp::Mul => a.wrapping_mul(b),
-        AluOp::Div => a.checked_div(b).unwrap_or(0),
-        AluOp::SDiv => {
-            if b == 0 {
-                0
-            } else {
-                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
+/// The ALU at one width, written once for both: `$t`/`$s` the unsigned/signed type, `$mask`
+/// the shift mask, `$sx32` what `movsx` from 32 bits gives of `$b`.
+macro_rules! alu_at {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $s:ty, $mask:expr, |$b:ident| $sx32:expr) => {
+        $(#[$doc])*
+        #[inline(always)]
+        #[must_use]
+        #[allow(clippy::cast_possible_truncation)]
+        pub fn $name(op: AluOp, a: $t, b: $t) -> $t {
+            match op {
+                AluOp::Add => a.wrapping_add(b),
+                AluOp::Sub => a.wrapping_sub(b),
+                AluOp::Mul => a.wrapping_mul(b),
+                AluOp::Div => a.checked_div(b).unwrap_or(0),
+                AluOp::SDiv => {
+                    if b == 0 {
+                        0
+                    } else {
+                        a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
+                    }
+                }
+                AluOp::Or => a | b,
+                AluOp::And => a & b,
+                AluOp::Lsh => a << (b & $mask),
+                AluOp::Rsh => a >> (b & $mask),
+                AluOp::Neg => a.wrapping_neg(),
+                AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+                AluOp::SMod => {
+                    if b == 0 {
+                        a
+                    } else {
+                        a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
+                    }
+                }
+                AluOp::Xor => a ^ b,
+                AluOp::Mov => b,
+                AluOp::MovSx(8) => <$s>::from((b as u8).cast_signed()).cast_unsigned(),
+                AluOp::MovSx(16) => <$s>::from((b as u16).cast_signed()).cast_unsigned(),
+                AluOp::MovSx(_) => {
+                    let $b = b;
+                    $sx32
+                }
+                AluOp::Arsh => (a.cast_signed() >> (b & $mask)).cast_unsigned(),
             }
         }
-        AluOp::Or => a | b,
-        AluOp::And => a & b,
-        AluOp::Lsh => a << (b & 63),
-        AluOp::Rsh => a >> (b & 63),
-        AluOp::Neg => a.wrapping_neg(),
-        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-        AluOp::SMod => {
-            if b == 0 {
-                a
-            } else {
-                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Xor => a ^ b,
-        AluOp::Mov => b,
-        AluOp::MovSx(8) => i64::from((b as u8).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(16) => i64::from((b as u16).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(_) => i64::from((b as u32).cast_signed()).cast_unsigned(),
-        AluOp::Arsh => (a.cast_signed() >> (b & 63)).cast_unsigned(),
-    }
+    };
 }
 
-/// `a op b` on 32 bits (the decoder accepts `movsx` 8 and 16 only in this width).
-#[inline(always)]
-#[must_use]
-#[allow(clippy::cast_possible_truncation)]
-pub fn alu32(op: AluOp, a: u32, b: u32) -> u32 {
-    match op {
-        AluOp::Add => a.wrapping_add(b),
-        AluOp::Sub => a.wrapping_sub(b),
-        AluOp::Mul => a.wrapping_mul(b),
-        AluOp::Div => a.checked_div(b).unwrap_or(0),
-        AluOp::SDiv => {
-            if b == 0 {
-                0
-            } else {
-                a.cast_signed().wrapping_div(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Or => a | b,
-        AluOp::And => a & b,
-        AluOp::Lsh => a << (b & 31),
-        AluOp::Rsh => a >> (b & 31),
-        AluOp::Neg => a.wrapping_neg(),
-        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-        AluOp::SMod => {
-            if b == 0 {
-                a
-            } else {
-                a.cast_signed().wrapping_rem(b.cast_signed()).cast_unsigned()
-            }
-        }
-        AluOp::Xor => a ^ b,
-        AluOp::Mov => b,
-        AluOp::MovSx(8) => i32::from((b as u8).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(16) => i32::from((b as u16).cast_signed()).cast_unsigned(),
-        AluOp::MovSx(_) => b,
-        AluOp::Arsh => (a.cast_signed() >> (b & 31)).cast_unsigned(),
-    }
-}
+alu_at!(
+    /// `a op b` on 64 bits (`Neg` ignores `b`; `Mov`/`MovSx` ignore `a`).
+    alu64, u64, i64, 63, |b| i64::from((b as u32).cast_signed()).cast_unsigned()
+);
+
+alu_at!(
+    /// `a op b` on 32 bits (the decoder accepts `movsx` 8 and 16 only in this width).
+    alu32, u32, i32, 31, |b| b
+);
 
 /// `dst op src` at `width`; a 32-bit result is zero-extended.
 #[inline(always)]

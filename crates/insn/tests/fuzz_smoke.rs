@@ -5,7 +5,8 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
-use bpfpatch_insn::fuzzing::{committed_inputs, roundtrip, smoke_cases};
+use bpfpatch_insn::fuzzing::{roundtrip, smoke_cases};
+use bpfpatch_testkit::committed_inputs;
 
 #[test]
 fn roundtrip_oracle_smoke() {

@@ -10,7 +10,7 @@
 
 use crate::error::{InfoKind, SectionRef};
 use crate::reloc_type::{R_BPF_64_32, R_BPF_64_64};
-use crate::{BpfObject, Program};
+use crate::{BpfObject, ProgramSection};
 use bpfpatch_insn::opcode::{CALL, EXIT, JA, JMP, JMP32, PSEUDO_KFUNC_CALL};
 use bpfpatch_insn::{DecodeOptions, Insn, Reason, TargetKind, decode};
 use core::fmt;
@@ -359,7 +359,7 @@ pub fn check_with(obj: &BpfObject, opts: DecodeOptions) -> Vec<Finding> {
     out
 }
 
-fn check_program(obj: &BpfObject, pi: usize, p: &Program, opts: DecodeOptions, out: &mut Vec<Finding>) {
+fn check_program(obj: &BpfObject, pi: usize, p: &ProgramSection, opts: DecodeOptions, out: &mut Vec<Finding>) {
     let section = obj.section_ref(p.section());
     let mut push = |kind| out.push(Finding { section: section.clone(), kind });
     let insns = p.insns();

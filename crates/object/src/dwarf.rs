@@ -39,6 +39,7 @@ use bpfpatch_insn::Endian;
 use core::cell::RefCell;
 use gimli::read::{EndianSlice, Reader as _, Relocate, RelocateReader};
 use gimli::{RunTimeEndian, constants as dw};
+use std::borrow::Cow;
 
 /// A DWARF section dropped by a rewrite because its addresses could not be remapped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,10 +268,11 @@ fn reloc_size(r_type: u32) -> Option<usize> {
     }
 }
 
-/// Working state of one section during a remap.
-struct Work {
-    bytes: Vec<u8>,
-    relocs: Vec<RawReloc>,
+/// Working state of one section during a remap: its contents borrowed from the section until
+/// something writes them (most sections of a rewrite are read, few are written).
+struct Work<'a> {
+    bytes: Cow<'a, [u8]>,
+    relocs: Cow<'a, [RawReloc]>,
     changed: bool,
     dropped: Option<String>,
 }
@@ -298,7 +300,12 @@ impl Dwarf {
         let mut work: Vec<Work> = self
             .sections
             .iter()
-            .map(|s| Work { bytes: s.bytes.clone(), relocs: s.relocs.clone(), changed: false, dropped: None })
+            .map(|s| Work {
+                bytes: Cow::Borrowed(&s.bytes),
+                relocs: Cow::Borrowed(&s.relocs),
+                changed: false,
+                dropped: None,
+            })
             .collect();
         let drop = |work: &mut Vec<Work>, i: usize, why: String| {
             if work[i].dropped.is_none() {
@@ -344,9 +351,9 @@ impl Dwarf {
             for h in &f.highs {
                 let res = h.new_len.clone().and_then(|v| {
                     if h.uleb {
-                        patch_uleb(&mut work[ii].bytes, h.pos, h.size, v)
+                        patch_uleb(work[ii].bytes.to_mut(), h.pos, h.size, v)
                     } else {
-                        wr(&mut work[ii].bytes, h.pos, h.size, v, r.endian)
+                        wr(work[ii].bytes.to_mut(), h.pos, h.size, v, r.endian)
                     }
                 });
                 match res {
@@ -364,8 +371,8 @@ impl Dwarf {
         {
             match self.line(li, r) {
                 Ok(Some((bytes, relocs, units))) => {
-                    work[li].bytes = bytes;
-                    work[li].relocs = relocs;
+                    work[li].bytes = Cow::Owned(bytes);
+                    work[li].relocs = Cow::Owned(relocs);
                     work[li].changed = true;
                     if let Some(ii) = info
                         && let Err(e) = patch_refs(&mut work[ii], &f.stmt_lists, &units, r.endian)
@@ -385,8 +392,8 @@ impl Dwarf {
             }
             match self.lists(si, loc, addr, f, r) {
                 Ok(Some((bytes, relocs, map))) => {
-                    work[si].bytes = bytes;
-                    work[si].relocs = relocs;
+                    work[si].bytes = Cow::Owned(bytes);
+                    work[si].relocs = Cow::Owned(relocs);
                     work[si].changed = true;
                     let refs = if loc { &f.loc_refs } else { &f.range_refs };
                     if let Some(ii) = info
@@ -416,7 +423,7 @@ impl Dwarf {
             match patches {
                 Ok(patches) => {
                     for (at, v) in patches {
-                        if let Err(e) = wr(&mut work[fi].bytes, at, 8, v, r.endian) {
+                        if let Err(e) = wr(work[fi].bytes.to_mut(), at, 8, v, r.endian) {
                             drop(&mut work, fi, e);
                             break;
                         }
@@ -436,7 +443,7 @@ impl Dwarf {
             let w = &mut work[i];
             let mut err = None;
             let mut patches = Vec::new();
-            for x in &w.relocs {
+            for x in w.relocs.iter() {
                 if r.symbols.get(x.sym as usize).and_then(Symbol::section) != Some(r.sec) {
                     continue;
                 }
@@ -461,7 +468,7 @@ impl Dwarf {
             }
             if err.is_none() {
                 for (at, size, v) in patches {
-                    if let Err(e) = wr(&mut w.bytes, at, size, v, r.endian) {
+                    if let Err(e) = wr(w.bytes.to_mut(), at, size, v, r.endian) {
                         err = Some(e);
                         break;
                     }
@@ -477,7 +484,7 @@ impl Dwarf {
                 up.dropped.push(DwarfDropped { section: self.sections[i].name.clone(), reason });
                 up.changed.push((i, Vec::new(), Vec::new()));
             } else if w.changed {
-                up.changed.push((i, w.bytes, w.relocs));
+                up.changed.push((i, w.bytes.into_owned(), w.relocs.into_owned()));
             }
         }
         up
@@ -531,7 +538,7 @@ fn patch_refs(info: &mut Work, refs: &[(usize, u64)], map: &[(u64, u64)], e: End
             .map(|k| map[k].1)
             .map_err(|_| format!("offset {old:#x} (at {pos:#x}) is not the start of a unit or list"))?;
         if new != old {
-            wr(&mut info.bytes, pos, 4, new, e)?;
+            wr(info.bytes.to_mut(), pos, 4, new, e)?;
             info.changed = true;
         }
     }
@@ -715,39 +722,8 @@ impl Relocate<usize> for Tagger<'_> {
     }
 }
 
-/// A `gimli::write::Writer` that records relocations REL-style (addend in place).
-struct RelWriter {
-    buf: gimli::write::EndianVec<RunTimeEndian>,
-    relocs: Vec<(usize, u32, u64)>,
-}
-
-impl gimli::write::Writer for RelWriter {
-    type Endian = RunTimeEndian;
-    fn endian(&self) -> RunTimeEndian {
-        self.buf.endian()
-    }
-    fn len(&self) -> usize {
-        self.buf.len()
-    }
-    fn write(&mut self, bytes: &[u8]) -> gimli::write::Result<()> {
-        self.buf.write(bytes)
-    }
-    fn write_at(&mut self, offset: usize, bytes: &[u8]) -> gimli::write::Result<()> {
-        self.buf.write_at(offset, bytes)
-    }
-    fn write_address(&mut self, address: gimli::write::Address, size: u8) -> gimli::write::Result<()> {
-        match address {
-            gimli::write::Address::Constant(v) => self.buf.write_udata(v, size),
-            gimli::write::Address::Symbol { symbol, addend } => {
-                self.relocs.push((self.buf.len(), u32::try_from(symbol).unwrap_or(u32::MAX), addend.cast_unsigned()));
-                self.buf.write_udata(addend.cast_unsigned(), size)
-            }
-        }
-    }
-}
-
 /// One row as read.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Row {
     addr: u64,
     file: u64,
@@ -761,6 +737,174 @@ struct Row {
     epilogue_begin: bool,
 }
 
+/// The writer of a re-encoded line-number program: rows go out as gimli's
+/// `write::LineProgram` encodes them (`begin_sequence`, `generate_row`, `end_sequence` and
+/// `LineInstruction::write`, byte for byte), straight into the section after the unit's
+/// header, without gimli's instruction list, stand-in header and second copy.
+/// `tests::writer_is_gimlis` holds it to gimli's writer. Addresses are 8 bytes; the
+/// relocation of a sequence's symbol address is recorded REL-style (the addend in place).
+struct LineWriter<'a> {
+    out: &'a mut Vec<u8>,
+    relocs: &'a mut Vec<RawReloc>,
+    le: gimli::LineEncoding,
+    endian: Endian,
+    prev: Prev,
+}
+
+/// The registers gimli's writer compares a row against (the previous row's).
+#[derive(Clone, Copy)]
+struct Prev {
+    off: u64,
+    file: u64,
+    line: u64,
+    column: u64,
+    isa: u64,
+    is_stmt: bool,
+}
+
+impl<'a> LineWriter<'a> {
+    fn new(out: &'a mut Vec<u8>, relocs: &'a mut Vec<RawReloc>, le: gimli::LineEncoding, endian: Endian) -> Self {
+        LineWriter { out, relocs, le, endian, prev: Self::initial(le) }
+    }
+
+    /// The state at the start of a sequence (file 1 raw, in DWARF 2 to 5).
+    fn initial(le: gimli::LineEncoding) -> Prev {
+        Prev { off: 0, file: 1, line: 1, column: 0, isa: 0, is_stmt: le.default_is_stmt }
+    }
+
+    /// `DW_LNE_set_address` of `symbol + addend`, or of the constant `addr`.
+    fn begin_sequence(&mut self, symbol: Option<(u32, i64)>, addr: u64) {
+        self.out.extend_from_slice(&[0, 9, dw::DW_LNE_set_address.0]);
+        let v = match symbol {
+            Some((sym, addend)) => {
+                self.relocs.push(RawReloc { offset: self.out.len() as u64, sym, r_type: R_BPF_64_ABS64, addend: 0 });
+                addend.cast_unsigned()
+            }
+            None => addr,
+        };
+        let bytes = match self.endian {
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
+        };
+        self.out.extend_from_slice(&bytes);
+    }
+
+    /// Operation advance from the previous row to address offset `off` (gimli's `op_advance`,
+    /// one operation per instruction).
+    fn op_advance(&self, off: u64) -> u64 {
+        let advance = off.wrapping_sub(self.prev.off);
+        let unit = u64::from(self.le.minimum_instruction_length);
+        if unit == 1 { advance } else { advance / unit }
+    }
+
+    /// One row at address offset `off` (gimli's `generate_row`; its release-build arithmetic).
+    fn row(&mut self, x: &Row, off: u64) {
+        if x.discriminator != 0 {
+            let mut v = Vec::with_capacity(10);
+            uleb(&mut v, x.discriminator);
+            self.out.push(0);
+            uleb(self.out, 1 + v.len() as u64);
+            self.out.push(dw::DW_LNE_set_discriminator.0);
+            self.out.extend_from_slice(&v);
+        }
+        for (on, op) in [
+            (x.basic_block, dw::DW_LNS_set_basic_block),
+            (x.prologue_end, dw::DW_LNS_set_prologue_end),
+            (x.epilogue_begin, dw::DW_LNS_set_epilogue_begin),
+        ] {
+            if on {
+                self.out.push(op.0);
+            }
+        }
+        if x.is_stmt != self.prev.is_stmt {
+            self.out.push(dw::DW_LNS_negate_stmt.0);
+        }
+        for (v, was, op) in [
+            (x.file, self.prev.file, dw::DW_LNS_set_file),
+            (x.column, self.prev.column, dw::DW_LNS_set_column),
+            (x.isa, self.prev.isa, dw::DW_LNS_set_isa),
+        ] {
+            if v != was {
+                self.out.push(op.0);
+                uleb(self.out, v);
+            }
+        }
+        let line_base = i64::from(self.le.line_base).cast_unsigned();
+        let line_range = u64::from(self.le.line_range);
+        let line_advance = x.line.cast_signed().wrapping_sub(self.prev.line.cast_signed());
+        let op_advance = self.op_advance(off);
+        let special_base = 13u64;
+        let special_default = special_base.wrapping_sub(line_base);
+        let mut special = special_default;
+        let mut use_special = false;
+        if line_advance != 0 {
+            let special_line = line_advance.cast_unsigned().wrapping_sub(line_base);
+            if special_line < line_range {
+                special = special_base + special_line;
+                use_special = true;
+            } else {
+                self.out.push(dw::DW_LNS_advance_line.0);
+                sleb(self.out, line_advance);
+            }
+        }
+        if op_advance != 0 {
+            // `const_add_pc` can save a byte.
+            let (special_op_advance, const_add_pc) = if special.wrapping_add(op_advance.wrapping_mul(line_range)) <= 255
+            {
+                (op_advance, false)
+            } else {
+                (op_advance.wrapping_sub((255 - special_base) / line_range), true)
+            };
+            let special_op = special_op_advance.wrapping_mul(line_range);
+            if special.wrapping_add(special_op) <= 255 {
+                special += special_op;
+                use_special = true;
+                if const_add_pc {
+                    self.out.push(dw::DW_LNS_const_add_pc.0);
+                }
+            } else {
+                self.out.push(dw::DW_LNS_advance_pc.0);
+                uleb(self.out, op_advance);
+            }
+        }
+        if use_special && special != special_default {
+            self.out.push(u8::try_from(special).unwrap_or(0));
+        } else {
+            self.out.push(dw::DW_LNS_copy.0);
+        }
+        self.prev = Prev { off, file: x.file, line: x.line, column: x.column, isa: x.isa, is_stmt: x.is_stmt };
+    }
+
+    /// The end of the sequence at address offset `off`; the registers start over.
+    fn end_sequence(&mut self, off: u64) {
+        let op_advance = self.op_advance(off);
+        if op_advance != 0 {
+            self.out.push(dw::DW_LNS_advance_pc.0);
+            uleb(self.out, op_advance);
+        }
+        self.out.extend_from_slice(&[0, 1, dw::DW_LNE_end_sequence.0]);
+        self.prev = Self::initial(self.le);
+    }
+}
+
+fn sleb(out: &mut Vec<u8>, mut v: i64) {
+    loop {
+        let mut byte = v.to_le_bytes()[0];
+        v >>= 6;
+        let done = v == 0 || v == -1;
+        if done {
+            byte &= 0x7f;
+        } else {
+            v >>= 1;
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if done {
+            return;
+        }
+    }
+}
+
 /// gimli's standard opcode lengths for opcode base 13 (what its writer emits).
 const STD_LENGTHS: [u8; 12] = [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1];
 
@@ -768,8 +912,9 @@ type Reencoded = (Vec<u8>, Vec<RawReloc>, Vec<(u64, u64)>);
 
 impl Dwarf {
     /// Re-encodes `.debug_line`: every unit's header is kept byte for byte, its line-number
-    /// program is read with gimli (relocations applied) and written back with gimli's writer
-    /// with the rewritten section's addresses remapped. Returns the new bytes, relocations and
+    /// program is read with gimli (relocations applied; one walk, gimli's row state machine)
+    /// and written back as gimli's writer writes it ([`LineWriter`]) with the rewritten
+    /// section's addresses remapped. Returns the new bytes, relocations and
     /// the old-to-new unit offsets (`None` when no sequence names the section).
     fn line(&self, li: usize, r: &Remap<'_>) -> Res<Option<Reencoded>> {
         let s = &self.sections[li];
@@ -790,7 +935,7 @@ impl Dwarf {
         let err = |at: usize| move |e: gimli::Error| format!("line program at {at:#x}: {e}");
         while at < s.bytes.len() {
             let end = unit_end(&s.bytes, at, r.endian, "line program")?;
-            let program = debug_line.program(gimli::DebugLineOffset(at), 8, None, None).map_err(err(at))?;
+            let mut program = debug_line.program(gimli::DebugLineOffset(at), 8, None, None).map_err(err(at))?;
             let header = program.header();
             let prog_start = header.raw_program_buf().offset_from(&section);
             let enc = header.encoding();
@@ -821,13 +966,23 @@ impl Dwarf {
                     enc.version, enc.address_size
                 ));
             }
-            // Instructions gimli's row reader would skip or that name what we cannot re-emit.
-            let mut ins = header.instructions();
-            let mut row_insns = 0usize;
-            while let Some(i) = ins.next_instruction(header).map_err(err(at))? {
+            // One walk over the instructions: each is checked (what gimli's row reader would
+            // skip, or what names what we cannot re-emit, is refused) and executed by gimli's
+            // own row state machine, as its row reader does (a row produced while the address is
+            // a tombstone is skipped; skipped rows are refused below). Rows are kept flat, with
+            // the end of every sequence: `(first row, end row)`, the rows between being its body.
+            let hdr = header.clone();
+            let mut ins = hdr.instructions();
+            let mut state = gimli::LineRow::new(&hdr);
+            let mut tombstone = false;
+            let mut flat: Vec<Row> = Vec::new();
+            let mut seqs: Vec<(usize, usize)> = Vec::new();
+            let (mut first, mut max_file, mut row_insns) = (0usize, 0u64, 0usize);
+            while let Some(i) = ins.next_instruction(&hdr).map_err(err(at))? {
                 use gimli::LineInstruction as L;
                 match i {
                     L::Special(_) | L::Copy | L::EndSequence => row_insns += 1,
+                    L::SetAddress(a) => tombstone = a < state.address() || a >= u64::MAX - 1,
                     L::UnknownStandard0(_)
                     | L::UnknownStandard1(..)
                     | L::UnknownStandardN(..)
@@ -835,41 +990,41 @@ impl Dwarf {
                     | L::DefineFile(_) => return Err(format!("line program at {at:#x}: unsupported opcode {i:?}")),
                     _ => {}
                 }
-            }
-            // Rows, by sequence.
-            let mut rows = program.rows();
-            let mut seqs: Vec<(Vec<Row>, Row)> = Vec::new();
-            let mut cur: Vec<Row> = Vec::new();
-            let mut max_file = 0u64;
-            let mut nrows = 0usize;
-            while let Some((_, row)) = rows.next_row().map_err(err(at))? {
-                nrows += 1;
-                let v = Row {
-                    addr: row.address(),
-                    file: row.file_index(),
-                    line: row.line().map_or(0, core::num::NonZeroU64::get),
-                    column: match row.column() {
-                        gimli::ColumnType::LeftEdge => 0,
-                        gimli::ColumnType::Column(c) => c.get(),
-                    },
-                    discriminator: row.discriminator(),
-                    isa: row.isa(),
-                    is_stmt: row.is_stmt(),
-                    basic_block: row.basic_block(),
-                    prologue_end: row.prologue_end(),
-                    epilogue_begin: row.epilogue_begin(),
-                };
-                max_file = max_file.max(v.file);
-                if row.end_sequence() {
-                    seqs.push((core::mem::take(&mut cur), v));
-                } else {
-                    cur.push(v);
+                if !state.execute(i, &mut program).map_err(err(at))? {
+                    continue;
                 }
+                if !tombstone {
+                    let v = Row {
+                        addr: state.address(),
+                        file: state.file_index(),
+                        line: state.line().map_or(0, core::num::NonZeroU64::get),
+                        column: match state.column() {
+                            gimli::ColumnType::LeftEdge => 0,
+                            gimli::ColumnType::Column(c) => c.get(),
+                        },
+                        discriminator: state.discriminator(),
+                        isa: state.isa(),
+                        is_stmt: state.is_stmt(),
+                        basic_block: state.basic_block(),
+                        prologue_end: state.prologue_end(),
+                        epilogue_begin: state.epilogue_begin(),
+                    };
+                    max_file = max_file.max(v.file);
+                    flat.push(v);
+                    if state.end_sequence() {
+                        seqs.push((first, flat.len() - 1));
+                        first = flat.len();
+                    }
+                }
+                if state.end_sequence() {
+                    tombstone = false;
+                }
+                state.reset(&hdr);
             }
-            if nrows != row_insns || !cur.is_empty() {
+            if flat.len() != row_insns || first != flat.len() {
                 return Err(format!("line program at {at:#x}: rows outside a sequence or skipped (tombstones)"));
             }
-            if enc.version < 5 && seqs.iter().flat_map(|s| s.0.iter().chain([&s.1])).any(|x| x.file == 0) {
+            if enc.version < 5 && flat.iter().any(|x| x.file == 0) {
                 return Err(format!("line program at {at:#x}: file index 0"));
             }
             if max_file > 1 << 20 {
@@ -888,25 +1043,20 @@ impl Dwarf {
                     return Err(format!("line program at {at:#x}: relocation at {:#x} is not an address", x.offset));
                 }
             }
-            // The new program with gimli's writer; its header is a stand-in, dropped below.
-            let mut lp = gimli::write::LineProgram::new(
-                enc,
-                le,
-                gimli::write::LineString::String(b"w".to_vec()),
-                None,
-                gimli::write::LineString::String(b"f0".to_vec()),
-                None,
+            // The unit: its header byte for byte (with its relocations), then the new program.
+            let new_at = out.len();
+            units.push((at as u64, new_at as u64));
+            out.extend_from_slice(
+                s.bytes.get(at..prog_start).filter(|_| prog_start <= end).ok_or("line program header")?,
             );
-            let dir = lp.default_directory();
-            let mut ids: Vec<gimli::write::FileId> = lp.files().map(|f| f.0).collect();
-            for k in ids.len()..=usize::try_from(max_file).unwrap_or(0) {
-                ids.push(lp.add_file(gimli::write::LineString::String(format!("f{k}").into_bytes()), dir, None));
+            for x in within(at, prog_start) {
+                out_relocs.push(RawReloc { offset: x.offset - at as u64 + new_at as u64, ..*x });
             }
-            let file_id = |f: u64| {
-                let k = if enc.version < 5 { f.saturating_sub(1) } else { f };
-                ids.get(usize::try_from(k).unwrap_or(usize::MAX)).copied()
-            };
-            for (seq, end_row) in &seqs {
+            let mut w = LineWriter::new(&mut out, &mut out_relocs, le, r.endian);
+            // The new address of every row of a sequence, and whether it is kept (scratch).
+            let mut news: Vec<(u64, bool)> = Vec::new();
+            for &(lo, end_at) in &seqs {
+                let (seq, end_row) = (&flat[lo..end_at], flat[end_at]);
                 let tag = end_row.addr >> TAG_SHIFT;
                 if seq.iter().any(|x| x.addr >> TAG_SHIFT != tag) {
                     return Err(format!("line program at {at:#x}: a sequence spans two symbols"));
@@ -924,83 +1074,46 @@ impl Dwarf {
                     let old = base_value.checked_add(v).ok_or("address overflow")?;
                     r.addend(&RawReloc { offset: 0, sym: s, r_type: R_BPF_64_ABS64, addend: 0 }, r.pos(old)?)
                 };
-                let news: Vec<u64> = seq.iter().map(|x| map_addr(x.addr)).collect::<Res<_>>()?;
+                news.clear();
+                for x in seq {
+                    news.push((map_addr(x.addr)?, false));
+                }
                 let new_end = map_addr(end_row.addr)?;
                 // Keep a row unless the next row at a different old address lands where it does
-                // (`next[k]`: the new address of that row, or of the end).
-                let mut next = vec![new_end; seq.len()];
-                for k in (0..seq.len().saturating_sub(1)).rev() {
-                    next[k] = if seq[k + 1].addr != seq[k].addr { news[k + 1] } else { next[k + 1] };
+                // (`next`: the new address of that row, or of the end), walking back.
+                let mut next = new_end;
+                for k in (0..seq.len()).rev() {
+                    news[k].1 = next != news[k].0;
+                    if k > 0 && seq[k].addr != seq[k - 1].addr {
+                        next = news[k].0;
+                    }
                 }
-                let kept: Vec<(Row, u64)> = seq
-                    .iter()
-                    .zip(&news)
-                    .zip(&next)
-                    .filter(|((_, n), nx)| *nx != *n)
-                    .map(|((x, &n), _)| (*x, n))
-                    .collect();
-                let Some(&(_, first)) = kept.first() else { continue };
-                if kept.windows(2).any(|w| w[1].1 < w[0].1) || kept.last().is_some_and(|l| new_end < l.1) {
+                let kept = seq.iter().zip(&news).filter(|(_, n)| n.1).map(|(x, n)| (x, n.0));
+                let Some((_, first)) = kept.clone().next() else { continue };
+                let mut prev = first;
+                if kept.clone().any(|(_, n)| core::mem::replace(&mut prev, n) > n) || new_end < prev {
                     return Err(format!("line program at {at:#x}: addresses decrease within a sequence"));
                 }
                 let unit = u64::from(le.minimum_instruction_length);
-                let misaligned = kept.iter().any(|k| (k.1 - first) % unit != 0) || (new_end - first) % unit != 0;
+                let misaligned = kept.clone().any(|(_, n)| (n - first) % unit != 0) || (new_end - first) % unit != 0;
                 if misaligned {
                     return Err(format!("line program at {at:#x}: an address is not a multiple of {unit}"));
                 }
-                let address = match sym {
-                    Some(symbol) => gimli::write::Address::Symbol {
-                        symbol: symbol as usize,
-                        addend: i64::try_from(first).map_err(|_| "address overflow")?,
-                    },
-                    None => gimli::write::Address::Constant(first),
+                let symbol = match sym {
+                    Some(symbol) => Some((symbol, i64::try_from(first).map_err(|_| "address overflow")?)),
+                    None => None,
                 };
-                lp.begin_sequence(Some(address));
+                w.begin_sequence(symbol, first);
                 for (x, new) in kept {
-                    let row = lp.row();
-                    row.address_offset = new - first;
-                    row.op_index = 0;
-                    row.file = file_id(x.file).ok_or_else(|| format!("line program at {at:#x}: file {}", x.file))?;
-                    row.line = x.line;
-                    row.column = x.column;
-                    row.discriminator = x.discriminator;
-                    row.is_statement = x.is_stmt;
-                    row.basic_block = x.basic_block;
-                    row.prologue_end = x.prologue_end;
-                    row.epilogue_begin = x.epilogue_begin;
-                    row.isa = x.isa;
-                    lp.generate_row();
+                    w.row(x, new - first);
                 }
-                lp.end_sequence(new_end - first);
+                w.end_sequence(new_end - first);
             }
-            let mut w = gimli::write::DebugLine(RelWriter { buf: gimli::write::EndianVec::new(e), relocs: Vec::new() });
-            let none_line = gimli::write::DebugLineStrOffsets::none();
-            let none_str = gimli::write::DebugStrOffsets::none();
-            lp.write(&mut w, enc, &none_line, &none_str).map_err(|e| format!("line program at {at:#x}: {e}"))?;
-            let RelWriter { buf, relocs: new_relocs } = w.0;
-            let buf = buf.into_vec();
-            // gimli's program starts after its own header: 4 + 2 (+ 2 for v5) + 4 + header_length.
-            let hl_at = 6 + if enc.version >= 5 { 2 } else { 0 };
-            let gimli_prog = hl_at + 4 + usize::try_from(rd(&buf, hl_at, 4, r.endian)?).map_err(|_| "length")?;
-            let new_at = out.len();
-            units.push((at as u64, new_at as u64));
-            out.extend_from_slice(
-                s.bytes.get(at..prog_start).filter(|_| prog_start <= end).ok_or("line program header")?,
-            );
-            let prog_new = out.len();
-            out.extend_from_slice(buf.get(gimli_prog..).ok_or("gimli's header")?);
             let len = u64::try_from(out.len() - new_at - 4).map_err(|_| "length")?;
             if len >= 0xffff_fff0 {
                 return Err(format!("line program at {at:#x} grows past 32-bit DWARF"));
             }
             wr(&mut out, new_at, 4, len, r.endian)?;
-            for x in within(at, prog_start) {
-                out_relocs.push(RawReloc { offset: x.offset - at as u64 + new_at as u64, ..*x });
-            }
-            for (off, sym, _) in new_relocs {
-                let Some(o) = off.checked_sub(gimli_prog) else { return Err("relocation in gimli's header".into()) };
-                out_relocs.push(RawReloc { offset: (prog_new + o) as u64, sym, r_type: R_BPF_64_ABS64, addend: 0 });
-            }
             at = end;
         }
         if relocs.iter().any(|x| x.offset >= s.bytes.len() as u64) {
@@ -1343,5 +1456,169 @@ impl Dwarf {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineWriter, RawReloc, Row, RunTimeEndian};
+    use crate::reloc_type::R_BPF_64_ABS64;
+    use bpfpatch_insn::Endian;
+    use gimli::write::{Address, DebugLine, DebugLineStrOffsets, DebugStrOffsets, EndianVec, LineProgram, LineString};
+    use proptest::prelude::*;
+
+    /// A `gimli::write::Writer` that records relocations REL-style (addend in place).
+    struct RelWriter {
+        buf: gimli::write::EndianVec<RunTimeEndian>,
+        relocs: Vec<(usize, u32, u64)>,
+    }
+
+    impl gimli::write::Writer for RelWriter {
+        type Endian = RunTimeEndian;
+        fn endian(&self) -> RunTimeEndian {
+            self.buf.endian()
+        }
+        fn len(&self) -> usize {
+            self.buf.len()
+        }
+        fn write(&mut self, bytes: &[u8]) -> gimli::write::Result<()> {
+            self.buf.write(bytes)
+        }
+        fn write_at(&mut self, offset: usize, bytes: &[u8]) -> gimli::write::Result<()> {
+            self.buf.write_at(offset, bytes)
+        }
+        fn write_address(&mut self, address: gimli::write::Address, size: u8) -> gimli::write::Result<()> {
+            match address {
+                gimli::write::Address::Constant(v) => self.buf.write_udata(v, size),
+                gimli::write::Address::Symbol { symbol, addend } => {
+                    self.relocs.push((
+                        self.buf.len(),
+                        u32::try_from(symbol).unwrap_or(u32::MAX),
+                        addend.cast_unsigned(),
+                    ));
+                    self.buf.write_udata(addend.cast_unsigned(), size)
+                }
+            }
+        }
+    }
+
+    /// What gimli's writer makes of `seqs` (the program bytes after its header, and the
+    /// relocations at offsets into them), with the file numbering `Dwarf::line` used with it.
+    fn by_gimli(
+        version: u16,
+        le: gimli::LineEncoding,
+        e: Endian,
+        seqs: &[(Vec<(Row, u64)>, u64)],
+    ) -> (Vec<u8>, Vec<usize>) {
+        let enc = gimli::Encoding { format: gimli::Format::Dwarf32, version, address_size: 8 };
+        let mut lp = LineProgram::new(
+            enc,
+            le,
+            LineString::String(b"w".to_vec()),
+            None,
+            LineString::String(b"f0".to_vec()),
+            None,
+        );
+        let dir = lp.default_directory();
+        let mut ids: Vec<gimli::write::FileId> = lp.files().map(|f| f.0).collect();
+        for k in ids.len()..=8 {
+            ids.push(lp.add_file(LineString::String(format!("f{k}").into_bytes()), dir, None));
+        }
+        for (k, (rows, end)) in seqs.iter().enumerate() {
+            let first = rows.first().map_or(0, |r| r.1);
+            lp.begin_sequence(Some(if k % 2 == 0 {
+                Address::Symbol { symbol: 3, addend: first.cast_signed() }
+            } else {
+                Address::Constant(first)
+            }));
+            for (x, new) in rows {
+                let row = lp.row();
+                row.address_offset = new - first;
+                row.file = ids[usize::try_from(if version < 5 { x.file - 1 } else { x.file }).unwrap()];
+                row.line = x.line;
+                row.column = x.column;
+                row.discriminator = x.discriminator;
+                row.is_statement = x.is_stmt;
+                row.basic_block = x.basic_block;
+                row.prologue_end = x.prologue_end;
+                row.epilogue_begin = x.epilogue_begin;
+                row.isa = x.isa;
+                lp.generate_row();
+            }
+            lp.end_sequence(end - first);
+        }
+        let endian = if e == Endian::Little { RunTimeEndian::Little } else { RunTimeEndian::Big };
+        let mut w = DebugLine(RelWriter { buf: EndianVec::new(endian), relocs: Vec::new() });
+        lp.write(&mut w, enc, &DebugLineStrOffsets::none(), &DebugStrOffsets::none()).unwrap();
+        let buf = w.0.buf.into_vec();
+        let hl_at = 6 + if version >= 5 { 2 } else { 0 };
+        let hl = u32::from_le_bytes(buf[hl_at..hl_at + 4].try_into().unwrap());
+        let hl = if e == Endian::Little { hl } else { hl.swap_bytes() };
+        let prog = hl_at + 4 + hl as usize;
+        (buf[prog..].to_vec(), w.0.relocs.iter().map(|r| r.0 - prog).collect())
+    }
+
+    fn row() -> impl Strategy<Value = (Row, u64)> {
+        // Below 2^62: gimli's writer subtracts lines as i64 (overflow checks in test builds).
+        let big = prop_oneof![0u64..4, 0u64..300, 0u64..1 << 62];
+        (1u64..=8, big.clone(), 0u64..200, prop_oneof![Just(0u64), 0u64..1000], 0u64..3, any::<[bool; 4]>(), 0u64..40)
+            .prop_map(|(file, line, column, discriminator, isa, f, step)| {
+                let x = Row {
+                    addr: 0,
+                    file,
+                    line,
+                    column,
+                    discriminator,
+                    isa,
+                    is_stmt: f[0],
+                    basic_block: f[1],
+                    prologue_end: f[2],
+                    epilogue_begin: f[3],
+                };
+                (x, step)
+            })
+    }
+
+    proptest! {
+        /// `LineWriter` writes what gimli's `write::LineProgram` writes, byte for byte and
+        /// relocation for relocation, for any rows and line encoding `Dwarf::line` accepts.
+        #[test]
+        fn writer_is_gimlis(
+            version in 2u16..=5,
+            unit in prop_oneof![Just(1u8), Just(2), Just(4), Just(8)],
+            line_base in -20i8..=0,
+            line_range in 1u8..=30,
+            default_is_stmt: bool,
+            big_endian: bool,
+            seqs in prop::collection::vec((prop::collection::vec(row(), 0..40), 0u64..1000), 0..4),
+        ) {
+            // What `Dwarf::line` accepts (gimli's writer asserts it).
+            prop_assume!(i16::from(line_base) + i16::from(line_range) > 0);
+            let le = gimli::LineEncoding { minimum_instruction_length: unit, maximum_operations_per_instruction: 1, default_is_stmt, line_base, line_range };
+            let e = if big_endian { Endian::Big } else { Endian::Little };
+            // Absolute new addresses: increasing, multiples of the unit from a base.
+            let seqs: Vec<(Vec<(Row, u64)>, u64)> = seqs
+                .into_iter()
+                .map(|(rows, tail)| {
+                    let mut a = 0x1000u64;
+                    let rows: Vec<(Row, u64)> = rows.into_iter().map(|(x, step)| { a += step * u64::from(unit) * 37; (x, a) }).collect();
+                    (rows, a + tail * u64::from(unit))
+                })
+                .collect();
+            let want = by_gimli(version, le, e, &seqs);
+            let (mut out, mut relocs) = (Vec::new(), Vec::new());
+            let mut w = LineWriter::new(&mut out, &mut relocs, le, e);
+            for (k, (rows, end)) in seqs.iter().enumerate() {
+                let first = rows.first().map_or(0, |r| r.1);
+                w.begin_sequence((k % 2 == 0).then_some((3, first.cast_signed())), first);
+                for (x, new) in rows {
+                    w.row(x, new - first);
+                }
+                w.end_sequence(end - first);
+            }
+            prop_assert_eq!(&out, &want.0);
+            prop_assert!(relocs.iter().all(|r: &RawReloc| r.sym == 3 && r.r_type == R_BPF_64_ABS64 && r.addend == 0));
+            prop_assert_eq!(relocs.iter().map(|r| r.offset).collect::<Vec<_>>(), want.1.iter().map(|&o| o as u64).collect::<Vec<_>>());
+        }
     }
 }

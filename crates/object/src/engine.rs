@@ -102,7 +102,6 @@ pub struct EngineView {
     name: String,
     endian: Endian,
     program: Program<SlotAux>,
-    orig: Vec<Insn>,
     roles: Vec<(usize, RelocRole)>,
     subprograms: Vec<Subprogram>,
     entries: Vec<usize>,
@@ -122,12 +121,6 @@ impl EngineView {
     #[must_use]
     pub fn program(&self) -> &Program<SlotAux> {
         &self.program
-    }
-
-    /// The section's instructions as they are in the object.
-    #[must_use]
-    pub fn original(&self) -> &[Insn] {
-        &self.orig
     }
 
     /// The relocated instruction starts and their roles, by slot.
@@ -232,6 +225,13 @@ pub enum EngineError {
     /// The object layer refused (parse-level problems, or the rewrite's map or image).
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// The view is not of the object it is applied to (the program is gone or has another
+    /// length): a view is applied to the object it was taken from, unchanged since.
+    #[error("{section}: the engine view does not match the object's program")]
+    StaleView {
+        /// The view's section.
+        section: SectionRef,
+    },
     /// The engine refused the program or a request.
     #[error("{section}: {error}")]
     Patch {
@@ -368,9 +368,11 @@ impl BpfObject {
     /// [`ObjectError::NoProgram`] for a bad index.
     pub fn engine_view(&self, prog: usize) -> Result<EngineView, ObjectError> {
         let p = self.programs.get(prog).ok_or(ObjectError::NoProgram { index: prog })?;
-        let orig = p.insns.clone();
+        let orig = &p.insns;
         let n = orig.len();
-        let is_start = starts(&orig);
+        let is_start = starts(orig);
+        // The engine's program owns its instructions: the one copy the object layer makes
+        // (the kernel view differs from the object's at relocated instructions).
         let mut insns = orig.clone();
         let mut aux: Vec<SlotAux> =
             (0..n).map(|s| SlotAux { orig: Some(slot_u32(s)), parent: None, reloc: None }).collect();
@@ -495,7 +497,6 @@ impl BpfObject {
             name: p.name.clone(),
             endian: p.endian,
             program: Program { insns, aux, tables },
-            orig,
             roles,
             subprograms,
             entries: self.entry_points(prog),
@@ -589,7 +590,7 @@ impl BpfObject {
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
     ) -> Result<RewriteReport, EngineError> {
-        self.apply_patched_via(view, patched, true)
+        self.apply_patched_via(view, patched, true, true)
     }
 
     /// [`BpfObject::apply_patched`] with the records moved by the object's own adjuster
@@ -603,14 +604,18 @@ impl BpfObject {
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
     ) -> Result<RewriteReport, EngineError> {
-        self.apply_patched_via(view, patched, false)
+        self.apply_patched_via(view, patched, false, true)
     }
 
+    /// The write-back. The new instructions move into the object (no copy); with `keep`,
+    /// `patched.program.insns` then gets a copy of them as they are in the object (the
+    /// contract of [`BpfObject::apply_patched`]), else it is left empty.
     fn apply_patched_via(
         &mut self,
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
         engine_tables: bool,
+        keep: bool,
     ) -> Result<RewriteReport, EngineError> {
         let section = view.section.clone();
         let orig_subs = view.program.tables.subprogs.len();
@@ -618,6 +623,14 @@ impl BpfObject {
         if appended > 0 {
             return Err(EngineError::AppendedSubprogram { section, count: appended });
         }
+        // The object's instructions, borrowed: the original encodings the relocated
+        // instructions get back.
+        let orig = self
+            .programs
+            .get(view.prog)
+            .map(|p| p.insns.as_slice())
+            .filter(|o| o.len() == view.program.insns.len())
+            .ok_or_else(|| EngineError::StaleView { section: section.clone() })?;
         let map = &patched.map;
         let out = &mut patched.program.insns;
         for &(old, role) in &view.roles {
@@ -646,9 +659,9 @@ impl BpfObject {
                     return Err(EngineError::TargetDisagreement { section, old, engine: t, object });
                 }
             }
-            out[new] = view.orig[old];
+            out[new] = orig[old];
             if want.is_ld_imm64()
-                && let (Some(o), Some(x)) = (view.orig.get(old + 1), out.get_mut(new + 1))
+                && let (Some(o), Some(x)) = (orig.get(old + 1), out.get_mut(new + 1))
             {
                 *x = *o;
             }
@@ -667,11 +680,10 @@ impl BpfObject {
                 return Err(EngineError::RelocatedRewritten { section, old, new });
             }
         }
-        let insns = out.clone();
         let records = (engine_tables && view.complete)
             .then(|| engine_records(view, &patched.program.tables, &patched.map, &patched.dropped));
-        let report = self.replace_program_with(view.prog, insns, &OffsetMapSlots(map), records.as_ref())?;
-        if let Some(p) = self.programs.get(view.prog) {
+        let report = self.replace_program_with(view.prog, out, &OffsetMapSlots(map), records.as_ref())?;
+        if keep && let Some(p) = self.programs.get(view.prog) {
             out.clone_from(&p.insns);
         }
         Ok(report)
@@ -765,10 +777,43 @@ impl Rewriter {
         F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
+        self.rewrite_program_keeping(obj, prog, passes, true)
+    }
+
+    /// [`Rewriter::rewrite_program`] returning only the report: the new instructions move
+    /// into the object and are not copied back into a [`Rewritten`] (the rewrite path of
+    /// [`Rewriter::rewrite_object`] and `bpfpatch rewrite`).
+    ///
+    /// # Errors
+    /// As [`Rewriter::rewrite_program`].
+    pub fn rewrite_program_report<E, F>(
+        &mut self,
+        obj: &mut BpfObject,
+        prog: usize,
+        passes: &mut F,
+    ) -> Result<ProgramReport, EngineError>
+    where
+        F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        self.rewrite_program_keeping(obj, prog, passes, false).map(|r| r.report)
+    }
+
+    fn rewrite_program_keeping<E, F>(
+        &mut self,
+        obj: &mut BpfObject,
+        prog: usize,
+        passes: &mut F,
+        keep: bool,
+    ) -> Result<Rewritten, EngineError>
+    where
+        F: FnMut(&mut PatchList, &ProgramInfo<'_>) -> Result<(), E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
         let t0 = Instant::now();
         let view = obj.engine_view(prog)?;
         let (mut patched, hook) = self.run(&view.section, &view.info(), passes)?;
-        let object = obj.apply_patched_via(&view, &mut patched, !self.adjuster)?;
+        let object = obj.apply_patched_via(&view, &mut patched, !self.adjuster, keep)?;
         let report = report(&view.info(), &patched, &hook, object, t0.elapsed());
         Ok(Rewritten { report, patched })
     }
@@ -788,7 +833,7 @@ impl Rewriter {
     {
         let mut out = Vec::with_capacity(obj.programs().len());
         for prog in 0..obj.programs().len() {
-            out.push(self.rewrite_program(obj, prog, passes)?.report);
+            out.push(self.rewrite_program_report(obj, prog, passes)?);
         }
         Ok(out)
     }
@@ -880,7 +925,7 @@ fn report(
         index: info.index,
         name: info.name.to_string(),
         slots_before: n,
-        slots_after: patched.program.insns.len(),
+        slots_after: patched.map.new_len(),
         patched: hook.patched,
         inserted: hook.inserted,
         deleted: (0..n).filter(|&s| patched.map.insn(Slot(s)).is_none()).count(),

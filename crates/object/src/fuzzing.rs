@@ -189,8 +189,8 @@ fn same_control_flow(before: &BpfObject, after: &BpfObject, p: usize, map: &Offs
     assert_eq!(got, want, "{}: relocations did not follow their instructions", ctx());
 }
 
-/// The bounded smoke run of an object oracle inside `cargo test`: `oracle` on every committed
-/// input of fuzz target `target` (see [`bpfpatch_insn::fuzzing::committed_inputs`]; the test
+/// The bounded smoke run of an object oracle inside `cargo test`: `oracle` on `committed`, the
+/// committed inputs of fuzz target `target` (the test kit's `committed_inputs`; the test
 /// objects of this crate when there are none), then on `n` mutations of them (byte and bit
 /// flips, words with boundary values, truncations, copied chunks) from the xorshift seed
 /// `seed`. A failing mutation is written to `<temp dir>/<target>-smoke-failure` (for
@@ -199,8 +199,8 @@ fn same_control_flow(before: &BpfObject, after: &BpfObject, p: usize, map: &Offs
 ///
 /// # Panics
 /// When the oracle does.
-pub fn smoke_objects(target: &str, oracle: fn(&[u8]), n: usize, seed: u64) -> usize {
-    let mut seeds = bpfpatch_insn::fuzzing::committed_inputs(target);
+pub fn smoke_objects(target: &str, committed: Vec<Vec<u8>>, oracle: fn(&[u8]), n: usize, seed: u64) -> usize {
+    let mut seeds = committed;
     for data in &seeds {
         oracle(data);
     }

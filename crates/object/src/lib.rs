@@ -5,7 +5,7 @@
 //! crate's low-level read API and keeps:
 //! - the original bytes, from which every section the model does not own is copied verbatim;
 //! - every section header, raw ([`SectionHeader`]), and every symbol, raw ([`Symbol`]);
-//! - one [`Program`] per executable `SHT_PROGBITS` section: its instructions as raw
+//! - one [`ProgramSection`] per executable `SHT_PROGBITS` section: its instructions as raw
 //!   [`bpfpatch_insn::Insn`] slots and its relocations mapped onto slots ([`Reloc`]);
 //!   subprograms are the `STT_FUNC` symbols of the section ([`BpfObject::subprograms`]);
 //! - `.BTF` (header and strings, [`Btf`]) and `.BTF.ext` (func_info, line_info, CO-RE
@@ -142,7 +142,7 @@ pub struct Reloc {
 
 /// One executable section: a BPF program (or `.text` with subprograms).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Program {
+pub struct ProgramSection {
     section: usize,
     name: String,
     endian: Endian,
@@ -152,7 +152,7 @@ pub struct Program {
     rela: bool,
 }
 
-impl Program {
+impl ProgramSection {
     /// Index of the section in the section header table.
     #[must_use]
     pub fn section(&self) -> usize {
@@ -208,7 +208,7 @@ pub struct Subprogram {
 pub struct BpfObject {
     data: Vec<u8>,
     elf: Elf,
-    programs: Vec<Program>,
+    programs: Vec<ProgramSection>,
     btf: Option<(usize, Btf)>,
     btf_ext: Option<(usize, BtfExt)>,
     btf_ext_rel: Option<usize>,
@@ -233,6 +233,24 @@ impl BpfObject {
     /// instructions, relocations on program sections that are unaligned, outside the section or
     /// name a missing symbol, malformed `.BTF` or `.BTF.ext`. Never panics.
     pub fn parse(bytes: &[u8]) -> Result<BpfObject, ObjectError> {
+        let mut obj = BpfObject::parse_parts(bytes)?;
+        obj.data = bytes.to_vec();
+        Ok(obj)
+    }
+
+    /// [`BpfObject::parse`] taking the file's bytes: the object keeps them (for the sections it
+    /// writes back as they were) instead of a copy.
+    ///
+    /// # Errors
+    /// As [`BpfObject::parse`].
+    pub fn parse_vec(bytes: Vec<u8>) -> Result<BpfObject, ObjectError> {
+        let mut obj = BpfObject::parse_parts(&bytes)?;
+        obj.data = bytes;
+        Ok(obj)
+    }
+
+    /// Everything [`BpfObject::parse`] reads, without the file's bytes (`data` empty).
+    fn parse_parts(bytes: &[u8]) -> Result<BpfObject, ObjectError> {
         let mut elf = Elf::parse(bytes)?;
         let mut programs = Vec::new();
         let mut prog_of_section = vec![None; elf.sections.len()];
@@ -258,7 +276,7 @@ impl BpfObject {
             let insns = slots_from_bytes(bytes, elf.endian)
                 .map_err(|_| ObjectError::TextSize { section: section.clone(), size: h.size })?;
             prog_of_section[i] = Some(programs.len());
-            programs.push(Program {
+            programs.push(ProgramSection {
                 section: i,
                 name: section.name,
                 endian: elf.endian,
@@ -322,7 +340,7 @@ impl BpfObject {
             let rela = rh.sh_type == SHT_RELA;
             let tgt = usize::try_from(target).unwrap_or(usize::MAX);
             if let Some(Some(p)) = prog_of_section.get(tgt) {
-                let prog: &mut Program = &mut programs[*p];
+                let prog: &mut ProgramSection = &mut programs[*p];
                 let section = elf.section_ref(tgt);
                 if prog.rel_section.is_some() {
                     return Err(ObjectError::Duplicate { section, what: "relocation section" });
@@ -361,7 +379,7 @@ impl BpfObject {
         }
         let dwarf = debug_sections(bytes, &elf, &mut foreign_relocs);
         Ok(BpfObject {
-            data: bytes.to_vec(),
+            data: Vec::new(),
             elf,
             programs,
             btf,
@@ -415,13 +433,13 @@ impl BpfObject {
 
     /// The programs (executable sections), in section order.
     #[must_use]
-    pub fn programs(&self) -> &[Program] {
+    pub fn programs(&self) -> &[ProgramSection] {
         &self.programs
     }
 
     /// The program in section `name`.
     #[must_use]
-    pub fn program_by_name(&self, name: &str) -> Option<(usize, &Program)> {
+    pub fn program_by_name(&self, name: &str) -> Option<(usize, &ProgramSection)> {
         self.programs.iter().enumerate().find(|(_, p)| p.name == name)
     }
 

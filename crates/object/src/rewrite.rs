@@ -179,16 +179,18 @@ impl BpfObject {
         insns: Vec<Insn>,
         map: &dyn SlotMap,
     ) -> Result<RewriteReport, ObjectError> {
-        self.replace_program_with(prog, insns, map, None)
+        let mut insns = insns;
+        self.replace_program_with(prog, &mut insns, map, None)
     }
 
     /// [`BpfObject::replace_program`], with the records' new places given by the engine
     /// (`engine`) instead of derived from `map` here: the rewrite path. `map` then serves only
-    /// what the object alone knows (symbols, addends into the section, DWARF).
+    /// what the object alone knows (symbols, addends into the section, DWARF). On success
+    /// `insns` moves into the object (left empty); on error the object is unchanged.
     pub(crate) fn replace_program_with(
         &mut self,
         prog: usize,
-        insns: Vec<Insn>,
+        insns: &mut Vec<Insn>,
         map: &dyn SlotMap,
         engine: Option<&EngineRecords>,
     ) -> Result<RewriteReport, ObjectError> {
@@ -263,7 +265,7 @@ impl BpfObject {
             .count();
 
         // 2. This section's relocations.
-        let mut new_insns = insns;
+        let new_insns = insns;
         let mut new_relocs = Vec::with_capacity(p.relocs.len());
         let mut reloc_index = vec![None; p.relocs.len()];
         for (ri, r) in p.relocs.iter().enumerate() {
@@ -488,7 +490,7 @@ impl BpfObject {
             ext.dirty = true;
         }
         let p = &mut self.programs[prog];
-        p.insns = new_insns;
+        p.insns = core::mem::take(new_insns);
         p.relocs = new_relocs;
         for (q, slot, imm) in imm_updates {
             if let Some(i) = self.programs[q].insns.get_mut(slot) {

@@ -79,7 +79,7 @@ fn view_presents_relocated_instructions_in_kernel_form() {
             "{name}"
         );
         let v = obj.engine_view(text).unwrap();
-        let (p, orig) = (v.program(), v.original());
+        let (p, orig) = (v.program(), obj.programs()[text].insns());
         // Local targets are PC-relative in the view: libbpf's `S / 8 + imm + 1` for calls,
         // `(S + imm) / 8` for addresses, each a function symbol's start.
         assert_eq!((p.insns[22].src(), p.insns[22].abs_target(22)), (c::PSEUDO_CALL, Some(0)));
@@ -91,7 +91,8 @@ fn view_presents_relocated_instructions_in_kernel_form() {
         assert_eq!(p.tables.func_info.len(), 3);
         assert!(!p.tables.line_info.is_empty());
         assert!(p.aux[17].reloc.is_some() && p.aux[18].reloc.is_none() && p.aux[19].reloc.is_none());
-        let xdp = obj.engine_view(obj.program_by_name("xdp").unwrap().0).unwrap();
+        let xdp_index = obj.program_by_name("xdp").unwrap().0;
+        let xdp = obj.engine_view(xdp_index).unwrap();
         let x = xdp.program();
         assert_eq!(x.insns[4].src(), c::PSEUDO_MAP_FD, "`table` is in .maps");
         assert_eq!(x.insns[15].src(), c::PSEUDO_BTF_ID, "callback in another section: no target");
@@ -101,7 +102,7 @@ fn view_presents_relocated_instructions_in_kernel_form() {
         assert_eq!(info.entries(), [0, 28], "two programs in one section");
         assert!(info.is_relocated(29) && !info.is_relocated(30));
         // Every slot but the relocated ones is the object's.
-        for (s, (a, b)) in x.insns.iter().zip(xdp.original()).enumerate() {
+        for (s, (a, b)) in x.insns.iter().zip(obj.programs()[xdp_index].insns()).enumerate() {
             assert_eq!(a == b, !info.is_relocated(s), "slot {s}");
         }
     }
@@ -584,4 +585,24 @@ fn core_relocated_instructions_are_patched_at_load_and_guarded() {
         assert!(matches!(e, EngineError::RelocatedRewritten { old, .. } if old == at), "{name}: {e}");
         assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
     }
+}
+
+#[test]
+fn a_view_applied_to_a_changed_program_is_refused() {
+    // The write-back borrows the object's instructions instead of keeping a copy in the view:
+    // a view of a program that has since changed length is refused, the object left alone.
+    let (_, mut obj) = load(CALLS[0]);
+    let prog = obj.program_by_name(".text").unwrap().0;
+    let view = obj.engine_view(prog).unwrap();
+    let hook = |_: &Insn, a: Option<&bpfpatch_object::SlotAux>| a.cloned().unwrap_or_default();
+    let mut patched = PatchList::for_program(view.program())
+        .unwrap()
+        .linearize_program(view.program(), &mut { hook }, bpfpatch_patch::LinearizeOptions::default())
+        .unwrap();
+    let mut grow = prepatch_all(PrepatchMode::LandOnInserted);
+    rewriter().rewrite_program(&mut obj, prog, &mut grow).unwrap();
+    let before = obj.clone();
+    let err = obj.apply_patched(&view, &mut patched).unwrap_err();
+    assert!(matches!(err, EngineError::StaleView { .. }), "{err}");
+    assert_eq!(obj.write().unwrap(), before.write().unwrap());
 }

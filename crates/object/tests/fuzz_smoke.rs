@@ -10,6 +10,7 @@ use bpfpatch_object::fuzzing::{elf, smoke_objects};
 #[test]
 fn elf_oracle_smoke() {
     let n = smoke_cases(30_000);
-    let committed = smoke_objects("object_elf", elf, n, 0x1234_5678_9abc_def1);
+    let committed =
+        smoke_objects("object_elf", bpfpatch_testkit::committed_inputs("object_elf"), elf, n, 0x1234_5678_9abc_def1);
     eprintln!("object_elf: {committed} committed objects and {n} mutations passed");
 }

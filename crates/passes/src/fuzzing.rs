@@ -23,7 +23,7 @@ use bpfpatch_insn::{
     decode_program, slots_from_bytes,
 };
 use bpfpatch_vm::memory::Memory;
-use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Inputs whose original ran to completion, and rewritten programs compared with it.
@@ -383,7 +383,7 @@ fn run(
     budget: u64,
     hi32: Hi32Mode,
 ) -> Result<Option<(u64, Vec<u8>, u64)>, String> {
-    let prog = Program::load(insns, &load).map_err(|e| e.to_string())?;
+    let prog = LoadedProgram::load(insns, &load).map_err(|e| e.to_string())?;
     // The default `may_goto` budget (the kernel's): the fixups pass expands `may_goto` into a
     // counter of that size, so a smaller one here would change the original's behaviour.
     let mut vm = Vm::new(VmConfig::default().with_budget(budget).with_hi32(hi32)).map_err(|e| e.to_string())?;

@@ -2,9 +2,9 @@
 //!
 //! Analyses index instructions by [`InsnIdx`] (position in the decoded list) because an
 //! ld_imm64 occupies two slots but is one instruction. Facts handed to the patching engine are
-//! per slot; [`Program::slot`] and [`Program::at_slot`] convert between the two.
+//! per slot; [`DecodedProgram::slot`] and [`DecodedProgram::at_slot`] convert between the two.
 //!
-//! Invariant (checked by [`Program::decode`]): every slot is either the start of exactly one
+//! Invariant (checked by [`DecodedProgram::decode`]): every slot is either the start of exactly one
 //! decoded instruction or the second slot of an ld_imm64; the instruction count fits `u32`.
 
 use bpfpatch_insn::{CallKind, DecodeError, DecodeOptions, Insn, LdImm64Kind, Op, Slot, decode_program};
@@ -72,20 +72,20 @@ const NO_INSN: u32 = u32::MAX;
 
 /// A decoded program (kernel-internal forms accepted) with slot <-> instruction maps.
 #[derive(Clone, Debug)]
-pub struct Program {
+pub struct DecodedProgram {
     ops: Vec<Op>,
     slots: Vec<u32>,
     by_slot: Vec<u32>,
     targets: Vec<u32>,
 }
 
-impl Program {
+impl DecodedProgram {
     /// Decodes `insns` (with [`DecodeOptions::INTERNAL`]) and resolves every PC-relative target.
     ///
     /// # Errors
     /// The first undecodable slot, an empty program, or a target outside the program or inside
     /// an ld_imm64.
-    pub fn decode(insns: &[Insn]) -> Result<Program, ProgramError> {
+    pub fn decode(insns: &[Insn]) -> Result<DecodedProgram, ProgramError> {
         if insns.is_empty() {
             return Err(ProgramError::Empty);
         }
@@ -103,7 +103,7 @@ impl Program {
             slots.push(to_u32(slot.0));
             ops.push(op);
         }
-        let mut prog = Program { ops, slots, by_slot, targets: Vec::new() };
+        let mut prog = DecodedProgram { ops, slots, by_slot, targets: Vec::new() };
         let mut targets = vec![NO_INSN; prog.ops.len()];
         for (i, t) in targets.iter_mut().enumerate() {
             if let Some((delta, _)) = rel_target(&prog.ops[i]) {

@@ -10,7 +10,7 @@ mod common;
 use bpfpatch_insn::{AluOp, Cond, Endian, Insn, Op, Operand, Size, Width};
 use bpfpatch_passes::rewrite::ctx::{EXAMPLE_PROLOGUE_FLAG, EXAMPLE_RUNTIME_SIZE, EXAMPLE_VIEW_SIZE, example_layout};
 use bpfpatch_passes::{Options, PassError, Pipeline, transform};
-use bpfpatch_vm::{Input, LoadOptions, Program, Vm};
+use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm};
 use common::rand_prog::{Rng, cases};
 use common::*;
 
@@ -71,7 +71,7 @@ fn run(insns: &[Insn], load: LoadOptions, ctx: &[u8]) -> (u64, Vec<u8>) {
 
 /// [`run`] on a machine that treats the upper half of 32-bit definitions as `hi32` says.
 fn run_hi32(insns: &[Insn], load: LoadOptions, ctx: &[u8], hi32: bpfpatch_vm::Hi32Mode) -> (u64, Vec<u8>) {
-    let prog = Program::load(insns, &load).unwrap_or_else(|e| panic!("{e}"));
+    let prog = LoadedProgram::load(insns, &load).unwrap_or_else(|e| panic!("{e}"));
     let mut mem = ctx.to_vec();
     let vm = bpfpatch_vm::VmConfig::default().with_hi32(hi32);
     let r0 = Vm::new(vm).unwrap().run(&prog, Input::mem(&mut mem)).unwrap().r0;
@@ -202,7 +202,7 @@ fn swapped(ctx: &[u8], fields: &[(usize, usize)]) -> Vec<u8> {
 
 /// [`run_hi32`] on a big-endian machine.
 fn run_big(insns: &[Insn], load: LoadOptions, ctx: &[u8], hi32: bpfpatch_vm::Hi32Mode) -> (u64, Vec<u8>) {
-    let prog = Program::load(insns, &load).unwrap_or_else(|e| panic!("{e}"));
+    let prog = LoadedProgram::load(insns, &load).unwrap_or_else(|e| panic!("{e}"));
     let mut mem = ctx.to_vec();
     let vm = bpfpatch_vm::VmConfig::default().with_hi32(hi32).with_endian(Endian::Big);
     let r0 = Vm::new(vm).unwrap().run(&prog, Input::mem(&mut mem)).unwrap().r0;

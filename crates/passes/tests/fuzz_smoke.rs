@@ -5,8 +5,9 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
-use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
+use bpfpatch_insn::fuzzing::smoke_cases;
 use bpfpatch_passes::fuzzing::{Rng, semantic, semantic_stats};
+use bpfpatch_testkit::committed_inputs;
 
 #[test]
 fn semantic_oracle_smoke() {

@@ -559,7 +559,7 @@ fn vm_run(body: &[Insn], regs: &[(u8, u64)], ret: u8, mem: &[u8], internal: bool
     insns.push(BPF_MOV64_REG(0, ret));
     insns.push(BPF_EXIT_INSN());
     let opts = if internal { bpfpatch_vm::LoadOptions::INTERNAL } else { bpfpatch_vm::LoadOptions::default() };
-    let prog = bpfpatch_vm::Program::load(&insns, &opts).unwrap_or_else(|e| panic!("{e}: {insns:?}"));
+    let prog = bpfpatch_vm::LoadedProgram::load(&insns, &opts).unwrap_or_else(|e| panic!("{e}: {insns:?}"));
     let mut mem = mem.to_vec();
     bpfpatch_vm::Vm::new(bpfpatch_vm::VmConfig::default())
         .unwrap()

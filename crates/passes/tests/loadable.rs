@@ -14,7 +14,7 @@
 
 use bpfpatch_insn::{AluOp, DecodeOptions, Insn, Op, Operand, Reg, Width, decode_program};
 use bpfpatch_passes::pass::{Options, PassError, Pipeline};
-use bpfpatch_vm::{Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 
 fn enc(ops: &[Op]) -> Vec<Insn> {
     ops.iter().flat_map(|o| o.encode().as_slice().to_vec()).collect()
@@ -33,7 +33,7 @@ fn add(d: u8, s: u8) -> Op {
 }
 
 fn run(insns: &[Insn]) -> u64 {
-    let prog = Program::load(insns, &LoadOptions::default()).expect("loads without internal forms");
+    let prog = LoadedProgram::load(insns, &LoadOptions::default()).expect("loads without internal forms");
     let mut vm = Vm::new(VmConfig::default()).unwrap();
     vm.run(&prog, Input::mem(&mut [])).expect("runs").r0
 }

@@ -14,7 +14,7 @@ use bpfpatch_insn::{Insn, decode_program};
 use bpfpatch_passes::fuzzing::{MEM_LEN, hi32_mode, vm_program};
 use bpfpatch_passes::{Options, Pass, Pipeline, transform};
 use bpfpatch_vm::memory::Memory;
-use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, Program, RunError, Vm, VmConfig};
+use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, LoadedProgram, RunError, Vm, VmConfig};
 use common::rand_prog::{Rng, cases};
 
 fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperError> {
@@ -30,7 +30,7 @@ fn run_on(
     hi32: Hi32Mode,
     endian: bpfpatch_insn::Endian,
 ) -> Result<(u64, Vec<u8>), String> {
-    let prog = Program::load(insns, &load).map_err(|e| format!("load: {e}"))?;
+    let prog = LoadedProgram::load(insns, &load).map_err(|e| format!("load: {e}"))?;
     let mut vm = Vm::new(VmConfig::default().with_hi32(hi32).with_endian(endian)).map_err(|e| e.to_string())?;
     vm.register_helper(1, helper1);
     let mut mem = mem0.to_vec();
@@ -129,7 +129,7 @@ fn ld_abs_vm<'h>(hi32: Hi32Mode) -> Vm<'h> {
 }
 
 fn run_packet(insns: &[Insn], load: LoadOptions, packet: &[u8], hi32: Hi32Mode) -> u64 {
-    let prog = Program::load(insns, &load).unwrap();
+    let prog = LoadedProgram::load(insns, &load).unwrap();
     let mut pkt = packet.to_vec();
     let mut mem = Vec::new();
     ld_abs_vm(hi32).run(&prog, Input { mem: &mut mem, packet: &mut pkt }).unwrap().r0
@@ -202,7 +202,7 @@ fn may_goto_expansion_counts_like_the_interpreter() {
     ];
     let insns = enc(&ops);
     let big = |insns: &[Insn], load: LoadOptions| {
-        let prog = Program::load(insns, &load).unwrap();
+        let prog = LoadedProgram::load(insns, &load).unwrap();
         let mut vm = Vm::new(bpfpatch_vm::VmConfig::default().with_budget(400_000_000)).unwrap();
         vm.run(&prog, Input::default()).unwrap().r0
     };

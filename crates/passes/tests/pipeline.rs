@@ -171,8 +171,8 @@ fn blind_output_and_jump_targets_survive_other_passes() {
     let prog = [mov64(0, 0), alu64(AluOp::Add, 0, 1), jmp(Cond::Lt, 0, 5, -2), exit()];
     let out = run("fixups,zext,rnd-hi32,blind", &prog);
     let vm = |insns: &[Insn]| {
-        let p =
-            bpfpatch_vm::Program::load(insns, &bpfpatch_vm::LoadOptions::INTERNAL.with_check_uninit(false)).unwrap();
+        let p = bpfpatch_vm::LoadedProgram::load(insns, &bpfpatch_vm::LoadOptions::INTERNAL.with_check_uninit(false))
+            .unwrap();
         bpfpatch_vm::Vm::new(Default::default()).unwrap().run(&p, bpfpatch_vm::Input::default()).unwrap().r0
     };
     assert_eq!(vm(&out), 5);
@@ -188,7 +188,7 @@ fn lower_v4_in_the_pipeline() {
     let ops = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
     assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::rewrite::lower_v4::uses_v4(op)));
     assert_eq!(ops[1].1, Op::Ja { delta: 1, long: false }, "the goto skips the whole lowered sdiv by 0");
-    let p = bpfpatch_vm::Program::load(&out, &bpfpatch_vm::LoadOptions::INTERNAL).unwrap();
+    let p = bpfpatch_vm::LoadedProgram::load(&out, &bpfpatch_vm::LoadOptions::INTERNAL).unwrap();
     assert_eq!(
         bpfpatch_vm::Vm::new(Default::default()).unwrap().run(&p, bpfpatch_vm::Input::default()).unwrap().r0,
         (-3i64) as u64
@@ -209,8 +209,9 @@ fn parsing_orders_and_names_passes() {
         assert_eq!(Pass::from_name(p.name()), Some(p));
     }
     // `all` adds lower-v4 only to programs that use v4
-    let v3 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
-    let v4 = bpfpatch_passes::program::Program::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()])).unwrap();
+    let v3 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
+    let v4 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()]))
+        .unwrap();
     assert!(!Pipeline::all().passes_for(&v3).contains(&Pass::LowerV4));
     assert!(Pipeline::all().passes_for(&v4).contains(&Pass::LowerV4));
     // the empty pipeline is the identity

@@ -3,8 +3,9 @@
 //! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`. `BPFPATCH_SMOKE_CASES` raises
 //! the count.
 
-use bpfpatch_insn::fuzzing::{committed_inputs, smoke_cases};
+use bpfpatch_insn::fuzzing::smoke_cases;
 use bpfpatch_patch::fuzzing::{Rng, differential, identity, requests};
+use bpfpatch_testkit::committed_inputs;
 
 /// Random inputs of random lengths (0..512 bytes) from a fixed seed.
 fn inputs(n: usize, salt: u64) -> impl Iterator<Item = Vec<u8>> {

@@ -12,6 +12,8 @@
 //!   no test defines its own.
 //! - [`objdump`]: the source line `llvm-objdump-19 -d -l -S` shows beside each instruction,
 //!   and the comparison of two listings through an old-to-new slot map (the DWARF oracle).
+//! - [`committed_inputs`]: the committed seeds and reproducers of a fuzz target (`fuzz/`), which
+//!   every crate's smoke test replays.
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine.
 
@@ -24,3 +26,19 @@ pub mod objdump;
 /// (`Rng::seeded`) or driven by fuzz input (`Rng::from_bytes`).
 pub use bpfpatch_insn::fuzzing::Rng;
 pub use inputs::*;
+
+/// Every committed input of fuzz target `target`: the files of `fuzz/corpus/<target>/` and
+/// `fuzz/regressions/<target>/` of this repository, in name order (absent folders contribute
+/// nothing). The smoke tests of every crate replay them.
+#[must_use]
+pub fn committed_inputs(target: &str) -> Vec<Vec<u8>> {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        let Ok(rd) = std::fs::read_dir(fuzz.join(dir).join(target)) else { continue };
+        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
+    }
+    out
+}

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Reg, Size, Width};
-use bpfpatch_vm::{Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -63,7 +63,7 @@ fn straight_line(n: usize) -> Vec<Insn> {
 fn bench(c: &mut Criterion) {
     let mut vm = Vm::new(VmConfig::default().with_budget(u64::MAX)).unwrap();
 
-    let prog = Program::load(&loop_program(1_000_000), &LoadOptions::default()).unwrap();
+    let prog = LoadedProgram::load(&loop_program(1_000_000), &LoadOptions::default()).unwrap();
     let executed = vm.run(&prog, Input::default()).unwrap().executed;
     let mut g = c.benchmark_group("interp");
     g.sample_size(20);
@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("loop", |b| b.iter(|| black_box(vm.run(black_box(&prog), Input::default()).unwrap().r0)));
 
     let image = straight_line(1_000_000);
-    let prog = Program::load(&image, &LoadOptions::default()).unwrap();
+    let prog = LoadedProgram::load(&image, &LoadOptions::default()).unwrap();
     let executed = vm.run(&prog, Input::default()).unwrap().executed;
     g.throughput(Throughput::Elements(executed));
     g.bench_function("straight_line_1m", |b| {
@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(image.len() as u64));
     g.bench_function("load_1m", |b| {
-        b.iter(|| black_box(Program::load(black_box(&image), &LoadOptions::default()).unwrap().len()));
+        b.iter(|| black_box(LoadedProgram::load(black_box(&image), &LoadOptions::default()).unwrap().len()));
     });
     g.finish();
 }

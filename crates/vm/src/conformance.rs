@@ -1,7 +1,7 @@
 //! The conformance runner: runs `.data` test vectors and judges each one.
 //!
 //! A file goes through: read → parse ([`bpfpatch_asm::parse_data_file`]) → program
-//! (`-- asm` assembled, else `-- raw`) → loader ([`Program::load`], user options: no
+//! (`-- asm` assembled, else `-- raw`) → loader ([`LoadedProgram::load`], user options: no
 //! kernel-internal forms) → optional transform ([`ConformanceOptions::transform`], whose output is
 //! loaded again with [`LoadOptions::INTERNAL`], since rewritten programs may carry AX and other
 //! internal forms) → run on a fresh [`Vm`] with helper 5 ([`crate::Unwind`]), r1 = the `-- mem`
@@ -27,7 +27,7 @@
 use crate::error::{LoadError, RunError};
 use crate::helpers::{UNWIND_HELPER_ID, Unwind};
 use crate::interp::{Input, Vm, VmConfig};
-use crate::program::Program;
+use crate::program::LoadedProgram;
 use crate::verify::LoadOptions;
 use bpfpatch_asm::{DataFile, DataFileError, parse_data_file};
 use bpfpatch_insn::Insn;
@@ -270,10 +270,10 @@ pub fn judge(negative: bool, expected: Expectation, observed: &Result<u64, FileE
 /// The first failing stage.
 pub fn run_parsed(df: &DataFile, opts: &ConformanceOptions<'_>) -> Result<u64, FileError> {
     let slots = df.program()?;
-    let mut prog = Program::load(&slots, &LoadOptions::default().with_linux(opts.linux))?;
+    let mut prog = LoadedProgram::load(&slots, &LoadOptions::default().with_linux(opts.linux))?;
     if let Some(transform) = opts.transform {
         let rewritten = transform(&slots).map_err(FileError::Transform)?;
-        prog = Program::load(&rewritten, &LoadOptions::INTERNAL.with_linux(opts.linux))
+        prog = LoadedProgram::load(&rewritten, &LoadOptions::INTERNAL.with_linux(opts.linux))
             .map_err(FileError::TransformedLoad)?;
     }
     let mut vm = Vm::new(opts.vm)?;

@@ -4,7 +4,7 @@
 //! every access is in bounds by construction), the instruction index `pc`, the remaining
 //! instruction budget, the current frame's `may_goto` budget, and a stack of saved frames
 //! (preallocated to the maximum depth, so a call never allocates). Nothing is allocated per
-//! executed instruction: the loop only reads the lowered [`Program`] and touches the
+//! executed instruction: the loop only reads the lowered [`LoadedProgram`] and touches the
 //! preallocated stack, the caller's memory and the register file.
 //!
 //! Semantics (RFC 9669 with Linux behaviour, on a machine of [`VmConfig::endian`], little-endian
@@ -54,7 +54,7 @@
 use crate::error::{ConfigError, RunError};
 use crate::helpers::{Helper, HelperReturn, UNWIND_HELPER_ID, Unwind};
 use crate::memory::{MEM_BASE, Memory, REGION_SIZE, STACK_TOP};
-use crate::program::{Inst, NO_INDEX, Program, SwapOp};
+use crate::program::{Inst, LoadedProgram, NO_INDEX, SwapOp};
 use bpfpatch_insn::eval::{alu32, alu64, bswap, cond32, cond64};
 use bpfpatch_insn::{AtomicOp, Size, Slot};
 use core::fmt;
@@ -200,7 +200,7 @@ pub struct RunOutcome {
 /// `FnMut(usize, &[u64; 16])` are observers.
 pub trait Observer {
     /// Called before instruction `index` executes (instructions are numbered in program order,
-    /// an ld_imm64 counting once, as [`crate::Program::len`] counts them) with the register file
+    /// an ld_imm64 counting once, as [`crate::LoadedProgram::len`] counts them) with the register file
     /// at that moment: `regs[0..=10]` are r0-r10, `regs[11]` is AX; the rest are always 0.
     /// The result of the last instruction (`exit`) is the run's [`RunOutcome`].
     fn before(&mut self, index: usize, regs: &[u64; 16]);
@@ -369,7 +369,7 @@ impl<'h> Vm<'h> {
     /// # Errors
     /// A [`RunError`] naming the slot where the program faulted, ran out of budget, exceeded
     /// the call depth, or called an unknown helper or a kfunc.
-    pub fn run(&mut self, prog: &Program, input: Input<'_>) -> Result<RunOutcome, RunError> {
+    pub fn run(&mut self, prog: &LoadedProgram, input: Input<'_>) -> Result<RunOutcome, RunError> {
         self.exec(prog, input, &mut Unobserved)
     }
 
@@ -379,7 +379,7 @@ impl<'h> Vm<'h> {
     /// As [`Vm::run`].
     pub fn run_observed<O: Observer + ?Sized>(
         &mut self,
-        prog: &Program,
+        prog: &LoadedProgram,
         input: Input<'_>,
         observer: &mut O,
     ) -> Result<RunOutcome, RunError> {
@@ -390,7 +390,7 @@ impl<'h> Vm<'h> {
     #[inline(always)]
     fn exec<O: Observer + ?Sized>(
         &mut self,
-        prog: &Program,
+        prog: &LoadedProgram,
         input: Input<'_>,
         observer: &mut O,
     ) -> Result<RunOutcome, RunError> {

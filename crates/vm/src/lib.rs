@@ -1,14 +1,14 @@
 //! Reference interpreter of the full RFC 9669 instruction set with Linux semantics, the loader
 //! checks it runs first, and the conformance runner.
 //!
-//! Pipeline: raw slots → [`Program::load`] (the [`verify`](mod@verify) checks, then lowering into a compact
+//! Pipeline: raw slots → [`LoadedProgram::load`] (the [`verify`](mod@verify) checks, then lowering into a compact
 //! internal form with absolute targets) → [`Vm::run`] on an [`Input`] → [`RunOutcome`] or a
 //! [`RunError`] naming the slot. Programs may contain the kernel-internal forms (AX, tail call,
 //! nospec) when loaded with [`LoadOptions::INTERNAL`], so rewritten programs run too.
 //!
 //! ```
 //! use bpfpatch_insn::{AluOp, Op, Operand, Reg, Width};
-//! use bpfpatch_vm::{Input, LoadOptions, Program, Vm};
+//! use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm};
 //!
 //! let ops = [
 //!     Op::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(-7) },
@@ -16,7 +16,7 @@
 //!     Op::Exit,
 //! ];
 //! let slots: Vec<_> = ops.iter().flat_map(|op| op.encode().to_vec()).collect();
-//! let prog = Program::load(&slots, &LoadOptions::default()).unwrap();
+//! let prog = LoadedProgram::load(&slots, &LoadOptions::default()).unwrap();
 //! let out = Vm::conformance().run(&prog, Input::default()).unwrap();
 //! assert_eq!(out.r0, (-3i64) as u64);
 //! ```
@@ -47,5 +47,5 @@ pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
 pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
 pub use interp::{Hi32Mode, Input, Observer, RunOutcome, Vm, VmConfig};
 pub use memory::Memory;
-pub use program::{CODE_BASE, Program};
+pub use program::{CODE_BASE, LoadedProgram};
 pub use verify::{LoadOptions, verify};

@@ -1,6 +1,6 @@
 //! The loaded program: the checked instructions lowered once into a compact internal form.
 //!
-//! Invariants established by [`Program::load`] (and relied on by the interpreter loop):
+//! Invariants established by [`LoadedProgram::load`] (and relied on by the interpreter loop):
 //! - every register number in an [`Inst`] is at most 11 (the decoder checks it);
 //! - every `target` is the index of an instruction in `insts` (the loader checks that each
 //!   PC-relative target starts an instruction, and the slot-to-index map turns it into one);
@@ -99,18 +99,18 @@ pub(crate) const NO_INDEX: u8 = 0xff;
 
 /// A checked program, lowered for execution. Immutable; run it with [`crate::Vm::run`].
 #[derive(Clone, Debug)]
-pub struct Program {
+pub struct LoadedProgram {
     insts: Vec<Inst>,
     slots: Vec<Slot>,
     n_slots: usize,
 }
 
-impl Program {
+impl LoadedProgram {
     /// Checks a program with the loader ([`crate::verify()`]) and lowers it.
     ///
     /// # Errors
     /// The first check the program fails, naming the slot.
-    pub fn load(slots: &[Insn], opts: &LoadOptions) -> Result<Program, LoadError> {
+    pub fn load(slots: &[Insn], opts: &LoadOptions) -> Result<LoadedProgram, LoadError> {
         let layout = verify::check(slots, opts)?;
         let resolve = |slot: Slot, delta: i64| -> u32 {
             // The loader checked that this target starts an instruction.
@@ -123,7 +123,7 @@ impl Program {
             insts.push(lower(slot, op, &resolve));
             slot_of.push(slot);
         }
-        Ok(Program { insts, slots: slot_of, n_slots: slots.len() })
+        Ok(LoadedProgram { insts, slots: slot_of, n_slots: slots.len() })
     }
 
     /// Number of instructions (an ld_imm64 counts once).

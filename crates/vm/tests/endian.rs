@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use bpfpatch_insn::{Endian, Insn, opcode as c};
-use bpfpatch_vm::{Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 
 fn run(insns: &[Insn], endian: Endian) -> u64 {
-    let prog = Program::load(insns, &LoadOptions::default()).unwrap();
+    let prog = LoadedProgram::load(insns, &LoadOptions::default()).unwrap();
     let mut vm = Vm::new(VmConfig::default().with_endian(endian)).unwrap();
     vm.run(&prog, Input::default()).unwrap().r0
 }

@@ -1,7 +1,7 @@
 //! The loader's size limit: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS` (1,000,000 slots).
 
 use bpfpatch_insn::{Insn, MAX_PROGRAM_SLOTS, opcode as c};
-use bpfpatch_vm::{Input, LoadError, LoadOptions, Program, Vm};
+use bpfpatch_vm::{Input, LoadError, LoadOptions, LoadedProgram, Vm};
 
 fn image(slots: usize) -> Vec<Insn> {
     // r0 = 0; goto +0 ...; exit
@@ -13,7 +13,7 @@ fn image(slots: usize) -> Vec<Insn> {
 
 #[test]
 fn programs_over_the_kernel_limit_are_rejected_with_the_limit() {
-    let err = Program::load(&image(MAX_PROGRAM_SLOTS + 1), &LoadOptions::default()).err();
+    let err = LoadedProgram::load(&image(MAX_PROGRAM_SLOTS + 1), &LoadOptions::default()).err();
     assert_eq!(err, Some(LoadError::TooLarge { len: MAX_PROGRAM_SLOTS + 1, limit: MAX_PROGRAM_SLOTS }));
     assert_eq!(
         err.map(|e| e.to_string()).unwrap_or_default(),
@@ -23,7 +23,7 @@ fn programs_over_the_kernel_limit_are_rejected_with_the_limit() {
 
 #[test]
 fn a_program_at_the_limit_loads_and_runs() {
-    let p = Program::load(&image(MAX_PROGRAM_SLOTS), &LoadOptions::default());
+    let p = LoadedProgram::load(&image(MAX_PROGRAM_SLOTS), &LoadOptions::default());
     let mut vm = Vm::new(Default::default()).ok();
     let r = p.ok().zip(vm.as_mut()).map(|(p, vm)| vm.run(&p, Input::default()).map(|o| (o.r0, o.executed)));
     assert_eq!(r, Some(Ok((0, MAX_PROGRAM_SLOTS as u64))));

@@ -4,7 +4,7 @@
 
 mod common;
 use bpfpatch_insn::{AluOp, Cond, Insn, LdImm64Kind, Op, Reg, Size, Slot, Width};
-use bpfpatch_vm::{LoadError, LoadOptions, Program, verify};
+use bpfpatch_vm::{LoadError, LoadOptions, LoadedProgram, verify};
 use common::*;
 
 const W64: Width = Width::W64;
@@ -20,17 +20,17 @@ fn err(ops: &[Op]) -> LoadError {
 fn undecodable_slots_are_rejected_with_their_slot() {
     let mut s = slots(&[mov(R0, 0), EXIT]);
     s.insert(1, Insn::new(0xff, 0, 0, 0, 0));
-    let e = Program::load(&s, &LoadOptions::default()).unwrap_err();
+    let e = LoadedProgram::load(&s, &LoadOptions::default()).unwrap_err();
     assert_eq!(e.slot(), Some(Slot(1)));
     assert!(e.to_string().contains("Invalid"), "{e}");
     // Reserved field set: add64 imm with a src register.
     let s = [Insn::new(0x07, 0, 1, 0, 1), Insn::new(0x95, 0, 0, 0, 0)];
-    assert!(matches!(Program::load(&s, &LoadOptions::default()), Err(LoadError::Decode(_))));
+    assert!(matches!(LoadedProgram::load(&s, &LoadOptions::default()), Err(LoadError::Decode(_))));
 }
 
 #[test]
 fn empty_programs_are_rejected() {
-    assert_eq!(Program::load(&[], &LoadOptions::default()).unwrap_err(), LoadError::Empty);
+    assert_eq!(LoadedProgram::load(&[], &LoadOptions::default()).unwrap_err(), LoadError::Empty);
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn reading_an_uninitialized_register_is_rejected() {
     assert!(load(&[mov(R0, 0), EXIT, movr(R0, R7), EXIT]).is_ok());
     // The check can be switched off.
     let s = slots(&[EXIT]);
-    assert!(Program::load(&s, &LoadOptions::default().with_check_uninit(false)).is_ok());
+    assert!(LoadedProgram::load(&s, &LoadOptions::default().with_check_uninit(false)).is_ok());
     assert!(verify(&s, &LoadOptions::default()).is_err());
 }
 
@@ -188,11 +188,11 @@ fn a_subprogram_may_exit_with_r0_unset() {
     let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
     let mov0 = Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 7);
     // 0: call 2; 1: exit; 2: exit (r0 unset in the callee)
-    assert!(bpfpatch_vm::Program::load(&[call, exit, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
+    assert!(bpfpatch_vm::LoadedProgram::load(&[call, exit, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
     // The main program's exit with r0 unset is still refused.
-    let e = bpfpatch_vm::Program::load(&[exit], &bpfpatch_vm::LoadOptions::default()).unwrap_err();
+    let e = bpfpatch_vm::LoadedProgram::load(&[exit], &bpfpatch_vm::LoadOptions::default()).unwrap_err();
     assert!(matches!(e, bpfpatch_vm::LoadError::Uninitialized { .. }), "{e:?}");
-    assert!(bpfpatch_vm::Program::load(&[mov0, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
+    assert!(bpfpatch_vm::LoadedProgram::load(&[mov0, exit], &bpfpatch_vm::LoadOptions::default()).is_ok());
 }
 
 /// The Linux profile rejects constant shifts by the width or more or by a negative amount, and
@@ -213,10 +213,10 @@ fn the_linux_profile_rejects_what_linux_rejects() {
     ] {
         let p = [mov0, insn, exit];
         assert!(
-            bpfpatch_vm::Program::load(&p, &bpfpatch_vm::LoadOptions::default()).is_ok()
+            bpfpatch_vm::LoadedProgram::load(&p, &bpfpatch_vm::LoadOptions::default()).is_ok()
                 || insn.code == c::JMP | c::CALL | c::X
         );
-        let got = bpfpatch_vm::Program::load(&p, &linux);
+        let got = bpfpatch_vm::LoadedProgram::load(&p, &linux);
         assert_eq!(got.is_ok(), ok, "{insn:?}: {got:?}");
         if !ok {
             assert!(matches!(got, Err(bpfpatch_vm::LoadError::RejectedByLinux { .. })), "{got:?}");

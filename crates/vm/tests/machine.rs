@@ -6,7 +6,8 @@ mod common;
 use bpfpatch_insn::{AluOp, CallKind, LdImm64Kind, Op, Size, Width};
 use bpfpatch_vm::memory::{MEM_BASE, PACKET_BASE, STACK_TOP};
 use bpfpatch_vm::{
-    Access, CODE_BASE, HelperError, HelperReturn, Input, LoadOptions, Memory, Place, Program, RunError, Vm, VmConfig,
+    Access, CODE_BASE, HelperError, HelperReturn, Input, LoadOptions, LoadedProgram, Memory, Place, RunError, Vm,
+    VmConfig,
 };
 use common::*;
 
@@ -264,7 +265,7 @@ fn pseudo_func_loads_a_code_address_that_cannot_be_dereferenced() {
 }
 
 fn run_packet(ops: &[Op], packet: &mut [u8]) -> u64 {
-    let p = Program::load(&slots(ops), &LoadOptions::default()).unwrap();
+    let p = LoadedProgram::load(&slots(ops), &LoadOptions::default()).unwrap();
     let mut vm = Vm::conformance();
     vm.run(&p, Input { mem: &mut [], packet }).unwrap().r0
 }

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
 
 use bpfpatch_insn::{AluOp, AtomicOp, CallKind, Cond, Insn, LdImm64Kind, Op, Operand, Reg, Size, SwapKind, Width};
-use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Memory, Program, RunError, Unwind, Vm, VmConfig};
+use bpfpatch_vm::{
+    HelperError, HelperReturn, Input, LoadOptions, LoadedProgram, Memory, RunError, Unwind, Vm, VmConfig,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -157,7 +159,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn run_everything(slots: &[Insn], mem: &mut [u8], packet: &mut [u8], stats: &mut Stats) {
     for opts in [LoadOptions::INTERNAL, LoadOptions::INTERNAL.with_check_uninit(false), LoadOptions::default()] {
-        let Ok(prog) = Program::load(slots, &opts) else {
+        let Ok(prog) = LoadedProgram::load(slots, &opts) else {
             stats.rejected += 1;
             continue;
         };

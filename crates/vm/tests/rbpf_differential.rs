@@ -44,7 +44,7 @@
 )]
 
 use bpfpatch_insn::{AluOp, CallKind, Cond, Endian, Insn, Op, Operand, Reg, Size, SwapKind, Width, slots_to_bytes};
-use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, Memory, Program, Vm, VmConfig};
+use bpfpatch_vm::{HelperError, HelperReturn, Input, LoadOptions, LoadedProgram, Memory, Vm, VmConfig};
 
 use bpfpatch_testkit::Rng;
 
@@ -340,7 +340,7 @@ fn generate(seed: u64, loops: bool) -> Vec<Insn> {
 }
 
 fn ours(slots: &[Insn]) -> Result<(u64, u64), String> {
-    let prog = Program::load(slots, &LoadOptions::default()).map_err(|e| format!("load: {e}"))?;
+    let prog = LoadedProgram::load(slots, &LoadOptions::default()).map_err(|e| format!("load: {e}"))?;
     let mut vm = Vm::new(VmConfig::default()).map_err(|e| e.to_string())?;
     vm.register_helper(1, |a: [u64; 5], _: &mut Memory<'_>| -> Result<HelperReturn, HelperError> {
         Ok(HelperReturn::Value(helper1(a[0], a[1], a[2], a[3], a[4])))

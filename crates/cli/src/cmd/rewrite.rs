@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline::{self, ProgramStats};
 use bpfpatch_insn::Insn;
 use bpfpatch_insn::slots_to_bytes;
-use bpfpatch_object::{ProgramInfo, ProgramReport, RewriteOptions, Rewriter, Rewritten, reloc_type};
+use bpfpatch_object::{BpfObject, ProgramInfo, ProgramReport, RewriteOptions, Rewriter, Rewritten, reloc_type};
 use bpfpatch_passes::{OutputKind, PassStats};
 use bpfpatch_patch::PatchList;
 use serde::Serialize;
@@ -190,14 +190,20 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let mut done: Vec<(ProgramReport, Option<Before>)> = Vec::new();
     let out = match input::detect(args.raw, args.big_endian, &bytes) {
         Kind::Elf => {
-            let mut obj = input::object(&bytes, path)?;
+            // The object keeps the file's bytes (no copy); with --explain the rewritten
+            // instructions are also kept beside the object's, else they move into it.
+            let mut obj = BpfObject::parse_vec(bytes).with_context(at)?;
             // What calls into `.text` pass, read before any program changes.
             passes.for_object(&obj);
             let mut run = |list: &mut PatchList, info: &ProgramInfo<'_>| passes.run(list, info);
             for prog in 0..obj.programs().len() {
-                let orig = args.explain.then(|| obj.programs()[prog].insns().to_vec());
-                let r = rw.rewrite_program(&mut obj, prog, &mut run).with_context(at)?;
-                done.push((r.report.clone(), orig.map(|o| (o, r))));
+                if args.explain {
+                    let orig = obj.programs()[prog].insns().to_vec();
+                    let r = rw.rewrite_program(&mut obj, prog, &mut run).with_context(at)?;
+                    done.push((r.report.clone(), Some((orig, r))));
+                } else {
+                    done.push((rw.rewrite_program_report(&mut obj, prog, &mut run).with_context(at)?, None));
+                }
             }
             if args.xlated {
                 obj.mark_xlated();

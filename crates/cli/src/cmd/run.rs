@@ -10,10 +10,10 @@ use crate::input::{self, Kind, ProgramArgs};
 use crate::passes_args::{PassArgs, hook, vm_config};
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_insn::{Endian, Insn};
-use bpfpatch_object::{BpfObject, Program as ObjProgram, RelocRole, reloc_type};
+use bpfpatch_object::{BpfObject, ProgramSection, RelocRole, reloc_type};
 use bpfpatch_passes::Options;
 use bpfpatch_vm::helpers::UNWIND_HELPER_ID;
-use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, Program, Unwind, Vm, VmConfig, run_data_file};
+use bpfpatch_vm::{ConformanceOptions, Input, LoadOptions, LoadedProgram, Unwind, Vm, VmConfig, run_data_file};
 use std::process::ExitCode;
 
 /// Arguments of `bpfpatch run`.
@@ -92,12 +92,12 @@ fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(
     vm: VmConfig,
 ) -> Result<u64> {
     let prog = match transform {
-        None => Program::load(slots, &load)?,
+        None => LoadedProgram::load(slots, &load)?,
         Some(t) => {
             // The original must load (it is the input); the rewritten one may use internal forms.
-            Program::load(slots, &load)?;
+            LoadedProgram::load(slots, &load)?;
             let rewritten = t(slots).map_err(|e| anyhow!(e))?;
-            Program::load(&rewritten, &LoadOptions::INTERNAL)?
+            LoadedProgram::load(&rewritten, &LoadOptions::INTERNAL)?
         }
     };
     let mut machine = Vm::new(vm)?;
@@ -109,7 +109,7 @@ fn run_slots<F: Fn(&[Insn]) -> Result<Vec<Insn>, String>>(
 /// section with instructions) in the kernel's view (calls and function addresses inside the
 /// section resolved), refusing programs a loader would have to relocate further.
 fn object_program(obj: &BpfObject, section: Option<&str>) -> Result<Vec<Insn>> {
-    let progs: Vec<(usize, &ObjProgram)> =
+    let progs: Vec<(usize, &ProgramSection)> =
         obj.programs().iter().enumerate().filter(|(_, p)| !p.insns().is_empty()).collect();
     let (index, p) = match section {
         Some(s) => obj
@@ -136,6 +136,6 @@ fn object_program(obj: &BpfObject, section: Option<&str>) -> Result<Vec<Insn>> {
     Ok(view.program().insns.clone())
 }
 
-fn names(progs: &[(usize, &ObjProgram)]) -> String {
+fn names(progs: &[(usize, &ProgramSection)]) -> String {
     progs.iter().map(|(_, p)| p.name()).collect::<Vec<_>>().join(", ")
 }

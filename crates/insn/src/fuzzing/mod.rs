@@ -82,22 +82,6 @@ fn check_op(op: &Op, slots: &[Insn], at: usize) {
     assert_eq!(slots[0].target_field().is_some(), has_target, "slot {at}: {op:?} target field");
 }
 
-/// Every committed input of fuzz target `target`: the files of `fuzz/corpus/<target>/` and
-/// `fuzz/regressions/<target>/` of this repository, in name order (absent folders contribute
-/// nothing). The smoke tests of every crate replay them.
-#[must_use]
-pub fn committed_inputs(target: &str) -> Vec<Vec<u8>> {
-    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let Ok(rd) = std::fs::read_dir(fuzz.join(dir).join(target)) else { continue };
-        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| std::fs::read(p).ok()));
-    }
-    out
-}
-
 /// How many generated cases a smoke test runs: `BPFPATCH_SMOKE_CASES` when set, else `default`.
 #[must_use]
 pub fn smoke_cases(default: usize) -> usize {

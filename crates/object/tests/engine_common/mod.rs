@@ -49,8 +49,9 @@ where
         for (ro, rn) in kept.iter().zip(pn.relocs()) {
             let (mut a, mut b) = (po.insns()[ro.slot], pn.insns()[rn.slot]);
             (a.imm, b.imm) = (0, 0);
-            let tails =
-                |p: &bpfpatch_object::Program, s: usize| p.insns().get(s + 1).copied().filter(|_| a.is_ld_imm64());
+            let tails = |p: &bpfpatch_object::ProgramSection, s: usize| {
+                p.insns().get(s + 1).copied().filter(|_| a.is_ld_imm64())
+            };
             if a != b || tails(po, ro.slot) != tails(pn, rn.slot) {
                 return Err(format!("{name}: relocated instruction at old slot {} changed", ro.slot));
             }

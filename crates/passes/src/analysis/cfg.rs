@@ -13,7 +13,7 @@
 //!
 //! Everything is built by forward sweeps; nothing recurses.
 
-use crate::program::{Edge, InsnIdx, Program, ProgramError, to_u32};
+use crate::program::{DecodedProgram, Edge, InsnIdx, ProgramError, to_u32};
 use bpfpatch_insn::{Insn, Op, Slot};
 
 /// Index of a basic block.
@@ -130,7 +130,7 @@ pub enum CfgError {
 /// The control-flow graph of a whole program (all subprograms).
 #[derive(Clone, Debug)]
 pub struct Cfg {
-    prog: Program,
+    prog: DecodedProgram,
     blocks: Vec<Block>,
     block_of: Vec<u32>,
     subprogs: Vec<Subprog>,
@@ -154,9 +154,9 @@ impl Cfg {
     /// Decodes `insns` and builds the CFG.
     ///
     /// # Errors
-    /// See [`Program::decode`] and [`CfgError`].
+    /// See [`DecodedProgram::decode`] and [`CfgError`].
     pub fn new(insns: &[Insn]) -> Result<Cfg, CfgError> {
-        Cfg::build(Program::decode(insns)?)
+        Cfg::build(DecodedProgram::decode(insns)?)
     }
 
     /// Decodes `insns` and builds the CFG with extra entry points: each slot of `entries` that
@@ -166,7 +166,7 @@ impl Cfg {
     /// # Errors
     /// As [`Cfg::new`].
     pub fn with_entries(insns: &[Insn], entries: &[Slot]) -> Result<Cfg, CfgError> {
-        let prog = Program::decode(insns)?;
+        let prog = DecodedProgram::decode(insns)?;
         let idx: Vec<InsnIdx> = entries.iter().filter_map(|s| prog.at_slot(s.0)).collect();
         Cfg::build_with(prog, &idx)
     }
@@ -175,7 +175,7 @@ impl Cfg {
     ///
     /// # Errors
     /// [`CfgError::JumpOutOfSubprog`] when a jump crosses a subprogram boundary.
-    pub fn build(prog: Program) -> Result<Cfg, CfgError> {
+    pub fn build(prog: DecodedProgram) -> Result<Cfg, CfgError> {
         Cfg::build_with(prog, &[])
     }
 
@@ -183,7 +183,7 @@ impl Cfg {
     ///
     /// # Errors
     /// As [`Cfg::build`].
-    pub fn build_with(prog: Program, entries: &[InsnIdx]) -> Result<Cfg, CfgError> {
+    pub fn build_with(prog: DecodedProgram, entries: &[InsnIdx]) -> Result<Cfg, CfgError> {
         let n = prog.len();
         // 1. Subprogram starts.
         let mut is_start = vec![false; n];
@@ -302,7 +302,7 @@ impl Cfg {
 
     /// The decoded program.
     #[must_use]
-    pub fn prog(&self) -> &Program {
+    pub fn prog(&self) -> &DecodedProgram {
         &self.prog
     }
 

@@ -85,7 +85,7 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
 /// the pass in engine errors.
 pub(super) fn apply(
     list: &mut PatchList,
-    prog: &crate::program::Program,
+    prog: &crate::program::DecodedProgram,
     goto_at: &[bool],
     del: &[bool],
     pass: &'static str,

@@ -493,7 +493,7 @@ impl Pipeline {
 
     /// The passes it runs on `insns` (resolving `lower-v4` for `all`), in order.
     #[must_use]
-    pub fn passes_for(&self, prog: &crate::program::Program) -> Vec<Pass> {
+    pub fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
         let mut v = self.passes.clone();
         if self.auto_lower_v4 && prog.ops().iter().any(crate::rewrite::lower_v4::uses_v4) {
             v.push(Pass::LowerV4);

@@ -5,12 +5,12 @@
 #![allow(dead_code)]
 
 use bpfpatch_insn::{Insn, Op, Slot};
-use bpfpatch_passes::program::{InsnIdx, Program};
+use bpfpatch_passes::program::{DecodedProgram, InsnIdx};
 use bpfpatch_passes::rewrite::Patchlet;
 use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchList, Target};
 
 pub fn rewrite_each(insns: &[Insn], mut f: impl FnMut(InsnIdx, &Op) -> Option<Patchlet>) -> Vec<Insn> {
-    let prog = Program::decode(insns).expect("decode");
+    let prog = DecodedProgram::decode(insns).expect("decode");
     let mut list = PatchList::new(insns).expect("patch list");
     let mut buf = PatchBuf::new();
     for (i, op) in prog.iter() {

@@ -8,7 +8,7 @@
 
 use bpfpatch_insn::Insn;
 use bpfpatch_vm::memory::{MEM_BASE, Memory};
-use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, Program, Vm, VmConfig};
+use bpfpatch_vm::{HelperError, HelperReturn, Hi32Mode, Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 
 /// Address of the context (the VM's input memory area) in r1 at entry.
 pub const CTX_ADDR: u64 = MEM_BASE;
@@ -36,13 +36,13 @@ fn helper1(args: [u64; 5], _m: &mut Memory<'_>) -> Result<HelperReturn, HelperEr
 }
 
 /// Loads `insns` for the VM.
-pub fn load(insns: &[Insn]) -> Result<Program, String> {
-    Program::load(insns, &LoadOptions::INTERNAL.with_check_uninit(false)).map_err(|e| format!("load: {e}"))
+pub fn load(insns: &[Insn]) -> Result<LoadedProgram, String> {
+    LoadedProgram::load(insns, &LoadOptions::INTERNAL.with_check_uninit(false)).map_err(|e| format!("load: {e}"))
 }
 
 /// Runs `prog` on a fresh VM in `hi32` mode, calling `observer` before each instruction.
 pub fn run_prog(
-    prog: &Program,
+    prog: &LoadedProgram,
     hi32: Hi32Mode,
     observer: &mut dyn FnMut(usize, &[u64; 16]),
 ) -> Result<Outcome, String> {

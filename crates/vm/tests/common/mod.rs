@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
 
 use bpfpatch_insn::{AluOp, AtomicOp, Cond, Insn, Op, Operand, Reg, Size, Width};
-use bpfpatch_vm::{Input, LoadError, LoadOptions, Program, RunError, RunOutcome, Vm, VmConfig};
+use bpfpatch_vm::{Input, LoadError, LoadOptions, LoadedProgram, RunError, RunOutcome, Vm, VmConfig};
 
 pub const R0: Reg = Reg::R0;
 pub const R1: Reg = Reg::R1;
@@ -76,12 +76,12 @@ pub fn call(id: i32) -> Op {
 }
 pub const EXIT: Op = Op::Exit;
 
-pub fn load(ops: &[Op]) -> Result<Program, LoadError> {
-    Program::load(&slots(ops), &LoadOptions::default())
+pub fn load(ops: &[Op]) -> Result<LoadedProgram, LoadError> {
+    LoadedProgram::load(&slots(ops), &LoadOptions::default())
 }
 
-pub fn load_internal(ops: &[Op]) -> Result<Program, LoadError> {
-    Program::load(&slots(ops), &LoadOptions::INTERNAL)
+pub fn load_internal(ops: &[Op]) -> Result<LoadedProgram, LoadError> {
+    LoadedProgram::load(&slots(ops), &LoadOptions::INTERNAL)
 }
 
 /// Loads (internal forms allowed) and runs with the conformance helpers and `mem`.

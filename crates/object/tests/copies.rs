@@ -1,0 +1,95 @@
+//! How many times the rewrite path copies a program's instructions into a buffer of its own
+//! (#15 item 1; doc/DESIGN.md, "Copies and decodes on the rewrite path"): a counting allocator
+//! counts the allocations of exactly one instruction vector's size while a warm [`Rewriter`]
+//! rewrites a program with a pass that changes nothing (so the old and new programs have the
+//! same size). Each allocation it sees is one named in the design note.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The counting allocator: a `GlobalAlloc` is an unsafe trait; it forwards to `System`.
+#![allow(unsafe_code)]
+
+use bpfpatch_insn::Insn;
+use bpfpatch_object::{BpfObject, ProgramInfo, RewriteOptions, Rewriter};
+use bpfpatch_patch::PatchList;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+
+struct Counting;
+
+thread_local! {
+    /// The size watched (0: none) and how many allocations of it were made on this thread.
+    static WATCH: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn see(size: usize) {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    let _ = WATCH.try_with(|w| {
+        let (size_watched, n) = w.get();
+        if size_watched != 0 && size == size_watched {
+            w.set((size_watched, n + 1));
+        }
+    });
+}
+
+// SAFETY: every call forwards to `System` with the caller's arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        see(layout.size());
+        // SAFETY: as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        see(layout.size());
+        // SAFETY: as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        see(new_size);
+        // SAFETY: as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn nothing(_: &mut PatchList, _: &ProgramInfo<'_>) -> Result<(), Infallible> {
+    Ok(())
+}
+
+/// The allocations of `n` instructions' size made by `f`.
+fn count(n: usize, f: impl FnOnce()) -> usize {
+    WATCH.with(|w| w.set((n * size_of::<Insn>(), 0)));
+    f();
+    WATCH.with(|w| w.replace((0, 0))).1
+}
+
+#[test]
+fn rewrite_copies_instructions_as_the_design_note_says() {
+    let path = format!("{}/tests/data/calls-el.o", env!("CARGO_MANIFEST_DIR"));
+    let obj = BpfObject::parse(&std::fs::read(path).unwrap()).unwrap();
+    let prog = obj.program_by_name(".text").unwrap().0;
+    let n = obj.programs()[prog].insns().len();
+    let mut rw = Rewriter::new(RewriteOptions { relax: true });
+    let mut o = obj.clone();
+    rw.rewrite_program_report(&mut o, prog, &mut nothing).unwrap(); // warm: the engine's scratch
+    let mut o = obj.clone();
+    let report = count(n, || {
+        rw.rewrite_program_report(&mut o, prog, &mut nothing).unwrap();
+    });
+    // The engine view's program (`BpfObject::engine_view`: the kernel view differs from the
+    // object's instructions at relocated slots) and the linearized program, which moves into
+    // the object. Before #15: also the view's copy of the original and the write-back's copy.
+    assert_eq!(report, 2, "{n} slots: allocations of the program's size");
+    let mut o = obj.clone();
+    let keep = count(n, || {
+        rw.rewrite_program(&mut o, prog, &mut nothing).unwrap();
+    });
+    // `rewrite_program` hands back the instructions as they are in the object: one copy more.
+    assert_eq!(keep, 3, "{n} slots: allocations of the program's size");
+}
