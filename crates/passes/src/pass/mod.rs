@@ -588,7 +588,7 @@ impl Pipeline {
 /// for a slot that is no such call or is never reached.
 ///
 /// # Errors
-/// A program the analyses cannot take ([`PassError::Cfg`]).
+/// A program the analyses cannot take ([`PassError::Analysis`]).
 pub fn call_sites(insns: &[Insn], opts: &Options, at: &[Slot]) -> Result<Vec<Option<CallSite>>, PassError> {
     if insns.is_empty() {
         return Ok(vec![None; at.len()]);
