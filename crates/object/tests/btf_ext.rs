@@ -38,3 +38,34 @@ fn line_info_line_and_column_match_the_source() {
         }
     }
 }
+
+/// A hand-made `.BTF.ext` whose func_info records are longer than the 8 bytes this version
+/// knows (12: 4 bytes of a later field each, which must survive): the counts are the records
+/// written here, and encoding the parsed section gives back its bytes (the oracle is the input).
+#[test]
+fn records_longer_than_known_keep_their_bytes_and_counts() {
+    let mut b = Vec::new();
+    let u32le = |b: &mut Vec<u8>, v: u32| b.extend(v.to_le_bytes());
+    b.extend(0xeb9f_u16.to_le_bytes());
+    b.extend([1, 0]); // version, flags
+    for v in [32, 0, 36, 36, 0, 36, 0] {
+        // hdr_len; func_info at 0, 36 bytes; line_info and core_relo empty, after it
+        u32le(&mut b, v);
+    }
+    u32le(&mut b, 12); // func_info record size
+    u32le(&mut b, 1); // sec_name_off
+    u32le(&mut b, 2); // two records
+    for (insn_off, type_id, later) in [(0, 3, *b"XYZW"), (16, 4, *b"abcd")] {
+        u32le(&mut b, insn_off);
+        u32le(&mut b, type_id);
+        b.extend(later);
+    }
+    assert_eq!(b.len(), 32 + 36);
+    let ext = bpfpatch_object::BtfExt::parse(&b, None).unwrap();
+    assert_eq!((ext.func_info().len(), ext.func_info().is_empty()), (2, false));
+    assert_eq!((ext.line_info().len(), ext.line_info().is_empty()), (0, true));
+    assert_eq!((ext.core_relo().len(), ext.core_relo().is_empty()), (0, true));
+    let recs = &ext.func_info().blocks[0].records;
+    assert_eq!((recs[1].insn_off, recs[1].type_id), (16, 4));
+    assert_eq!(ext.encode().unwrap(), (b, vec![]));
+}
