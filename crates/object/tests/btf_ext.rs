@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bpfpatch_object::BpfObject;
+use bpfpatch_object::{BpfObject, BtfExtError};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
@@ -39,17 +39,19 @@ fn line_info_line_and_column_match_the_source() {
     }
 }
 
-/// A hand-made `.BTF.ext` whose func_info records are longer than the 8 bytes this version
-/// knows (12: 4 bytes of a later field each, which must survive): the counts are the records
-/// written here, and encoding the parsed section gives back its bytes (the oracle is the input).
-#[test]
-fn records_longer_than_known_keep_their_bytes_and_counts() {
+/// A hand-made `.BTF.ext`: two func_info records of 12 bytes, 4 more than this version knows
+/// (a later field's, which must survive); line_info empty or, with `line_header_only`, just its
+/// record size (16) and no block; core_relo empty.
+fn hand_made(line_header_only: bool) -> Vec<u8> {
+    fn u32le(b: &mut Vec<u8>, v: u32) {
+        b.extend(v.to_le_bytes());
+    }
     let mut b = Vec::new();
-    let u32le = |b: &mut Vec<u8>, v: u32| b.extend(v.to_le_bytes());
     b.extend(0xeb9f_u16.to_le_bytes());
     b.extend([1, 0]); // version, flags
-    for v in [32, 0, 36, 36, 0, 36, 0] {
-        // hdr_len; func_info at 0, 36 bytes; line_info and core_relo empty, after it
+    let line_len = if line_header_only { 4 } else { 0 };
+    // hdr_len; func_info at 0, 36 bytes; line_info at 36; core_relo after it, empty
+    for v in [32, 0, 36, 36, line_len, 36 + line_len, 0] {
         u32le(&mut b, v);
     }
     u32le(&mut b, 12); // func_info record size
@@ -60,12 +62,36 @@ fn records_longer_than_known_keep_their_bytes_and_counts() {
         u32le(&mut b, type_id);
         b.extend(later);
     }
-    assert_eq!(b.len(), 32 + 36);
-    let ext = bpfpatch_object::BtfExt::parse(&b, None).unwrap();
-    assert_eq!((ext.func_info().len(), ext.func_info().is_empty()), (2, false));
-    assert_eq!((ext.line_info().len(), ext.line_info().is_empty()), (0, true));
-    assert_eq!((ext.core_relo().len(), ext.core_relo().is_empty()), (0, true));
-    let recs = &ext.func_info().blocks[0].records;
-    assert_eq!((recs[1].insn_off, recs[1].type_id), (16, 4));
-    assert_eq!(ext.encode().unwrap(), (b, vec![]));
+    if line_header_only {
+        u32le(&mut b, 16);
+    }
+    assert_eq!(b.len(), 32 + 36 + line_len as usize);
+    b
+}
+
+/// The counts are the records written by hand, and encoding the parsed section gives back its
+/// bytes (the oracle is the input): the longer records keep their bytes, and a header-only
+/// area stays one (clang writes neither, so the committed objects cannot tell).
+#[test]
+fn records_longer_than_known_keep_their_bytes_and_counts() {
+    for header_only in [false, true] {
+        let b = hand_made(header_only);
+        let ext = bpfpatch_object::BtfExt::parse(&b, None).unwrap();
+        assert_eq!((ext.func_info().len(), ext.func_info().is_empty()), (2, false));
+        assert_eq!((ext.line_info().len(), ext.line_info().is_empty()), (0, true));
+        assert_eq!((ext.core_relo().len(), ext.core_relo().is_empty()), (0, true));
+        let recs = &ext.func_info().blocks[0].records;
+        assert_eq!((recs[1].insn_off, recs[1].type_id), (16, 4));
+        assert_eq!(ext.encode().unwrap(), (b, vec![]), "header-only line_info: {header_only}");
+    }
+}
+
+/// An area shorter than its 4-byte record size is truncated, even when the section has the
+/// bytes after it (the record size must lie inside the area).
+#[test]
+fn an_area_shorter_than_its_record_size_is_truncated() {
+    let mut b = hand_made(false);
+    b[12..16].copy_from_slice(&2u32.to_le_bytes()); // func_info_len
+    let err = bpfpatch_object::BtfExt::parse(&b, None).unwrap_err();
+    assert_eq!(err, BtfExtError::Truncated { what: "record size", offset: 32, need: 4, len: 68 });
 }
