@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bpfpatch_object::{BpfObject, BtfExtError};
+use bpfpatch_object::{BpfObject, BtfExt, BtfExtError};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
@@ -76,7 +76,7 @@ fn hand_made(line_header_only: bool) -> Vec<u8> {
 fn records_longer_than_known_keep_their_bytes_and_counts() {
     for header_only in [false, true] {
         let b = hand_made(header_only);
-        let ext = bpfpatch_object::BtfExt::parse(&b, None).unwrap();
+        let ext = BtfExt::parse(&b, None).unwrap();
         assert_eq!((ext.func_info().len(), ext.func_info().is_empty()), (2, false));
         assert_eq!((ext.line_info().len(), ext.line_info().is_empty()), (0, true));
         assert_eq!((ext.core_relo().len(), ext.core_relo().is_empty()), (0, true));
@@ -92,6 +92,42 @@ fn records_longer_than_known_keep_their_bytes_and_counts() {
 fn an_area_shorter_than_its_record_size_is_truncated() {
     let mut b = hand_made(false);
     b[12..16].copy_from_slice(&2u32.to_le_bytes()); // func_info_len
-    let err = bpfpatch_object::BtfExt::parse(&b, None).unwrap_err();
+    let err = BtfExt::parse(&b, None).unwrap_err();
     assert_eq!(err, BtfExtError::Truncated { what: "record size", offset: 32, need: 4, len: 68 });
+}
+
+/// A `.BTF.ext` of one func_info area holding `area` (record size first), followed in the
+/// section by 16 bytes no area claims: a reader that looks past an area's end finds bytes
+/// there instead of the section's end.
+fn one_area(area: &[u32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(0xeb9f_u16.to_le_bytes());
+    b.extend([1, 0]);
+    let len = u32::try_from(4 * area.len()).unwrap();
+    for v in [32, 0, len, len, 0, len, 0].into_iter().chain(area.iter().copied()) {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend([0x11; 16]);
+    b
+}
+
+/// Blocks that do not fit their area are refused with the block, its offset, its record
+/// count and the area's end, as the parser documents, and not read from the bytes after it.
+#[test]
+fn blocks_must_fit_their_area() {
+    use bpfpatch_object::InfoKind::FuncInfo;
+    let overrun =
+        |block, offset, num, end| BtfExtError::BlockOverrun { kind: FuncInfo, block, offset, num, rec_size: 8, end };
+    // One good block, then 4 stray bytes: too short for a block header.
+    let b = one_area(&[8, 1, 1, 0, 3, 0]);
+    assert_eq!(BtfExt::parse(&b, None).unwrap_err(), overrun(1, 52, 0, 56));
+    // A block header claiming one record, and nothing after it in the area.
+    let b = one_area(&[8, 1, 1]);
+    assert_eq!(BtfExt::parse(&b, None).unwrap_err(), overrun(0, 36, 1, 44));
+    // A block claiming three records, with room for two.
+    let b = one_area(&[8, 1, 3, 0, 3, 8, 3]);
+    assert_eq!(BtfExt::parse(&b, None).unwrap_err(), overrun(0, 36, 3, 60));
+    // The same block with its three records parses.
+    let b = one_area(&[8, 1, 3, 0, 3, 8, 3, 16, 3]);
+    assert_eq!(BtfExt::parse(&b, None).unwrap().func_info().len(), 3);
 }
