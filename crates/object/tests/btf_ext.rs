@@ -131,3 +131,20 @@ fn blocks_must_fit_their_area() {
     let b = one_area(&[8, 1, 3, 0, 3, 8, 3, 16, 3]);
     assert_eq!(BtfExt::parse(&b, None).unwrap().func_info().len(), 3);
 }
+
+/// Header lengths at their bounds: the 24-byte header of a `.BTF.ext` without CO-RE
+/// relocations, and a section that is only its header (no areas), both parse and encode back;
+/// a section of 8 bytes holds the fixed fields but not the header they announce.
+#[test]
+fn header_lengths_at_their_bounds() {
+    let mut b = Vec::new();
+    b.extend(0xeb9f_u16.to_le_bytes());
+    b.extend([1, 0]);
+    for v in [24u32, 0, 0, 0, 0] {
+        b.extend(v.to_le_bytes());
+    }
+    let ext = BtfExt::parse(&b, None).unwrap();
+    assert_eq!((ext.header(), ext.func_info().len()), ((1, 0, 24), 0));
+    assert_eq!(ext.encode().unwrap(), (b.clone(), vec![]));
+    assert_eq!(BtfExt::parse(&b[..8], None).unwrap_err(), BtfExtError::BadHeaderLen { hdr_len: 24, len: 8 });
+}
