@@ -436,6 +436,33 @@ fn program_over_the_kernel_limit() {
     }
 }
 
+/// Two `.rel.BTF.ext` entries on the same record: the record carries the first; the second is
+/// unattached (its place after a rewrite is unknown), so `check` names it and a rewrite that
+/// re-encodes `.BTF.ext` refuses, instead of keeping one and silently dropping the other.
+#[test]
+fn a_second_btf_ext_relocation_on_one_record_is_unattached() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        let rel = fx.off(".rel.BTF.ext");
+        let mut b = fx.b.clone();
+        let first: [u8; 8] = b[rel..rel + 8].try_into().unwrap();
+        b[rel + 16..rel + 24].copy_from_slice(&first);
+        let offset = if e == Endian::Big { u64::from_be_bytes(first) } else { u64::from_le_bytes(first) };
+        let mut obj = BpfObject::parse(&b).unwrap();
+        assert_eq!(obj.write().unwrap(), b, "copied as is");
+        let findings: Vec<_> = check(&obj).into_iter().map(|f| f.kind).collect();
+        assert_eq!(findings, [FindingKind::UnattachedBtfExtReloc { reloc: 1, offset }], "{name}");
+        let insns = obj.programs()[0].insns().to_vec();
+        let n = insns.len();
+        obj.replace_program(0, insns, &IdentityMap(n)).unwrap();
+        match obj.write() {
+            Err(ObjectError::BtfExt { error: BtfExtError::UnattachedReloc { index: 1, offset: o }, .. })
+                if o == offset => {}
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn unattached_btf_ext_relocation() {
     for (name, e) in OBJECTS {

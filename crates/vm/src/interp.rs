@@ -105,8 +105,9 @@ pub enum Hi32Mode {
     /// Random bits, as the kernel's `BPF_F_TEST_RND_HI32` puts there: the machine of a JIT that
     /// leaves the upper half alone, so a program whose 64-bit reads of a 32-bit definition are
     /// not preceded by the explicit zero-extension (`BPF_ZEXT_REG`, [`bpfpatch_insn::Op::Zext`],
-    /// which always clears the upper half) computes with garbage. The bits come from a
-    /// generator seeded with this value at the start of every run, so runs are reproducible.
+    /// which always clears the upper half) computes with garbage. The bits come from SplitMix64
+    /// seeded with this value at the start of every run (the low 32 bits of each output, in
+    /// order of definition), so a run, and a failure reported with its seed, is reproducible.
     Randomize(u64),
 }
 

@@ -135,6 +135,20 @@ fn randomize_is_reproducible_per_seed_and_differs_between_seeds() {
     assert_eq!(VmConfig::default().hi32, Hi32Mode::ZeroExtend);
 }
 
+/// The generator is SplitMix64, as documented: the upper halves are the low 32 bits of its
+/// outputs in order. Reference outputs for seed 1234567 (Rosetta Code, "Pseudo-random
+/// numbers/Splitmix64"): 6457827717110365317, 3203168211198807973, 9817491932198370423.
+#[test]
+fn randomize_is_the_splitmix64_stream() {
+    let want: [u64; 3] = [6_457_827_717_110_365_317, 3_203_168_211_198_807_973, 9_817_491_932_198_370_423];
+    for (n, &z) in want.iter().enumerate() {
+        // n 32-bit definitions of r7, then the (n + 1)th, of r6.
+        let mut ops = vec![alu(W32, AluOp::Mov, R7, 9); n];
+        ops.push(alu(W32, AluOp::Mov, R6, 5));
+        assert_eq!(result(&ops, Hi32Mode::Randomize(1_234_567), &mut []), (z << 32) | 5, "output {n}");
+    }
+}
+
 #[test]
 fn reads_of_the_low_half_do_not_see_the_garbage() {
     // mov32 r6, -1; jmp32 / stxw / add32 read only the low half: same results in both modes.

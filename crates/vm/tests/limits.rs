@@ -1,4 +1,6 @@
-//! The loader's size limit: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS` (1,000,000 slots).
+//! The loader's size limit: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS` (1,000,000 slots); the
+//! run's input size limit (`REGION_SIZE`).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use bpfpatch_insn::{Insn, MAX_PROGRAM_SLOTS, opcode as c};
 use bpfpatch_vm::{Input, LoadError, LoadOptions, LoadedProgram, Vm};
@@ -27,4 +29,31 @@ fn a_program_at_the_limit_loads_and_runs() {
     let mut vm = Vm::new(Default::default()).ok();
     let r = p.ok().zip(vm.as_mut()).map(|(p, vm)| vm.run(&p, Input::default()).map(|o| (o.r0, o.executed)));
     assert_eq!(r, Some(Ok((0, MAX_PROGRAM_SLOTS as u64))));
+}
+
+/// An input area or packet of more than `REGION_SIZE` (4 GiB) bytes is refused before the run,
+/// naming which; one of exactly `REGION_SIZE` bytes runs. (The buffers are zero-allocated and
+/// never touched, so they cost address space only.)
+#[test]
+fn inputs_over_the_region_size_are_refused_and_at_it_run() {
+    use bpfpatch_vm::RunError;
+    use bpfpatch_vm::memory::REGION_SIZE;
+    let prog = Program::load(&image(2), &LoadOptions::default()).unwrap();
+    let mut vm = Vm::new(Default::default()).unwrap();
+    let max = REGION_SIZE as usize;
+    let mut big = vec![0u8; max + 1];
+    let err = vm.run(&prog, Input::mem(&mut big)).err();
+    assert_eq!(err, Some(RunError::InputTooLarge { what: "input memory", len: max + 1, max: REGION_SIZE }));
+    let err = vm.run(&prog, Input { mem: &mut [], packet: &mut big }).err();
+    assert_eq!(err, Some(RunError::InputTooLarge { what: "packet", len: max + 1, max: REGION_SIZE }));
+    let at = &mut big[..max];
+    assert_eq!(vm.run(&prog, Input::mem(at)).map(|o| o.r0), Ok(0));
+}
+
+/// The VM's `Debug` form names its configuration and its helpers' ids.
+#[test]
+fn vm_debug_names_config_and_helpers() {
+    let s = format!("{:?}", Vm::conformance());
+    assert!(s.starts_with("Vm { config: VmConfig { max_frames: 8, frame_size: 512,"), "{s}");
+    assert!(s.ends_with("helpers: [5], .. }"), "{s}");
 }
