@@ -38,7 +38,7 @@ fn a_program_at_the_limit_loads_and_runs() {
 fn inputs_over_the_region_size_are_refused_and_at_it_run() {
     use bpfpatch_vm::RunError;
     use bpfpatch_vm::memory::REGION_SIZE;
-    let prog = Program::load(&image(2), &LoadOptions::default()).unwrap();
+    let prog = LoadedProgram::load(&image(2), &LoadOptions::default()).unwrap();
     let mut vm = Vm::new(Default::default()).unwrap();
     let max = REGION_SIZE as usize;
     let mut big = vec![0u8; max + 1];
