@@ -189,16 +189,14 @@ fn linux_profile_gives_the_kernels_verdicts() {
     }
 }
 
-/// The programs whose zext sites the kernel refuses when written as `w = w`. One remains, a
-/// limit of the pointer-kind analysis, not the kernel's rule (doc/DESIGN.md, "zext and the
-/// context"): `cls_redirect` keeps the context in a struct on its stack (`buf_t pkt`, `pkt.skb
-/// = skb` at fp-24) and passes `&pkt` to `.text` functions, which read `buf->skb->data`
-/// (`r3 = *(u64 *)(r1 + 0)`, then `r4 = *(u32 *)(r3 + 76)`). The verifier tracks the caller's
-/// frame through the pointer (the unchanged program's level-2 log shows `R3=ctx()` on all 3
-/// visits of that load), so it is a PTR_TO_CTX load and the kernel does not zero-extend it; the analysis gives a pointer into a caller's frame no slots, so the base
-/// is "maybe the context" and `zext` zero-extends, which turns the packet pointer the kernel's
-/// conversion makes of it into a scalar (`pkt pointer offset -4294967295 is not allowed`).
-const ZEXT_KNOWN: [(&str, &str); 1] = [("test_cls_redirect_subprogs.o", "cls_redirect")];
+/// The programs whose zext sites the kernel refuses when written as `w = w`: none. The last
+/// one, `cls_redirect` of `test_cls_redirect_subprogs.o`, keeps the context in a struct on its
+/// stack (`pkt.skb = skb` at fp-24) and passes `&pkt` to `.text` functions, which read
+/// `buf->skb->data` (`r3 = *(u64 *)(r1 + 0)`, then `r4 = *(u32 *)(r3 + 76)`; the verifier's log
+/// shows `R3=ctx()`): the callee tracks the caller's frame, where calls and helpers only add
+/// scalars to fp-24, and a load whose base is the context or a scalar is a context load in
+/// every program the kernel accepts (doc/DESIGN.md, "zext and the context").
+const ZEXT_KNOWN: [(&str, &str); 0] = [];
 
 /// Kernel fidelity of `zext`: every little-endian corpus program that loads unchanged still
 /// loads after the zext pass with each zero-extension written as the uapi `w = w`
@@ -226,6 +224,7 @@ fn zext_sites_are_the_kernels_on_the_corpus() {
     }
     assert!(before > 300, "{before} programs load unchanged");
     println!("zext as w = w: {after} of {before} programs load");
+    assert_eq!(after, before, "every program that loads unchanged loads after zext");
 }
 
 /// `bench`'s div-guard workload: the running kernel loads the N = 1,000 program, its xlated

@@ -185,7 +185,7 @@ fn no_zext_after_a_context_load_through_an_argument_from_another_section() {
         let mut regs = [CtxArg::NotCtx; 10];
         regs[1] = r1;
         regs[2] = r2;
-        CallSite { regs, ctx_in_memory: false }
+        CallSite { regs, ctx_in_memory: false, frame: None }
     };
     let zexts_after = |opts: &Options| {
         let out = run_with("zext", &ops, opts);
@@ -254,6 +254,76 @@ fn call_sites_read_what_a_call_into_another_section_passes() {
     assert!(!first.ctx_in_memory);
     let second = sites[1].expect("a call");
     assert_eq!(second.regs[1], CtxArg::NotCtx, "a pointer into the caller's frame is not the context");
-    assert!(second.ctx_in_memory, "the frame it points into holds the context");
+    assert!(!second.ctx_in_memory, "the callee tracks the frame (its stack did not escape)");
+    let frame = second.frame.expect("a pointer into the frame is passed");
+    assert!(frame.points_into_frame(1));
+    assert!(frame.slot_may_be_ctx(0), "the frame it points into holds the context at fp-8");
+    assert!(!frame.slot_may_be_ctx(1));
+    assert!(first.frame.is_none(), "no pointer into the frame is passed");
     assert_eq!(sites[2], None, "not a call");
+}
+
+/// The kernel refuses a load through a scalar, and one instruction that loads through the
+/// context on one path and through another pointer on another (`reg_type_mismatch_ok()` is
+/// false for PTR_TO_CTX). So a 32-bit load whose base is the context on one path and a scalar
+/// on the other is a context load wherever the kernel accepts the program: no zero-extension,
+/// as in the kernel. The context on one path and another pointer (a helper's r0) on the other
+/// stays unclassified and zero-extended.
+#[test]
+fn no_zext_after_a_load_whose_base_is_the_context_or_a_scalar() {
+    use bpfpatch_insn::{CallKind, Cond};
+    // 0: r6 = r1; 1: if r1 == 0 goto 4; 2: r0 = 7 | call 1; 3: r6 = r0;
+    // 4: r2 = *(u32 *)(r6 + 0); 5: r0 = r2; 6: exit
+    let with = |other: Op| {
+        vec![
+            Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(6), src: Operand::Reg(r(1)) },
+            jmp(Cond::Eq, 1, Operand::Imm(0), 2),
+            other,
+            Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(6), src: Operand::Reg(r(0)) },
+            Op::Load { size: Size::W, signed: false, dst: r(2), src: r(6), off: 0 },
+            Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(0), src: Operand::Reg(r(2)) },
+            Op::Exit,
+        ]
+    };
+    let zexts = |ops: &[Op]| run("zext", ops).iter().filter(|o| matches!(o, Op::Zext { .. })).count();
+    assert_eq!(zexts(&with(mov(0, 7))), 0, "the context or a scalar");
+    assert_eq!(zexts(&with(Op::Call(CallKind::Helper(1)))), 1, "the context or a helper's r0");
+}
+
+/// `cls_redirect`'s pattern within one frame: the context spilled to fp-8, then a helper
+/// handed fp-16 (`bpf_skb_load_bytes` into a buffer below it) may write scalars over fp-8;
+/// the context read back from fp-8 is the context or a scalar, so the 32-bit load through it
+/// is a context load (no zero-extension). A narrow store over fp-8 leaves a scalar there
+/// too; a helper's r0 stored there is another pointer (zero-extended).
+#[test]
+fn no_zext_after_a_load_through_a_spilled_context_helpers_wrote_scalars_near() {
+    use bpfpatch_insn::{CallKind, Cond};
+    // *(u64 *)(r10 - 8) = r1; if r1 == 0 goto L; <tail>; L: r3 = *(u64 *)(r10 - 8);
+    // r4 = *(u32 *)(r3 + 76); r0 = r4; exit
+    let with = |tail: &[Op]| {
+        let mut ops = vec![
+            Op::Store { size: Size::DW, dst: r(10), off: -8, src: Operand::Reg(r(1)) },
+            jmp(Cond::Eq, 1, Operand::Imm(0), i16::try_from(tail.len()).unwrap()),
+        ];
+        ops.extend_from_slice(tail);
+        ops.extend([
+            Op::Load { size: Size::DW, signed: false, dst: r(3), src: r(10), off: -8 },
+            Op::Load { size: Size::W, signed: false, dst: r(4), src: r(3), off: 76 },
+            Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(0), src: Operand::Reg(r(4)) },
+            Op::Exit,
+        ]);
+        ops
+    };
+    let zexts = |ops: &[Op]| run("zext", ops).iter().filter(|o| matches!(o, Op::Zext { .. })).count();
+    let helper_writes = [
+        Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(3), src: Operand::Reg(r(10)) },
+        Op::Alu { width: Width::W64, op: AluOp::Add, dst: r(3), src: Operand::Imm(-16) },
+        Op::Call(CallKind::Helper(26)),
+    ];
+    assert_eq!(zexts(&with(&helper_writes)), 0, "a helper writes scalars");
+    let narrow = [Op::Store { size: Size::W, dst: r(10), off: -8, src: Operand::Imm(0) }];
+    assert_eq!(zexts(&with(&narrow)), 0, "a narrow store writes a scalar");
+    let pointer =
+        [Op::Call(CallKind::Helper(1)), Op::Store { size: Size::DW, dst: r(10), off: -8, src: Operand::Reg(r(0)) }];
+    assert_eq!(zexts(&with(&pointer)), 1, "a helper's r0 may be a pointer");
 }

@@ -3,9 +3,13 @@
 //!
 //! # Lattice
 //! A value's kind is a set of flags, `CTX` (the unmodified context pointer), `STACK` (a pointer
-//! into the current frame) and `OTHER` (anything else: scalars, map values, packet pointers,
-//! pointers into other frames), plus the exact frame offset when the set is `{STACK}` and the
-//! offset is known. Join is set union (the offset survives only if equal); the empty set is
+//! into the current frame), `PARENT` (a pointer into the frame of the caller in another section
+//! that entered the section, see [`CallerFrame`]), `SCALAR` (certainly a scalar: constants, ALU
+//! and 32-bit results, narrow loads not from the context, narrow stores, helper-written bytes)
+//! and `OTHER` (anything else: map values, packet pointers, pointers into other frames, values
+//! nothing is known about), plus the exact frame offset when the set is `{STACK}` or `{PARENT}`
+//! and the offset is known. `SCALAR` is `OTHER` for [`Base`]; it only separates
+//! [`PtrKinds::ctx_if_accepted`] (the context or a scalar) from the context or another pointer. Join is set union (the offset survives only if equal); the empty set is
 //! bottom. Classification of a base ([`Base`]): `{CTX}` is the context, `CTX` with anything else
 //! is [`Base::Unknown`] (this includes a context pointer after arithmetic, which the kernel
 //! refuses to dereference too).
@@ -70,6 +74,9 @@ const CTX: u8 = 1;
 const STACK: u8 = 2;
 const OTHER: u8 = 4;
 const EXACT: u8 = 8;
+const PARENT: u8 = 16;
+/// Certainly a scalar (never a pointer in the kernel's eyes): `OTHER` is "anything else".
+const SCALAR: u8 = 32;
 
 /// Number of tracked 8-byte stack slots (fp-8 .. fp-512).
 pub const STACK_SLOTS: usize = 64;
@@ -78,7 +85,7 @@ pub const STACK_SLOTS: usize = 64;
 const FRAME_BYTES: i64 = 512;
 
 /// The abstract kind of a value.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Kind {
     flags: u8,
     off: i32,
@@ -88,6 +95,7 @@ impl Kind {
     const BOTTOM: Kind = Kind { flags: 0, off: 0 };
     const CTX: Kind = Kind { flags: CTX, off: 0 };
     const OTHER: Kind = Kind { flags: OTHER, off: 0 };
+    const SCALAR: Kind = Kind { flags: SCALAR, off: 0 };
     const STACK_ANY: Kind = Kind { flags: STACK, off: 0 };
 
     const fn flags(f: u8) -> Kind {
@@ -96,6 +104,11 @@ impl Kind {
 
     const fn fp(off: i32) -> Kind {
         Kind { flags: STACK | EXACT, off }
+    }
+
+    /// A pointer at `off` into the calling section's frame ([`CallerFrame`]).
+    const fn parent(off: i32) -> Kind {
+        Kind { flags: PARENT | EXACT, off }
     }
 
     fn join(self, o: Kind) -> Kind {
@@ -118,14 +131,36 @@ impl Kind {
         if self.flags == STACK | EXACT { Some(self.off) } else { None }
     }
 
+    const fn parent_exact(self) -> Option<i32> {
+        if self.flags == PARENT | EXACT { Some(self.off) } else { None }
+    }
+
+    /// The kind of a caller's value in the callee the [`CallerFrame`] describes: a pointer into
+    /// the caller's frame points into the parent frame there; the caller's own parent pointers
+    /// are other memory.
+    fn to_callee(self) -> Kind {
+        if let Some(o) = self.exact() {
+            return Kind::parent(o);
+        }
+        let mut f = self.flags & (CTX | OTHER | SCALAR);
+        if self.has(STACK) {
+            f |= PARENT;
+        }
+        if self.has(PARENT) {
+            f |= OTHER;
+        }
+        Kind::flags(f)
+    }
+
     /// The kind of a result computed from values with the flags `u` (not a plain move).
     const fn arith(u: u8) -> Kind {
-        let mut f = u & STACK;
+        let mut f = u & (STACK | PARENT);
         if u & CTX != 0 {
             f |= CTX | OTHER;
         }
         if f == 0 {
-            f = OTHER;
+            // Only scalars in, a scalar out; anything else may be a pointer moved by an offset.
+            f = if u & !SCALAR == 0 && u != 0 { SCALAR } else { OTHER };
         }
         Kind::flags(f)
     }
@@ -182,8 +217,37 @@ pub struct CallSite {
     /// Whether memory the callee may read holds the context pointer: the caller stored it where
     /// its slots do not track it, or passes a pointer into its frame while a slot holds it (a
     /// `.text` function reading `buf->skb` through a pointer to the caller's struct). Then the
-    /// callee's 8-byte loads from memory it does not track may yield the context.
+    /// callee's 8-byte loads from memory it does not track may yield the context. Not set for
+    /// the frame alone when [`CallSite::frame`] describes it.
     pub ctx_in_memory: bool,
+    /// The caller's frame as the callee reaches it, when pointers into it are only where the
+    /// caller's analysis sees them (its stack did not escape): then the callee tracks the
+    /// frame's slots through the pointers (`buf->skb` for a `buf` on the caller's stack).
+    pub frame: Option<CallerFrame>,
+}
+
+/// A caller's frame at a call into another section (see [`CallSite::frame`]): r0..r9 and the
+/// frame's 8-byte slots as the callee sees them, a pointer into the caller's frame being a
+/// pointer into the callee's parent frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CallerFrame {
+    regs: [Kind; NARGS],
+    slots: [Kind; STACK_SLOTS],
+}
+
+impl CallerFrame {
+    /// Whether the register `r` (r0..r9) points into the caller's frame.
+    #[must_use]
+    pub fn points_into_frame(&self, r: usize) -> bool {
+        self.regs.get(r).is_some_and(|k| k.has(PARENT))
+    }
+
+    /// Whether the 8-byte slot at `fp - 8 * (slot + 1)` of the caller's frame may hold the
+    /// context pointer.
+    #[must_use]
+    pub fn slot_may_be_ctx(&self, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|k| k.has(CTX))
+    }
 }
 
 /// How control enters a section besides its main program (see [`PtrKinds::analyze_calls`]).
@@ -214,7 +278,14 @@ pub enum Base {
 
 impl Base {
     fn of(k: Kind) -> Base {
-        let f = k.flags & !EXACT;
+        let mut f = k.flags & !EXACT;
+        if f & SCALAR != 0 {
+            f = (f & !SCALAR) | OTHER;
+        }
+        // A pointer into a caller's frame is other memory here.
+        if f & PARENT != 0 {
+            f = (f & !PARENT) | OTHER;
+        }
         if f & CTX != 0 {
             if f == CTX { Base::Ctx } else { Base::Unknown }
         } else if f == STACK {
@@ -243,14 +314,17 @@ pub const NARGS: usize = 10;
 struct State {
     regs: [Kind; NREGS],
     slots: [Kind; STACK_SLOTS],
+    /// The slots of the parent frame (the frame of the caller in another section that entered
+    /// the section), as read through `PARENT` pointers.
+    pslots: [Kind; STACK_SLOTS],
 }
 
 impl State {
-    fn entry(args: [Kind; NARGS], slots: Kind) -> State {
+    fn entry(args: [Kind; NARGS], slots: Kind, pslots: [Kind; STACK_SLOTS]) -> State {
         let mut regs = [Kind::OTHER; NREGS];
         regs[..NARGS].copy_from_slice(&args);
         regs[Reg::R10.idx()] = Kind::fp(0);
-        State { regs, slots: [slots; STACK_SLOTS] }
+        State { regs, slots: [slots; STACK_SLOTS], pslots }
     }
 
     fn reg(&self, r: Reg) -> Kind {
@@ -265,7 +339,8 @@ impl State {
 
     fn join_from(&mut self, o: &State) -> bool {
         let mut changed = false;
-        for (a, b) in self.regs.iter_mut().zip(&o.regs).chain(self.slots.iter_mut().zip(&o.slots)) {
+        let all = self.regs.iter_mut().zip(&o.regs).chain(self.slots.iter_mut().zip(&o.slots));
+        for (a, b) in all.chain(self.pslots.iter_mut().zip(&o.pslots)) {
             let j = a.join(*b);
             if j != *a {
                 *a = j;
@@ -281,11 +356,16 @@ impl State {
 
     /// Weakly joins `k` into the slots an access at exact offset `o` (or anywhere, `None`) may reach upwards.
     fn weak_from(&mut self, o: Option<i32>, k: Kind) {
-        for (idx, s) in self.slots.iter_mut().enumerate() {
-            let slot_off = -8 * (i32::try_from(idx).unwrap_or(0) + 1);
-            if o.is_none_or(|o| slot_off >= o.saturating_sub(7)) {
-                *s = s.join(k);
-            }
+        weak_from(&mut self.slots, o, k);
+    }
+}
+
+/// [`State::weak_from`] on `slots` (the frame's or the parent frame's).
+fn weak_from(slots: &mut [Kind; STACK_SLOTS], o: Option<i32>, k: Kind) {
+    for (idx, s) in slots.iter_mut().enumerate() {
+        let slot_off = -8 * (i32::try_from(idx).unwrap_or(0) + 1);
+        if o.is_none_or(|o| slot_off >= o.saturating_sub(7)) {
+            *s = s.join(k);
         }
     }
 }
@@ -315,12 +395,18 @@ struct Flags {
     ctx_to_callbacks: bool,
     ctx_spilled: bool,
     stack_spilled: bool,
+    /// A parent-frame pointer was stored where slots do not track it or handed to a helper
+    /// that may call a callback with it: parent slots may change behind the analysis's back.
+    parent_escaped: bool,
+    parent_spilled: bool,
 }
 
 /// One memory access as recorded in the final sweep.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Access {
     base: Base,
+    /// The base is the context or a scalar, and may be the context.
+    ctx_or_scalar: bool,
     exact: Option<i32>,
     stacky: bool,
 }
@@ -333,8 +419,9 @@ struct Solver<'a> {
     flags: Flags,
     has_callbacks: bool,
     entry: Vec<Option<State>>,
-    args: Vec<Option<[Kind; NARGS]>>,
     ret: Vec<[Kind; NRET]>,
+    /// The parent frame's slots at each subprogram's exits.
+    ret_parent: Vec<[Kind; STACK_SLOTS]>,
     work: Worklist,
 }
 
@@ -352,10 +439,17 @@ fn clobber_args(st: &mut State) {
 const NRET: usize = 6;
 
 enum Event {
-    Call(SubprogId, [Kind; NARGS]),
+    Call(SubprogId, [Kind; NARGS], [Kind; STACK_SLOTS]),
     Callback(SubprogId),
-    Exit([Kind; NRET]),
+    Exit([Kind; NRET], [Kind; STACK_SLOTS]),
 }
+
+/// The parent frame of an activation no call from another section with a [`CallerFrame`]
+/// started: no pointer into it exists there, so it adds nothing where activations meet.
+const NO_PARENT: [Kind; STACK_SLOTS] = [Kind::BOTTOM; STACK_SLOTS];
+
+/// A parent slot nothing is known about.
+const PARENT_UNKNOWN: Kind = Kind::flags(CTX | OTHER | PARENT);
 
 impl Solver<'_> {
     /// The kind of an 8-byte value read from memory nobody tracks.
@@ -367,7 +461,29 @@ impl Solver<'_> {
         if self.flags.stack_escaped {
             f |= STACK;
         }
+        if self.flags.parent_escaped {
+            f |= PARENT;
+        }
         Kind::flags(f)
+    }
+
+    /// Slot `k` of the parent frame (plus what untracked stores may have put there once a
+    /// parent pointer escaped).
+    fn pslot(&self, st: &State, k: usize) -> Kind {
+        let v = st.pslots[k];
+        if v.flags == 0 {
+            PARENT_UNKNOWN
+        } else if self.flags.parent_escaped {
+            v.join(self.untracked())
+        } else {
+            v
+        }
+    }
+
+    /// A parent pointer escaped: the parent frame may hold the context as far as anyone knows.
+    fn parent_escapes(&mut self) {
+        self.flags.parent_escaped = true;
+        self.flags.ctx_escaped = true;
     }
 
     /// What a never-written slot of a callee's frame may hold: stale values an earlier frame
@@ -380,6 +496,9 @@ impl Solver<'_> {
         if self.flags.stack_spilled {
             f |= STACK;
         }
+        if self.flags.parent_spilled {
+            f |= PARENT;
+        }
         Kind::flags(f)
     }
 
@@ -390,6 +509,9 @@ impl Solver<'_> {
         if v.has(STACK) {
             self.flags.stack_spilled = true;
         }
+        if v.has(PARENT) {
+            self.flags.parent_spilled = true;
+        }
     }
 
     fn escape(&mut self, v: Kind) {
@@ -398,6 +520,9 @@ impl Solver<'_> {
         }
         if v.has(STACK) {
             self.flags.stack_escaped = true;
+        }
+        if v.has(PARENT) {
+            self.parent_escapes();
         }
     }
 
@@ -412,35 +537,50 @@ impl Solver<'_> {
     /// Reads `size` bytes at `base + off`.
     fn load(&self, st: &State, base: Kind, off: i16, size: Size) -> Kind {
         if size != Size::DW {
-            return Kind::OTHER;
+            // A narrow load yields a scalar, except from the context (`skb->data` is a packet
+            // pointer).
+            return if base.has(CTX) { Kind::OTHER } else { Kind::SCALAR };
         }
         if let Some(o) = base.exact() {
             match slot_of(i64::from(o) + i64::from(off)) {
                 Some(k) => st.slots[k],
                 None => self.untracked(),
             }
-        } else if base.has(STACK) {
-            st.slots.iter().fold(self.untracked(), |a, s| a.join(*s))
+        } else if let Some(o) = base.parent_exact() {
+            match slot_of(i64::from(o) + i64::from(off)) {
+                Some(k) => self.pslot(st, k),
+                None => self.untracked(),
+            }
         } else {
-            self.untracked()
+            let mut v = self.untracked();
+            if base.has(STACK) {
+                v = st.slots.iter().fold(v, |a, s| a.join(*s));
+            }
+            if base.has(PARENT) {
+                // An inexact parent pointer may be a stale one of another activation.
+                v = v.join(PARENT_UNKNOWN);
+            }
+            v
         }
     }
 
     /// Writes `v` (`size` bytes) at `base + off`.
     fn store(&mut self, st: &mut State, base: Kind, off: i16, size: Size, v: Kind) {
         let wide = size == Size::DW;
-        let stored = if wide { v } else { Kind::OTHER };
-        if wide && (base.has(STACK)) {
+        let stored = if wide { v } else { Kind::SCALAR };
+        if wide && (base.has(STACK | PARENT)) {
             self.spilled(v);
         }
-        if let Some(o) = base.exact() {
+        let exact = base.exact().map(|o| (o, &mut st.slots)).or(base.parent_exact().map(|o| (o, &mut st.pslots)));
+        if let Some((o, slots)) = exact {
             let addr = i64::from(o) + i64::from(off);
             match (wide, slot_of(addr)) {
-                (true, Some(k)) => st.slots[k] = v,
+                (true, Some(k)) => slots[k] = v,
                 _ => {
                     // Weak: the bytes written may equal the ones they replace.
+                    let w = if wide { Kind::OTHER } else { Kind::SCALAR };
                     for k in slots_touching(addr, i64::from(size.bytes())) {
-                        st.slots[k] = st.slots[k].join(Kind::OTHER);
+                        slots[k] = slots[k].join(w);
                     }
                     if wide {
                         self.escape(v);
@@ -450,6 +590,9 @@ impl Solver<'_> {
         } else {
             if base.has(STACK) {
                 st.weak_from(None, stored);
+            }
+            if base.has(PARENT) {
+                weak_from(&mut st.pslots, None, stored);
             }
             if wide {
                 self.escape(v);
@@ -502,25 +645,39 @@ impl Solver<'_> {
     ) -> Option<Event> {
         let mut record = |k: Kind| {
             if let Some(r) = rec.as_deref_mut() {
-                r[i.idx()] = Some(Access { base: Base::of(k), exact: k.exact(), stacky: k.has(STACK) });
+                r[i.idx()] = Some(Access {
+                    base: Base::of(k),
+                    ctx_or_scalar: k.has(CTX) && k.flags & !(CTX | SCALAR) == 0,
+                    exact: k.exact(),
+                    stacky: k.has(STACK),
+                });
             }
         };
         match *op {
-            Op::Alu { width: Width::W32, dst, .. } | Op::Zext { dst } => st.set(dst, Kind::OTHER),
+            Op::Alu { width: Width::W32, dst, .. } | Op::Zext { dst } => st.set(dst, Kind::SCALAR),
             Op::Alu { width: Width::W64, op: AluOp::Mov, dst, src } => {
                 let k = match src {
                     Operand::Reg(r) => st.reg(r),
-                    Operand::Imm(_) => Kind::OTHER,
+                    Operand::Imm(_) => Kind::SCALAR,
                 };
                 st.set(dst, k);
             }
-            Op::Alu { width: Width::W64, op: AluOp::MovSx(_), dst, .. } => st.set(dst, Kind::OTHER),
+            Op::Alu { width: Width::W64, op: AluOp::MovSx(_), dst, .. } => st.set(dst, Kind::SCALAR),
             Op::Alu { width: Width::W64, op: alu @ (AluOp::Add | AluOp::Sub), dst, src: Operand::Imm(imm) }
-                if st.reg(dst).exact().is_some() =>
+                if st.reg(dst).exact().is_some() || st.reg(dst).parent_exact().is_some() =>
             {
-                let o = st.reg(dst).exact().unwrap_or(0);
+                let k = st.reg(dst);
+                let (o, parent) = k.exact().map_or((k.off, true), |o| (o, false));
                 let n = if alu == AluOp::Add { o.checked_add(imm) } else { o.checked_sub(imm) };
-                st.set(dst, n.map_or(Kind::STACK_ANY, Kind::fp));
+                st.set(
+                    dst,
+                    match (n, parent) {
+                        (Some(n), false) => Kind::fp(n),
+                        (Some(n), true) => Kind::parent(n),
+                        (None, false) => Kind::STACK_ANY,
+                        (None, true) => Kind::flags(PARENT),
+                    },
+                );
             }
             Op::Alu { dst, .. } | Op::Swap { dst, .. } => {
                 let u = op.uses().iter().fold(0u8, |a, r| a | st.reg(r).flags);
@@ -543,7 +700,7 @@ impl Solver<'_> {
                 record(base);
                 let v = match src {
                     Operand::Reg(r) => st.reg(r),
-                    Operand::Imm(_) => Kind::OTHER,
+                    Operand::Imm(_) => Kind::SCALAR,
                 };
                 self.store(st, base, off, size, v);
             }
@@ -578,6 +735,19 @@ impl Solver<'_> {
                     st.weak_from(None, Kind::flags(w));
                 }
                 let callee = self.cfg.callee(i);
+                let entry_parent = st.pslots;
+                // The callee may change the parent frame if it can reach it.
+                let reach = args.iter().any(|a| a.has(PARENT))
+                    || (stack_arg && st.any_slot_has(PARENT))
+                    || self.flags.parent_escaped
+                    || self.flags.parent_spilled;
+                if reach {
+                    let exit =
+                        callee.map_or([Kind::flags(CTX | OTHER | PARENT); STACK_SLOTS], |s| self.ret_parent[s.idx()]);
+                    for (p, x) in st.pslots.iter_mut().zip(exit) {
+                        *p = p.join(x);
+                    }
+                }
                 let ret = callee.map_or([Kind::OTHER; NRET], |s| self.ret[s.idx()]);
                 // r0 is the callee's; r1..r5 may keep the caller's values or get the callee's.
                 for (r, k) in ret.iter().enumerate() {
@@ -588,20 +758,32 @@ impl Solver<'_> {
                     st.regs[r] = v;
                 }
                 let callee_args = args.map(|a| if a.has(STACK) { Kind::flags((a.flags & !STACK) | OTHER) } else { a });
-                return callee.map(|s| Event::Call(s, callee_args));
+                return callee.map(|s| Event::Call(s, callee_args, entry_parent));
             }
             Op::Call(_) | Op::Callx(_) => {
                 for r in 1..6 {
                     let a = st.regs[r];
                     if a.has(STACK) {
-                        let mut w = OTHER;
+                        // Helpers write scalars (the kernel marks the bytes STACK_MISC).
+                        let mut w = SCALAR;
                         if self.has_callbacks {
+                            // A callback may write any pointer.
+                            w |= OTHER;
                             self.flags.stack_escaped = true;
                             if self.flags.ctx_escaped {
                                 w |= CTX;
                             }
                         }
                         st.weak_from(a.exact(), Kind::flags(w));
+                    }
+                    if a.has(PARENT) {
+                        // As for the frame; a callback may get the pointer.
+                        let mut w = SCALAR;
+                        if self.has_callbacks {
+                            self.parent_escapes();
+                            w |= CTX | OTHER;
+                        }
+                        weak_from(&mut st.pslots, a.parent_exact(), Kind::flags(w));
                     }
                     if r >= 2 && a.has(CTX) {
                         self.flags.ctx_to_callbacks = true;
@@ -615,7 +797,7 @@ impl Solver<'_> {
                 ret.copy_from_slice(&st.regs[..NRET]);
                 // The callee's own stack pointers dangle after return.
                 let ret = ret.map(|k| if k.has(STACK) { Kind::flags((k.flags & !STACK) | OTHER) } else { k });
-                return Some(Event::Exit(ret));
+                return Some(Event::Exit(ret, st.pslots));
             }
             Op::Ja { .. } | Op::Jump { .. } | Op::MayGoto { .. } | Op::Nospec => {}
         }
@@ -636,40 +818,33 @@ impl Solver<'_> {
         }
     }
 
-    fn enter(&mut self, s: SubprogId, args: [Kind; NARGS]) {
-        let merged = match self.args[s.idx()] {
-            None => Some(args),
-            Some(old) => {
-                let mut j = old;
-                for (x, a) in j.iter_mut().zip(args) {
-                    *x = x.join(a);
-                }
-                (j != old).then_some(j)
-            }
-        };
-        if let Some(a) = merged {
-            self.args[s.idx()] = Some(a);
-            let e = self.cfg.subprog(s).entry();
-            let slots = if s == SubprogId::MAIN { Kind::OTHER } else { self.stale() };
-            self.merge(e, &State::entry(a, slots));
-        }
+    fn enter(&mut self, s: SubprogId, args: [Kind; NARGS], parent: [Kind; STACK_SLOTS]) {
+        let e = self.cfg.subprog(s).entry();
+        let slots = if s == SubprogId::MAIN { Kind::OTHER } else { self.stale() };
+        self.merge(e, &State::entry(args, slots, parent));
     }
 
     fn handle(&mut self, ev: Event, sp: SubprogId) {
         match ev {
-            Event::Call(s, args) => self.enter(s, args),
+            Event::Call(s, args, parent) => self.enter(s, args, parent),
             Event::Callback(s) => {
                 let a = self.callback_args();
-                self.enter(s, a);
+                self.enter(s, a, NO_PARENT);
             }
-            Event::Exit(k) => {
+            Event::Exit(k, parent) => {
                 let old = self.ret[sp.idx()];
                 let mut j = old;
                 for (x, y) in j.iter_mut().zip(k) {
                     *x = x.join(y);
                 }
-                if j != old {
+                let old_p = self.ret_parent[sp.idx()];
+                let mut jp = old_p;
+                for (x, y) in jp.iter_mut().zip(parent) {
+                    *x = x.join(y);
+                }
+                if j != old || jp != old_p {
                     self.ret[sp.idx()] = j;
+                    self.ret_parent[sp.idx()] = jp;
                     let callers: Vec<InsnIdx> = self.cfg.subprog(sp).callers.clone();
                     for c in callers {
                         self.work.push(self.cfg.block_of(c));
@@ -682,8 +857,8 @@ impl Solver<'_> {
     fn run(&mut self) {
         let nb = self.cfg.blocks().len();
         self.entry = vec![None; nb];
-        self.args = vec![None; self.cfg.subprogs().len()];
         self.ret = vec![[Kind::BOTTOM; NRET]; self.cfg.subprogs().len()];
+        self.ret_parent = vec![[Kind::BOTTOM; STACK_SLOTS]; self.cfg.subprogs().len()];
         self.work = Worklist::new(nb);
         let mut main = [Kind::OTHER; NARGS];
         main[1] = Kind::CTX;
@@ -692,20 +867,21 @@ impl Solver<'_> {
         // what calls pass, if any.
         let main_start = self.cfg.subprog(SubprogId::MAIN).start;
         if self.calls.is_empty() || self.ctx_entries.contains(&main_start) {
-            self.args[0] = Some(main);
-            self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER));
+            self.merge(self.cfg.subprog(SubprogId::MAIN).entry(), &State::entry(main, Kind::OTHER, NO_PARENT));
         }
         // Other programs of the section start as the main program does.
-        for (k, sp) in self.cfg.subprogs().iter().enumerate().skip(1) {
+        for sp in self.cfg.subprogs().iter().skip(1) {
             if sp.external && self.ctx_entries.contains(&sp.start) {
-                self.args[k] = Some(main);
-                self.merge(sp.entry(), &State::entry(main, Kind::OTHER));
+                self.merge(sp.entry(), &State::entry(main, Kind::OTHER, NO_PARENT));
             }
         }
         // Entries called from other sections start with what the calls pass.
         for (k, sp) in self.cfg.subprogs().iter().enumerate() {
             for (_, site) in self.calls.iter().filter(|(at, _)| *at == sp.start) {
-                self.enter(SubprogId(to_u32(k)), site.regs.map(CtxArg::kind));
+                match site.frame {
+                    Some(f) => self.enter(SubprogId(to_u32(k)), f.regs, f.slots),
+                    None => self.enter(SubprogId(to_u32(k)), site.regs.map(CtxArg::kind), NO_PARENT),
+                }
             }
         }
         while let Some(b) = self.work.pop() {
@@ -771,8 +947,8 @@ impl PtrKinds {
             flags: Flags { ctx_escaped, ..Flags::default() },
             has_callbacks,
             entry: Vec::new(),
-            args: Vec::new(),
             ret: Vec::new(),
+            ret_parent: Vec::new(),
             work: Worklist::new(0),
         };
         // Flags only ever get set; rerun until a whole run starts and ends with the same flags.
@@ -798,8 +974,19 @@ impl PtrKinds {
                         *r = CtxArg::of(*k);
                     }
                     let stack_arg = st.regs[..NARGS].iter().any(|k| k.has(STACK));
-                    let ctx_in_memory = solver.flags.ctx_escaped || (stack_arg && st.any_slot_has(CTX));
-                    call_sites.push((i, CallSite { regs, ctx_in_memory }));
+                    let parent_arg = st.regs[..NARGS].iter().any(|k| k.has(PARENT));
+                    // The frame is the callee's to track unless pointers into it may be in memory.
+                    let frame = (stack_arg && !solver.flags.stack_escaped).then(|| {
+                        let mut regs = [Kind::OTHER; NARGS];
+                        for (r, k) in regs.iter_mut().zip(&st.regs) {
+                            *r = k.to_callee();
+                        }
+                        CallerFrame { regs, slots: st.slots.map(Kind::to_callee) }
+                    });
+                    let ctx_in_memory = solver.flags.ctx_escaped
+                        || (stack_arg && frame.is_none() && st.any_slot_has(CTX))
+                        || (parent_arg && st.pslots.iter().any(|k| k.has(CTX)));
+                    call_sites.push((i, CallSite { regs, ctx_in_memory, frame }));
                 }
                 // Stack pointers handed to calls extend the frame the callee or helper may touch.
                 if matches!(op, Op::Call(_) | Op::Callx(_)) {
@@ -841,6 +1028,17 @@ impl PtrKinds {
     #[must_use]
     pub fn base(&self, i: InsnIdx) -> Option<Base> {
         self.access[i.idx()].map(|a| a.base)
+    }
+
+    /// Whether the load, store or atomic at `i` is a context access in every program the kernel
+    /// accepts: its base is [`Base::Ctx`], or may be the context and is otherwise a scalar (the
+    /// verifier refuses an access through a scalar, and one instruction used with the context
+    /// on one path and another pointer on another, `reg_type_mismatch_ok()`: so where it
+    /// accepts the program the base is the context on every path). Not for a context rewrite
+    /// (an interpreter runs programs the kernel refuses); for `zext`, which follows the kernel.
+    #[must_use]
+    pub fn ctx_if_accepted(&self, i: InsnIdx) -> bool {
+        self.access[i.idx()].is_some_and(|a| a.base == Base::Ctx || a.ctx_or_scalar)
     }
 
     /// The exact frame offset of the base register of the access at `i`, when it is a stack

@@ -12,7 +12,6 @@
 //! Needs: [`Fact::Liveness`] (and [`Fact::PtrKind`] to skip context loads).
 
 use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
-use crate::analysis::ptrkind::Base;
 use crate::rewrite::zext::{def32_reg, rnd_hi32_after, zext_after};
 use bpfpatch_insn::Op;
 use bpfpatch_patch::PatchList;
@@ -51,8 +50,10 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>, zext: bool, rnd: bo
         if matches!(item.op, Op::Zext { .. }) || def32_reg(&item.op).is_none() {
             continue;
         }
+        // Where the base is the context or a scalar, the kernel accepts the program only if it
+        // is the context on every path ([`crate::analysis::ptrkind::PtrKinds::ctx_if_accepted`]).
         let ctx_load = matches!(item.op, Op::Load { .. })
-            && item.orig.and_then(|i| cx.kinds.as_ref().and_then(|k| k.base(i))) == Some(Base::Ctx);
+            && item.orig.is_some_and(|i| cx.kinds.as_ref().is_some_and(|k| k.ctx_if_accepted(i)));
         if ctx_load {
             continue;
         }
