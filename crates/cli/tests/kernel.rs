@@ -207,8 +207,7 @@ fn zext_sites_are_the_kernels_on_the_corpus() {
     if !kernel_or_skip("zext_sites_are_the_kernels_on_the_corpus") {
         return;
     }
-    let Some(files) = bpfpatch_testkit::corpus::corpus() else { return };
-    let le: Vec<PathBuf> = files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| b.get(5) == Some(&1))).collect();
+    let Some(le) = little_endian_corpus() else { return };
     let out = bpfpatch().arg("load").args(&le).args(["--zext-as-mov32", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (mut before, mut after) = (0, 0);
@@ -225,6 +224,37 @@ fn zext_sites_are_the_kernels_on_the_corpus() {
     assert!(before > 300, "{before} programs load unchanged");
     println!("zext as w = w: {after} of {before} programs load");
     assert_eq!(after, before, "every program that loads unchanged loads after zext");
+}
+
+/// The little-endian corpus objects (the kernel's byte order here).
+fn little_endian_corpus() -> Option<Vec<PathBuf>> {
+    let files = bpfpatch_testkit::corpus::corpus()?;
+    Some(files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| b.get(5) == Some(&1))).collect())
+}
+
+/// The loadable pipelines on the corpus: every program that loads unchanged still loads after
+/// `rewrite --passes lower-v4` and after `--passes all` (dce, plus lower-v4 for v4 programs),
+/// and every skb/xdp program among them returns the same test-run value on the fixed packet.
+#[test]
+fn corpus_loads_after_the_loadable_passes() {
+    if !kernel_or_skip("corpus_loads_after_the_loadable_passes") {
+        return;
+    }
+    let Some(le) = little_endian_corpus() else { return };
+    for passes in ["lower-v4", "all"] {
+        let out = bpfpatch().arg("load").args(&le).args(["--passes", passes, "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (mut before, mut runs) = (0, 0);
+        for p in v["programs"].as_array().unwrap().iter().filter(|p| p["before"]["verdict"] == "success") {
+            before += 1;
+            assert_eq!(p["after"]["verdict"], "success", "broken by --passes {passes}: {p}");
+            assert_eq!(p["after"]["retval"], p["before"]["retval"], "--passes {passes} changed the result: {p}");
+            runs += usize::from(!p["before"]["retval"].is_null());
+        }
+        assert!(before > 300, "{before} programs load unchanged");
+        assert!(runs > 100, "{runs} skb/xdp programs ran");
+        println!("--passes {passes}: {before} of {before} programs load, {runs} test runs give the same value");
+    }
 }
 
 /// `bench`'s div-guard workload: the running kernel loads the N = 1,000 program, its xlated
