@@ -337,15 +337,14 @@ impl State {
         }
     }
 
-    fn join_from(&mut self, o: &State) -> bool {
-        let mut changed = false;
-        let all = self.regs.iter_mut().zip(&o.regs).chain(self.slots.iter_mut().zip(&o.slots));
-        for (a, b) in all.chain(self.pslots.iter_mut().zip(&o.pslots)) {
-            let j = a.join(*b);
-            if j != *a {
-                *a = j;
-                changed = true;
-            }
+    /// Joins `o` into `self`; whether anything changed. Without a parent frame (`parent`
+    /// false: no call into the section passes a [`CallerFrame`], so no `PARENT` kind exists
+    /// and every state's `pslots` stay `NO_PARENT`) the parent slots are not visited.
+    fn join_from(&mut self, o: &State, parent: bool) -> bool {
+        let mut changed = join_into(&mut self.regs, &o.regs);
+        changed |= join_into(&mut self.slots, &o.slots);
+        if parent {
+            changed |= join_into(&mut self.pslots, &o.pslots);
         }
         changed
     }
@@ -358,6 +357,17 @@ impl State {
     fn weak_from(&mut self, o: Option<i32>, k: Kind) {
         weak_from(&mut self.slots, o, k);
     }
+}
+
+/// Joins `b` into `a` kind by kind; whether anything changed.
+fn join_into(a: &mut [Kind], b: &[Kind]) -> bool {
+    let mut changed = false;
+    for (x, y) in a.iter_mut().zip(b) {
+        let j = x.join(*y);
+        changed |= j != *x;
+        *x = j;
+    }
+    changed
 }
 
 /// [`State::weak_from`] on `slots` (the frame's or the parent frame's).
@@ -418,6 +428,9 @@ struct Solver<'a> {
     calls: &'a [(InsnIdx, CallSite)],
     flags: Flags,
     has_callbacks: bool,
+    /// Some call into the section passes a [`CallerFrame`]: only then can a `PARENT` kind,
+    /// hence a parent slot other than `NO_PARENT`, exist ([`State::join_from`]).
+    with_parent: bool,
     entry: Vec<Option<State>>,
     ret: Vec<[Kind; NRET]>,
     /// The parent frame's slots at each subprogram's exits.
@@ -811,7 +824,7 @@ impl Solver<'_> {
                 self.work.push(b);
             }
             Some(old) => {
-                if old.join_from(st) {
+                if old.join_from(st, self.with_parent) {
                     self.work.push(b);
                 }
             }
@@ -946,6 +959,7 @@ impl PtrKinds {
             calls: entries.calls,
             flags: Flags { ctx_escaped, ..Flags::default() },
             has_callbacks,
+            with_parent: entries.calls.iter().any(|c| c.1.frame.is_some()),
             entry: Vec::new(),
             ret: Vec::new(),
             ret_parent: Vec::new(),
