@@ -197,6 +197,12 @@ impl Pending {
         &self.refs
     }
 
+    /// The recorded references, writable (for the checker's own tests, which corrupt them).
+    #[cfg(test)]
+    pub(crate) fn refs_mut(&mut self) -> &mut [u32] {
+        &mut self.refs
+    }
+
     /// Whether the entries tile the pool and the references exactly (for the checker).
     #[cfg(any(debug_assertions, feature = "fuzzing"))]
     pub(crate) fn tiles(&self) -> bool {

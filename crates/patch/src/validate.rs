@@ -312,3 +312,53 @@ impl PatchList {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker must fail where an invariant is broken: each test corrupts one part of a
+    //! valid list and expects the violation named.
+    use crate::{PatchBuf, PatchList, Target};
+    use bpfpatch_insn::{Insn, Slot, opcode as c};
+
+    fn mov(d: u8, k: i32) -> Insn {
+        Insn::new(c::ALU64 | c::MOV | c::K, d, 0, 0, k)
+    }
+
+    /// A list with one pending patch (I6) whose last slot is a jump to the original target.
+    fn with_pending_jump() -> PatchList {
+        let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+        let jeq = Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 1, 0);
+        let mut l = PatchList::new(&[mov(0, 0), jeq, mov(0, 1), exit]).unwrap();
+        let mut b = PatchBuf::new();
+        b.push(mov(9, 9)).jump_to(jeq, Target::OrigTarget);
+        l.patch(l.node_of(Slot(1)).unwrap(), &b).unwrap();
+        assert_eq!(l.pending.len(), 1, "the patch is logged, not applied");
+        assert_eq!(l.validate(), Ok(()));
+        l
+    }
+
+    #[test]
+    fn a_pending_reference_to_no_node_is_reported() {
+        let mut l = with_pending_jump();
+        let beyond = u32::try_from(l.vnodes()).unwrap() + 5;
+        l.pending.refs_mut()[0] = beyond;
+        let e = l.validate().unwrap_err();
+        assert_eq!((e.invariant, e.detail.contains("pending reference")), ("I3", true), "{e}");
+    }
+
+    #[test]
+    fn a_pending_reference_to_an_ld_imm64_tail_is_reported() {
+        let lo = Insn::new(c::LD | c::IMM | c::DW, 1, 0, 0, 7);
+        let hi = Insn::new(0, 0, 0, 0, 0);
+        let jeq = Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 2, 0);
+        let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+        let mut l = PatchList::new(&[jeq, lo, hi, exit]).unwrap();
+        let mut b = PatchBuf::new();
+        b.push(mov(9, 9)).jump_to(jeq, Target::OrigTarget);
+        l.patch(l.node_of(Slot(0)).unwrap(), &b).unwrap();
+        assert_eq!(l.validate(), Ok(()));
+        l.pending.refs_mut()[0] = 2;
+        let e = l.validate().unwrap_err();
+        assert_eq!(e.invariant, "I1", "{e}");
+    }
+}
