@@ -217,3 +217,41 @@ impl Pending {
         ps as usize == self.pool.len() && rs as usize == self.refs.len()
     }
 }
+
+#[cfg(all(test, any(debug_assertions, feature = "fuzzing")))]
+mod tests {
+    use super::*;
+
+    fn slot(k: i32) -> Insn {
+        Insn::new(0xb7, 0, 0, 0, k)
+    }
+
+    #[test]
+    fn tiles_holds_for_recorded_patches_only() {
+        let mut p = Pending::default();
+        assert!(p.tiles(), "an empty log tiles");
+        p.push_ref(3);
+        p.commit(1, &[slot(1), slot(2)]);
+        p.commit(4, &[slot(3)]);
+        assert!(p.tiles());
+
+        // An entry without slots (its pool end does not grow), the references still in order.
+        let mut q = p.clone();
+        q.entries.push(Entry { x: 5, pool_end: 3, refs_end: 1 });
+        assert!(!q.tiles(), "an empty entry");
+
+        // References going backwards, the pool in order.
+        let mut q = p.clone();
+        q.pool.push(slot(4));
+        q.entries.push(Entry { x: 6, pool_end: 4, refs_end: 0 });
+        assert!(!q.tiles(), "references out of order");
+
+        // A pool or references longer than the entries cover.
+        let mut q = p.clone();
+        q.pool.push(slot(5));
+        assert!(!q.tiles(), "pool slots no entry owns");
+        let mut q = p.clone();
+        q.refs.push(7);
+        assert!(!q.tiles(), "references no entry owns");
+    }
+}
