@@ -6,8 +6,10 @@
 //!
 //! libbpf (through libbpf-rs) creates the maps each object declares and applies its
 //! relocations; everything is closed after each program. Exit status: 1 with one line where
-//! bpf() is not permitted, or when a rewrite broke a program (it loaded before and not after,
-//! or its return value changed); 0 otherwise, rejected programs included.
+//! bpf() is not permitted, when a rewrite broke a program (it loaded before and not after, or
+//! its return value changed), or when an object could not be opened (libbpf refused it) or
+//! rewritten (counted and named, `unopened` in `--json`); 0 otherwise, programs the verifier
+//! rejects included.
 
 use crate::input;
 use crate::passes_args::PassArgs;
