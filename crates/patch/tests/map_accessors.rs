@@ -148,3 +148,23 @@ fn an_output_with_mismatched_buffers_is_overwritten_whole() {
         assert_eq!(out.program, fresh.program, "stale output of {ni} instructions and {na} aux");
     }
 }
+
+#[test]
+fn both_engines_count_backward_jumps_before_the_last_slot_of_a_patch_as_fixups() {
+    // As above, but the patch's backward jumps sit before its last slot (the walk resolves
+    // them too, on another path) and there are two of them: two fixups, by either engine.
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), ja(-4), exit()];
+    let prog = Program { insns, aux: vec![0u32; 5], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    let mut buf = PatchBuf::new();
+    // Slot 0 keeps the original target; slot 1 jumps back to slot 0 of the patch (local).
+    buf.jump_to(ja(0), Target::OrigTarget).push(ja(-2)).push(mov64(4, 4));
+    l.patch(l.node_of(Slot(3)).unwrap(), &buf).unwrap();
+    for relax in [false, true] {
+        let mut hook = |_: &Insn, _: Option<&u32>| 0u32;
+        let out = l.linearize_program(&prog, &mut hook, LinearizeOptions { relax }).unwrap();
+        assert_eq!(out.program.insns, vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), ja(-4), ja(-2), mov64(4, 4), exit()]);
+        assert_eq!(out.stats.fixups, 2, "relax {relax}");
+    }
+    assert_eq!(l.linearize(LinearizeOptions::default()).unwrap().stats.fixups, 2);
+}
