@@ -6,7 +6,7 @@
 //! - [`analysis`]: CFG, reachability with constant branch folding, 32-bit subregister liveness,
 //!   pointer kinds (context / stack / other).
 //! - [`rewrite`]: pure generators, one per kernel rewrite, returning the replacement sequence
-//!   for one instruction ([`rewrite::Patchlet`]) with its jumps as local targets or escapes.
+//!   for one instruction as a `bpfpatch_patch::PatchBuf`, its jumps local or escapes.
 //! - [`pass`]: the pipeline on the patching engine ([`Pipeline::parse`], [`Pipeline::run`],
 //!   [`transform`]): one patch list, the chosen passes in the kernel's order, one linearization.
 #![deny(missing_docs)]

@@ -37,11 +37,11 @@ use crate::analysis::liveness::Liveness;
 use crate::analysis::ptrkind::{CallSite, Entries, PtrKinds};
 use crate::analysis::reach::{Model, Reach};
 use crate::program::InsnIdx;
+use crate::rewrite::RewriteError;
 use crate::rewrite::blind::{BlindRng, SplitMix64};
 use crate::rewrite::ctx::{CtxError, CtxLayout};
-use crate::rewrite::{Patchlet, RewriteError};
 use bpfpatch_insn::{DecodeError, DecodeOptions, Endian, Insn, Op, Slot, decode, decode_program};
-use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList, Target};
+use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList};
 use core::fmt;
 
 /// What a rewritten program is for: the two kinds of output are never mixed up.
@@ -570,7 +570,6 @@ impl Pipeline {
             rng: SplitMix64::new(opts.seed),
             zext_requested: passes.contains(&Pass::Zext),
             rnd_hi32_requested: passes.contains(&Pass::RndHi32),
-            buf: PatchBuf::new(),
         };
         let mut stats = Vec::with_capacity(passes.len());
         for &pass in &passes {
@@ -638,7 +637,6 @@ pub(crate) struct PassCx<'a> {
     rng: SplitMix64,
     zext_requested: bool,
     rnd_hi32_requested: bool,
-    buf: PatchBuf,
 }
 
 /// A decoded live instruction of the list.
@@ -696,17 +694,10 @@ impl PassCx<'_> {
         Ok(out)
     }
 
-    /// Replaces the instruction at `node` by `p` (escapes go to its original target).
-    fn patch(&mut self, list: &mut PatchList, node: NodeId, p: &Patchlet, pass: &'static str) -> Result<(), PassError> {
-        self.buf.clear();
-        for (k, &insn) in p.insns().iter().enumerate() {
-            if p.escapes().contains(&k) {
-                self.buf.jump_to(insn, Target::OrigTarget);
-            } else {
-                self.buf.push(insn);
-            }
-        }
-        list.patch(node, &self.buf).map_err(PassError::engine(pass))?;
+    /// Replaces the instruction at `node` by the generated patch `p` (escapes go to its
+    /// original target): the list copies its slots once, from the generator's buffer.
+    fn patch(&mut self, list: &mut PatchList, node: NodeId, p: &PatchBuf, pass: &'static str) -> Result<(), PassError> {
+        list.patch(node, p).map_err(PassError::engine(pass))?;
         Ok(())
     }
 

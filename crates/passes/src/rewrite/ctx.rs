@@ -17,9 +17,10 @@
 //! The optional prologue is code the pass inserts before the first instruction; jumps to
 //! instruction 0 skip it (the kernel's `adjust_jmp_off(prog, 0, delta)`).
 
-use super::Patchlet;
+use super::Emit;
 use super::ins::{alu, alu32_imm, ldx, st, stx};
 use bpfpatch_insn::{AluOp, Endian, Insn, Op, Operand, Reg, Size, Width};
+use bpfpatch_patch::PatchBuf;
 use std::fmt;
 use std::sync::Arc;
 
@@ -239,8 +240,8 @@ fn run_converter(field: &CtxField, req: &CtxRequest) -> Result<(Vec<Insn>, u8), 
 ///
 /// # Errors
 /// A [`CtxError`] when the layout does not allow the access.
-pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patchlet>, CtxError> {
-    let mut p = Patchlet::new();
+pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<PatchBuf>, CtxError> {
+    let mut p = PatchBuf::new();
     match *op {
         Op::Load { size, signed, dst, src, off } => {
             let (off, bytes) = (i32::from(off), size.bytes());
@@ -250,7 +251,7 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 return Err(CtxError::BadAccess { field: field.name.clone(), off, size: bytes });
             }
             let (insns, target) = run_converter(field, &CtxRequest::Read { dst, ctx: src })?;
-            p.push_raw(&insns);
+            p.push_slots(&insns);
             if narrow && bytes < target {
                 let size_default = i32::from(field.size);
                 let access_off = off & (size_default - 1);
@@ -261,14 +262,14 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 let shift = byte_shift * 8;
                 let w = if field.size <= 4 { Width::W32 } else { Width::W64 };
                 if shift != 0 {
-                    p.push(alu(w, AluOp::Rsh, dst, Operand::Imm(shift)));
+                    p.push_op(&alu(w, AluOp::Rsh, dst, Operand::Imm(shift)));
                 }
                 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
                 let mask = ((1u64 << (u32::from(bytes) * 8)) - 1) as u32 as i32;
-                p.push(alu32_imm(AluOp::And, dst, mask));
+                p.push_op(&alu32_imm(AluOp::And, dst, mask));
             }
             if signed {
-                p.push(alu(Width::W64, AluOp::MovSx(bytes * 8), dst, Operand::Reg(dst)));
+                p.push_op(&alu(Width::W64, AluOp::MovSx(bytes * 8), dst, Operand::Reg(dst)));
             }
         }
         Op::Store { size, dst, off, src } => {
@@ -281,7 +282,7 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 return Err(CtxError::ReadOnly { field: field.name.clone() });
             }
             let (insns, _) = run_converter(field, &CtxRequest::Write { ctx: dst, src })?;
-            p.push_raw(&insns);
+            p.push_slots(&insns);
         }
         Op::Atomic { .. } => return Err(CtxError::Atomic),
         _ => return Ok(None),
