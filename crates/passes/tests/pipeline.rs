@@ -6,9 +6,9 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Reg, Size};
-use bpfpatch_passes::rewrite::RewriteError;
-use bpfpatch_passes::rewrite::blind::{BlindRng, SplitMix64};
-use bpfpatch_passes::rewrite::fixups::BPF_MAX_LOOPS;
+use bpfpatch_passes::emit::RewriteError;
+use bpfpatch_passes::pass::blind::seq::{BlindRng, SplitMix64};
+use bpfpatch_passes::pass::fixups::seq::BPF_MAX_LOOPS;
 use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline, transform};
 use common::*;
 
@@ -186,7 +186,7 @@ fn lower_v4_in_the_pipeline() {
         &[mov64(0, -7), Op::Ja { delta: 1, long: true }, alu64(AluOp::SDiv, 0, 0), alu64(AluOp::SDiv, 0, 2), exit()],
     );
     let ops = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
-    assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::rewrite::lower_v4::uses_v4(op)));
+    assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::pass::lower_v4::seq::uses_v4(op)));
     assert_eq!(ops[1].1, Op::Ja { delta: 1, long: false }, "the goto skips the whole lowered sdiv by 0");
     let p = bpfpatch_vm::LoadedProgram::load(&out, &bpfpatch_vm::LoadOptions::INTERNAL).unwrap();
     assert_eq!(

@@ -18,6 +18,15 @@
 //! no reachability fact. Passes that need a fact for such a node either act conservatively
 //! (zext) or never meet one (dce runs first; ctx runs before anything inserts loads).
 //!
+//! # Adding a pass
+//! One folder and one line: `pass/NAME/mod.rs` declares the pass's row of the registry, a
+//! [`PassDef`] (name, one-line help, [`OutputKind`], the [`Fact`]s it needs, its body, which
+//! records patches on the list through `PassCx`), and `pass/NAME/seq.rs` its generators (pure
+//! functions returning each replacement as a `PatchBuf`, built with [`crate::emit`]); then one
+//! line `Variant => NAME::PASS,` in the `registry!` below, at its place in the run order. The
+//! [`Pass`] handle, [`Pass::ORDER`], the command line's names and help, and `all`'s membership
+//! by kind follow from that line. `pass/toy/` (registered for the tests only) is the example.
+//!
 //! # Errors
 //! A pass that cannot apply returns a typed [`PassError`] naming the original slot; the list
 //! is then discarded. The output always decodes (with kernel-internal forms): it is checked.
@@ -36,13 +45,13 @@ use crate::analysis::cfg::{Cfg, CfgError};
 use crate::analysis::liveness::Liveness;
 use crate::analysis::ptrkind::{CallSite, Entries, PtrKinds};
 use crate::analysis::reach::{Model, Reach};
+use crate::emit::RewriteError;
 use crate::program::InsnIdx;
-use crate::rewrite::RewriteError;
-use crate::rewrite::blind::{BlindRng, SplitMix64};
-use crate::rewrite::ctx::{CtxError, CtxLayout};
+use blind::seq::{BlindRng, SplitMix64};
 use bpfpatch_insn::{DecodeError, DecodeOptions, Endian, Insn, Op, Slot, decode, decode_program};
 use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList};
 use core::fmt;
+use ctx::seq::{CtxError, CtxLayout};
 
 /// What a rewritten program is for: the two kinds of output are never mixed up.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -121,7 +130,7 @@ macro_rules! registry {
     };
 }
 
-// The registry: a pass is a file of this folder defining its `PassDef`, and one line here, in
+// The registry: a pass is a folder of this one defining its `PassDef`, and one line here, in
 // the order the passes run (the kernel's, see the module documentation).
 registry! {
     /// Dead-code elimination with constant branch folding.
@@ -495,7 +504,7 @@ impl Pipeline {
     #[must_use]
     pub fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
         let mut v = self.passes.clone();
-        if self.auto_lower_v4 && prog.ops().iter().any(crate::rewrite::lower_v4::uses_v4) {
+        if self.auto_lower_v4 && prog.ops().iter().any(lower_v4::seq::uses_v4) {
             v.push(Pass::LowerV4);
         }
         v.sort_unstable();
@@ -711,7 +720,7 @@ mod tests {
     use super::*;
     use bpfpatch_insn::opcode as c;
 
-    /// The toy pass (pass/toy.rs plus its registry line, nothing else) is a pass like any
+    /// The toy pass (pass/toy/ plus its registry line, nothing else) is a pass like any
     /// other: the pipeline parses its name, computes its facts, runs it in registry order, and
     /// its patches land (a `goto +0` before each exit; a jump to an exit still reaches it).
     #[test]

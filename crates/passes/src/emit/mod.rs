@@ -1,6 +1,9 @@
-//! Pure rewrite generators: each returns the replacement sequence for one instruction as a
+//! What every pass's generators share (each pass's own are in its folder, `pass/NAME/seq.rs`).
+//! A generator is a pure function returning the replacement sequence for one instruction as a
 //! [`PatchBuf`], the patch the pass hands to the list as it is, matching the kernel's sequences
-//! (reference: kernel-patching.md §4, §6, §7).
+//! (reference: kernel-patching.md §4, §6, §7). Here: the builder methods they use ([`Emit`]),
+//! the instruction constructors ([`ins`]), their error ([`RewriteError`]), and the invariant
+//! check and kernel placement the golden tests apply to every generator ([`check`], [`to_kernel`]).
 //!
 //! # Targets inside a generated patch
 //! A generator's jumps are either *local* (to one of its own slots, or to one past its end: the
@@ -17,12 +20,7 @@
 //! decodes with kernel-internal forms enabled, local targets stay within `0..=len` and never land
 //! on the second slot of an ld_imm64, and the only explicit target is [`Target::OrigTarget`].
 
-pub mod blind;
-pub mod ctx;
-pub mod fixups;
 pub mod ins;
-pub mod lower_v4;
-pub mod zext;
 
 use bpfpatch_insn::{DecodeOptions, Insn, Op, TargetKind, decode};
 use bpfpatch_patch::{PatchBuf, Target};
@@ -61,9 +59,6 @@ pub enum RewriteError {
         /// The map size.
         max_entries: u32,
     },
-    /// A context access the layout does not allow.
-    #[error(transparent)]
-    Ctx(#[from] ctx::CtxError),
 }
 
 /// What the generators add to a [`PatchBuf`] beyond its own builders.

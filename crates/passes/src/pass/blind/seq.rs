@@ -11,8 +11,9 @@
 //! One random 32-bit value per blinded instruction (two for ld_imm64, one per slot, as the
 //! kernel draws per slot) comes from an injectable [`BlindRng`].
 
-use super::ins::{alu, alu32_imm, alu64_imm, alu64_reg, mov_imm, stx};
-use super::{Emit, zext};
+use crate::emit::Emit;
+use crate::emit::ins::{alu, alu32_imm, alu64_imm, alu64_reg, mov_imm, stx};
+use crate::pass::zext::seq as zext;
 use bpfpatch_insn::{AluOp, LdImm64Kind, Op, Operand, Reg};
 use bpfpatch_patch::PatchBuf;
 
@@ -70,7 +71,7 @@ fn rnd(rng: &mut dyn BlindRng) -> i32 {
 
 /// The blinded replacement of `op`, or `None` when the kernel leaves it alone.
 ///
-/// A blinded conditional jump escapes to the original target (see [`to_kernel`](super::to_kernel):
+/// A blinded conditional jump escapes to the original target (see [`to_kernel`](crate::emit::to_kernel):
 /// the kernel's `off < 0 ? off - 2 : off`).
 pub fn blind(op: &Op, rng: &mut dyn BlindRng, opts: BlindOptions) -> Option<PatchBuf> {
     if uses_ax(op) {

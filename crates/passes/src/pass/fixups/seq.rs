@@ -1,10 +1,10 @@
 //! `do_misc_fixups` rewrites (kernel-patching.md §6.6): division guards, `LD_ABS`/`LD_IND`
 //! lowering, `may_goto` expansion, the unprivileged tail-call bound check.
 
-use super::ins::{
+use crate::emit::ins::{
     alu, alu32_imm, alu32_reg, alu64_imm, alu64_reg, call_helper, exit, ja, jmp_imm, ldx, mov_imm, neg, st, stx,
 };
-use super::{Emit, RewriteError};
+use crate::emit::{Emit, RewriteError};
 use bpfpatch_insn::{AluOp, Cond, Op, Operand, Reg, Size, Width};
 use bpfpatch_patch::PatchBuf;
 
@@ -90,7 +90,7 @@ pub const LD_ABS_EFAULT: i64 = -14;
 /// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet.
 ///
 /// ```
-/// use bpfpatch_passes::rewrite::fixups::{ld_abs_helper_value, LD_ABS_EFAULT};
+/// use bpfpatch_passes::pass::fixups::seq::{ld_abs_helper_value, LD_ABS_EFAULT};
 /// let pkt = [0x12, 0x34, 0x56];
 /// assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
 /// assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
@@ -176,7 +176,7 @@ pub fn may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
 
 /// `may_goto` expanded: `ldx AX, [fp+slot]; if AX == 0 goto <original target>; AX -= 1;
 /// stx [fp+slot], AX`. The kernel writes the `JEQ` offset as `off >= 0 ? off + 2 : off - 1`,
-/// which [`to_kernel`](super::to_kernel) reproduces from the escape.
+/// which [`to_kernel`](crate::emit::to_kernel) reproduces from the escape.
 #[must_use]
 pub fn may_goto(slot: i16) -> PatchBuf {
     let mut p = PatchBuf::new();

@@ -1,5 +1,5 @@
 //! A toy pass, registered for the registry's own test only: what adding a pass takes is this
-//! file and one line in the registry ([`super`]). It puts a `ja +0` before every `exit`.
+//! folder and one line in the registry ([`super`]). It puts a `ja +0` before every `exit`.
 
 use super::{OutputKind, PassCx, PassDef, PassError, PassStats};
 use bpfpatch_insn::Op;

@@ -5,7 +5,7 @@
 //! `DecodeOptions::INTERNAL`). [`kernel_zext_reg`] spells the kernel's slot out field by field
 //! for the golden tests.
 
-use super::ins::{alu64_imm, alu64_reg};
+use crate::emit::ins::{alu64_imm, alu64_reg};
 use bpfpatch_insn::{AluOp, Insn, Op, Reg, opcode as c};
 use bpfpatch_patch::PatchBuf;
 

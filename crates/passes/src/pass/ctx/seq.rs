@@ -17,8 +17,8 @@
 //! The optional prologue is code the pass inserts before the first instruction; jumps to
 //! instruction 0 skip it (the kernel's `adjust_jmp_off(prog, 0, delta)`).
 
-use super::Emit;
-use super::ins::{alu, alu32_imm, ldx, st, stx};
+use crate::emit::Emit;
+use crate::emit::ins::{alu, alu32_imm, ldx, st, stx};
 use bpfpatch_insn::{AluOp, Endian, Insn, Op, Operand, Reg, Size, Width};
 use bpfpatch_patch::PatchBuf;
 use std::fmt;

@@ -18,8 +18,8 @@
 //! - `gotol`: a `goto` to the same target if the offset fits 16 bits; otherwise it stays (a
 //!   program with `gotol` is a cpu-v4 program, and no v3 form reaches that far in one slot).
 
-use super::ins::{alu, ja, jmp_imm, ldx, mov_imm, mov_reg, neg};
-use super::{Emit, RewriteError};
+use crate::emit::ins::{alu, ja, jmp_imm, ldx, mov_imm, mov_reg, neg};
+use crate::emit::{Emit, RewriteError};
 use bpfpatch_insn::{AluOp, Cond, Endian, Op, Operand, Reg, SwapKind, Width};
 use bpfpatch_patch::PatchBuf;
 
