@@ -6,12 +6,12 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Size, Slot, Width};
-use bpfpatch_passes::analysis::cfg::{BlockId, Cfg, CfgError, SubprogId};
-use bpfpatch_passes::analysis::liveness::Liveness;
-use bpfpatch_passes::analysis::ptrkind::{Base, PtrKinds};
-use bpfpatch_passes::analysis::reach::{Fate, Reach};
-use bpfpatch_passes::emit::Emit;
-use bpfpatch_passes::program::{InsnIdx, ProgramError};
+use bpfpatch_passes::internals::analysis::cfg::{BlockId, Cfg, CfgError, SubprogId};
+use bpfpatch_passes::internals::analysis::liveness::Liveness;
+use bpfpatch_passes::internals::analysis::ptrkind::{Base, PtrKinds};
+use bpfpatch_passes::internals::analysis::reach::{Fate, Reach};
+use bpfpatch_passes::internals::emit::Emit;
+use bpfpatch_passes::internals::program::{InsnIdx, ProgramError};
 use bpfpatch_patch::PatchBuf;
 use bpfpatch_vm::Hi32Mode;
 use common::apply::rewrite_each;

@@ -11,12 +11,12 @@ use bpfpatch_insn::opcode::*;
 use bpfpatch_insn::{
     AluOp, AtomicOp, CallKind, Cond, Endian, Insn, LdImm64Kind, Op, Operand, Reg, Size, SwapKind, Width,
 };
-use bpfpatch_passes::emit::{Emit, RewriteError, check, targets, to_kernel};
-use bpfpatch_passes::pass::blind::seq::{BlindOptions, BlindRng, blind, blind_ld_imm64};
-use bpfpatch_passes::pass::ctx::seq::{CtxError, convert, example_layout};
-use bpfpatch_passes::pass::fixups::seq::*;
-use bpfpatch_passes::pass::lower_v4::seq::lower;
-use bpfpatch_passes::pass::zext::seq::{kernel_zext_reg, rnd_hi32_after, zext_after};
+use bpfpatch_passes::internals::blind::{BlindOptions, BlindRng, blind, blind_ld_imm64};
+use bpfpatch_passes::internals::ctx::{CtxError, convert, example_layout};
+use bpfpatch_passes::internals::emit::{Emit, RewriteError, check, targets, to_kernel};
+use bpfpatch_passes::internals::fixups::*;
+use bpfpatch_passes::internals::lower_v4::lower;
+use bpfpatch_passes::internals::zext::{kernel_zext_reg, rnd_hi32_after, zext_after};
 use bpfpatch_patch::{PatchBuf, Target};
 use common::r;
 
@@ -733,7 +733,7 @@ fn op_grid() -> Vec<Op> {
 
 #[test]
 fn every_generator_output_decodes_with_valid_local_targets() {
-    let mut rng = bpfpatch_passes::pass::blind::seq::SplitMix64::new(7);
+    let mut rng = bpfpatch_passes::internals::blind::SplitMix64::new(7);
     let layout = example_layout();
     let mut n = 0;
     for op in op_grid() {

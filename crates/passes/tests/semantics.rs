@@ -8,10 +8,10 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Endian, Insn, Op, Operand, Size, SwapKind, Width};
-use bpfpatch_passes::pass::blind::seq::{BlindOptions, SplitMix64, blind};
-use bpfpatch_passes::pass::fixups::seq::div_guard;
-use bpfpatch_passes::pass::lower_v4::seq::{lower, uses_v4};
-use bpfpatch_passes::pass::zext::seq::{rnd_hi32_after, zext_after};
+use bpfpatch_passes::internals::blind::{BlindOptions, SplitMix64, blind};
+use bpfpatch_passes::internals::fixups::div_guard;
+use bpfpatch_passes::internals::lower_v4::{lower, uses_v4};
+use bpfpatch_passes::internals::zext::{rnd_hi32_after, zext_after};
 use common::apply::rewrite_each;
 use common::vm;
 use common::*;
@@ -88,8 +88,8 @@ fn blind_everything(insns: &[Insn], seed: u64) -> Vec<Insn> {
 }
 
 fn patch_slots(p: &bpfpatch_patch::PatchBuf) -> Vec<Insn> {
-    bpfpatch_passes::emit::check(p).unwrap();
-    bpfpatch_passes::emit::to_kernel(p, Some(0)).unwrap()
+    bpfpatch_passes::internals::emit::check(p).unwrap();
+    bpfpatch_passes::internals::emit::to_kernel(p, Some(0)).unwrap()
 }
 
 #[test]

@@ -22,7 +22,9 @@
 
 pub mod ins;
 
-use bpfpatch_insn::{DecodeOptions, Insn, Op, TargetKind, decode};
+#[cfg(any(test, feature = "internals"))]
+use bpfpatch_insn::{DecodeOptions, TargetKind, decode};
+use bpfpatch_insn::{Insn, Op};
 use bpfpatch_patch::{PatchBuf, Target};
 
 /// Why a rewrite cannot be generated.
@@ -107,6 +109,7 @@ impl Emit for PatchBuf {
 /// ([`Target::OrigTarget`] for escapes), local ones as [`Target::Local`] computed from the stored
 /// offsets (`k + off + 1`). A local target outside `0..=len` is reported as-is (as
 /// `Local(u32::MAX)` when negative or beyond `u32`) so [`check`] can refuse it.
+#[cfg(any(test, feature = "internals"))]
 pub fn targets(p: &PatchBuf) -> impl Iterator<Item = (usize, Target)> + '_ {
     p.insns().enumerate().filter_map(move |(k, insn)| {
         if let Some(t) = p.target(k) {
@@ -125,6 +128,7 @@ pub fn targets(p: &PatchBuf) -> impl Iterator<Item = (usize, Target)> + '_ {
 ///
 /// # Errors
 /// A description of the first violation.
+#[cfg(any(test, feature = "internals"))]
 pub fn check(p: &PatchBuf) -> Result<(), String> {
     let insns: Vec<Insn> = p.insns().collect();
     let mut starts = vec![false; insns.len() + 1];
@@ -158,6 +162,7 @@ pub fn check(p: &PatchBuf) -> Result<(), String> {
 /// # Errors
 /// [`RewriteError::NoOrigTarget`] if there are escapes but no delta;
 /// [`RewriteError::OffsetOverflow`] if a placed offset does not fit its field.
+#[cfg(any(test, feature = "internals"))]
 pub fn to_kernel(p: &PatchBuf, orig_delta: Option<i64>) -> Result<Vec<Insn>, RewriteError> {
     let mut out: Vec<Insn> = p.insns().collect();
     let len = i64::try_from(out.len()).unwrap_or(i64::MAX);

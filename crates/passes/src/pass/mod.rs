@@ -77,19 +77,19 @@ impl fmt::Display for OutputKind {
 /// An analysis result a pass needs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Fact {
-    /// Reachability and branch fates ([`Reach`]).
+    /// Reachability and branch fates (`analysis::reach`).
     Reach,
-    /// Reachability as the kernel's verifier sees it ([`crate::analysis::reach::Model::Verifier`]).
+    /// Reachability as the kernel's verifier sees it (`analysis::reach::Model::Verifier`).
     VerifierReach,
-    /// 32-bit subregister liveness ([`Liveness`]).
+    /// 32-bit subregister liveness (`analysis::liveness`).
     Liveness,
-    /// Pointer kinds and stack depths ([`PtrKinds`]).
+    /// Pointer kinds and stack depths (`analysis::ptrkind`).
     PtrKind,
 }
 
 /// Everything the pipeline and the command line know of a pass: one row of the registry.
 #[derive(Debug)]
-pub struct PassDef {
+pub(crate) struct PassDef {
     /// Its name on the command line.
     pub name: &'static str,
     /// What it does, in one line (the command line's `--passes` help).
@@ -106,10 +106,11 @@ pub struct PassDef {
 pub(crate) type RunFn = fn(&mut PatchList, &mut PassCx<'_>) -> Result<PassStats, PassError>;
 
 /// Declares the registry: the [`Pass`] handles, their run order ([`Pass::ORDER`]) and their
-/// definitions ([`Pass::def`]), from one line per pass.
+/// definitions (`Pass::def`), from one line per pass.
 macro_rules! registry {
     ($($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident => $def:path,)*) => {
-        /// One pass of the pipeline: a handle on its row of the registry ([`Pass::def`]).
+        /// One pass of the pipeline: a handle on its row of the registry (its name, help, output
+        /// kind and the facts it needs).
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
         pub enum Pass {
             $($(#[doc = $doc])* $(#[cfg($cfg)])? $variant,)*
@@ -121,7 +122,7 @@ macro_rules! registry {
 
             /// The pass's row of the registry.
             #[must_use]
-            pub const fn def(self) -> &'static PassDef {
+            pub(crate) const fn def(self) -> &'static PassDef {
                 match self {
                     $($(#[cfg($cfg)])? Pass::$variant => &$def,)*
                 }
@@ -135,7 +136,7 @@ macro_rules! registry {
 registry! {
     /// Dead-code elimination with constant branch folding.
     Dce => dce::PASS,
-    /// The kernel's dead-code rules, instruction by instruction ([`kernel_dce`]).
+    /// The kernel's dead-code rules, instruction by instruction (`pass/kernel_dce`).
     KernelDce => kernel_dce::PASS,
     /// Context-access conversion with a [`CtxLayout`].
     Ctx => ctx::PASS,
@@ -502,7 +503,7 @@ impl Pipeline {
 
     /// The passes it runs on `insns` (resolving `lower-v4` for `all`), in order.
     #[must_use]
-    pub fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
+    pub(crate) fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
         let mut v = self.passes.clone();
         if self.auto_lower_v4 && prog.ops().iter().any(lower_v4::seq::uses_v4) {
             v.push(Pass::LowerV4);
@@ -592,7 +593,7 @@ impl Pipeline {
 
 /// What r0..r9 hold at the calls leaving the program at slots `at` (calls an object relocates
 /// into another section, seen as kfunc calls), by the pointer-kind analysis the passes use
-/// with `opts` ([`PtrKinds::call_site`]): the callee section's [`Options::entry_calls`]. `None`
+/// with `opts` (`PtrKinds::call_site`): the callee section's [`Options::entry_calls`]. `None`
 /// for a slot that is no such call or is never reached.
 ///
 /// # Errors

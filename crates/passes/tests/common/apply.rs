@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use bpfpatch_insn::{Insn, Op, Slot};
-use bpfpatch_passes::program::{DecodedProgram, InsnIdx};
+use bpfpatch_passes::internals::program::{DecodedProgram, InsnIdx};
 use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchList};
 
 pub fn rewrite_each(insns: &[Insn], mut f: impl FnMut(InsnIdx, &Op) -> Option<PatchBuf>) -> Vec<Insn> {

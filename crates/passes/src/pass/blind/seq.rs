@@ -146,15 +146,3 @@ pub fn blind_ld_imm64(dst: Reg, lo: i32, hi: i32, rng: &mut dyn BlindRng, opts: 
     second.push_op(&alu64_reg(AluOp::Or, dst, ax));
     [first, second]
 }
-
-/// Whether [`blind`] rewrites `op` (without drawing random numbers).
-#[must_use]
-pub fn is_blinded(op: &Op) -> bool {
-    struct Zero;
-    impl BlindRng for Zero {
-        fn next_u32(&mut self) -> u32 {
-            0
-        }
-    }
-    blind(op, &mut Zero, BlindOptions::default()).is_some()
-}

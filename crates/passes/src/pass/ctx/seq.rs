@@ -206,15 +206,6 @@ impl CtxLayout {
     }
 }
 
-fn size_of(bytes: u8) -> Size {
-    match bytes {
-        1 => Size::B,
-        2 => Size::H,
-        4 => Size::W,
-        _ => Size::DW,
-    }
-}
-
 fn run_converter(field: &CtxField, req: &CtxRequest) -> Result<(Vec<Insn>, u8), CtxError> {
     match &field.conv {
         Converter::Direct { off, size } => {
@@ -291,10 +282,13 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
 }
 
 /// Size in bytes of the example layout's runtime context.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_RUNTIME_SIZE: usize = 32;
 /// Size in bytes of the example layout's program view.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_VIEW_SIZE: usize = 32;
 /// Runtime offset of the word the example prologue sets to 1.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_PROLOGUE_FLAG: i16 = 12;
 
 /// The example layout used by the tests: a toy socket-buffer context.
@@ -312,6 +306,7 @@ pub const EXAMPLE_PROLOGUE_FLAG: i16 = 12;
 ///
 /// Prologue: `*(u32 *)(r1 + 12) = 1` (a "prologue ran" flag in the runtime context).
 #[must_use]
+#[cfg(any(test, feature = "internals"))]
 pub fn example_layout() -> CtxLayout {
     let direct = |name: &str, off, size, writable, roff, rsize| CtxField {
         name: name.into(),
@@ -345,10 +340,4 @@ pub fn example_layout() -> CtxLayout {
     ];
     let layout = CtxLayout { name: "toy_skb".into(), fields, prologue: Vec::new() };
     layout.with_prologue(st(Size::W, Reg::R1, EXAMPLE_PROLOGUE_FLAG, 1).encode().to_vec())
-}
-
-/// Size of a field in the program view as an access [`Size`] (for callers building accesses).
-#[must_use]
-pub fn field_size(f: &CtxField) -> Size {
-    size_of(f.size)
 }

@@ -83,21 +83,16 @@ pub const HELPER_LD_ABS_H: i32 = 0x4c44_0002;
 pub const HELPER_LD_ABS_W: i32 = 0x4c44_0004;
 
 /// `-EFAULT`, what the `HELPER_LD_ABS_*` helpers return for an out-of-bounds read.
+#[cfg(any(test, feature = "internals"))]
 pub const LD_ABS_EFAULT: i64 = -14;
 
 /// The `HELPER_LD_ABS_*` contract as a function, for an interpreter to register: the value
 /// of `bytes` (1, 2 or 4) bytes at offset `(i32) r2` of `packet`, big-endian, zero-extended; or
-/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet.
-///
-/// ```
-/// use bpfpatch_passes::pass::fixups::seq::{ld_abs_helper_value, LD_ABS_EFAULT};
-/// let pkt = [0x12, 0x34, 0x56];
-/// assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
-/// assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
-/// assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
-/// ```
+/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet (examples: the
+/// unit test below).
 #[must_use]
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+#[cfg(any(test, feature = "internals"))]
 pub fn ld_abs_helper_value(packet: &[u8], bytes: u8, r2: u64) -> u64 {
     let off = (r2 as u32).cast_signed();
     let Ok(start) = usize::try_from(off) else { return LD_ABS_EFAULT as u64 };
@@ -109,6 +104,7 @@ pub fn ld_abs_helper_value(packet: &[u8], bytes: u8, r2: u64) -> u64 {
 
 /// The number of bytes the helper with id `id` reads, if `id` is one of the `HELPER_LD_ABS_*`.
 #[must_use]
+#[cfg(any(test, feature = "internals"))]
 pub const fn ld_abs_helper_bytes(id: i32) -> Option<u8> {
     match id {
         HELPER_LD_ABS_B => Some(1),
@@ -223,4 +219,20 @@ pub fn tail_call(max_entries: Option<u32>) -> Result<PatchBuf, RewriteError> {
     }
     p.push_op(&Op::TailCall);
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The helper contract's value: big-endian inside the packet, `-EFAULT` past its end or at
+    /// a negative offset (the low 32 bits of r2, signed).
+    #[test]
+    #[allow(clippy::cast_sign_loss)]
+    fn ld_abs_helper_value_reads_big_endian_or_efault() {
+        let pkt = [0x12, 0x34, 0x56];
+        assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
+        assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
+        assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
+    }
 }
