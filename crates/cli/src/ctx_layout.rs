@@ -20,11 +20,11 @@
 //! (`runtime_size` bytes, 1, 2, 4 or 8) of the runtime context; `writable` (default false)
 //! allows stores. `prologue` (optional) is llvm-syntax code inserted before the program's first
 //! instruction (jumps to instruction 0 skip it). Every access must lie inside one field, with
-//! the kernel's rules for narrow reads (see `bpfpatch_passes::rewrite::ctx`).
+//! the kernel's rules for narrow reads (see `bpfpatch_passes::CtxLayout`).
 
 use anyhow::{Context, Result, anyhow, bail};
 use bpfpatch_insn::Size;
-use bpfpatch_passes::rewrite::ctx::{Converter, CtxField, CtxLayout};
+use bpfpatch_passes::{Converter, CtxField, CtxLayout};
 use serde::Deserialize;
 use std::path::Path;
 

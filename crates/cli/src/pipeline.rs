@@ -13,12 +13,10 @@ use crate::provenance::Recorder;
 use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::{BpfObject, CrossCall, ProgramInfo};
-use bpfpatch_passes::analysis::ptrkind::CallSite;
-use bpfpatch_passes::call_sites;
-use bpfpatch_passes::pass::Fact;
-use bpfpatch_passes::rewrite::ctx::CtxLayout;
-use bpfpatch_passes::rewrite::zext::kernel_zext_reg;
-use bpfpatch_passes::{LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline};
+use bpfpatch_passes::{
+    CallSite, CtxLayout, Fact, LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline, call_sites,
+    kernel_zext_reg,
+};
 use bpfpatch_patch::PatchList;
 use std::collections::{BTreeSet, HashMap};
 

@@ -129,16 +129,12 @@ impl DecodedProgram {
         self.ops.len()
     }
 
-    /// Whether there is no instruction (never true for a decoded program).
+    /// Whether there is no instruction (never true for a decoded program; beside `len` for
+    /// the internals' users).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
-    }
-
-    /// Number of slots.
-    #[must_use]
-    pub fn slot_len(&self) -> usize {
-        self.by_slot.len()
     }
 
     /// The instruction at `i` (`i` must come from this program).

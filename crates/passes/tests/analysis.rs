@@ -6,12 +6,13 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Operand, Size, Slot, Width};
-use bpfpatch_passes::analysis::cfg::{BlockId, Cfg, CfgError, SubprogId};
-use bpfpatch_passes::analysis::liveness::Liveness;
-use bpfpatch_passes::analysis::ptrkind::{Base, PtrKinds};
-use bpfpatch_passes::analysis::reach::{Fate, Reach};
-use bpfpatch_passes::program::{InsnIdx, ProgramError};
-use bpfpatch_passes::rewrite::Patchlet;
+use bpfpatch_passes::internals::analysis::cfg::{BlockId, Cfg, CfgError, SubprogId};
+use bpfpatch_passes::internals::analysis::liveness::Liveness;
+use bpfpatch_passes::internals::analysis::ptrkind::{Base, PtrKinds};
+use bpfpatch_passes::internals::analysis::reach::{Fate, Reach};
+use bpfpatch_passes::internals::emit::Emit;
+use bpfpatch_passes::internals::program::{InsnIdx, ProgramError};
+use bpfpatch_patch::PatchBuf;
 use bpfpatch_vm::Hi32Mode;
 use common::apply::rewrite_each;
 use common::vm::{self, CTX_ADDR, FRAME};
@@ -493,13 +494,13 @@ fn analyses_are_sound_on_random_programs() {
         // the results must not change.
         let zexted = rewrite_each(&insns, |i, op| {
             let r = op.def_reg().filter(|_| op.is_def32() && live.upper_read(i) != Some(false))?;
-            let mut p = Patchlet::new();
+            let mut p = PatchBuf::new();
             if prog.target(i).is_some() {
-                p.push_escape(*op);
+                p.escape(*op);
             } else {
-                p.push(*op);
+                p.push_op(op);
             }
-            p.push(Op::Zext { dst: r });
+            p.push_op(&Op::Zext { dst: r });
             Some(p)
         });
         let zexted = vm::load(&zexted).unwrap_or_else(|e| panic!("seed {seed}: zero-extended program: {e}"));

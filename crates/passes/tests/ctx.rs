@@ -8,7 +8,7 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Cond, Endian, Insn, Op, Operand, Size, Width};
-use bpfpatch_passes::rewrite::ctx::{EXAMPLE_PROLOGUE_FLAG, EXAMPLE_RUNTIME_SIZE, EXAMPLE_VIEW_SIZE, example_layout};
+use bpfpatch_passes::internals::ctx::{EXAMPLE_PROLOGUE_FLAG, EXAMPLE_RUNTIME_SIZE, EXAMPLE_VIEW_SIZE, example_layout};
 use bpfpatch_passes::{Options, PassError, Pipeline, transform};
 use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm};
 use common::rand_prog::{Rng, cases};

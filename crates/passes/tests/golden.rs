@@ -11,12 +11,13 @@ use bpfpatch_insn::opcode::*;
 use bpfpatch_insn::{
     AluOp, AtomicOp, CallKind, Cond, Endian, Insn, LdImm64Kind, Op, Operand, Reg, Size, SwapKind, Width,
 };
-use bpfpatch_passes::rewrite::blind::{BlindOptions, BlindRng, blind, blind_ld_imm64};
-use bpfpatch_passes::rewrite::ctx::{CtxError, convert, example_layout};
-use bpfpatch_passes::rewrite::fixups::*;
-use bpfpatch_passes::rewrite::lower_v4::lower;
-use bpfpatch_passes::rewrite::zext::{kernel_zext_reg, rnd_hi32_after, zext_after};
-use bpfpatch_passes::rewrite::{Patchlet, RewriteError, Target};
+use bpfpatch_passes::internals::blind::{BlindOptions, BlindRng, blind, blind_ld_imm64};
+use bpfpatch_passes::internals::ctx::{CtxError, convert, example_layout};
+use bpfpatch_passes::internals::emit::{Emit, RewriteError, check, targets, to_kernel};
+use bpfpatch_passes::internals::fixups::*;
+use bpfpatch_passes::internals::lower_v4::lower;
+use bpfpatch_passes::internals::zext::{kernel_zext_reg, rnd_hi32_after, zext_after};
+use bpfpatch_patch::{PatchBuf, Target};
 use common::r;
 
 // ---- the kernel's macros, as raw slots ------------------------------------------------------
@@ -124,16 +125,16 @@ impl BlindRng for Fixed {
 const RND: u32 = 0x9abc_def1;
 const RNDI: i32 = RND as i32;
 
-fn checked(p: Patchlet) -> Patchlet {
-    p.check().unwrap_or_else(|e| panic!("{e}: {p:?}"));
+fn checked(p: PatchBuf) -> PatchBuf {
+    check(&p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
     p
 }
 
-fn kernel(p: &Patchlet, delta: Option<i64>) -> Vec<Insn> {
-    checked(p.clone()).to_kernel(delta).unwrap()
+fn kernel(p: &PatchBuf, delta: Option<i64>) -> Vec<Insn> {
+    to_kernel(&checked(p.clone()), delta).unwrap()
 }
 
-fn blinded(op: Op, zext: bool) -> Option<Patchlet> {
+fn blinded(op: Op, zext: bool) -> Option<PatchBuf> {
     blind(&op, &mut Fixed(vec![RND, 0x1357_9bdf], 0), BlindOptions { emit_zext: zext })
 }
 
@@ -186,7 +187,7 @@ fn blind_conditional_jumps_move_the_jump_to_the_end() {
         let code = cond.code();
         let j = Op::Jump { width: Width::W64, cond, dst: r(1), src: Operand::Imm(9), off: 5 };
         let p = blinded(j, false).unwrap();
-        assert_eq!(p.targets().collect::<Vec<_>>(), vec![(2, Target::OrigTarget)]);
+        assert_eq!(targets(&p).collect::<Vec<_>>(), vec![(2, Target::OrigTarget)]);
         let expect =
             |off| vec![BPF_ALU64_IMM(MOV, AX, RNDI ^ 9), BPF_ALU64_IMM(XOR, AX, RNDI), BPF_JMP_REG(code, 1, AX, off)];
         assert_eq!(kernel(&p, Some(5)), expect(5), "{cond:?} forward");
@@ -398,7 +399,7 @@ fn may_goto_expansion_and_counter() {
     assert_eq!(may_goto_slot(504, 512).unwrap(), -512);
     assert_eq!(may_goto_slot(505, 512), Err(RewriteError::StackTooDeep { depth: 505, limit: 512 }));
     let p = may_goto(-24);
-    assert_eq!(p.targets().collect::<Vec<_>>(), vec![(1, Target::OrigTarget)]);
+    assert_eq!(targets(&p).collect::<Vec<_>>(), vec![(1, Target::OrigTarget)]);
     let body = |jeq_off| {
         vec![
             BPF_LDX_MEM(DW, AX, FP, -24),
@@ -422,7 +423,7 @@ fn tail_call_bound_check() {
     let p = tail_call(Some(5)).unwrap();
     assert_eq!(kernel(&p, None), vec![BPF_JMP_IMM(JGE, 3, 5, 2), BPF_ALU32_IMM(AND, 3, 7), tc]);
     // +2 lands one past the patch: the instruction after the tail call
-    assert_eq!(p.targets().collect::<Vec<_>>(), vec![(0, Target::Local(3))]);
+    assert_eq!(targets(&p).collect::<Vec<_>>(), vec![(0, Target::Local(3))]);
     assert_eq!(index_mask(1), 0);
     assert_eq!(index_mask(8), 7);
     assert_eq!(index_mask(9), 15);
@@ -732,11 +733,11 @@ fn op_grid() -> Vec<Op> {
 
 #[test]
 fn every_generator_output_decodes_with_valid_local_targets() {
-    let mut rng = bpfpatch_passes::rewrite::blind::SplitMix64::new(7);
+    let mut rng = bpfpatch_passes::internals::blind::SplitMix64::new(7);
     let layout = example_layout();
     let mut n = 0;
     for op in op_grid() {
-        let mut outs: Vec<Patchlet> = Vec::new();
+        let mut outs: Vec<PatchBuf> = Vec::new();
         for z in [false, true] {
             outs.extend(blind(&op, &mut rng, BlindOptions { emit_zext: z }));
         }
@@ -754,9 +755,9 @@ fn every_generator_output_decodes_with_valid_local_targets() {
             }
         }
         for p in outs {
-            p.check().unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            check(&p).unwrap_or_else(|e| panic!("{op:?}: {e}"));
             // and the kernel placement of escapes fits for small deltas
-            p.to_kernel(Some(3)).unwrap();
+            to_kernel(&p, Some(3)).unwrap();
             n += 1;
         }
     }
@@ -766,14 +767,19 @@ fn every_generator_output_decodes_with_valid_local_targets() {
 
 fn outs_extra_checks() {
     for p in [may_goto(-8), tail_call(None).unwrap(), tail_call(Some(3)).unwrap()] {
-        p.check().unwrap();
+        check(&p).unwrap();
     }
-    let mut p = Patchlet::new();
-    p.push(Op::Jump { width: Width::W64, cond: Cond::Eq, dst: r(1), src: Operand::Imm(0), off: 5 });
-    assert!(p.check().is_err(), "a local target past the end must be refused");
-    let mut p = Patchlet::new();
-    p.push(Op::Ja { delta: 0, long: false }).push(Op::LdImm64 { dst: r(1), kind: LdImm64Kind::Imm, lo: 0, hi: 0 });
-    let mut q = Patchlet::new();
-    q.push(Op::Ja { delta: 2, long: false }).append(&p);
-    assert!(q.check().is_err(), "a local target inside an ld_imm64 must be refused");
+    let mut p = PatchBuf::new();
+    p.push_op(&Op::Jump { width: Width::W64, cond: Cond::Eq, dst: r(1), src: Operand::Imm(0), off: 5 });
+    assert!(check(&p).is_err(), "a local target past the end must be refused");
+    let mut p = PatchBuf::new();
+    p.push_op(&Op::Ja { delta: 0, long: false }).push_op(&Op::LdImm64 {
+        dst: r(1),
+        kind: LdImm64Kind::Imm,
+        lo: 0,
+        hi: 0,
+    });
+    let mut q = PatchBuf::new();
+    q.push_op(&Op::Ja { delta: 2, long: false }).append(&p);
+    assert!(check(&q).is_err(), "a local target inside an ld_imm64 must be refused");
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bpfpatch_insn::{AluOp, Insn, Op, Operand, Reg, Size, Width};
-use bpfpatch_passes::pass::{Options, Pipeline};
+use bpfpatch_passes::{Options, Pipeline};
 
 fn enc(ops: &[Op]) -> Vec<Insn> {
     ops.iter().flat_map(|o| o.encode().as_slice().to_vec()).collect()
@@ -170,7 +170,7 @@ fn no_zext_after_a_context_load_of_another_program_of_the_section() {
 #[test]
 fn no_zext_after_a_context_load_through_an_argument_from_another_section() {
     use bpfpatch_insn::Slot;
-    use bpfpatch_passes::analysis::ptrkind::{CallSite, CtxArg};
+    use bpfpatch_passes::internals::analysis::ptrkind::{CallSite, CtxArg};
     // 0 (first function): r2 = *(u32 *)(r1 + 0); r0 = r2; exit
     // 3 (second function): r0 = *(u32 *)(r2 + 4); r0 += 0; exit
     let ops = [
@@ -232,7 +232,7 @@ fn no_zext_after_a_context_load_through_an_argument_from_another_section() {
 #[test]
 fn call_sites_read_what_a_call_into_another_section_passes() {
     use bpfpatch_insn::{CallKind, Slot};
-    use bpfpatch_passes::analysis::ptrkind::CtxArg;
+    use bpfpatch_passes::internals::analysis::ptrkind::CtxArg;
     let call = Op::Call(CallKind::Kfunc { btf_id: -1, module: 0 });
     // 0: r6 = r1; 1: r2 = r6; 2: r1 = 3; 3: call; 4: *(u64 *)(r10 - 8) = r6; 5: r1 = r10;
     // 6: r1 += -8; 7: call; 8: r0 = 0; 9: exit

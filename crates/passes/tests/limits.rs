@@ -1,7 +1,7 @@
 //! The passes' size limit: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS` (1,000,000 slots).
 
 use bpfpatch_insn::{Insn, MAX_PROGRAM_SLOTS, opcode as c};
-use bpfpatch_passes::program::{DecodedProgram, ProgramError};
+use bpfpatch_passes::internals::program::{DecodedProgram, ProgramError};
 use bpfpatch_passes::{Options, Pipeline, transform};
 
 #[test]

@@ -13,7 +13,7 @@
 )]
 
 use bpfpatch_insn::{AluOp, DecodeOptions, Insn, Op, Operand, Reg, Width, decode_program};
-use bpfpatch_passes::pass::{Options, PassError, Pipeline};
+use bpfpatch_passes::{Options, PassError, Pipeline};
 use bpfpatch_vm::{Input, LoadOptions, LoadedProgram, Vm, VmConfig};
 
 fn enc(ops: &[Op]) -> Vec<Insn> {
@@ -101,7 +101,7 @@ fn long_gotol_stays_short_one_becomes_goto() {
 #[test]
 fn raw_and_decoded_cpu_v4_tests_agree() {
     use bpfpatch_insn::{DecodeOptions, decode};
-    use bpfpatch_passes::rewrite::lower_v4::uses_v4;
+    use bpfpatch_passes::internals::lower_v4::uses_v4;
     let mut n = 0;
     for code in 0..=255u8 {
         for off in [0i16, 1, 8, 16, 32, 5] {

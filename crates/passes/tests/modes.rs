@@ -115,7 +115,7 @@ fn shifts_read_as_64(insns: &[Insn], count: &mut usize) {
 // ---- LD_ABS / LD_IND: the lowering against the VM's own legacy packet loads ---------------------
 
 fn ld_abs_vm<'h>(hi32: Hi32Mode) -> Vm<'h> {
-    use bpfpatch_passes::rewrite::fixups::{
+    use bpfpatch_passes::internals::fixups::{
         HELPER_LD_ABS_B, HELPER_LD_ABS_H, HELPER_LD_ABS_W, ld_abs_helper_bytes, ld_abs_helper_value,
     };
     let mut vm = Vm::new(VmConfig::default().with_hi32(hi32)).unwrap();

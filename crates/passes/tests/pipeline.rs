@@ -6,9 +6,9 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Reg, Size};
-use bpfpatch_passes::rewrite::RewriteError;
-use bpfpatch_passes::rewrite::blind::{BlindRng, SplitMix64};
-use bpfpatch_passes::rewrite::fixups::BPF_MAX_LOOPS;
+use bpfpatch_passes::internals::blind::{BlindRng, SplitMix64};
+use bpfpatch_passes::internals::emit::RewriteError;
+use bpfpatch_passes::internals::fixups::BPF_MAX_LOOPS;
 use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline, transform};
 use common::*;
 
@@ -186,7 +186,7 @@ fn lower_v4_in_the_pipeline() {
         &[mov64(0, -7), Op::Ja { delta: 1, long: true }, alu64(AluOp::SDiv, 0, 0), alu64(AluOp::SDiv, 0, 2), exit()],
     );
     let ops = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::INTERNAL).unwrap();
-    assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::rewrite::lower_v4::uses_v4(op)));
+    assert!(ops.iter().all(|(_, op)| !bpfpatch_passes::internals::lower_v4::uses_v4(op)));
     assert_eq!(ops[1].1, Op::Ja { delta: 1, long: false }, "the goto skips the whole lowered sdiv by 0");
     let p = bpfpatch_vm::LoadedProgram::load(&out, &bpfpatch_vm::LoadOptions::INTERNAL).unwrap();
     assert_eq!(
@@ -209,11 +209,16 @@ fn parsing_orders_and_names_passes() {
         assert_eq!(Pass::from_name(p.name()), Some(p));
     }
     // `all` adds lower-v4 only to programs that use v4
-    let v3 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
-    let v4 = bpfpatch_passes::program::DecodedProgram::decode(&enc(&[mov64(0, 0), alu64(AluOp::SMod, 0, 3), exit()]))
-        .unwrap();
-    assert!(!Pipeline::all().passes_for(&v3).contains(&Pass::LowerV4));
-    assert!(Pipeline::all().passes_for(&v4).contains(&Pass::LowerV4));
+    let v3 = bpfpatch_passes::internals::program::DecodedProgram::decode(&enc(&[mov64(0, 0), exit()])).unwrap();
+    let v4 = bpfpatch_passes::internals::program::DecodedProgram::decode(&enc(&[
+        mov64(0, 0),
+        alu64(AluOp::SMod, 0, 3),
+        exit(),
+    ]))
+    .unwrap();
+    let passes_for = bpfpatch_passes::internals::passes_for;
+    assert!(!passes_for(&Pipeline::all(), &v3).contains(&Pass::LowerV4));
+    assert!(passes_for(&Pipeline::all(), &v4).contains(&Pass::LowerV4));
     // the empty pipeline is the identity
     let insns = enc(&[mov64(0, 1), jmp(Cond::Eq, 1, 0, 1), exit(), exit()]);
     assert_eq!(transform(&insns, &Pipeline::default(), &Options::default()).unwrap(), insns);

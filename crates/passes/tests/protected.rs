@@ -84,7 +84,7 @@ fn stack_depth_from_protected_offsets_is_unknown() {
         // Counter at fp - 16 - 8, stored before the first instruction.
         assert_eq!(
             ok.insns[0],
-            Insn::new(c::ST | c::MEM | c::DW, 10, 0, -24, bpfpatch_passes::rewrite::fixups::BPF_MAX_LOOPS)
+            Insn::new(c::ST | c::MEM | c::DW, 10, 0, -24, bpfpatch_passes::internals::fixups::BPF_MAX_LOOPS)
         );
         let e = fixups.run(&prog, &Options { protected: vec![Slot(slot)], ..Options::default() });
         assert!(matches!(e, Err(bpfpatch_passes::PassError::StackDepthUnknown { .. })), "slot {slot}: {e:?}");

@@ -8,10 +8,10 @@
 mod common;
 
 use bpfpatch_insn::{AluOp, Endian, Insn, Op, Operand, Size, SwapKind, Width};
-use bpfpatch_passes::rewrite::blind::{BlindOptions, SplitMix64, blind};
-use bpfpatch_passes::rewrite::fixups::div_guard;
-use bpfpatch_passes::rewrite::lower_v4::{lower, uses_v4};
-use bpfpatch_passes::rewrite::zext::{rnd_hi32_after, zext_after};
+use bpfpatch_passes::internals::blind::{BlindOptions, SplitMix64, blind};
+use bpfpatch_passes::internals::fixups::div_guard;
+use bpfpatch_passes::internals::lower_v4::{lower, uses_v4};
+use bpfpatch_passes::internals::zext::{rnd_hi32_after, zext_after};
 use common::apply::rewrite_each;
 use common::vm;
 use common::*;
@@ -87,9 +87,9 @@ fn blind_everything(insns: &[Insn], seed: u64) -> Vec<Insn> {
     rewrite_each(insns, |_, op| blind(op, &mut rng, BlindOptions::default()))
 }
 
-fn patchlet_slots(p: &bpfpatch_passes::rewrite::Patchlet) -> Vec<Insn> {
-    p.check().unwrap();
-    p.to_kernel(Some(0)).unwrap()
+fn patch_slots(p: &bpfpatch_patch::PatchBuf) -> Vec<Insn> {
+    bpfpatch_passes::internals::emit::check(p).unwrap();
+    bpfpatch_passes::internals::emit::to_kernel(p, Some(0)).unwrap()
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn lowered_signed_division_matches_the_reference() {
                         let src = if same { 1 } else { 2 };
                         let orig = alu(w, op, 1, Operand::Reg(r(src)));
                         let p = lower(&orig, Endian::Little).unwrap().unwrap();
-                        let body = patchlet_slots(&p);
+                        let body = patch_slots(&p);
                         let want = if same { reference(w, op, a, a) } else { reference(w, op, a, b) };
                         assert_eq!(run_with(a, b, &body), want, "{w:?} {op:?} a={a:#x} b={b:#x} same={same}");
                         // blinding after lowering must not clobber AX
@@ -122,7 +122,7 @@ fn lowered_signed_division_matches_the_reference() {
                 for &a in &EDGES {
                     let orig = alu(w, op, 1, Operand::Imm(k));
                     let p = lower(&orig, Endian::Little).unwrap().unwrap();
-                    let body = patchlet_slots(&p);
+                    let body = patch_slots(&p);
                     let want = reference(w, op, a, i64::from(k) as u64);
                     assert_eq!(run_with(a, 0, &body), want, "{w:?} {op:?} a={a:#x} k={k}");
                     let mut full = enc(&[lddw(1, a), lddw(2, 0)]);
@@ -143,13 +143,13 @@ fn lowered_sign_extensions_and_swaps_match_the_originals() {
         for (w, bits) in [(Width::W64, 8), (Width::W64, 16), (Width::W64, 32), (Width::W32, 8), (Width::W32, 16)] {
             let orig = alu(w, AluOp::MovSx(bits), 1, Operand::Reg(r(2)));
             let want = run_with(0, v, &enc(&[orig]));
-            let got = run_with(0, v, &patchlet_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
+            let got = run_with(0, v, &patch_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
             assert_eq!(got, want, "movsx {w:?} {bits} {v:#x}");
         }
         for bits in [16, 32, 64] {
             let orig = Op::Swap { kind: SwapKind::Bswap, bits, dst: r(1) };
             let want = run_with(v, 0, &enc(&[orig]));
-            let got = run_with(v, 0, &patchlet_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
+            let got = run_with(v, 0, &patch_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
             assert_eq!(got, want, "bswap{bits} {v:#x}");
         }
         for size in [Size::B, Size::H, Size::W] {
@@ -157,7 +157,7 @@ fn lowered_sign_extensions_and_swaps_match_the_originals() {
             let orig = Op::Load { size, signed: true, dst: r(1), src: r(10), off: -8 };
             let want = run_with(0, v, &enc(&[store, orig]));
             let mut body = enc(&[store]);
-            body.extend(patchlet_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
+            body.extend(patch_slots(&lower(&orig, Endian::Little).unwrap().unwrap()));
             assert_eq!(run_with(0, v, &body), want, "ldxs{size:?} {v:#x}");
         }
     }
@@ -179,7 +179,7 @@ fn division_guards_preserve_linux_semantics() {
             for &a in &EDGES {
                 for &b in &EDGES {
                     let orig = alu(w, op, 1, Operand::Reg(r(2)));
-                    let body = patchlet_slots(&div_guard(&orig).unwrap());
+                    let body = patch_slots(&div_guard(&orig).unwrap());
                     let want = reference(w, op, a, b);
                     assert_eq!(run_with(a, b, &body), want, "{w:?} {op:?} {a:#x} {b:#x}");
                     let mut full = enc(&[lddw(1, a), lddw(2, b)]);
@@ -191,7 +191,7 @@ fn division_guards_preserve_linux_semantics() {
             for k in [-1] {
                 if matches!(op, AluOp::SDiv | AluOp::SMod) {
                     for &a in &EDGES {
-                        let body = patchlet_slots(&div_guard(&alu(w, op, 1, Operand::Imm(k))).unwrap());
+                        let body = patch_slots(&div_guard(&alu(w, op, 1, Operand::Imm(k))).unwrap());
                         assert_eq!(run_with(a, 0, &body), reference(w, op, a, u64::MAX), "{w:?} {op:?} by -1");
                     }
                 }
@@ -206,8 +206,8 @@ fn zext_and_rnd_hi32_sequences_do_what_they_say() {
     for &a in &EDGES {
         for &b in &EDGES {
             let want = (a.wrapping_add(b)) & 0xffff_ffff;
-            assert_eq!(run_with(a, b, &patchlet_slots(&zext_after(&add32).unwrap())), want);
-            let got = run_with(a, b, &patchlet_slots(&rnd_hi32_after(&add32, 0xdead_beef).unwrap()));
+            assert_eq!(run_with(a, b, &patch_slots(&zext_after(&add32).unwrap())), want);
+            let got = run_with(a, b, &patch_slots(&rnd_hi32_after(&add32, 0xdead_beef).unwrap()));
             assert_eq!(got, 0xdead_beef_0000_0000 | want, "rnd hi32 sets the upper half, keeps the lower");
         }
     }
@@ -219,7 +219,7 @@ fn zext_and_rnd_hi32_sequences_do_what_they_say() {
         let prog = vm::load(&insns).unwrap();
         vm::run_prog(&prog, bpfpatch_vm::Hi32Mode::Randomize(9), &mut |_, _| {}).unwrap().r0
     };
-    assert_eq!(run_rnd(&patchlet_slots(&zext_after(&add32).unwrap())), 0x10);
+    assert_eq!(run_rnd(&patch_slots(&zext_after(&add32).unwrap())), 0x10);
     assert_ne!(run_rnd(&enc(&[add32])), 0x10, "without zext the upper half is garbage");
 }
 

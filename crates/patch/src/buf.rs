@@ -121,9 +121,20 @@ impl PatchBuf {
         self.insns.iter().copied()
     }
 
-    /// The explicit target of slot `k`, if any.
+    /// The explicit target of slot `k` (given by [`PatchBuf::jump_to`], [`PatchBuf::func_ref`]
+    /// or [`PatchBuf::set_target`]), if any: `None` for a slot whose target, if it has a target
+    /// field, is the buffer-local relative offset in that field, and for `k` past the end.
+    ///
+    /// ```
+    /// use bpfpatch_insn::{Insn, opcode as c};
+    /// use bpfpatch_patch::{PatchBuf, Target};
+    /// let mut buf = PatchBuf::new();
+    /// buf.push(Insn::new(c::JMP | c::JA, 0, 0, 0, 0)).jump_to(Insn::new(c::JMP | c::JA, 0, 0, 0, 0), Target::OrigTarget);
+    /// assert_eq!((buf.target(0), buf.target(1), buf.target(2)), (None, Some(Target::OrigTarget), None));
+    /// ```
+    #[must_use]
     #[inline]
-    pub(crate) fn target(&self, k: usize) -> Option<Target> {
+    pub fn target(&self, k: usize) -> Option<Target> {
         self.targets.get(k).copied().flatten()
     }
 
@@ -190,5 +201,29 @@ impl PatchBuf {
 impl From<&[Insn]> for PatchBuf {
     fn from(insns: &[Insn]) -> PatchBuf {
         PatchBuf::from_insns(insns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SubprogId;
+    use bpfpatch_insn::opcode as c;
+
+    /// `target` reads back exactly the explicit targets given, whichever way they were given,
+    /// and nothing for plain slots, slots past the end, or after `clear`.
+    #[test]
+    fn target_reads_back_the_explicit_targets() {
+        let ja = Insn::new(c::JMP | c::JA, 0, 0, 3, 0);
+        let mut buf = PatchBuf::new();
+        buf.push(ja).jump_to(ja, Target::OrigTarget).func_ref(1, Target::Subprog(SubprogId(0))).push(ja);
+        let got: Vec<_> = (0..6).map(|k| buf.target(k)).collect();
+        assert_eq!(got, [None, Some(Target::OrigTarget), Some(Target::Subprog(SubprogId(0))), None, None, None]);
+        assert!(buf.set_target(4, Target::PastEnd));
+        assert_eq!(buf.target(4), Some(Target::PastEnd));
+        assert!(buf.set_target(1, Target::Local(0)));
+        assert_eq!(buf.target(1), Some(Target::Local(0)));
+        buf.clear();
+        assert_eq!(buf.target(1), None);
     }
 }

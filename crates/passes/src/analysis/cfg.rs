@@ -3,7 +3,7 @@
 //! Subprograms are found as the kernel's `add_subprog_and_kfunc` does: instruction 0 plus the
 //! target of every bpf-to-bpf call and every `PSEUDO_FUNC` ld_imm64, sorted; each subprogram runs
 //! to the next start. Every intra-function jump must stay inside its subprogram (kernel
-//! `check_subprogs`), which [`Cfg::build`] checks.
+//! `check_subprogs`), which [`Cfg::build_with`] checks.
 //!
 //! Blocks: leaders are subprogram starts, jump targets and the instruction after any jump or
 //! `exit`. Calls do not end blocks (the CFG is intra-procedural; calls are edges of the call
@@ -155,8 +155,9 @@ impl Cfg {
     ///
     /// # Errors
     /// See [`DecodedProgram::decode`] and [`CfgError`].
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(insns: &[Insn]) -> Result<Cfg, CfgError> {
-        Cfg::build(DecodedProgram::decode(insns)?)
+        Cfg::build_with(DecodedProgram::decode(insns)?, &[])
     }
 
     /// Decodes `insns` and builds the CFG with extra entry points: each slot of `entries` that
@@ -171,18 +172,11 @@ impl Cfg {
         Cfg::build_with(prog, &idx)
     }
 
-    /// Builds the CFG of a decoded program.
+    /// Builds the CFG of a decoded program with extra external entry points (see
+    /// [`Cfg::with_entries`]).
     ///
     /// # Errors
     /// [`CfgError::JumpOutOfSubprog`] when a jump crosses a subprogram boundary.
-    pub fn build(prog: DecodedProgram) -> Result<Cfg, CfgError> {
-        Cfg::build_with(prog, &[])
-    }
-
-    /// [`Cfg::build`] with extra external entry points (see [`Cfg::with_entries`]).
-    ///
-    /// # Errors
-    /// As [`Cfg::build`].
     pub fn build_with(prog: DecodedProgram, entries: &[InsnIdx]) -> Result<Cfg, CfgError> {
         let n = prog.len();
         // 1. Subprogram starts.
@@ -355,12 +349,6 @@ impl Cfg {
     pub fn subprog_at(&self, i: InsnIdx) -> Option<SubprogId> {
         let s = self.subprog_of(i);
         (self.subprog(s).start == i).then_some(s)
-    }
-
-    /// Blocks of subprogram `s`.
-    pub fn subprog_blocks(&self, s: SubprogId) -> impl DoubleEndedIterator<Item = BlockId> + use<> {
-        let (a, b) = self.subprogs[s.idx()].blocks;
-        (a.0..b.0).map(BlockId)
     }
 
     /// The subprogram a bpf-to-bpf call or `PSEUDO_FUNC` reference at `i` enters, if it is one.

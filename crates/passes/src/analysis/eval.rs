@@ -6,7 +6,7 @@
 //! 32-bit results are zero-extended. Immediates are sign-extended to 64 bits for 64-bit
 //! operations and used as their low 32 bits for 32-bit ones.
 
-use bpfpatch_insn::{AluOp, Cond, Operand, SwapKind, Width};
+use bpfpatch_insn::{AluOp, Cond, SwapKind, Width};
 
 /// The 64-bit value of an immediate operand at `width` (sign-extended; 32-bit ops only see the low half).
 #[must_use]
@@ -14,27 +14,11 @@ pub const fn imm_value(imm: i32) -> u64 {
     (imm as i64).cast_unsigned()
 }
 
-/// Sign-extends the low `bits` bits of `v` to 64 bits.
-#[must_use]
-pub const fn sext(v: u64, bits: u32) -> u64 {
-    let sh = 64 - bits;
-    ((v << sh).cast_signed() >> sh).cast_unsigned()
-}
-
 /// `dst op src` at `width`, as the interpreter computes it (the same function:
 /// [`bpfpatch_insn::eval::alu`]).
 #[must_use]
 pub fn eval_alu(width: Width, op: AluOp, dst: u64, src: u64) -> u64 {
     bpfpatch_insn::eval::alu(width, op, dst, src)
-}
-
-/// The value of `src` given register values (`None` = unknown register).
-#[must_use]
-pub fn operand(src: Operand, reg: impl Fn(bpfpatch_insn::Reg) -> Option<u64>) -> Option<u64> {
-    match src {
-        Operand::Imm(i) => Some(imm_value(i)),
-        Operand::Reg(r) => reg(r),
-    }
 }
 
 /// A byte-order operation on `v`; `None` for `le`/`be`, whose result depends on the host byte

@@ -80,7 +80,6 @@ pub fn reads64(op: &Op) -> RegSet {
 pub struct Liveness {
     /// Per instruction: `None` if it has no 32-bit definition, else whether the upper half is read.
     upper_read: Vec<Option<bool>>,
-    live_in: Vec<u16>,
 }
 
 /// Registers `op` certainly overwrites (see the module documentation).
@@ -183,7 +182,7 @@ impl Liveness {
                 live = step(op, live, er);
             }
         }
-        Liveness { upper_read, live_in }
+        Liveness { upper_read }
     }
 
     /// For a 32-bit definition at `i`: whether the upper half of the value may be read as 64
@@ -192,11 +191,5 @@ impl Liveness {
     #[must_use]
     pub fn upper_read(&self, i: InsnIdx) -> Option<bool> {
         self.upper_read[i.idx()]
-    }
-
-    /// Registers whose upper half is live at the entry of block `b`.
-    #[must_use]
-    pub fn live_in(&self, b: BlockId) -> RegSet {
-        RegSet(self.live_in[b.idx()])
     }
 }

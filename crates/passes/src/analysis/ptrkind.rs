@@ -45,7 +45,7 @@
 //! r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any helper received a value that
 //! may be the context in r2..r5.
 //!
-//! Declared program entries ([`PtrKinds::analyze_entries`]: an object section's other programs)
+//! Declared program entries ([`Entries::programs`]: an object section's other programs)
 //! start as the main program does. Entries called from other sections ([`Entries::calls`]: a
 //! `.text` function a program of another section calls) start with r0..r9 as the calls pass
 //! them ([`CallSite`]: per register a [`CtxArg`], joined over every call site as for a call
@@ -166,7 +166,7 @@ impl Kind {
     }
 }
 
-/// Whether a register passed to a call may hold the context pointer (see [`Entries::calls`]).
+/// Whether a register passed to a call may hold the context pointer (see [`crate::Options::entry_calls`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum CtxArg {
     /// The unmodified context pointer on every path.
@@ -299,6 +299,7 @@ impl Base {
 
     /// Whether the base may be the context.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn may_be_ctx(self) -> bool {
         matches!(self, Base::Ctx | Base::Unknown)
     }
@@ -613,7 +614,7 @@ impl Solver<'_> {
         }
     }
 
-    /// [`Solver::transfer_op`], for an opaque instruction (see [`PtrKinds::analyze_with`]) with
+    /// [`Solver::transfer_op`], for an opaque instruction (see [`PtrKinds::analyze_calls`]) with
     /// its immediate and offset unknown: an exact stack base is used as an inexact one, and a
     /// stack pointer it defines loses its exact offset.
     fn transfer(
@@ -917,6 +918,7 @@ impl Solver<'_> {
 pub struct PtrKinds {
     access: Vec<Option<Access>>,
     depth: Vec<Option<u32>>,
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))] // read by the tests
     ctx_escaped: bool,
     call_sites: Vec<(InsnIdx, CallSite)>,
 }
@@ -924,29 +926,20 @@ pub struct PtrKinds {
 impl PtrKinds {
     /// Runs the analysis on `cfg` (r1 holds the context at entry of the main program).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn analyze(cfg: &Cfg) -> PtrKinds {
-        PtrKinds::analyze_with(cfg, &[])
+        PtrKinds::analyze_calls(cfg, &[], &Entries::default())
     }
 
     /// Runs the analysis on `cfg`, where `opaque[i]` marks instruction `i` as one whose
     /// immediate and offset a loader fills in later (indices past the end are not opaque): its
     /// memory access has an unknown offset from its base, and a stack pointer it defines has an
     /// unknown offset (so a stack access through either makes the frame's depth unknown).
-    #[must_use]
-    pub fn analyze_with(cfg: &Cfg, opaque: &[bool]) -> PtrKinds {
-        PtrKinds::analyze_entries(cfg, opaque, &[])
-    }
-
-    /// [`PtrKinds::analyze_with`], where the external subprograms starting at `ctx_entries` are
-    /// programs of their own (an object section's other programs): r1 holds the context at their
-    /// entry, as at the main program's. Other external entries are only reached through calls.
-    #[must_use]
-    pub fn analyze_entries(cfg: &Cfg, opaque: &[bool], ctx_entries: &[InsnIdx]) -> PtrKinds {
-        PtrKinds::analyze_calls(cfg, opaque, &Entries { programs: ctx_entries, calls: &[] })
-    }
-
-    /// [`PtrKinds::analyze_entries`] with the calls into the section from other sections
-    /// ([`Entries::calls`]): each starts its external subprogram with the registers it passes.
+    /// The external subprograms starting at [`Entries::programs`] are programs of their own (an
+    /// object section's other programs): r1 holds the context at their entry, as at the main
+    /// program's. Other external entries are only reached through calls: the calls into the
+    /// section from other sections ([`Entries::calls`]) each start their external subprogram
+    /// with the registers they pass.
     #[must_use]
     pub fn analyze_calls(cfg: &Cfg, opaque: &[bool], entries: &Entries<'_>) -> PtrKinds {
         let has_callbacks = cfg.subprogs().iter().any(|s| s.is_callback());
@@ -1058,6 +1051,7 @@ impl PtrKinds {
     /// The exact frame offset of the base register of the access at `i`, when it is a stack
     /// pointer with a known offset.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn stack_offset(&self, i: InsnIdx) -> Option<i32> {
         self.access[i.idx()].and_then(|a| a.exact)
     }
@@ -1072,6 +1066,7 @@ impl PtrKinds {
 
     /// Whether the context pointer may have been stored where the analysis cannot follow it.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn ctx_escaped(&self) -> bool {
         self.ctx_escaped
     }

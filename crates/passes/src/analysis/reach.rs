@@ -240,6 +240,7 @@ fn edge_state(op: &Op, st: &Regs, taken: bool) -> Regs {
 pub struct Reach {
     insn_reached: Vec<bool>,
     fate: Vec<Option<Fate>>,
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))] // read by the tests
     subprog_reached: Vec<bool>,
     fall_off: Option<InsnIdx>,
 }
@@ -247,6 +248,7 @@ pub struct Reach {
 impl Reach {
     /// Runs the analysis on `cfg`.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn analyze(cfg: &Cfg) -> Reach {
         Reach::analyze_with(cfg, &[])
     }
@@ -338,6 +340,7 @@ impl Reach {
 
     /// Whether subprogram `s` can execute.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn subprog_reached(&self, s: SubprogId) -> bool {
         self.subprog_reached[s.idx()]
     }
@@ -346,11 +349,5 @@ impl Reach {
     #[must_use]
     pub fn fall_off(&self) -> Option<InsnIdx> {
         self.fall_off
-    }
-
-    /// Number of reached instructions.
-    #[must_use]
-    pub fn reached_count(&self) -> usize {
-        self.insn_reached.iter().filter(|r| **r).count()
     }
 }

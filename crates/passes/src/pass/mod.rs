@@ -18,6 +18,15 @@
 //! no reachability fact. Passes that need a fact for such a node either act conservatively
 //! (zext) or never meet one (dce runs first; ctx runs before anything inserts loads).
 //!
+//! # Adding a pass
+//! One folder and one line: `pass/NAME/mod.rs` declares the pass's row of the registry, a
+//! [`PassDef`] (name, one-line help, [`OutputKind`], the [`Fact`]s it needs, its body, which
+//! records patches on the list through `PassCx`), and `pass/NAME/seq.rs` its generators (pure
+//! functions returning each replacement as a `PatchBuf`, built with [`crate::emit`]); then one
+//! line `Variant => NAME::PASS,` in the `registry!` below, at its place in the run order. The
+//! [`Pass`] handle, [`Pass::ORDER`], the command line's names and help, and `all`'s membership
+//! by kind follow from that line. `pass/toy/` (registered for the tests only) is the example.
+//!
 //! # Errors
 //! A pass that cannot apply returns a typed [`PassError`] naming the original slot; the list
 //! is then discarded. The output always decodes (with kernel-internal forms): it is checked.
@@ -36,13 +45,13 @@ use crate::analysis::cfg::{Cfg, CfgError};
 use crate::analysis::liveness::Liveness;
 use crate::analysis::ptrkind::{CallSite, Entries, PtrKinds};
 use crate::analysis::reach::{Model, Reach};
+use crate::emit::RewriteError;
 use crate::program::InsnIdx;
-use crate::rewrite::blind::{BlindRng, SplitMix64};
-use crate::rewrite::ctx::{CtxError, CtxLayout};
-use crate::rewrite::{Patchlet, RewriteError};
+use blind::seq::{BlindRng, SplitMix64};
 use bpfpatch_insn::{DecodeError, DecodeOptions, Endian, Insn, Op, Slot, decode, decode_program};
-use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList, Target};
+use bpfpatch_patch::{LinearizeOptions, NodeId, OffsetMap, PatchBuf, PatchList};
 use core::fmt;
+use ctx::seq::{CtxError, CtxLayout};
 
 /// What a rewritten program is for: the two kinds of output are never mixed up.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -68,19 +77,19 @@ impl fmt::Display for OutputKind {
 /// An analysis result a pass needs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Fact {
-    /// Reachability and branch fates ([`Reach`]).
+    /// Reachability and branch fates (`analysis::reach`).
     Reach,
-    /// Reachability as the kernel's verifier sees it ([`crate::analysis::reach::Model::Verifier`]).
+    /// Reachability as the kernel's verifier sees it (`analysis::reach::Model::Verifier`).
     VerifierReach,
-    /// 32-bit subregister liveness ([`Liveness`]).
+    /// 32-bit subregister liveness (`analysis::liveness`).
     Liveness,
-    /// Pointer kinds and stack depths ([`PtrKinds`]).
+    /// Pointer kinds and stack depths (`analysis::ptrkind`).
     PtrKind,
 }
 
 /// Everything the pipeline and the command line know of a pass: one row of the registry.
 #[derive(Debug)]
-pub struct PassDef {
+pub(crate) struct PassDef {
     /// Its name on the command line.
     pub name: &'static str,
     /// What it does, in one line (the command line's `--passes` help).
@@ -97,10 +106,11 @@ pub struct PassDef {
 pub(crate) type RunFn = fn(&mut PatchList, &mut PassCx<'_>) -> Result<PassStats, PassError>;
 
 /// Declares the registry: the [`Pass`] handles, their run order ([`Pass::ORDER`]) and their
-/// definitions ([`Pass::def`]), from one line per pass.
+/// definitions (`Pass::def`), from one line per pass.
 macro_rules! registry {
     ($($(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident => $def:path,)*) => {
-        /// One pass of the pipeline: a handle on its row of the registry ([`Pass::def`]).
+        /// One pass of the pipeline: a handle on its row of the registry (its name, help, output
+        /// kind and the facts it needs).
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
         pub enum Pass {
             $($(#[doc = $doc])* $(#[cfg($cfg)])? $variant,)*
@@ -112,7 +122,7 @@ macro_rules! registry {
 
             /// The pass's row of the registry.
             #[must_use]
-            pub const fn def(self) -> &'static PassDef {
+            pub(crate) const fn def(self) -> &'static PassDef {
                 match self {
                     $($(#[cfg($cfg)])? Pass::$variant => &$def,)*
                 }
@@ -121,12 +131,12 @@ macro_rules! registry {
     };
 }
 
-// The registry: a pass is a file of this folder defining its `PassDef`, and one line here, in
+// The registry: a pass is a folder of this one defining its `PassDef`, and one line here, in
 // the order the passes run (the kernel's, see the module documentation).
 registry! {
     /// Dead-code elimination with constant branch folding.
     Dce => dce::PASS,
-    /// The kernel's dead-code rules, instruction by instruction ([`kernel_dce`]).
+    /// The kernel's dead-code rules, instruction by instruction (`pass/kernel_dce`).
     KernelDce => kernel_dce::PASS,
     /// Context-access conversion with a [`CtxLayout`].
     Ctx => ctx::PASS,
@@ -493,9 +503,9 @@ impl Pipeline {
 
     /// The passes it runs on `insns` (resolving `lower-v4` for `all`), in order.
     #[must_use]
-    pub fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
+    pub(crate) fn passes_for(&self, prog: &crate::program::DecodedProgram) -> Vec<Pass> {
         let mut v = self.passes.clone();
-        if self.auto_lower_v4 && prog.ops().iter().any(crate::rewrite::lower_v4::uses_v4) {
+        if self.auto_lower_v4 && prog.ops().iter().any(lower_v4::seq::uses_v4) {
             v.push(Pass::LowerV4);
         }
         v.sort_unstable();
@@ -570,7 +580,6 @@ impl Pipeline {
             rng: SplitMix64::new(opts.seed),
             zext_requested: passes.contains(&Pass::Zext),
             rnd_hi32_requested: passes.contains(&Pass::RndHi32),
-            buf: PatchBuf::new(),
         };
         let mut stats = Vec::with_capacity(passes.len());
         for &pass in &passes {
@@ -584,7 +593,7 @@ impl Pipeline {
 
 /// What r0..r9 hold at the calls leaving the program at slots `at` (calls an object relocates
 /// into another section, seen as kfunc calls), by the pointer-kind analysis the passes use
-/// with `opts` ([`PtrKinds::call_site`]): the callee section's [`Options::entry_calls`]. `None`
+/// with `opts` (`PtrKinds::call_site`): the callee section's [`Options::entry_calls`]. `None`
 /// for a slot that is no such call or is never reached.
 ///
 /// # Errors
@@ -638,7 +647,6 @@ pub(crate) struct PassCx<'a> {
     rng: SplitMix64,
     zext_requested: bool,
     rnd_hi32_requested: bool,
-    buf: PatchBuf,
 }
 
 /// A decoded live instruction of the list.
@@ -696,17 +704,10 @@ impl PassCx<'_> {
         Ok(out)
     }
 
-    /// Replaces the instruction at `node` by `p` (escapes go to its original target).
-    fn patch(&mut self, list: &mut PatchList, node: NodeId, p: &Patchlet, pass: &'static str) -> Result<(), PassError> {
-        self.buf.clear();
-        for (k, &insn) in p.insns().iter().enumerate() {
-            if p.escapes().contains(&k) {
-                self.buf.jump_to(insn, Target::OrigTarget);
-            } else {
-                self.buf.push(insn);
-            }
-        }
-        list.patch(node, &self.buf).map_err(PassError::engine(pass))?;
+    /// Replaces the instruction at `node` by the generated patch `p` (escapes go to its
+    /// original target): the list copies its slots once, from the generator's buffer.
+    fn patch(&mut self, list: &mut PatchList, node: NodeId, p: &PatchBuf, pass: &'static str) -> Result<(), PassError> {
+        list.patch(node, p).map_err(PassError::engine(pass))?;
         Ok(())
     }
 
@@ -720,7 +721,7 @@ mod tests {
     use super::*;
     use bpfpatch_insn::opcode as c;
 
-    /// The toy pass (pass/toy.rs plus its registry line, nothing else) is a pass like any
+    /// The toy pass (pass/toy/ plus its registry line, nothing else) is a pass like any
     /// other: the pipeline parses its name, computes its facts, runs it in registry order, and
     /// its patches land (a `goto +0` before each exit; a jump to an exit still reaches it).
     #[test]

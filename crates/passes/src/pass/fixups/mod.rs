@@ -1,6 +1,6 @@
 //! `fixups` (`do_misc_fixups`): division guards, `LD_ABS`/`LD_IND` lowering, `may_goto`
 //! expansion with its per-subprogram counter, and the tail-call rewrite
-//! ([`crate::rewrite::fixups`] has the sequences).
+//! ([`seq`] has the sequences).
 //!
 //! - Division guards apply to every live instruction, inserted ones included.
 //! - `LD_ABS`/`LD_IND` are not lowered in programs with bpf-to-bpf calls or callbacks (the
@@ -16,10 +16,12 @@
 //!
 //! Needs: [`Fact::PtrKind`] (stack depths).
 
+pub mod seq;
+
 use super::{Fact, LdAbsPolicy, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
-use crate::rewrite::fixups::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
 use bpfpatch_insn::{CallKind, Op, Slot};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+use seq::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
 
 /// Facts `fixups` reads.
 pub const NEEDS: &[Fact] = &[Fact::PtrKind];

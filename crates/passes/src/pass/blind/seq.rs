@@ -11,9 +11,11 @@
 //! One random 32-bit value per blinded instruction (two for ld_imm64, one per slot, as the
 //! kernel draws per slot) comes from an injectable [`BlindRng`].
 
-use super::ins::{alu, alu32_imm, alu64_imm, alu64_reg, mov_imm, stx};
-use super::{Patchlet, zext};
+use crate::emit::Emit;
+use crate::emit::ins::{alu, alu32_imm, alu64_imm, alu64_reg, mov_imm, stx};
+use crate::pass::zext::seq as zext;
 use bpfpatch_insn::{AluOp, LdImm64Kind, Op, Operand, Reg};
+use bpfpatch_patch::PatchBuf;
 
 /// A source of random 32-bit values for blinding and `rnd-hi32`.
 pub trait BlindRng {
@@ -69,17 +71,17 @@ fn rnd(rng: &mut dyn BlindRng) -> i32 {
 
 /// The blinded replacement of `op`, or `None` when the kernel leaves it alone.
 ///
-/// A blinded conditional jump escapes to the original target (see [`Patchlet::to_kernel`]:
+/// A blinded conditional jump escapes to the original target (see [`to_kernel`](crate::emit::to_kernel):
 /// the kernel's `off < 0 ? off - 2 : off`).
-pub fn blind(op: &Op, rng: &mut dyn BlindRng, opts: BlindOptions) -> Option<Patchlet> {
+pub fn blind(op: &Op, rng: &mut dyn BlindRng, opts: BlindOptions) -> Option<PatchBuf> {
     if uses_ax(op) {
         return None;
     }
     let ax = Reg::AX;
-    let mut p = Patchlet::new();
+    let mut p = PatchBuf::new();
     match *op {
         Op::Alu { op: AluOp::Mov, dst, src: Operand::Imm(0), .. } => {
-            p.push(alu64_reg(AluOp::Xor, dst, dst));
+            p.push_op(&alu64_reg(AluOp::Xor, dst, dst));
         }
         Op::Alu { width, op: alu_op, dst, src: Operand::Imm(imm) } => {
             if !matches!(
@@ -99,21 +101,21 @@ pub fn blind(op: &Op, rng: &mut dyn BlindRng, opts: BlindOptions) -> Option<Patc
                 return None;
             }
             let r = rnd(rng);
-            p.push(mov_imm(width, ax, r ^ imm));
-            p.push(alu(width, AluOp::Xor, ax, Operand::Imm(r)));
-            p.push(alu(width, alu_op, dst, Operand::Reg(ax)));
+            p.push_op(&mov_imm(width, ax, r ^ imm));
+            p.push_op(&alu(width, AluOp::Xor, ax, Operand::Imm(r)));
+            p.push_op(&alu(width, alu_op, dst, Operand::Reg(ax)));
         }
         Op::Jump { width, cond, dst, src: Operand::Imm(imm), .. } => {
             let r = rnd(rng);
-            p.push(mov_imm(width, ax, r ^ imm));
-            p.push(alu(width, AluOp::Xor, ax, Operand::Imm(r)));
-            p.push_escape(Op::Jump { width, cond, dst, src: Operand::Reg(ax), off: 0 });
+            p.push_op(&mov_imm(width, ax, r ^ imm));
+            p.push_op(&alu(width, AluOp::Xor, ax, Operand::Imm(r)));
+            p.escape(Op::Jump { width, cond, dst, src: Operand::Reg(ax), off: 0 });
         }
         Op::Store { size, dst, off, src: Operand::Imm(imm) } => {
             let r = rnd(rng);
-            p.push(alu64_imm(AluOp::Mov, ax, r ^ imm));
-            p.push(alu64_imm(AluOp::Xor, ax, r));
-            p.push(stx(size, dst, ax, off));
+            p.push_op(&alu64_imm(AluOp::Mov, ax, r ^ imm));
+            p.push_op(&alu64_imm(AluOp::Xor, ax, r));
+            p.push_op(&stx(size, dst, ax, off));
         }
         Op::LdImm64 { dst, kind: LdImm64Kind::Imm, lo, hi } => {
             let [a, b] = blind_ld_imm64(dst, lo, hi, rng, opts);
@@ -124,35 +126,23 @@ pub fn blind(op: &Op, rng: &mut dyn BlindRng, opts: BlindOptions) -> Option<Patc
     Some(p)
 }
 
-/// The two per-slot patchlets of a blinded ld_imm64 (kernel: slot 0 -> 4 insns, slot 1 -> 3, or
+/// The two per-slot patches of a blinded ld_imm64 (kernel: slot 0 -> 4 insns, slot 1 -> 3, or
 /// 4 with `emit_zext`); concatenated they replace the instruction.
-pub fn blind_ld_imm64(dst: Reg, lo: i32, hi: i32, rng: &mut dyn BlindRng, opts: BlindOptions) -> [Patchlet; 2] {
+pub fn blind_ld_imm64(dst: Reg, lo: i32, hi: i32, rng: &mut dyn BlindRng, opts: BlindOptions) -> [PatchBuf; 2] {
     let ax = Reg::AX;
-    let mut first = Patchlet::new();
+    let mut first = PatchBuf::new();
     let r = rnd(rng);
     first
-        .push(alu64_imm(AluOp::Mov, ax, r ^ hi))
-        .push(alu64_imm(AluOp::Xor, ax, r))
-        .push(alu64_imm(AluOp::Lsh, ax, 32))
-        .push(alu64_reg(AluOp::Mov, dst, ax));
-    let mut second = Patchlet::new();
+        .push_op(&alu64_imm(AluOp::Mov, ax, r ^ hi))
+        .push_op(&alu64_imm(AluOp::Xor, ax, r))
+        .push_op(&alu64_imm(AluOp::Lsh, ax, 32))
+        .push_op(&alu64_reg(AluOp::Mov, dst, ax));
+    let mut second = PatchBuf::new();
     let r = rnd(rng);
-    second.push(alu32_imm(AluOp::Mov, ax, r ^ lo)).push(alu32_imm(AluOp::Xor, ax, r));
+    second.push_op(&alu32_imm(AluOp::Mov, ax, r ^ lo)).push_op(&alu32_imm(AluOp::Xor, ax, r));
     if opts.emit_zext {
-        second.push(zext::zext_op(ax));
+        second.push_op(&zext::zext_op(ax));
     }
-    second.push(alu64_reg(AluOp::Or, dst, ax));
+    second.push_op(&alu64_reg(AluOp::Or, dst, ax));
     [first, second]
-}
-
-/// Whether [`blind`] rewrites `op` (without drawing random numbers).
-#[must_use]
-pub fn is_blinded(op: &Op) -> bool {
-    struct Zero;
-    impl BlindRng for Zero {
-        fn next_u32(&mut self) -> u32 {
-            0
-        }
-    }
-    blind(op, &mut Zero, BlindOptions::default()).is_some()
 }

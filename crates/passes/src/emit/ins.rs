@@ -56,12 +56,6 @@ pub const fn jmp_imm(width: Width, cond: Cond, dst: Reg, imm: i32, off: i16) -> 
     Op::Jump { width, cond, dst, src: Operand::Imm(imm), off }
 }
 
-/// Conditional jump on a register.
-#[must_use]
-pub const fn jmp_reg(width: Width, cond: Cond, dst: Reg, src: Reg, off: i16) -> Op {
-    Op::Jump { width, cond, dst, src: Operand::Reg(src), off }
-}
-
 /// `goto +off`.
 #[must_use]
 pub const fn ja(off: i16) -> Op {

@@ -1,13 +1,15 @@
-//! `blind`: constant blinding of every live instruction ([`crate::rewrite::blind`]), last, as
+//! `blind`: constant blinding of every live instruction ([`seq`]), last, as
 //! the JIT does. The second half of a blinded ld_imm64 zero-extends AX when the pipeline's
 //! target needs explicit zero-extension (the `zext` pass is in the pipeline: the kernel's
 //! `verifier_zext`).
 //!
 //! Needs: nothing.
 
+pub mod seq;
+
 use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
-use crate::rewrite::blind::{BlindOptions, blind};
 use bpfpatch_patch::PatchList;
+use seq::{BlindOptions, blind};
 
 /// Facts `blind` reads.
 pub const NEEDS: &[Fact] = &[];

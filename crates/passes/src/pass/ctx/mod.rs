@@ -1,5 +1,5 @@
 //! `ctx`: context-access conversion (`convert_ctx_accesses`) with the caller's [`CtxLayout`]
-//! ([`crate::rewrite::ctx`] has the rules), and the layout's prologue.
+//! ([`seq`] has the rules), and the layout's prologue.
 //!
 //! Every load or store whose base [`crate::analysis::ptrkind`] classifies as the context is
 //! converted; one it cannot classify ([`Base::Unknown`]: maybe the context, maybe not) is an
@@ -8,13 +8,15 @@
 //!
 //! Needs: [`Fact::PtrKind`]. Runs after `dce`, before any pass inserts memory accesses.
 //!
-//! [`CtxLayout`]: crate::rewrite::ctx::CtxLayout
+//! [`CtxLayout`]: seq::CtxLayout
+
+pub mod seq;
 
 use super::{Fact, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
 use crate::analysis::ptrkind::Base;
-use crate::rewrite::ctx::convert;
 use bpfpatch_insn::Op;
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+use seq::convert;
 
 /// Facts `ctx` reads.
 pub const NEEDS: &[Fact] = &[Fact::PtrKind];

@@ -1,9 +1,9 @@
 //! A toy pass, registered for the registry's own test only: what adding a pass takes is this
-//! file and one line in the registry ([`super`]). It puts a `ja +0` before every `exit`.
+//! folder and one line in the registry ([`super`]). It puts a `ja +0` before every `exit`.
 
 use super::{OutputKind, PassCx, PassDef, PassError, PassStats};
 use bpfpatch_insn::Op;
-use bpfpatch_patch::{PatchList, PrepatchMode};
+use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
 
 /// The pass's row of the registry.
 pub(crate) const PASS: PassDef = PassDef {
@@ -16,11 +16,12 @@ pub(crate) const PASS: PassDef = PassDef {
 
 fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats, PassError> {
     let mut stats = PassStats::default();
+    let mut buf = PatchBuf::new();
     for item in cx.items(list)? {
         if matches!(item.op, Op::Exit) {
-            cx.buf.clear();
-            cx.buf.push_op(&Op::Ja { delta: 0, long: false });
-            list.prepatch(item.node, &cx.buf, PrepatchMode::SkipForJumps).map_err(PassError::engine("toy"))?;
+            buf.clear();
+            buf.push_op(&Op::Ja { delta: 0, long: false });
+            list.prepatch(item.node, &buf, PrepatchMode::SkipForJumps).map_err(PassError::engine("toy"))?;
             stats.prepatched += 1;
         }
     }

@@ -11,10 +11,12 @@
 //!
 //! Needs: [`Fact::Liveness`] (and [`Fact::PtrKind`] to skip context loads).
 
+pub mod seq;
+
 use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
-use crate::rewrite::zext::{def32_reg, rnd_hi32_after, zext_after};
 use bpfpatch_insn::Op;
 use bpfpatch_patch::PatchList;
+use seq::{def32_reg, rnd_hi32_after, zext_after};
 
 /// Facts `zext` / `rnd-hi32` read.
 pub const NEEDS: &[Fact] = &[Fact::Liveness, Fact::PtrKind];

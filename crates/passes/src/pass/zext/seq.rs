@@ -5,9 +5,9 @@
 //! `DecodeOptions::INTERNAL`). [`kernel_zext_reg`] spells the kernel's slot out field by field
 //! for the golden tests.
 
-use super::Patchlet;
-use super::ins::{alu64_imm, alu64_reg};
+use crate::emit::ins::{alu64_imm, alu64_reg};
 use bpfpatch_insn::{AluOp, Insn, Op, Reg, opcode as c};
+use bpfpatch_patch::PatchBuf;
 
 /// The zero-extension the passes emit: `BPF_ZEXT_REG(r)`.
 #[must_use]
@@ -23,10 +23,10 @@ pub const fn kernel_zext_reg(r: Reg) -> Insn {
 
 /// `[op; zext(def)]` for an instruction with a 32-bit definition; `None` otherwise.
 #[must_use]
-pub fn zext_after(op: &Op) -> Option<Patchlet> {
+pub fn zext_after(op: &Op) -> Option<PatchBuf> {
     let r = def32_reg(op)?;
-    let mut p = Patchlet::new();
-    p.push(*op).push(zext_op(r));
+    let mut p = PatchBuf::new();
+    p.push_op(op).push_op(&zext_op(r));
     Some(p)
 }
 
@@ -34,16 +34,16 @@ pub fn zext_after(op: &Op) -> Option<Patchlet> {
 /// definition of a register other than AX; `None` otherwise.
 #[must_use]
 #[allow(clippy::cast_possible_wrap)]
-pub fn rnd_hi32_after(op: &Op, rnd: u32) -> Option<Patchlet> {
+pub fn rnd_hi32_after(op: &Op, rnd: u32) -> Option<PatchBuf> {
     let r = def32_reg(op)?;
     if r.is_ax() {
         return None;
     }
-    let mut p = Patchlet::new();
-    p.push(*op)
-        .push(alu64_imm(AluOp::Mov, Reg::AX, rnd as i32))
-        .push(alu64_imm(AluOp::Lsh, Reg::AX, 32))
-        .push(alu64_reg(AluOp::Or, r, Reg::AX));
+    let mut p = PatchBuf::new();
+    p.push_op(op)
+        .push_op(&alu64_imm(AluOp::Mov, Reg::AX, rnd as i32))
+        .push_op(&alu64_imm(AluOp::Lsh, Reg::AX, 32))
+        .push_op(&alu64_reg(AluOp::Or, r, Reg::AX));
     Some(p)
 }
 

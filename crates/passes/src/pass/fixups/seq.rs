@@ -1,11 +1,12 @@
 //! `do_misc_fixups` rewrites (kernel-patching.md §6.6): division guards, `LD_ABS`/`LD_IND`
 //! lowering, `may_goto` expansion, the unprivileged tail-call bound check.
 
-use super::ins::{
+use crate::emit::ins::{
     alu, alu32_imm, alu32_reg, alu64_imm, alu64_reg, call_helper, exit, ja, jmp_imm, ldx, mov_imm, neg, st, stx,
 };
-use super::{Patchlet, RewriteError};
+use crate::emit::{Emit, RewriteError};
 use bpfpatch_insn::{AluOp, Cond, Op, Operand, Reg, Size, Width};
+use bpfpatch_patch::PatchBuf;
 
 /// The division-by-zero / by-minus-one guard of `op` (kernel 6.12 `do_misc_fixups`):
 /// - `sdiv dst, -1` -> `neg dst`; `smod dst, -1` -> `mov32 dst, 0` (1:1);
@@ -15,46 +16,49 @@ use bpfpatch_insn::{AluOp, Cond, Op, Operand, Reg, Size, Width};
 ///
 /// `None` for every other instruction.
 #[must_use]
-pub fn div_guard(op: &Op) -> Option<Patchlet> {
+pub fn div_guard(op: &Op) -> Option<PatchBuf> {
     let Op::Alu { width, op: alu_op, dst, src } = *op else { return None };
     let is64 = width == Width::W64;
-    let mut p = Patchlet::new();
+    let mut p = PatchBuf::new();
     match (alu_op, src) {
         (AluOp::SDiv, Operand::Imm(-1)) => {
-            p.push(neg(width, dst));
+            p.push_op(&neg(width, dst));
         }
         (AluOp::SMod, Operand::Imm(-1)) => {
-            p.push(alu32_imm(AluOp::Mov, dst, 0));
+            p.push_op(&alu32_imm(AluOp::Mov, dst, 0));
         }
         (AluOp::Div, Operand::Reg(s)) => {
-            p.push(jmp_imm(width, Cond::Ne, s, 0, 2)).push(alu32_reg(AluOp::Xor, dst, dst)).push(ja(1)).push(*op);
+            p.push_op(&jmp_imm(width, Cond::Ne, s, 0, 2))
+                .push_op(&alu32_reg(AluOp::Xor, dst, dst))
+                .push_op(&ja(1))
+                .push_op(op);
         }
         (AluOp::Mod, Operand::Reg(s)) => {
-            p.push(jmp_imm(width, Cond::Eq, s, 0, if is64 { 1 } else { 2 })).push(*op);
+            p.push_op(&jmp_imm(width, Cond::Eq, s, 0, if is64 { 1 } else { 2 })).push_op(op);
             if !is64 {
-                p.push(ja(1)).push(alu32_reg(AluOp::Mov, dst, dst));
+                p.push_op(&ja(1)).push_op(&alu32_reg(AluOp::Mov, dst, dst));
             }
         }
         (AluOp::SDiv, Operand::Reg(s)) => {
-            p.push(alu64_reg(AluOp::Mov, Reg::AX, s))
-                .push(alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
-                .push(jmp_imm(width, Cond::Gt, Reg::AX, 1, 4))
-                .push(jmp_imm(width, Cond::Eq, Reg::AX, 0, 1))
-                .push(mov_imm(width, dst, 0))
-                .push(neg(width, dst))
-                .push(ja(1))
-                .push(*op);
+            p.push_op(&alu64_reg(AluOp::Mov, Reg::AX, s))
+                .push_op(&alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
+                .push_op(&jmp_imm(width, Cond::Gt, Reg::AX, 1, 4))
+                .push_op(&jmp_imm(width, Cond::Eq, Reg::AX, 0, 1))
+                .push_op(&mov_imm(width, dst, 0))
+                .push_op(&neg(width, dst))
+                .push_op(&ja(1))
+                .push_op(op);
         }
         (AluOp::SMod, Operand::Reg(s)) => {
-            p.push(alu64_reg(AluOp::Mov, Reg::AX, s))
-                .push(alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
-                .push(jmp_imm(width, Cond::Gt, Reg::AX, 1, 3))
-                .push(jmp_imm(width, Cond::Eq, Reg::AX, 1, if is64 { 3 } else { 4 }))
-                .push(alu32_imm(AluOp::Mov, dst, 0))
-                .push(ja(1))
-                .push(*op);
+            p.push_op(&alu64_reg(AluOp::Mov, Reg::AX, s))
+                .push_op(&alu(width, AluOp::Add, Reg::AX, Operand::Imm(1)))
+                .push_op(&jmp_imm(width, Cond::Gt, Reg::AX, 1, 3))
+                .push_op(&jmp_imm(width, Cond::Eq, Reg::AX, 1, if is64 { 3 } else { 4 }))
+                .push_op(&alu32_imm(AluOp::Mov, dst, 0))
+                .push_op(&ja(1))
+                .push_op(op);
             if !is64 {
-                p.push(ja(1)).push(alu32_reg(AluOp::Mov, dst, dst));
+                p.push_op(&ja(1)).push_op(&alu32_reg(AluOp::Mov, dst, dst));
             }
         }
         _ => return None,
@@ -79,21 +83,16 @@ pub const HELPER_LD_ABS_H: i32 = 0x4c44_0002;
 pub const HELPER_LD_ABS_W: i32 = 0x4c44_0004;
 
 /// `-EFAULT`, what the `HELPER_LD_ABS_*` helpers return for an out-of-bounds read.
+#[cfg(any(test, feature = "internals"))]
 pub const LD_ABS_EFAULT: i64 = -14;
 
 /// The `HELPER_LD_ABS_*` contract as a function, for an interpreter to register: the value
 /// of `bytes` (1, 2 or 4) bytes at offset `(i32) r2` of `packet`, big-endian, zero-extended; or
-/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet.
-///
-/// ```
-/// use bpfpatch_passes::rewrite::fixups::{ld_abs_helper_value, LD_ABS_EFAULT};
-/// let pkt = [0x12, 0x34, 0x56];
-/// assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
-/// assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
-/// assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
-/// ```
+/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet (examples: the
+/// unit test below).
 #[must_use]
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+#[cfg(any(test, feature = "internals"))]
 pub fn ld_abs_helper_value(packet: &[u8], bytes: u8, r2: u64) -> u64 {
     let off = (r2 as u32).cast_signed();
     let Ok(start) = usize::try_from(off) else { return LD_ABS_EFAULT as u64 };
@@ -105,6 +104,7 @@ pub fn ld_abs_helper_value(packet: &[u8], bytes: u8, r2: u64) -> u64 {
 
 /// The number of bytes the helper with id `id` reads, if `id` is one of the `HELPER_LD_ABS_*`.
 #[must_use]
+#[cfg(any(test, feature = "internals"))]
 pub const fn ld_abs_helper_bytes(id: i32) -> Option<u8> {
     match id {
         HELPER_LD_ABS_B => Some(1),
@@ -131,25 +131,25 @@ pub const fn ld_abs_helper(size: Size) -> i32 {
 /// The `exit` returns from the current function, so the pass refuses this lowering in programs
 /// with bpf-to-bpf calls (as the kernel refuses `LD_ABS` there).
 #[must_use]
-pub fn ld_abs(op: &Op) -> Option<Patchlet> {
+pub fn ld_abs(op: &Op) -> Option<PatchBuf> {
     let Op::LdPacket { size, index, imm } = *op else { return None };
-    let mut p = Patchlet::new();
+    let mut p = PatchBuf::new();
     match index {
         None => {
-            p.push(mov_imm(Width::W64, Reg::R2, imm));
+            p.push_op(&mov_imm(Width::W64, Reg::R2, imm));
         }
         Some(src) => {
-            p.push(alu64_reg(AluOp::Mov, Reg::R2, src));
+            p.push_op(&alu64_reg(AluOp::Mov, Reg::R2, src));
             if imm != 0 {
-                p.push(alu64_imm(AluOp::Add, Reg::R2, imm));
+                p.push_op(&alu64_imm(AluOp::Add, Reg::R2, imm));
             }
         }
     }
-    p.push(alu64_reg(AluOp::Mov, Reg::R1, Reg::R6))
-        .push(call_helper(ld_abs_helper(size)))
-        .push(jmp_imm(Width::W64, Cond::Sge, Reg::R0, 0, 2))
-        .push(alu32_reg(AluOp::Xor, Reg::R0, Reg::R0))
-        .push(exit());
+    p.push_op(&alu64_reg(AluOp::Mov, Reg::R1, Reg::R6))
+        .push_op(&call_helper(ld_abs_helper(size)))
+        .push_op(&jmp_imm(Width::W64, Cond::Sge, Reg::R0, 0, 2))
+        .push_op(&alu32_reg(AluOp::Xor, Reg::R0, Reg::R0))
+        .push_op(&exit());
     Some(p)
 }
 
@@ -172,14 +172,14 @@ pub fn may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
 
 /// `may_goto` expanded: `ldx AX, [fp+slot]; if AX == 0 goto <original target>; AX -= 1;
 /// stx [fp+slot], AX`. The kernel writes the `JEQ` offset as `off >= 0 ? off + 2 : off - 1`,
-/// which [`Patchlet::to_kernel`] reproduces from the escape.
+/// which [`to_kernel`](crate::emit::to_kernel) reproduces from the escape.
 #[must_use]
-pub fn may_goto(slot: i16) -> Patchlet {
-    let mut p = Patchlet::new();
-    p.push(ldx(Size::DW, Reg::AX, Reg::R10, slot))
-        .push_escape(jmp_imm(Width::W64, Cond::Eq, Reg::AX, 0, 0))
-        .push(alu64_imm(AluOp::Sub, Reg::AX, 1))
-        .push(stx(Size::DW, Reg::R10, Reg::AX, slot));
+pub fn may_goto(slot: i16) -> PatchBuf {
+    let mut p = PatchBuf::new();
+    p.push_op(&ldx(Size::DW, Reg::AX, Reg::R10, slot))
+        .escape(jmp_imm(Width::W64, Cond::Eq, Reg::AX, 0, 0))
+        .push_op(&alu64_imm(AluOp::Sub, Reg::AX, 1))
+        .push_op(&stx(Size::DW, Reg::R10, Reg::AX, slot));
     p
 }
 
@@ -209,14 +209,30 @@ pub const fn index_mask(max_entries: u32) -> u32 {
 ///
 /// # Errors
 /// [`RewriteError::TailCallBound`] when `max_entries` does not fit a positive 32-bit immediate.
-pub fn tail_call(max_entries: Option<u32>) -> Result<Patchlet, RewriteError> {
-    let mut p = Patchlet::new();
+pub fn tail_call(max_entries: Option<u32>) -> Result<PatchBuf, RewriteError> {
+    let mut p = PatchBuf::new();
     if let Some(n) = max_entries {
         let imm = i32::try_from(n).map_err(|_| RewriteError::TailCallBound { max_entries: n })?;
         #[allow(clippy::cast_possible_wrap)]
         let mask = index_mask(n) as i32;
-        p.push(jmp_imm(Width::W64, Cond::Ge, Reg::R3, imm, 2)).push(alu32_imm(AluOp::And, Reg::R3, mask));
+        p.push_op(&jmp_imm(Width::W64, Cond::Ge, Reg::R3, imm, 2)).push_op(&alu32_imm(AluOp::And, Reg::R3, mask));
     }
-    p.push(Op::TailCall);
+    p.push_op(&Op::TailCall);
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The helper contract's value: big-endian inside the packet, `-EFAULT` past its end or at
+    /// a negative offset (the low 32 bits of r2, signed).
+    #[test]
+    #[allow(clippy::cast_sign_loss)]
+    fn ld_abs_helper_value_reads_big_endian_or_efault() {
+        let pkt = [0x12, 0x34, 0x56];
+        assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
+        assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
+        assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
+    }
 }

@@ -17,9 +17,10 @@
 //! The optional prologue is code the pass inserts before the first instruction; jumps to
 //! instruction 0 skip it (the kernel's `adjust_jmp_off(prog, 0, delta)`).
 
-use super::Patchlet;
-use super::ins::{alu, alu32_imm, ldx, st, stx};
+use crate::emit::Emit;
+use crate::emit::ins::{alu, alu32_imm, ldx, st, stx};
 use bpfpatch_insn::{AluOp, Endian, Insn, Op, Operand, Reg, Size, Width};
+use bpfpatch_patch::PatchBuf;
 use std::fmt;
 use std::sync::Arc;
 
@@ -205,15 +206,6 @@ impl CtxLayout {
     }
 }
 
-fn size_of(bytes: u8) -> Size {
-    match bytes {
-        1 => Size::B,
-        2 => Size::H,
-        4 => Size::W,
-        _ => Size::DW,
-    }
-}
-
 fn run_converter(field: &CtxField, req: &CtxRequest) -> Result<(Vec<Insn>, u8), CtxError> {
     match &field.conv {
         Converter::Direct { off, size } => {
@@ -239,8 +231,8 @@ fn run_converter(field: &CtxField, req: &CtxRequest) -> Result<(Vec<Insn>, u8), 
 ///
 /// # Errors
 /// A [`CtxError`] when the layout does not allow the access.
-pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patchlet>, CtxError> {
-    let mut p = Patchlet::new();
+pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<PatchBuf>, CtxError> {
+    let mut p = PatchBuf::new();
     match *op {
         Op::Load { size, signed, dst, src, off } => {
             let (off, bytes) = (i32::from(off), size.bytes());
@@ -250,7 +242,7 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 return Err(CtxError::BadAccess { field: field.name.clone(), off, size: bytes });
             }
             let (insns, target) = run_converter(field, &CtxRequest::Read { dst, ctx: src })?;
-            p.push_raw(&insns);
+            p.push_slots(&insns);
             if narrow && bytes < target {
                 let size_default = i32::from(field.size);
                 let access_off = off & (size_default - 1);
@@ -261,14 +253,14 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 let shift = byte_shift * 8;
                 let w = if field.size <= 4 { Width::W32 } else { Width::W64 };
                 if shift != 0 {
-                    p.push(alu(w, AluOp::Rsh, dst, Operand::Imm(shift)));
+                    p.push_op(&alu(w, AluOp::Rsh, dst, Operand::Imm(shift)));
                 }
                 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
                 let mask = ((1u64 << (u32::from(bytes) * 8)) - 1) as u32 as i32;
-                p.push(alu32_imm(AluOp::And, dst, mask));
+                p.push_op(&alu32_imm(AluOp::And, dst, mask));
             }
             if signed {
-                p.push(alu(Width::W64, AluOp::MovSx(bytes * 8), dst, Operand::Reg(dst)));
+                p.push_op(&alu(Width::W64, AluOp::MovSx(bytes * 8), dst, Operand::Reg(dst)));
             }
         }
         Op::Store { size, dst, off, src } => {
@@ -281,7 +273,7 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
                 return Err(CtxError::ReadOnly { field: field.name.clone() });
             }
             let (insns, _) = run_converter(field, &CtxRequest::Write { ctx: dst, src })?;
-            p.push_raw(&insns);
+            p.push_slots(&insns);
         }
         Op::Atomic { .. } => return Err(CtxError::Atomic),
         _ => return Ok(None),
@@ -290,10 +282,13 @@ pub fn convert(layout: &CtxLayout, op: &Op, host: Endian) -> Result<Option<Patch
 }
 
 /// Size in bytes of the example layout's runtime context.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_RUNTIME_SIZE: usize = 32;
 /// Size in bytes of the example layout's program view.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_VIEW_SIZE: usize = 32;
 /// Runtime offset of the word the example prologue sets to 1.
+#[cfg(any(test, feature = "internals"))]
 pub const EXAMPLE_PROLOGUE_FLAG: i16 = 12;
 
 /// The example layout used by the tests: a toy socket-buffer context.
@@ -311,6 +306,7 @@ pub const EXAMPLE_PROLOGUE_FLAG: i16 = 12;
 ///
 /// Prologue: `*(u32 *)(r1 + 12) = 1` (a "prologue ran" flag in the runtime context).
 #[must_use]
+#[cfg(any(test, feature = "internals"))]
 pub fn example_layout() -> CtxLayout {
     let direct = |name: &str, off, size, writable, roff, rsize| CtxField {
         name: name.into(),
@@ -344,10 +340,4 @@ pub fn example_layout() -> CtxLayout {
     ];
     let layout = CtxLayout { name: "toy_skb".into(), fields, prologue: Vec::new() };
     layout.with_prologue(st(Size::W, Reg::R1, EXAMPLE_PROLOGUE_FLAG, 1).encode().to_vec())
-}
-
-/// Size of a field in the program view as an access [`Size`] (for callers building accesses).
-#[must_use]
-pub fn field_size(f: &CtxField) -> Size {
-    size_of(f.size)
 }

@@ -1,12 +1,14 @@
-//! `lower-v4`: cpu-v4 instructions rewritten into v3 sequences ([`crate::rewrite::lower_v4`]),
+//! `lower-v4`: cpu-v4 instructions rewritten into v3 sequences ([`seq`]),
 //! so programs built with `-mcpu=v4` run where v4 is not supported. Applies to every live
 //! instruction, inserted ones included (e.g. the `movsx` of a sign-extending ctx load).
 //!
 //! Needs: nothing.
 
+pub mod seq;
+
 use super::{Fact, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
-use crate::rewrite::lower_v4::{lower, uses_v4};
 use bpfpatch_patch::PatchList;
+use seq::{lower, uses_v4};
 
 /// Facts `lower-v4` reads.
 pub const NEEDS: &[Fact] = &[];

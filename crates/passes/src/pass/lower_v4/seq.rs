@@ -18,9 +18,10 @@
 //! - `gotol`: a `goto` to the same target if the offset fits 16 bits; otherwise it stays (a
 //!   program with `gotol` is a cpu-v4 program, and no v3 form reaches that far in one slot).
 
-use super::ins::{alu, ja, jmp_imm, ldx, mov_imm, mov_reg, neg};
-use super::{Patchlet, RewriteError};
+use crate::emit::ins::{alu, ja, jmp_imm, ldx, mov_imm, mov_reg, neg};
+use crate::emit::{Emit, RewriteError};
 use bpfpatch_insn::{AluOp, Cond, Endian, Op, Operand, Reg, SwapKind, Width};
+use bpfpatch_patch::PatchBuf;
 
 /// Whether `op` needs cpu v4 (`sdiv`, `smod`, `movsx`, sign-extending loads, `bswap`, `gotol`).
 #[must_use]
@@ -42,46 +43,46 @@ fn neg64(r: Reg) -> Op {
 /// place when negative and negated back afterwards (64-bit negation is an involution and its
 /// low half is the 32-bit negation, so the register's whole 64-bit value is restored, even for
 /// `INT_MIN` and at width 32).
-fn signed_x(p: &mut Patchlet, w: Width, op: AluOp, dst: Reg, src: Reg) {
+fn signed_x(p: &mut PatchBuf, w: Width, op: AluOp, dst: Reg, src: Reg) {
     let u = alu(w, if op == AluOp::SDiv { AluOp::Div } else { AluOp::Mod }, dst, Operand::Reg(src));
-    let neg_q = |p: &mut Patchlet, q: bool| {
+    let neg_q = |p: &mut PatchBuf, q: bool| {
         if q {
-            p.push(neg(w, dst));
+            p.push_op(&neg(w, dst));
         } else {
-            p.push(alu(w, AluOp::Mov, dst, Operand::Reg(dst))); // width-exact no-op
+            p.push_op(&alu(w, AluOp::Mov, dst, Operand::Reg(dst))); // width-exact no-op
         }
     };
     let div = op == AluOp::SDiv;
     // The sign rules: quotient negative iff exactly one operand is; remainder has the dividend's sign.
     let (pos_neg, neg_neg) = if div { (true, false) } else { (false, true) };
-    p.push(jmp_imm(w, Cond::Slt, src, 0, 7)) // 0 -> 8: divisor negative
-        .push(jmp_imm(w, Cond::Slt, dst, 0, 2)) // 1 -> 4
-        .push(u) // 2: (+, +)
-        .push(ja(13)) // 3 -> 17 (end; src untouched)
-        .push(neg(w, dst)) // 4: (-, +)
-        .push(u) // 5
-        .push(neg(w, dst)) // 6
-        .push(ja(9)) // 7 -> 17 (end)
-        .push(neg64(src)) // 8: |src|
-        .push(jmp_imm(w, Cond::Slt, dst, 0, 3)) // 9 -> 13
-        .push(u); // 10: (+, -)
+    p.push_op(&jmp_imm(w, Cond::Slt, src, 0, 7)) // 0 -> 8: divisor negative
+        .push_op(&jmp_imm(w, Cond::Slt, dst, 0, 2)) // 1 -> 4
+        .push_op(&u) // 2: (+, +)
+        .push_op(&ja(13)) // 3 -> 17 (end; src untouched)
+        .push_op(&neg(w, dst)) // 4: (-, +)
+        .push_op(&u) // 5
+        .push_op(&neg(w, dst)) // 6
+        .push_op(&ja(9)) // 7 -> 17 (end)
+        .push_op(&neg64(src)) // 8: |src|
+        .push_op(&jmp_imm(w, Cond::Slt, dst, 0, 3)) // 9 -> 13
+        .push_op(&u); // 10: (+, -)
     neg_q(p, pos_neg); // 11
-    p.push(ja(3)) // 12 -> 16 (restore)
-        .push(neg(w, dst)) // 13: (-, -)
-        .push(u); // 14
+    p.push_op(&ja(3)) // 12 -> 16 (restore)
+        .push_op(&neg(w, dst)) // 13: (-, -)
+        .push_op(&u); // 14
     neg_q(p, neg_neg); // 15
-    p.push(neg64(src)); // 16: restore src
+    p.push_op(&neg64(src)); // 16: restore src
 }
 
 /// `sdiv`/`smod dst, dst`: `x / x` is 1 (0 for 0, BPF's division by zero), `x % x` is 0.
-fn signed_self(p: &mut Patchlet, w: Width, op: AluOp, dst: Reg) {
+fn signed_self(p: &mut PatchBuf, w: Width, op: AluOp, dst: Reg) {
     if op == AluOp::SMod {
-        p.push(mov_imm(w, dst, 0));
+        p.push_op(&mov_imm(w, dst, 0));
     } else {
-        p.push(jmp_imm(w, Cond::Eq, dst, 0, 2)) // 0 -> 3
-            .push(mov_imm(w, dst, 1)) // 1
-            .push(ja(1)) // 2 -> 4 (end)
-            .push(mov_imm(w, dst, 0)); // 3
+        p.push_op(&jmp_imm(w, Cond::Eq, dst, 0, 2)) // 0 -> 3
+            .push_op(&mov_imm(w, dst, 1)) // 1
+            .push_op(&ja(1)) // 2 -> 4 (end)
+            .push_op(&mov_imm(w, dst, 0)); // 3
     }
 }
 
@@ -102,59 +103,59 @@ fn by_magnitude(w: Width, op: AluOp, dst: Reg, k: i32) -> Op {
     }
 }
 
-fn div_k(p: &mut Patchlet, w: Width, dst: Reg, k: i32) {
+fn div_k(p: &mut PatchBuf, w: Width, dst: Reg, k: i32) {
     match k {
         0 => {
-            p.push(mov_imm(w, dst, 0));
+            p.push_op(&mov_imm(w, dst, 0));
         }
         -1 => {
-            p.push(neg(w, dst));
+            p.push_op(&neg(w, dst));
         }
         _ => {
             let udiv = by_magnitude(w, AluOp::Div, dst, k);
             if k > 0 {
-                p.push(jmp_imm(w, Cond::Slt, dst, 0, 2))
-                    .push(udiv)
-                    .push(ja(3))
-                    .push(neg(w, dst))
-                    .push(udiv)
-                    .push(neg(w, dst));
+                p.push_op(&jmp_imm(w, Cond::Slt, dst, 0, 2))
+                    .push_op(&udiv)
+                    .push_op(&ja(3))
+                    .push_op(&neg(w, dst))
+                    .push_op(&udiv)
+                    .push_op(&neg(w, dst));
             } else {
-                p.push(jmp_imm(w, Cond::Slt, dst, 0, 3))
-                    .push(udiv)
-                    .push(neg(w, dst))
-                    .push(ja(2))
-                    .push(neg(w, dst))
-                    .push(udiv);
+                p.push_op(&jmp_imm(w, Cond::Slt, dst, 0, 3))
+                    .push_op(&udiv)
+                    .push_op(&neg(w, dst))
+                    .push_op(&ja(2))
+                    .push_op(&neg(w, dst))
+                    .push_op(&udiv);
             }
         }
     }
 }
 
-fn mod_k(p: &mut Patchlet, w: Width, dst: Reg, k: i32) {
+fn mod_k(p: &mut PatchBuf, w: Width, dst: Reg, k: i32) {
     match k {
         0 => {
-            p.push(mov_reg(w, dst, dst));
+            p.push_op(&mov_reg(w, dst, dst));
         }
         -1 => {
-            p.push(mov_imm(Width::W32, dst, 0));
+            p.push_op(&mov_imm(Width::W32, dst, 0));
         }
         _ => {
             let umod = by_magnitude(w, AluOp::Mod, dst, k);
-            p.push(jmp_imm(w, Cond::Slt, dst, 0, 2))
-                .push(umod)
-                .push(ja(3))
-                .push(neg(w, dst))
-                .push(umod)
-                .push(neg(w, dst));
+            p.push_op(&jmp_imm(w, Cond::Slt, dst, 0, 2))
+                .push_op(&umod)
+                .push_op(&ja(3))
+                .push_op(&neg(w, dst))
+                .push_op(&umod)
+                .push_op(&neg(w, dst));
         }
     }
 }
 
-fn sign_extend(p: &mut Patchlet, w: Width, dst: Reg, bits: u8) {
+fn sign_extend(p: &mut PatchBuf, w: Width, dst: Reg, bits: u8) {
     let total: i32 = if w == Width::W64 { 64 } else { 32 };
     let sh = total - i32::from(bits);
-    p.push(alu(w, AluOp::Lsh, dst, Operand::Imm(sh))).push(alu(w, AluOp::Arsh, dst, Operand::Imm(sh)));
+    p.push_op(&alu(w, AluOp::Lsh, dst, Operand::Imm(sh))).push_op(&alu(w, AluOp::Arsh, dst, Operand::Imm(sh)));
 }
 
 /// The v3 replacement of a cpu-v4 instruction; `Ok(None)` for instructions that are not v4 and
@@ -163,8 +164,8 @@ fn sign_extend(p: &mut Patchlet, w: Width, dst: Reg, bits: u8) {
 ///
 /// # Errors
 /// None today (the `Result` is for lowerings that may refuse).
-pub fn lower(op: &Op, host: Endian) -> Result<Option<Patchlet>, RewriteError> {
-    let mut p = Patchlet::new();
+pub fn lower(op: &Op, host: Endian) -> Result<Option<PatchBuf>, RewriteError> {
+    let mut p = PatchBuf::new();
     match *op {
         Op::Alu { width, op: aop @ (AluOp::SDiv | AluOp::SMod), dst, src: Operand::Reg(s) } => {
             if s == dst {
@@ -177,22 +178,22 @@ pub fn lower(op: &Op, host: Endian) -> Result<Option<Patchlet>, RewriteError> {
         Op::Alu { width, op: AluOp::SMod, dst, src: Operand::Imm(k) } => mod_k(&mut p, width, dst, k),
         Op::Alu { width, op: AluOp::MovSx(bits), dst, src } => {
             match src {
-                Operand::Reg(s) => p.push(mov_reg(width, dst, s)),
-                Operand::Imm(i) => p.push(mov_imm(width, dst, i)),
+                Operand::Reg(s) => p.push_op(&mov_reg(width, dst, s)),
+                Operand::Imm(i) => p.push_op(&mov_imm(width, dst, i)),
             };
             sign_extend(&mut p, width, dst, bits);
         }
         Op::Load { size, signed: true, dst, src, off } => {
-            p.push(ldx(size, dst, src, off));
+            p.push_op(&ldx(size, dst, src, off));
             sign_extend(&mut p, Width::W64, dst, size.bytes() * 8);
         }
         Op::Swap { kind: SwapKind::Bswap, bits, dst } => {
             let kind = if host == Endian::Little { SwapKind::Be } else { SwapKind::Le };
-            p.push(Op::Swap { kind, bits, dst });
+            p.push_op(&Op::Swap { kind, bits, dst });
         }
         Op::Ja { delta, long: true } => {
             let Ok(off) = i16::try_from(delta) else { return Ok(None) };
-            p.push_escape(ja(off));
+            p.escape(ja(off));
         }
         _ => return Ok(None),
     }
