@@ -403,17 +403,20 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             return Err(Error::TooLarge { nodes: vnodes + len, limit: MAX_NODES });
         }
         let w = self.width(x);
-        if w == 1
-            && let Some(t) = self.plain(x, buf)
-        {
+        if let Some(t) = self.plain(x, buf) {
             // Validated (nothing to refuse): write (S6).
             self.write_plain(x, buf, t);
             let last = if len == 1 { x } else { self.n + self.new_nodes + len as u32 - 1 };
             self.new_nodes += len as u32 - 1;
             self.next = x + 1;
-            // The cursor is at the first reference at or after `x` (`stream_to`).
-            if self.ctx.targets.get(self.tcur).is_some_and(|&(s, _)| s == x) {
-                self.tcur += 1;
+            if w == 1 {
+                // The cursor is at the first reference at or after `x` (`stream_to`).
+                if self.ctx.targets.get(self.tcur).is_some_and(|&(s, _)| s == x) {
+                    self.tcur += 1;
+                }
+            } else {
+                // An ld_imm64's second slot goes with it (the list deletes it).
+                self.skip_to(x + w);
             }
             return Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(last), len: len as u32 });
         }
