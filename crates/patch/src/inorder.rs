@@ -403,34 +403,20 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             return Err(Error::TooLarge { nodes: vnodes + len, limit: MAX_NODES });
         }
         let w = self.width(x);
-        if let Some(t) = self.plain(x, buf) {
+        let base = self.n + 1 + self.new_nodes;
+        let node_of = |k: usize| if k == 0 { x } else { base + k as u32 - 1 };
+        // The node of the buffer's last instruction, which takes the identity (S5).
+        let orig = if let Some(t) = self.plain(x, buf) {
             // Validated (nothing to refuse): write (S6).
             self.write_plain(x, buf, t);
-            let last = if len == 1 { x } else { self.n + self.new_nodes + len as u32 - 1 };
-            self.new_nodes += len as u32 - 1;
-            self.next = x + 1;
-            if w == 1 {
-                // The cursor is at the first reference at or after `x` (`stream_to`).
-                if self.ctx.targets.get(self.tcur).is_some_and(|&(s, _)| s == x) {
-                    self.tcur += 1;
-                }
-            } else {
-                // An ld_imm64's second slot goes with it (the list deletes it).
-                self.skip_to(x + w);
-            }
-            return Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(last), len: len as u32 });
-        }
-        self.resolve(x, w, buf)?;
-        // Validated: write (S6).
-        self.write(x, buf);
-        let base = self.n + 1 + self.new_nodes;
-        let li = if len >= 2 && buf.insns[len - 2].is_ld_imm64() && self.ctx.refs.get(len - 1) == Some(&TAIL) {
-            len - 2
+            node_of(len - 1)
         } else {
-            len - 1
+            self.resolve(x, w, buf)?;
+            // Validated: write (S6).
+            self.write(x, buf);
+            let tail_last = len >= 2 && buf.insns[len - 2].is_ld_imm64() && self.ctx.refs.get(len - 1) == Some(&TAIL);
+            node_of(if tail_last { len - 2 } else { len - 1 })
         };
-        let node_of = |k: usize| if k == 0 { x } else { base + k as u32 - 1 };
-        let (last, orig) = (node_of(len - 1), node_of(li));
         self.new_nodes += len as u32 - 1;
         self.next = x + 1;
         if w == 1 {
@@ -442,7 +428,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             // An ld_imm64's second slot goes with it (the list deletes it).
             self.skip_to(x + w);
         }
-        Ok(Patched { first: NodeId(x), last: NodeId(last), orig: NodeId(orig), len: len as u32 })
+        Ok(Patched { first: NodeId(x), last: NodeId(node_of(len - 1)), orig: NodeId(orig), len: len as u32 })
     }
 
     /// The common case of a pass (blinding, instrumentation): a buffer of 1 to 64 slots

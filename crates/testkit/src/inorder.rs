@@ -328,31 +328,18 @@ impl Case<'_> {
                     return false;
                 }
                 let want = list.node_of(*slot).and_then(|x| list.patch(x, buf));
-                match (got, want) {
-                    (Ok(a), Ok(b)) => {
-                        if a != b || a.nodes().collect::<Vec<_>>() != b.nodes().collect::<Vec<_>>() {
-                            self.fail(&format!("{what}: nodes {a:?}, list {b:?}"));
-                        }
-                        bump(ACCEPTED);
-                        for &sp in spellings {
-                            bump(SPELL + sp);
-                        }
-                        if self.prog.insns.get(slot.0).is_some_and(Insn::is_ld_imm64) {
-                            bump(LD_PAIRS);
-                        }
-                        self.kernel_ok &= kernel;
-                        self.script.push(req);
-                        true
-                    }
-                    (Err(a), Err(b)) => {
-                        if a != b {
-                            self.fail(&format!("{what}: in-order refused with {a:?}, list with {b:?}"));
-                        }
-                        bump(REFUSED);
-                        false
-                    }
-                    (a, b) => self.fail(&format!("{what}: in-order {a:?}, list {b:?}")),
+                if !self.settle(&what, got, want) {
+                    return false;
                 }
+                for &sp in spellings {
+                    bump(SPELL + sp);
+                }
+                if self.prog.insns.get(slot.0).is_some_and(Insn::is_ld_imm64) {
+                    bump(LD_PAIRS);
+                }
+                self.kernel_ok &= kernel;
+                self.script.push(req);
+                true
             }
             Req::Delete(first, last) => {
                 let got = io.delete_range(*first, *last);
@@ -369,24 +356,41 @@ impl Case<'_> {
                     let l = list.node_of(*last)?;
                     if first == last && self.rng.chance(50) { list.delete(f) } else { list.delete_range(f, l) }
                 });
-                match (got, want) {
-                    (Ok(()), Ok(())) => {
-                        bump(ACCEPTED);
-                        bump(DELETIONS);
-                        self.kernel_ok = false;
-                        self.script.push(req);
-                        true
-                    }
-                    (Err(a), Err(b)) => {
-                        if a != b {
-                            self.fail(&format!("{what}: in-order refused with {a:?}, list with {b:?}"));
-                        }
-                        bump(REFUSED);
-                        false
-                    }
-                    (a, b) => self.fail(&format!("{what}: in-order {a:?}, list {b:?}")),
+                if !self.settle(&what, got, want) {
+                    return false;
                 }
+                bump(DELETIONS);
+                self.kernel_ok = false;
+                self.script.push(req);
+                true
             }
+        }
+    }
+
+    /// Compares the two engines' results of one request (equal values, or equal errors);
+    /// returns whether both accepted it.
+    fn settle<T: PartialEq + core::fmt::Debug>(
+        &self,
+        what: &str,
+        got: Result<T, Error>,
+        want: Result<T, Error>,
+    ) -> bool {
+        match (got, want) {
+            (Ok(a), Ok(b)) => {
+                if a != b {
+                    self.fail(&format!("{what}: in-order {a:?}, list {b:?}"));
+                }
+                bump(ACCEPTED);
+                true
+            }
+            (Err(a), Err(b)) => {
+                if a != b {
+                    self.fail(&format!("{what}: in-order refused with {a:?}, list with {b:?}"));
+                }
+                bump(REFUSED);
+                false
+            }
+            (a, b) => self.fail(&format!("{what}: in-order {a:?}, list {b:?}")),
         }
     }
 
