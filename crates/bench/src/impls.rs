@@ -5,8 +5,12 @@
 //!   per slot (memmove, full branch scan, side-table adjusters), with blinding's manual `off - 2`
 //!   fix-up of the jcc that moves to the end of its patch;
 //! - `rfc-list`: [`crate::rfc_list`], the 2019 RFC's linked list;
-//! - `bpfpatch`: the engine ([`bpfpatch_patch::PatchList`]), with the jcc's target given as
-//!   [`Target::OrigTarget`] and an ld_imm64's two halves patched as one instruction;
+//! - `bpfpatch`: the engine's in-order path ([`bpfpatch_patch::InOrder`]: blinding requests
+//!   arrive in ascending slot order, so they are written straight into the output), with the
+//!   jcc's target given as [`Target::OrigTarget`] and an ld_imm64's two halves patched as one
+//!   instruction;
+//! - `bpfpatch-list`: the same requests through the general engine
+//!   ([`bpfpatch_patch::PatchList`]), measured beside it so that nothing is hidden;
 //! - `copy-floor`: [`crate::copy_floor`], the same output with no fixups.
 //!
 //! All apply the workload's pregenerated [`crate::blind::SitePatch`]es, so `kernel`,
@@ -17,7 +21,7 @@ use crate::Output;
 use crate::workload::{Aux, Workload};
 use bpfpatch_insn::Slot;
 use bpfpatch_patch::reference::{KernelAuxHook, KernelProg};
-use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchCtx, PatchList, PatchedProgram, Target};
+use bpfpatch_patch::{InOrder, InOrderCtx, LinearizeOptions, PatchBuf, PatchCtx, PatchList, PatchedProgram, Target};
 
 /// An implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,25 +30,28 @@ pub enum Impl {
     Kernel,
     /// The 2019 RFC's linked list.
     RfcList,
-    /// This project's engine.
+    /// This project's engine, in-order path.
     Bpfpatch,
+    /// This project's engine, general list.
+    BpfpatchList,
     /// The physical lower bound.
     CopyFloor,
 }
 
-/// Reusable state of the implementations (warm regime): the engine's list, context, patch
+/// Reusable state of the implementations (warm regime): the engines' list, contexts, patch
 /// buffer and output, all kept across runs (regalloc2's `run_with_ctx` model).
 #[derive(Debug, Default)]
 pub struct State {
     list: PatchList,
     ctx: PatchCtx,
+    inorder: InOrderCtx,
     buf: PatchBuf,
     out: PatchedProgram<Aux>,
 }
 
 impl Impl {
     /// Every implementation, in report order.
-    pub const ALL: [Impl; 4] = [Impl::Kernel, Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor];
+    pub const ALL: [Impl; 5] = [Impl::Kernel, Impl::RfcList, Impl::Bpfpatch, Impl::BpfpatchList, Impl::CopyFloor];
 
     /// The report name.
     #[must_use]
@@ -53,6 +60,7 @@ impl Impl {
             Impl::Kernel => "kernel",
             Impl::RfcList => "rfc-list",
             Impl::Bpfpatch => "bpfpatch",
+            Impl::BpfpatchList => "bpfpatch-list",
             Impl::CopyFloor => "copy-floor",
         }
     }
@@ -66,7 +74,7 @@ impl Impl {
     /// Whether the cold regime (a fresh process per run) is measured for it.
     #[must_use]
     pub fn has_cold_regime(self) -> bool {
-        matches!(self, Impl::Bpfpatch | Impl::CopyFloor)
+        matches!(self, Impl::Bpfpatch | Impl::BpfpatchList | Impl::CopyFloor)
     }
 
     /// Blinds every site of `w` into `out`.
@@ -80,7 +88,8 @@ impl Impl {
                 crate::rfc_list::run(w, out);
                 Ok(())
             }
-            Impl::Bpfpatch => engine(w, out, state),
+            Impl::Bpfpatch => in_order(w, out, state),
+            Impl::BpfpatchList => engine(w, out, state),
             Impl::CopyFloor => {
                 crate::copy_floor::run(w, out);
                 Ok(())
@@ -129,33 +138,59 @@ fn kernel(w: &Workload, out: &mut Output) -> Result<(), String> {
     Ok(())
 }
 
+/// Calls `patch(slot, buffer)` for every site of `w` in order, building each buffer in `buf`:
+/// the jcc's target as [`Target::OrigTarget`], an ld_imm64's two halves as one buffer (it is
+/// one instruction for the engine).
+fn each_request(
+    w: &Workload,
+    buf: &mut PatchBuf,
+    mut patch: impl FnMut(Slot, &PatchBuf) -> Result<(), bpfpatch_patch::Error>,
+) -> Result<(), String> {
+    let p = &w.prog;
+    let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
+    while let Some((&site, first)) = sites.next() {
+        let slot = site as usize;
+        buf.clear();
+        for (k, insn) in first.insns[..first.len].iter().enumerate() {
+            if first.jump_at == Some(k) {
+                buf.jump_to(*insn, Target::OrigTarget);
+            } else {
+                buf.push(*insn);
+            }
+        }
+        if p.insns[slot].is_ld_imm64()
+            && let Some((_, second)) = sites.next_if(|&(&s, _)| s as usize == slot + 1)
+        {
+            for insn in &second.insns[..second.len] {
+                buf.push(*insn);
+            }
+        }
+        patch(Slot(slot), buf).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn in_order(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> {
+    let e = |e: bpfpatch_patch::Error| e.to_string();
+    // The engine writes into the caller's previous output (its buffers are reused: no copy,
+    // no allocation once warm) and keeps the map and the other results.
+    core::mem::swap(out, &mut st.out.program);
+    let r = (|| {
+        let mut hook = KernelAuxHook;
+        let mut io = InOrder::new(&mut st.inorder, &w.prog, &mut hook, &mut st.out).map_err(e)?;
+        each_request(w, &mut st.buf, |slot, b| io.patch(slot, b).map(|_| ()))?;
+        io.finish().map_err(e)
+    })();
+    core::mem::swap(out, &mut st.out.program);
+    r
+}
+
 fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> {
     let p = &w.prog;
     let e = |e: bpfpatch_patch::Error| e.to_string();
     let list = &mut st.list;
     list.reset_for_program(p).map_err(e)?;
-    let mut sites = w.sites.iter().zip(&w.site_patches).peekable();
-    while let Some((&site, first)) = sites.next() {
-        let slot = site as usize;
-        st.buf.clear();
-        for (k, insn) in first.insns[..first.len].iter().enumerate() {
-            if first.jump_at == Some(k) {
-                st.buf.jump_to(*insn, Target::OrigTarget);
-            } else {
-                st.buf.push(*insn);
-            }
-        }
-        // An ld_imm64 is one node: its second half's patch joins the first's.
-        if p.insns[slot].is_ld_imm64()
-            && let Some((_, second)) = sites.next_if(|&(&s, _)| s as usize == slot + 1)
-        {
-            for insn in &second.insns[..second.len] {
-                st.buf.push(*insn);
-            }
-        }
-        let node = list.node_of(Slot(slot)).map_err(e)?;
-        list.patch(node, &st.buf).map_err(e)?;
-    }
+    each_request(w, &mut st.buf, |slot, b| list.patch(list.node_of(slot)?, b).map(|_| ()))?;
     // The linearization writes into the caller's previous output (its buffers are reused: no
     // copy, no allocation once warm); the engine keeps the map and the other results.
     core::mem::swap(out, &mut st.out.program);
@@ -187,32 +222,37 @@ mod tests {
     }
 
     #[test]
-    fn kernel_rfc_list_and_bpfpatch_agree() {
+    fn kernel_rfc_list_and_both_bpfpatch_engines_agree() {
         for w in [seed(3000), seed(8000), seed_with(6000, false), rand_ld_dw(3000)] {
             let k = run(Impl::Kernel, &w);
             let r = run(Impl::RfcList, &w);
-            let b = run(Impl::Bpfpatch, &w);
             let f = run(Impl::CopyFloor, &w);
-            // Every site grows by 2 slots, except an ld_imm64's first half, which grows by 3.
-            let ld = w.sites.iter().filter(|&&s| w.insns()[s as usize].is_ld_imm64()).count();
-            assert_eq!(k.insns.len(), w.insns().len() + 2 * w.patches() + ld, "{}", w.name);
-            same(&format!("{}: bpfpatch vs kernel", w.name), &b.insns, &k.insns);
-            same(&format!("{}: rfc-list vs kernel", w.name), &r.insns, &k.insns);
-            if !w.prog.insns.iter().any(bpfpatch_insn::Insn::is_ld_imm64) {
-                // The engine patches an ld_imm64 as one instruction, so the pair's identity
-                // ends on the last of its 7 slots; the kernel patches each half and keeps each
-                // half's aux on the last slot of that half's patch. Elsewhere aux is identical.
-                same(&format!("{}: aux", w.name), &b.aux, &k.aux);
+            for imp in [Impl::Bpfpatch, Impl::BpfpatchList] {
+                let b = run(imp, &w);
+                let name = imp.name();
+                // Every site grows by 2 slots, except an ld_imm64's first half, which grows by 3.
+                let ld = w.sites.iter().filter(|&&s| w.insns()[s as usize].is_ld_imm64()).count();
+                assert_eq!(k.insns.len(), w.insns().len() + 2 * w.patches() + ld, "{}", w.name);
+                same(&format!("{}: {name} vs kernel", w.name), &b.insns, &k.insns);
+                same(&format!("{}: rfc-list vs kernel", w.name), &r.insns, &k.insns);
+                if !w.prog.insns.iter().any(bpfpatch_insn::Insn::is_ld_imm64) {
+                    // The engine patches an ld_imm64 as one instruction, so the pair's identity
+                    // ends on the last of its 7 slots; the kernel patches each half and keeps each
+                    // half's aux on the last slot of that half's patch. Elsewhere aux is identical.
+                    same(&format!("{}: {name} aux", w.name), &b.aux, &k.aux);
+                }
+                same("line_info", &b.tables.line_info, &k.tables.line_info);
+                same("rfc line_info", &r.tables.line_info, &k.tables.line_info);
+                assert_eq!(b.tables.subprogs, k.tables.subprogs, "{name}");
             }
-            same("line_info", &b.tables.line_info, &k.tables.line_info);
-            same("rfc line_info", &r.tables.line_info, &k.tables.line_info);
-            assert_eq!(b.tables.subprogs, k.tables.subprogs);
             assert_eq!(
                 r.tables.subprogs.iter().map(|s| s.start).collect::<Vec<_>>(),
                 k.tables.subprogs.iter().map(|s| s.start).collect::<Vec<_>>()
             );
             // The floor writes as many slots, with stale jumps.
             assert_eq!(f.insns.len(), k.insns.len());
+            // The two engines agree on everything, aux of ld_imm64 patches included.
+            assert_eq!(run(Impl::Bpfpatch, &w), run(Impl::BpfpatchList, &w), "{}", w.name);
         }
     }
 }

@@ -104,7 +104,8 @@ impl Report {
     }
 
     /// The table in the RFC's shape (`patches : time`), one row per size of `workload`, one
-    /// column per implementation and regime, then the ratios the targets are stated in.
+    /// column per implementation and regime (`bpfpatch` is the in-order engine, `list` the
+    /// general one on the same requests), then the ratios the targets are stated in.
     #[must_use]
     pub fn table(&self, workload: &str) -> String {
         let mut sizes: Vec<usize> = self.results.iter().filter(|r| r.workload == workload).map(|r| r.patches).collect();
@@ -117,6 +118,8 @@ impl Report {
             ("copy-floor", "warm", "floor warm"),
             ("bpfpatch", "cold", "bpfpatch cold"),
             ("copy-floor", "cold", "floor cold"),
+            ("bpfpatch-list", "warm", "list warm"),
+            ("bpfpatch-list", "cold", "list cold"),
         ];
         let mut out = String::new();
         let _ = write!(out, "{workload}\n{:>9} {:>9}", "patches", "insns out");
@@ -225,10 +228,13 @@ mod tests {
                 row("rfc-list", "warm", 100, 50.0),
                 row("bpfpatch", "warm", 100, 5.0),
                 row("copy-floor", "warm", 100, 2.5),
+                row("bpfpatch-list", "warm", 100, 7.25),
             ],
             notes: vec![],
         };
         let t = r.table("seed");
         assert!(t.contains("10.0x") && t.contains("2.0x"), "{t}");
+        // The general list has a column of its own.
+        assert!(t.contains("list warm") && t.contains("7.250 ms"), "{t}");
     }
 }

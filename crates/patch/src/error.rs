@@ -250,6 +250,28 @@ pub enum Error {
         delta: i64,
     },
 
+    // ----- the in-order engine -----
+    /// [`crate::InOrder`]: a request for an original slot before the first one it has not
+    /// written yet (requests must come in ascending original-slot order, each slot once).
+    #[error("original slot {slot}: in-order request, but slots before {next} are written already")]
+    OutOfOrder {
+        /// The slot requested.
+        slot: Slot,
+        /// The first slot still open to requests.
+        next: Slot,
+    },
+    /// [`crate::InOrder`]: a request the in-order engine does not express (a target naming a
+    /// list node or a label); [`crate::PatchList`] accepts it.
+    #[error("original slot {slot}, patch buffer slot {index}: the in-order engine does not support {what}")]
+    InOrderUnsupported {
+        /// The slot of the request.
+        slot: Slot,
+        /// The buffer slot.
+        index: usize,
+        /// What it cannot do.
+        what: &'static str,
+    },
+
     // ----- verification layer -----
     /// The program given to `linearize_program` is not the one the list was built from.
     #[error("program has {got} slots but the list was built from {expected}")]

@@ -199,6 +199,21 @@
 //! Module notes: [`PatchList`] (the list and its invariants), `linearize` (the walk), the
 //! verification layer (side tables, [`AuxHook`]), and [`reference`](mod@reference) (the kernel model).
 //!
+//! # In-order engine
+//!
+//! [`InOrder`] is the list's fast path for the shape of every kernel pass (blinding, fixups,
+//! instrumentation): requests in ascending original-slot order. It borrows the original
+//! [`Program`] (read in place), streams untouched slots straight into a reused
+//! [`PatchedProgram`] and writes each patch after them, then resolves its fixups in one pass
+//! and remaps every side table through an [`OffsetMap`] filled exactly as the list fills it,
+//! with the list's own table code. It supports `patch` (every [`Target`] but `Node` and
+//! `Label`) and `delete`/`delete_range`; out-of-order and unsupported requests are typed
+//! refusals ([`Error::OutOfOrder`], [`Error::InOrderUnsupported`]), and it does not relax jumps
+//! (an overflow is [`Error::JumpOutOfRange`], as the list without relaxation). Its invariants
+//! (S1-S6) are in its module documentation; `tests/inorder.rs` requires its results, refusals
+//! and output to equal the list's on random programs and in-order scripts, and the kernel
+//! reference's on the patch-only subset.
+//!
 //! # Verification layer
 //!
 //! Generic over the aux type `A` with an [`AuxHook`]: the patched instruction's aux moves to the
@@ -233,6 +248,7 @@ mod buf;
 mod error;
 mod handle;
 mod ids;
+mod inorder;
 mod linearize;
 mod list;
 mod pending;
@@ -248,6 +264,7 @@ pub mod reference;
 pub use buf::{MAX_PATCH_SLOTS, PatchBuf, Target};
 pub use error::{Error, Result};
 pub use ids::{Label, NodeId, SubprogId};
+pub use inorder::{InOrder, InOrderCtx};
 pub use linearize::{LinearizeOptions, LinearizeStats, Linearized, OffsetMap, PatchCtx};
 pub use list::{Appended, Cursor, MAX_NODES, PatchList, Patched, PrepatchMode};
 pub use tables::{

@@ -193,11 +193,8 @@ pub struct PatchCtx {
     pub(crate) memo_groups: Vec<u32>,
     pub(crate) memo_ok: bool,
     pub(crate) chain: Vec<(u32, bool)>,
-    /// Verification layer scratch: which subprograms survive, and the kept ones.
-    pub(crate) keep: Vec<bool>,
-    pub(crate) kept: Vec<(usize, u32)>,
-    /// Verification layer scratch: indices of dropped relocations.
-    pub(crate) idx: Vec<usize>,
+    /// Verification layer scratch (the table pass).
+    pub(crate) tables: crate::tables::TableScratch,
     /// The last output (valid after a successful `linearize_with`).
     pub out: Linearized,
 }

@@ -116,7 +116,7 @@ pub struct Patched {
     /// instruction of the buffer, which now carries the original's identity).
     pub orig: NodeId,
     /// Number of buffer slots.
-    len: u32,
+    pub(crate) len: u32,
 }
 
 impl Patched {

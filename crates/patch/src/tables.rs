@@ -258,12 +258,37 @@ impl<A> Default for PatchedProgram<A> {
     }
 }
 
-fn slot_ok(list: &PatchList, s: u64) -> bool {
-    s < list.orig_len() as u64 && list.flags[s as usize] & F_TAIL == 0
+/// What the table checks need to know of the original program besides the tables: its
+/// length, which slots are ld_imm64 second slots, and the engine's subprogram starts (the
+/// list's and [`crate::InOrder`]'s, built from the same program by the same rule).
+pub(crate) struct Shape<'a> {
+    /// Slots of the original program.
+    pub(crate) n: usize,
+    /// Whether original slot `s` (`< n`) is the second slot of an ld_imm64.
+    pub(crate) tail: &'a dyn Fn(usize) -> bool,
+    /// Subprogram starts (original ones first).
+    pub(crate) subprogs: &'a [u32],
+    /// Number of original subprograms.
+    pub(crate) orig_subprogs: usize,
+}
+
+impl Shape<'_> {
+    fn slot_ok(&self, s: u64) -> bool {
+        s < self.n as u64 && !(self.tail)(s as usize)
+    }
 }
 
 fn check_program<A>(list: &PatchList, prog: &Program<A>) -> Result<()> {
-    let n = list.orig_len();
+    let tail = |s: usize| list.flags[s] & F_TAIL != 0;
+    let shape =
+        Shape { n: list.orig_len(), tail: &tail, subprogs: &list.subprogs, orig_subprogs: list.orig_subprog_count() };
+    check_shape(&shape, prog)
+}
+
+/// Checks `prog`'s length, aux and every side table against the engine's view of it
+/// (`shape`): the errors [`PatchList::linearize_program`] reports before linearizing.
+pub(crate) fn check_shape<A>(shape: &Shape<'_>, prog: &Program<A>) -> Result<()> {
+    let n = shape.n;
     if prog.insns.len() != n {
         return Err(Error::ProgramMismatch { expected: n, got: prog.insns.len() });
     }
@@ -272,18 +297,18 @@ fn check_program<A>(list: &PatchList, prog: &Program<A>) -> Result<()> {
     }
     let t = &prog.tables;
     if !t.subprogs.is_empty() {
-        let k = list.orig_subprog_count();
+        let k = shape.orig_subprogs;
         for i in 0..k.max(t.subprogs.len()) {
-            if t.subprogs.get(i).map(|s| s.start) != list.subprogs.get(i).copied().filter(|_| i < k) {
+            if t.subprogs.get(i).map(|s| s.start) != shape.subprogs.get(i).copied().filter(|_| i < k) {
                 return Err(Error::SubprogMismatch { index: i });
             }
         }
     }
-    if !t.func_info.is_empty() && t.func_info.len() != list.orig_subprog_count() {
-        return Err(Error::FuncInfoCount { got: t.func_info.len(), subprogs: list.orig_subprog_count() });
+    if !t.func_info.is_empty() && t.func_info.len() != shape.orig_subprogs {
+        return Err(Error::FuncInfoCount { got: t.func_info.len(), subprogs: shape.orig_subprogs });
     }
     for (i, l) in t.line_info.iter().enumerate() {
-        if !slot_ok(list, u64::from(l.insn_off)) {
+        if !shape.slot_ok(u64::from(l.insn_off)) {
             return Err(Error::BadTableSlot { table: "line_info", index: i, slot: l.insn_off.into() });
         }
         if i > 0 && l.insn_off <= t.line_info[i - 1].insn_off {
@@ -291,28 +316,28 @@ fn check_program<A>(list: &PatchList, prog: &Program<A>) -> Result<()> {
         }
     }
     for (i, p) in t.pokes.iter().enumerate() {
-        if !slot_ok(list, u64::from(p.insn_idx)) {
+        if !shape.slot_ok(u64::from(p.insn_idx)) {
             return Err(Error::BadTableSlot { table: "pokes", index: i, slot: p.insn_idx.into() });
         }
     }
     for a in &t.insn_arrays {
         for (i, e) in a.iter().enumerate() {
-            if e.xlated_off != INSN_DELETED && !slot_ok(list, u64::from(e.xlated_off)) {
+            if e.xlated_off != INSN_DELETED && !shape.slot_ok(u64::from(e.xlated_off)) {
                 return Err(Error::BadTableSlot { table: "insn_array", index: i, slot: e.xlated_off.into() });
             }
         }
     }
-    check_relocs(list, "core_relocs", &t.core_relocs)?;
-    check_relocs(list, "elf_relocs", &t.elf_relocs)?;
+    check_relocs(n, "core_relocs", &t.core_relocs)?;
+    check_relocs(n, "elf_relocs", &t.elf_relocs)?;
     Ok(())
 }
 
-fn check_relocs<T>(list: &PatchList, table: &'static str, r: &[Reloc<T>]) -> Result<()> {
+fn check_relocs<T>(n: usize, table: &'static str, r: &[Reloc<T>]) -> Result<()> {
     for (index, e) in r.iter().enumerate() {
         if e.insn_off % 8 != 0 {
             return Err(Error::RelocMisaligned { table, index, offset: e.insn_off });
         }
-        if e.insn_off / 8 >= list.orig_len() as u64 {
+        if e.insn_off / 8 >= n as u64 {
             return Err(Error::BadTableSlot { table, index, slot: e.insn_off / 8 });
         }
     }
@@ -510,76 +535,91 @@ impl PatchList {
         core::mem::swap(&mut ctx.out.map, &mut out.map);
         r?;
         out.stats = ctx.out.stats;
-        let map = &out.map;
-
-        let t = &prog.tables;
-        let tables = &mut out.program.tables;
-        let dropped = &mut out.dropped;
-        dropped.clear();
-
-        // Subprograms: a subprogram is gone when its start meets the start of the next surviving
-        // one (or the end): all its slots were deleted. Scanned backwards because the start of a
-        // wholly deleted subprogram may resolve past code appended after it was deleted.
-        let starts = &map.subprog_starts;
-        let keep = &mut ctx.keep;
-        keep.clear();
-        keep.resize(starts.len(), false);
-        let mut next = map.new_len;
-        for k in (0..starts.len()).rev() {
-            let s = pos::slot(starts[k]);
-            if s < next {
-                keep[k] = true;
-                next = s;
-            }
-        }
-        let subprog_map = &mut out.subprog_map;
-        subprog_map.clear();
-        let kept = &mut ctx.kept;
-        kept.clear();
-        for (k, &w) in starts.iter().enumerate() {
-            if keep[k] {
-                subprog_map.push(Some(kept.len() as u32));
-                kept.push((k, pos::slot(w)));
-            } else {
-                subprog_map.push(None);
-            }
-        }
-        map.remap_line_info(&t.line_info, &mut tables.line_info);
-        tables.subprogs.clear();
-        tables.func_info.clear();
-        for &(k, s) in kept.iter() {
-            let linfo_idx = tables.line_info.partition_point(|l| l.insn_off < s) as u32;
-            tables.subprogs.push(Subprog { start: s, linfo_idx });
-            if let Some(fi) = t.func_info.get(k) {
-                tables.func_info.push(FuncInfo { insn_off: s, ..*fi });
-            }
-        }
-        tables.pokes.clear();
-        for (index, p) in t.pokes.iter().enumerate() {
-            let old = Slot(p.insn_idx as usize);
-            let s = map.start(old).map_or(0, |s| s.0 as u32);
-            if map.live_start(old).is_none() {
-                dropped.push(Dropped::StalePoke { index, insn_idx: p.insn_idx });
-            }
-            tables.pokes.push(PokeDesc { insn_idx: s, ..*p });
-        }
-        tables.insn_arrays.truncate(t.insn_arrays.len());
-        for (k, a) in t.insn_arrays.iter().enumerate() {
-            match tables.insn_arrays.get_mut(k) {
-                Some(o) => o.clone_from(a),
-                None => tables.insn_arrays.push(a.clone()),
-            }
-            if let Some(o) = tables.insn_arrays.get_mut(k) {
-                map.remap_insn_array(o);
-            }
-        }
-        let idx = &mut ctx.idx;
-        idx.clear();
-        map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, idx)?;
-        dropped
-            .extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
-        map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, idx)?;
-        dropped.extend(idx.drain(..).map(|index| Dropped::ElfReloc { index, insn_off: t.elf_relocs[index].insn_off }));
-        Ok(())
+        remap_tables(&prog.tables, &mut ctx.tables, out)
     }
+}
+
+/// Scratch of [`remap_tables`], kept across runs: which subprograms survive, the kept ones,
+/// indices of dropped relocations.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TableScratch {
+    keep: Vec<bool>,
+    kept: Vec<(usize, u32)>,
+    idx: Vec<usize>,
+}
+
+/// Remaps every side table of `t` (the input program's, checked by [`check_shape`]) through
+/// `out.map` (final) into `out`: subprograms, `subprog_map`, func_info, line info, pokes, insn
+/// arrays, relocations and `dropped`. The one table pass of both engines (the list's
+/// [`PatchList::linearize_program_into`] and [`crate::InOrder::finish`]).
+pub(crate) fn remap_tables<A>(t: &SideTables, scratch: &mut TableScratch, out: &mut PatchedProgram<A>) -> Result<()> {
+    let map = &out.map;
+
+    let tables = &mut out.program.tables;
+    let dropped = &mut out.dropped;
+    dropped.clear();
+
+    // Subprograms: a subprogram is gone when its start meets the start of the next surviving
+    // one (or the end): all its slots were deleted. Scanned backwards because the start of a
+    // wholly deleted subprogram may resolve past code appended after it was deleted.
+    let starts = &map.subprog_starts;
+    let keep = &mut scratch.keep;
+    keep.clear();
+    keep.resize(starts.len(), false);
+    let mut next = map.new_len;
+    for k in (0..starts.len()).rev() {
+        let s = pos::slot(starts[k]);
+        if s < next {
+            keep[k] = true;
+            next = s;
+        }
+    }
+    let subprog_map = &mut out.subprog_map;
+    subprog_map.clear();
+    let kept = &mut scratch.kept;
+    kept.clear();
+    for (k, &w) in starts.iter().enumerate() {
+        if keep[k] {
+            subprog_map.push(Some(kept.len() as u32));
+            kept.push((k, pos::slot(w)));
+        } else {
+            subprog_map.push(None);
+        }
+    }
+    map.remap_line_info(&t.line_info, &mut tables.line_info);
+    tables.subprogs.clear();
+    tables.func_info.clear();
+    for &(k, s) in kept.iter() {
+        let linfo_idx = tables.line_info.partition_point(|l| l.insn_off < s) as u32;
+        tables.subprogs.push(Subprog { start: s, linfo_idx });
+        if let Some(fi) = t.func_info.get(k) {
+            tables.func_info.push(FuncInfo { insn_off: s, ..*fi });
+        }
+    }
+    tables.pokes.clear();
+    for (index, p) in t.pokes.iter().enumerate() {
+        let old = Slot(p.insn_idx as usize);
+        let s = map.start(old).map_or(0, |s| s.0 as u32);
+        if map.live_start(old).is_none() {
+            dropped.push(Dropped::StalePoke { index, insn_idx: p.insn_idx });
+        }
+        tables.pokes.push(PokeDesc { insn_idx: s, ..*p });
+    }
+    tables.insn_arrays.truncate(t.insn_arrays.len());
+    for (k, a) in t.insn_arrays.iter().enumerate() {
+        match tables.insn_arrays.get_mut(k) {
+            Some(o) => o.clone_from(a),
+            None => tables.insn_arrays.push(a.clone()),
+        }
+        if let Some(o) = tables.insn_arrays.get_mut(k) {
+            map.remap_insn_array(o);
+        }
+    }
+    let idx = &mut scratch.idx;
+    idx.clear();
+    map.remap_relocs("core_relocs", &t.core_relocs, &mut tables.core_relocs, idx)?;
+    dropped.extend(idx.drain(..).map(|index| Dropped::CoreReloc { index, insn_off: t.core_relocs[index].insn_off }));
+    map.remap_relocs("elf_relocs", &t.elf_relocs, &mut tables.elf_relocs, idx)?;
+    dropped.extend(idx.drain(..).map(|index| Dropped::ElfReloc { index, insn_off: t.elf_relocs[index].insn_off }));
+    Ok(())
 }

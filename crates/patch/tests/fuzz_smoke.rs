@@ -45,3 +45,8 @@ fn requests_oracle_smoke() {
         bpfpatch_testkit::naive::differential(d);
     });
 }
+
+#[test]
+fn inorder_oracle_smoke() {
+    run("patch_inorder", smoke_cases(20_000), 4, bpfpatch_testkit::inorder::differential);
+}

@@ -15,9 +15,13 @@
 //! - [`committed_inputs`]: the committed seeds and reproducers of a fuzz target (`fuzz/`), which
 //!   every crate's smoke test replays.
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
-//!   every request) and the request generator that drives it against the list engine.
+//!   every request) and the request generator that drives it against the list engine; its
+//!   program generator also makes programs with aux data and every side table.
+//! - [`inorder`]: the in-order engine (`bpfpatch_patch::InOrder`) against the list engine and
+//!   the kernel reference, on those programs and random in-order request scripts.
 
 pub mod corpus;
+pub mod inorder;
 pub mod inputs;
 pub mod naive;
 pub mod objdump;

@@ -50,7 +50,11 @@
 
 use bpfpatch_insn::{Insn, Slot, TargetKind, opcode as c};
 use bpfpatch_patch::fuzzing::Rng;
-use bpfpatch_patch::{Error, LinearizeOptions, NodeId, PatchBuf, PatchList, PrepatchMode, SubprogId, Target};
+use bpfpatch_patch::reference::KernelAux;
+use bpfpatch_patch::{
+    CoreRelocData, ElfRelocData, Error, FuncInfo, InsnArrayEntry, LineInfo, LinearizeOptions, NodeId, PatchBuf,
+    PatchList, PokeDesc, PrepatchMode, Program, Reloc, SideTables, Subprog, SubprogId, Target,
+};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -65,7 +69,7 @@ pub enum Kind {
     Call,
 }
 
-fn kind_of(insn: &Insn) -> Option<Kind> {
+pub(crate) fn kind_of(insn: &Insn) -> Option<Kind> {
     insn.target_field().map(|(_, k)| if k == TargetKind::Jump { Kind::Jump } else { Kind::Call })
 }
 
@@ -472,7 +476,7 @@ const CONDS: [u8; 11] = [c::JEQ, c::JGT, c::JGE, c::JSET, c::JNE, c::JSGT, c::JS
 
 /// A reference-holding instruction of kind `rk` (index into [`REFS`]) with field 0; for ld_imm64
 /// both slots.
-fn ref_insn(rng: &mut Rng<'_>, rk: u8) -> Vec<Insn> {
+pub(crate) fn ref_insn(rng: &mut Rng<'_>, rk: u8) -> Vec<Insn> {
     let dst = rng.below(10) as u8;
     match rk {
         0 => {
@@ -504,7 +508,7 @@ fn ref_kind_index(insn: &Insn) -> Option<u8> {
     })
 }
 
-fn plain_insn(rng: &mut Rng<'_>) -> Vec<Insn> {
+pub(crate) fn plain_insn(rng: &mut Rng<'_>) -> Vec<Insn> {
     let dst = rng.below(10) as u8;
     match rng.below(6) {
         0 => vec![Insn::new(c::ALU | c::MOV | c::K, dst, 0, 0, rng.below(100) as i32)],
@@ -518,7 +522,7 @@ fn plain_insn(rng: &mut Rng<'_>) -> Vec<Insn> {
 
 /// A valid program: 1-3 subprograms of plain instructions and references of every kind, jumps
 /// to any instruction, calls and `PSEUDO_FUNC` to subprogram starts or any instruction.
-fn gen_program(rng: &mut Rng<'_>) -> Vec<Insn> {
+pub(crate) fn gen_program(rng: &mut Rng<'_>) -> Vec<Insn> {
     let mut p: Vec<Insn> = Vec::new();
     let mut starts = Vec::new();
     let mut fix = Vec::new();
@@ -547,6 +551,99 @@ fn gen_program(rng: &mut Rng<'_>) -> Vec<Insn> {
         assert!(p[at].set_rel_target(t as i64 - at as i64 - 1));
     }
     p
+}
+
+/// Instruction starts of a valid program (ld_imm64 second slots left out).
+pub(crate) fn heads_of(p: &[Insn]) -> Vec<usize> {
+    let mut heads = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        heads.push(i);
+        i += if p[i].is_ld_imm64() { 2 } else { 1 };
+    }
+    heads
+}
+
+/// The naive differential's program generator (`gen_program`) with aux data and every side
+/// table: the subprogram table the kernel computes (slot 0 and every call and `PSEUDO_FUNC`
+/// target; given, or left empty for the engine to compute), func_info, line info at every subprogram start and some other
+/// instructions, poke descriptors, insn arrays, CO-RE relocations and an ELF relocation on
+/// every ld_imm64. All valid: the in-order differential breaks them on purpose separately.
+pub fn program_with_tables(rng: &mut Rng<'_>) -> Program<KernelAux> {
+    let insns = gen_program(rng);
+    let heads = heads_of(&insns);
+    let mut starts: Vec<u32> = vec![0];
+    for &h in &heads {
+        if kind_of(&insns[h]) == Some(Kind::Call) {
+            starts.push(insns[h].abs_target(h).expect("a call has a target") as u32);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut line_info = Vec::new();
+    for &h in &heads {
+        if starts.contains(&(h as u32)) || rng.chance(35) {
+            line_info.push(LineInfo {
+                insn_off: h as u32,
+                file_name_off: rng.below(3) as u32,
+                line_off: rng.below(1000) as u32,
+                line_col: (h as u32) << 10 | rng.below(80) as u32,
+            });
+        }
+    }
+    let subprogs: Vec<Subprog> = if rng.chance(70) {
+        starts
+            .iter()
+            .map(|&s| Subprog {
+                start: s,
+                linfo_idx: line_info.iter().position(|l| l.insn_off == s).unwrap_or(0) as u32,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let func_info = if rng.chance(80) {
+        starts.iter().map(|&s| FuncInfo { insn_off: s, type_id: rng.range(1, 99) as u32 }).collect()
+    } else {
+        Vec::new()
+    };
+    let pokes = (0..rng.below(3))
+        .map(|k| PokeDesc { insn_idx: *rng.pick(&heads) as u32, map: k as u32, key: rng.below(9) as u32 })
+        .collect();
+    let insn_arrays = (0..rng.below(3))
+        .map(|_| {
+            (0..rng.range(1, 3))
+                .map(|_| {
+                    let h = *rng.pick(&heads) as u32;
+                    InsnArrayEntry { orig_off: h, xlated_off: h }
+                })
+                .collect()
+        })
+        .collect();
+    let core_relocs = (0..rng.below(4))
+        .map(|k| Reloc {
+            insn_off: *rng.pick(&heads) as u64 * 8,
+            data: CoreRelocData { type_id: k as u32, access_str_off: 0, kind: rng.below(4) as u32 },
+        })
+        .collect();
+    let elf_relocs = heads
+        .iter()
+        .filter(|&&h| insns[h].is_ld_imm64())
+        .map(|&h| Reloc { insn_off: h as u64 * 8, data: ElfRelocData { sym: h as u32, kind: 1 } })
+        .collect();
+    let aux = (0..insns.len())
+        .map(|i| KernelAux {
+            seen: rng.chance(80),
+            zext_dst: rng.chance(30),
+            orig_idx: i as u32 + 1,
+            other: rng.next() as u32,
+        })
+        .collect();
+    Program {
+        insns,
+        aux,
+        tables: SideTables { subprogs, func_info, line_info, pokes, insn_arrays, core_relocs, elf_relocs },
+    }
 }
 
 struct Driver<'a> {
