@@ -343,3 +343,25 @@ fn patch_buffer_accessors() {
     b.push_op(&op).push(exit());
     assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld[0], ld[1], exit()]);
 }
+
+#[test]
+fn a_call_follows_any_number_of_deleted_prologues() {
+    // 0: call -> 2 ; 1: exit ; 2: mov r0, 0 ; 3: exit (a subprogram at 2).
+    // Ten skip prepatches of slot 2 insert P1..P10 in that order (each goes right before the
+    // instruction, after the earlier ones); the call enters P1, as the kernel's call to the
+    // first inserted slot is not moved by later insertions after it. Deleting P1..P9 one by
+    // one moves the call to the first survivor each time (the kernel's rule): it ends on P10,
+    // through a chain of ten call handles.
+    let p = vec![call_local(1), exit(), mov64(0, 0), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let x = node(&l, 2);
+    let mut pro = Vec::new();
+    for k in 1..=10 {
+        pro.push(l.prepatch(x, &PatchBuf::from_insns(&[mov64(1, k)]), PrepatchMode::SkipForJumps).unwrap().first);
+    }
+    assert_eq!(tgt(&lin(&l), 0), 2, "the call enters P1");
+    for &q in &pro[..9] {
+        l.delete(q).unwrap();
+    }
+    assert_eq!(lin(&l), vec![call_local(1), exit(), mov64(1, 10), mov64(0, 0), exit()]);
+}
