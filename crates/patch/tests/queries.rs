@@ -114,3 +114,31 @@ fn the_cursor_reports_the_second_slot_and_the_original_slot() {
     assert_eq!((c.node(), c.insn(), c.insn_hi(), c.orig_slot()), (None, None, None, None));
     assert_eq!(c.delete().unwrap_err(), Error::NoSuchNode { node: NodeId::of_slot(Slot(u32::MAX as usize)) });
 }
+
+#[test]
+fn an_ld_imm64_patched_into_plain_slots_has_no_second_slot() {
+    // 0-1: ld_imm64 ; 2: mov ; 3-4: ld_imm64 ; 5: exit. Patching an ld_imm64 deletes its old
+    // second slot, which stays linked after the patch (I1): the patch's instructions are
+    // one-slot ones, whether the patch is still pending (logged) or applied, and whether the
+    // cursor is on its first or its last node.
+    let (a, b) = (ld_imm64(1, 0x1_0000_0001), ld_imm64(2, 0x2_0000_0002));
+    let p = [a[0], a[1], mov64(0, 0), b[0], b[1], exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let mut c = l.cursor();
+    assert_eq!(c.insn_hi(), Some(a[1]));
+    // One slot: the patch stays logged and keeps node 0.
+    c.patch(&PatchBuf::from_insns(&[mov64(1, 1)])).unwrap();
+    assert_eq!((c.node(), c.insn(), c.insn_hi()), (Some(n(0)), Some(mov64(1, 1)), None));
+    c.advance();
+    c.advance();
+    assert_eq!(c.insn_hi(), Some(b[1]));
+    // Two slots: the cursor goes to the last one, a new node of the logged patch.
+    let r = c.patch(&PatchBuf::from_insns(&[mov64(2, 2), mov64(3, 3)])).unwrap();
+    assert_eq!((c.insn(), c.insn_hi()), (Some(mov64(3, 3)), None));
+    // Applied (a cursor flushes the log): the last node is followed by the deleted old second
+    // slot, and is still no ld_imm64.
+    let c = l.cursor_at(r.last).unwrap();
+    assert_eq!((c.insn(), c.insn_hi()), (Some(mov64(3, 3)), None));
+    let c = l.cursor_at(n(0)).unwrap();
+    assert_eq!((c.insn(), c.insn_hi()), (Some(mov64(1, 1)), None));
+}
