@@ -343,3 +343,48 @@ fn patch_buffer_accessors() {
     b.push_op(&op).push(exit());
     assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld[0], ld[1], exit()]);
 }
+
+#[test]
+fn a_call_follows_any_number_of_deleted_prologues() {
+    // 0: call -> 2 ; 1: exit ; 2: mov r0, 0 ; 3: exit (a subprogram at 2).
+    // Ten skip prepatches of slot 2 insert P1..P10 in that order (each goes right before the
+    // instruction, after the earlier ones); the call enters P1, as the kernel's call to the
+    // first inserted slot is not moved by later insertions after it. Deleting P1..P9 one by
+    // one moves the call to the first survivor each time (the kernel's rule): it ends on P10,
+    // through a chain of ten call handles.
+    let p = vec![call_local(1), exit(), mov64(0, 0), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let x = node(&l, 2);
+    let mut pro = Vec::new();
+    for k in 1..=10 {
+        pro.push(l.prepatch(x, &PatchBuf::from_insns(&[mov64(1, k)]), PrepatchMode::SkipForJumps).unwrap().first);
+    }
+    assert_eq!(tgt(&lin(&l), 0), 2, "the call enters P1");
+    for &q in &pro[..9] {
+        l.delete(q).unwrap();
+    }
+    assert_eq!(lin(&l), vec![call_local(1), exit(), mov64(1, 10), mov64(0, 0), exit()]);
+}
+
+#[test]
+fn a_call_to_a_deleted_instruction_enters_a_prologue_added_later_at_its_survivor() {
+    // 0: call -> 2 ; 1: exit ; 2: x mov ; 3: y mov ; 4: exit.
+    // A skip prepatch of x gives it prologue Px; then the call is replaced by one to x itself
+    // (a call to a node lands on its instruction at request time, past Px). Deleting x moves
+    // the call to its survivor y (the kernel: the call keeps the index, which y now holds);
+    // a skip prepatch of y later inserts Py at that index, so the call enters Py.
+    let p = vec![call_local(1), exit(), mov64(1, 1), mov64(0, 0), exit()];
+    let mut l = PatchList::new(&p).unwrap();
+    let (x, y) = (node(&l, 2), node(&l, 3));
+    l.prepatch(x, &PatchBuf::from_insns(&[mov64(5, 5)]), PrepatchMode::SkipForJumps).unwrap();
+    let mut b = PatchBuf::new();
+    b.jump_to(call_local(0), Target::Node(x));
+    l.patch(node(&l, 0), &b).unwrap();
+    assert_eq!(tgt(&lin(&l), 0), 3, "the call lands on x, past Px");
+    l.delete(x).unwrap();
+    l.prepatch(y, &PatchBuf::from_insns(&[mov64(6, 6)]), PrepatchMode::SkipForJumps).unwrap();
+    // 0: call ; 1: exit ; 2: Px ; 3: Py ; 4: y ; 5: exit
+    let out = lin(&l);
+    assert_eq!(out[2..], [mov64(5, 5), mov64(6, 6), mov64(0, 0), exit()]);
+    assert_eq!(tgt(&out, 0), 3, "the call enters Py");
+}

@@ -75,6 +75,24 @@ fn program_errors() {
 }
 
 #[test]
+fn original_targets_and_subprogram_starts_lie_inside_the_program() {
+    // A jump to slot `len` (one past the last instruction) has no instruction to land on.
+    assert_eq!(
+        PatchList::new(&[ja(1), exit()]).unwrap_err(),
+        Error::OrigTargetOutOfRange { slot: Slot(0), target: 2, len: 2 }
+    );
+    // Nor can a subprogram start there.
+    let p = prog();
+    assert_eq!(
+        PatchList::with_subprogs(&p, &[0, p.len() as u32]).unwrap_err(),
+        Error::BadSubprogStart { index: 1, start: p.len() }
+    );
+    // The empty program has no subprogram (there is no slot 0 to start one).
+    let l = PatchList::new(&[]).unwrap();
+    assert_eq!((l.subprog_count(), l.orig_subprog_count()), (0, 0));
+}
+
+#[test]
 fn node_errors() {
     let mut l = PatchList::new(&prog()).unwrap();
     let one = PatchBuf::from_insns(&[mov64(0, 1)]);

@@ -1,9 +1,10 @@
-//! Request size limits: patch buffers over the kernel's 32767-slot cap (`S16_MAX`).
+//! Request size limits: patch buffers over the kernel's 32767-slot cap (`S16_MAX`), and the
+//! node limit `MAX_NODES`.
 
 #![allow(clippy::unwrap_used)]
 
 use bpfpatch_insn::{Insn, Slot, opcode as c};
-use bpfpatch_patch::{Error, MAX_PATCH_SLOTS, PatchBuf, PatchList, PrepatchMode};
+use bpfpatch_patch::{Error, MAX_NODES, MAX_PATCH_SLOTS, NodeId, PatchBuf, PatchList, PrepatchMode};
 
 fn mov(k: i32) -> Insn {
     Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, k)
@@ -31,4 +32,33 @@ fn patch_buffers_at_the_cap_are_accepted() {
     let n = l.node_of(Slot(0)).unwrap();
     l.patch(n, &PatchBuf::from_insns(&vec![mov(2); MAX_PATCH_SLOTS])).unwrap();
     assert_eq!(l.linearize(Default::default()).unwrap().insns.len(), MAX_PATCH_SLOTS + 1);
+}
+
+#[test]
+fn buffers_at_the_cap_are_accepted_by_the_eager_requests_too() {
+    // The cap is inclusive for every request, not only for the first patch of an untouched
+    // node (which is logged): a prepatch, then a second patch of the same node.
+    let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+    let mut l = PatchList::new(&[mov(1), exit]).unwrap();
+    let n = l.node_of(Slot(0)).unwrap();
+    let cap = PatchBuf::from_insns(&vec![mov(2); MAX_PATCH_SLOTS]);
+    let p = l.prepatch(n, &cap, PrepatchMode::SkipForJumps).unwrap();
+    l.patch(p.orig, &cap).unwrap();
+    // 2 slots, plus MAX_PATCH_SLOTS inserted, plus MAX_PATCH_SLOTS - 1 by the patch.
+    assert_eq!(l.linearize(Default::default()).unwrap().insns.len(), 2 * MAX_PATCH_SLOTS + 1);
+}
+
+#[test]
+fn the_node_limit_bounds_the_sum_of_nodes() {
+    // MAX_NODES (2^30) bounds how many nodes the list holds: 100_001 nodes plus a buffer of
+    // 20_000 slots is about 120_000, far below it (their product, 2 * 10^9, is above it).
+    const { assert!(100_001 * 20_000 > MAX_NODES) };
+    let mut prog = vec![mov(1); 100_000];
+    prog.push(Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0));
+    let mut l = PatchList::new(&prog).unwrap();
+    let buf = PatchBuf::from_insns(&vec![mov(2); 20_000]);
+    l.prepatch(NodeId::of_slot(Slot(5)), &buf, PrepatchMode::LandOnInserted).unwrap();
+    l.patch(NodeId::of_slot(Slot(5)), &buf).unwrap();
+    l.append(&PatchBuf::from_insns(&[mov(3), Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0)])).unwrap();
+    assert_eq!(l.live_len(), 100_001 + 20_000 + 19_999 + 2);
 }

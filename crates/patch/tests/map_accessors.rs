@@ -149,6 +149,45 @@ fn an_output_with_mismatched_buffers_is_overwritten_whole() {
     }
 }
 
+/// Counts the hook's calls.
+#[derive(Default)]
+struct Counting {
+    new_slots: usize,
+    patched: usize,
+}
+
+impl AuxHook<u32> for Counting {
+    fn new_slot(&mut self, _: &Insn, parent: Option<&u32>) -> u32 {
+        self.new_slots += 1;
+        parent.map_or(9999, |p| 1000 + p)
+    }
+
+    fn patched(&mut self, aux: &mut u32, _: &Insn) {
+        self.patched += 1;
+        *aux += 500;
+    }
+}
+
+#[test]
+fn hooks_run_once_per_slot_when_an_output_is_reused() {
+    // AuxHook's contract: each hook runs exactly once per output slot it concerns, also when
+    // `linearize_program_into` overwrites a warm output of the right length in place.
+    // Slot 1 patched into [mov r4, mov r1]: one new slot (new_slot) and the original's identity
+    // on the last one (patched); slot 2 deleted (no hook).
+    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), exit()];
+    let prog = Program { insns, aux: vec![10u32, 11, 12, 13], tables: SideTables::default() };
+    let mut l = PatchList::for_program(&prog).unwrap();
+    l.patch(l.node_of(Slot(1)).unwrap(), &PatchBuf::from(&[mov64(4, 4), mov64(1, 1)][..])).unwrap();
+    l.delete(l.node_of(Slot(2)).unwrap()).unwrap();
+    let (mut ctx, mut out) = (PatchCtx::new(), PatchedProgram::default());
+    for run in 0..3 {
+        let mut hook = Counting::default();
+        l.linearize_program_into(&mut ctx, &prog, &mut hook, LinearizeOptions::default(), &mut out).unwrap();
+        assert_eq!(out.program.aux, vec![10, 1011, 511, 13], "run {run}");
+        assert_eq!((hook.new_slots, hook.patched), (1, 1), "run {run}");
+    }
+}
+
 #[test]
 fn both_engines_count_backward_jumps_before_the_last_slot_of_a_patch_as_fixups() {
     // As above, but the patch's backward jumps sit before its last slot (the walk resolves

@@ -88,6 +88,18 @@ fn overflow_without_relaxation_is_a_typed_error() {
 }
 
 #[test]
+fn opcodes_without_a_relaxed_form_stay_out_of_range() {
+    // Relaxation rewrites `goto` (into gotol), the conditions and may_goto (JMP | JCOND). Other
+    // opcodes with a 16-bit jump field are accepted as input but have no relaxed form (a jump32
+    // JCOND, a goto with the X source bit, a jump32 TAIL_CALL): overflowing one stays an error.
+    for code in [c::JMP32 | c::JCOND, c::JMP | c::JA | c::X, c::JMP32 | c::TAIL_CALL] {
+        let l = far_program(Insn::new(code, 0, 0, 2, 0));
+        let e = l.linearize(LinearizeOptions { relax: true }).unwrap_err();
+        assert_eq!(e, Error::JumpOutOfRange { at: Slot(0), orig: Some(Slot(0)), delta: FAR as i64 + 1 }, "{code:#x}");
+    }
+}
+
+#[test]
 fn goto_becomes_gotol_in_place() {
     let l = far_program(ja(2));
     let out = l.linearize(LinearizeOptions { relax: true }).unwrap();
