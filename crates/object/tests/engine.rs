@@ -496,6 +496,19 @@ fn entry_points_include_untyped_functions_and_cross_section_targets() {
     }
 }
 
+/// An empty program (ldabs.s's empty `.text`) has no entry: slot 0 is an entry only of a
+/// non-empty program, in the object's list and in the view's alike.
+#[test]
+fn an_empty_program_has_no_entries() {
+    for name in ["ldabs-el.o", "ldabs-eb.o"] {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        assert!(obj.programs()[text].insns().is_empty(), "{name}");
+        assert_eq!(obj.entry_points(text), Vec::<usize>::new(), "{name}");
+        assert_eq!(obj.engine_view(text).unwrap().info().entries(), Vec::<usize>::new(), "{name}");
+    }
+}
+
 /// The calls into a section from other sections, with the calling program and slot: the
 /// `.text` functions `xdp` calls (`walk` at 10, `leaf` at 0; in the untyped objects also
 /// through the section symbol); not kfunc calls (undefined symbols), calls inside `.text`, nor function
