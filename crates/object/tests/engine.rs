@@ -619,3 +619,35 @@ fn a_view_applied_to_a_changed_program_is_refused() {
     assert!(matches!(err, EngineError::StaleView { .. }), "{err}");
     assert_eq!(obj.write().unwrap(), before.write().unwrap());
 }
+
+/// The write-back takes the engine's remapped tables as given: a relocation or CO-RE record
+/// the tables put at the end of the new image (past its last instruction) has no instruction
+/// to sit on, so it is dropped and reported like one deleted with its instruction, never
+/// followed past the image.
+#[test]
+fn engine_tables_past_the_new_image_drop_their_records() {
+    for name in PROG {
+        let (_, mut obj) = load(name);
+        let pi = (0..obj.programs().len())
+            .find(|&p| !obj.core_relos(p).is_empty() && !obj.programs()[p].relocs().is_empty())
+            .unwrap();
+        let view = obj.engine_view(pi).unwrap();
+        let hook = |_: &Insn, a: Option<&bpfpatch_object::SlotAux>| a.cloned().unwrap_or_default();
+        let mut patched = PatchList::for_program(view.program())
+            .unwrap()
+            .linearize_program(view.program(), &mut { hook }, bpfpatch_patch::LinearizeOptions::default())
+            .unwrap();
+        let end = patched.program.insns.len() as u64 * 8;
+        let t = &mut patched.program.tables;
+        let last = t.elf_relocs.len() - 1;
+        t.elf_relocs[last].insn_off = end;
+        t.core_relocs[0].insn_off = end;
+        let reloc = obj.programs()[pi].relocs()[last];
+        let cores = obj.core_relos(pi).len();
+        let report = obj.apply_patched(&view, &mut patched).unwrap();
+        assert_eq!(report.relocs_dropped.len(), 1, "{name}");
+        assert_eq!(report.relocs_dropped[0].slot, reloc.slot, "{name}");
+        assert_eq!(report.core_relos_dropped, 1, "{name}");
+        assert_eq!(obj.core_relos(pi).len(), cores - 1, "{name}");
+    }
+}
