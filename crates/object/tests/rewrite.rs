@@ -2,7 +2,7 @@
 //! checking, with an origin oracle, that every relocation, symbol, func_info, line_info and
 //! CO-RE record points at the same (rewritten) instruction as before.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
 
 mod common;
 
