@@ -417,6 +417,13 @@ fn raw_images_go_through_the_engine_without_tables() {
     assert_eq!(r.slots_after, 8);
     // The jump skips the nop inserted before its target.
     assert_eq!(out[3].abs_target(3), Some(7));
+    // The whole result names, per new slot, the original slot it carries (none for the nops):
+    // nop 0 nop 1 nop 2 nop 3.
+    let r = rw
+        .rewrite_image_patched(&insns, bpfpatch_insn::Endian::Little, &mut prepatch_all(PrepatchMode::SkipForJumps))
+        .unwrap();
+    let orig: Vec<Option<u32>> = r.patched.program.aux.iter().map(|a| a.orig).collect();
+    assert_eq!(orig, [None, Some(0), None, Some(1), None, Some(2), None, Some(3)]);
 }
 
 fn cases() -> u32 {
