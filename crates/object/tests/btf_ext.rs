@@ -148,3 +148,30 @@ fn header_lengths_at_their_bounds() {
     assert_eq!(ext.encode().unwrap(), (b.clone(), vec![]));
     assert_eq!(BtfExt::parse(&b[..8], None).unwrap_err(), BtfExtError::BadHeaderLen { hdr_len: 24, len: 8 });
 }
+
+/// The section keeps its file's byte order (`bpfeb` objects are big-endian), and it is dirty
+/// once a rewrite replaced its records (not after parsing; after a rewrite that moves them).
+#[test]
+fn byte_order_and_dirty_state() {
+    use bpfpatch_insn::{Endian, Insn, opcode};
+    use bpfpatch_object::TableMap;
+    for (order, endian) in [("el", Endian::Little), ("eb", Endian::Big)] {
+        let what = format!("prog-{order}.o");
+        let mut obj = BpfObject::parse(&std::fs::read(format!("{DATA}/{what}")).unwrap()).unwrap();
+        assert_eq!(obj.btf_ext().unwrap().endian(), endian, "{what}");
+        assert!(!obj.btf_ext().unwrap().is_dirty(), "{what}: freshly parsed");
+        let xdp = obj.program_by_name("xdp").unwrap().0;
+        let insns = obj.programs()[xdp].insns().to_vec();
+        let n = insns.len();
+        // A `ja +0` before slot 0: every record of xdp moves one slot on.
+        let mut new = vec![Insn::new(opcode::JMP | opcode::JA, 0, 0, 0, 0)];
+        new.extend_from_slice(&insns);
+        let map = TableMap {
+            start: (0..n).map(|s| s + 1).collect(),
+            insn: (0..n).map(|s| Some(s + 1)).collect(),
+            new_len: n + 1,
+        };
+        obj.replace_program(xdp, new, &map).unwrap();
+        assert!(obj.btf_ext().unwrap().is_dirty(), "{what}: records moved");
+    }
+}

@@ -33,6 +33,34 @@ type Maps = BTreeMap<String, Vec<Option<usize>>>;
 /// instruction nothing relocates and no subprogram starts at). Returns the output, `insn(old)`
 /// per section, and the reports.
 fn rewrite(bytes: &[u8]) -> (Vec<u8>, Maps, Vec<ProgramReport>) {
+    rewrite_by(bytes, |_, s, plain, start| {
+        if s % 7 == 2 && plain && !start && s != 0 {
+            Act::Delete
+        } else if s % 5 == 1 && plain {
+            Act::Patch
+        } else if s % 3 == 0 {
+            Act::Prepatch
+        } else {
+            Act::Keep
+        }
+    })
+}
+
+/// What [`rewrite_by`] does to one instruction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Keep,
+    Delete,
+    /// Replace by itself and a `goto +0`.
+    Patch,
+    /// Two `goto +0` before it (landing on them).
+    Prepatch,
+}
+
+/// Rewrites every program through the engine, instruction by instruction as `plan(program,
+/// slot, plain, function start)` says (`plain`: an ALU or memory instruction nothing relocates, safe to
+/// delete or patch; deletions are skipped at function starts and slot 0 whatever the plan).
+fn rewrite_by(bytes: &[u8], plan: impl Fn(usize, usize, bool, bool) -> Act) -> (Vec<u8>, Maps, Vec<ProgramReport>) {
     let mut obj = BpfObject::parse(bytes).unwrap();
     let nop = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
     let mut rw = Rewriter::new(RewriteOptions { relax: true });
@@ -51,12 +79,15 @@ fn rewrite(bytes: &[u8]) -> (Vec<u8>, Maps, Vec<ProgramReport>) {
                 let node = list.node_of(Slot(s))?;
                 let class = insn.code & 7;
                 let plain = !wide && !info.is_relocated(s) && (class == c::ALU64 || class == c::ALU || class == c::LDX);
-                if s % 7 == 2 && plain && !starts.contains(&s) && s != 0 {
-                    list.delete(node)?;
-                } else if s % 5 == 1 && plain {
-                    list.patch(node, &PatchBuf::from_insns(&[insn, nop]))?;
-                } else if s % 3 == 0 {
-                    list.prepatch(node, &PatchBuf::from_insns(&[nop, nop]), PrepatchMode::LandOnInserted)?;
+                match plan(p, s, plain, starts.contains(&s)) {
+                    Act::Delete if plain && !starts.contains(&s) && s != 0 => list.delete(node)?,
+                    Act::Patch if plain => {
+                        list.patch(node, &PatchBuf::from_insns(&[insn, nop]))?;
+                    }
+                    Act::Prepatch => {
+                        list.prepatch(node, &PatchBuf::from_insns(&[nop, nop]), PrepatchMode::LandOnInserted)?;
+                    }
+                    _ => {}
                 }
                 s += if wide { 2 } else { 1 };
             }
@@ -71,6 +102,11 @@ fn rewrite(bytes: &[u8]) -> (Vec<u8>, Maps, Vec<ProgramReport>) {
 
 /// The oracle on one object: returns (instructions compared, deleted ones).
 fn check_object(path: &Path) -> (usize, usize) {
+    check_object_by(path, rewrite)
+}
+
+/// [`check_object`] with the rewrite given.
+fn check_object_by(path: &Path, rewrite: impl Fn(&[u8]) -> (Vec<u8>, Maps, Vec<ProgramReport>)) -> (usize, usize) {
     let bytes = std::fs::read(path).unwrap();
     let (out, maps, reports) = rewrite(&bytes);
     for r in &reports {
@@ -106,6 +142,64 @@ fn source_lines_follow_the_code() {
         total.1 += deleted;
     }
     eprintln!("dwarf: {} surviving instructions compared, {} deleted, 0 mismatches", total.0, total.1);
+}
+
+/// A rewrite that keeps every section's length but moves code in it (two `goto +0` before the
+/// first instruction, two plain instructions deleted further on) still remaps the DWARF: only
+/// a map that leaves every slot where it was may leave DWARF alone.
+#[test]
+fn a_rewrite_of_the_same_length_remaps_dwarf() {
+    if !bpfpatch_testkit::require_tools(&["llvm-objdump-19", "llvm-dwarfdump-19"]) {
+        return;
+    }
+    for name in ["dwarf-el.o", "dwarf-eb.o"] {
+        let bytes = std::fs::read(data(name)).unwrap();
+        let obj = BpfObject::parse(&bytes).unwrap();
+        // Per program, the first two deletable slots (a plain instruction after slot 0 at no
+        // function start); programs without two keep everything.
+        let mut deletable: Vec<Vec<usize>> = Vec::new();
+        for p in 0..obj.programs().len() {
+            let v = obj.engine_view(p).unwrap();
+            let info = v.info();
+            let insns = &info.program.insns;
+            let starts: Vec<usize> = info.subprograms.iter().map(|s| s.start).collect();
+            let mut d = Vec::new();
+            let mut s = 0;
+            while s < insns.len() && d.len() < 2 {
+                let class = insns[s].code & 7;
+                let plain = !insns[s].is_ld_imm64()
+                    && !info.is_relocated(s)
+                    && (class == c::ALU64 || class == c::ALU || class == c::LDX);
+                if plain && s != 0 && !starts.contains(&s) {
+                    d.push(s);
+                }
+                s += if insns[s].is_ld_imm64() { 2 } else { 1 };
+            }
+            deletable.push(if d.len() == 2 { d } else { Vec::new() });
+        }
+        assert!(deletable.iter().any(|d| !d.is_empty()), "{name}: nothing to move");
+        let path = temp(&format!("same-len-{name}"));
+        std::fs::write(&path, &bytes).unwrap();
+        let (checked, deleted) = check_object_by(&path, |b| {
+            rewrite_by(b, |p, s, _, _| {
+                let d = &deletable[p];
+                if d.is_empty() {
+                    Act::Keep
+                } else if s == 0 {
+                    Act::Prepatch
+                } else if d.contains(&s) {
+                    Act::Delete
+                } else {
+                    Act::Keep
+                }
+            })
+        });
+        assert!(checked > 20 && deleted > 0, "{name}: {checked} compared, {deleted} deleted");
+        let out = BpfObject::parse(&std::fs::read(temp(&format!("out-same-len-{name}"))).unwrap()).unwrap();
+        for p in 0..obj.programs().len() {
+            assert_eq!(out.programs()[p].insns().len(), obj.programs()[p].insns().len(), "{name}: same length");
+        }
+    }
 }
 
 #[test]

@@ -417,6 +417,13 @@ fn raw_images_go_through_the_engine_without_tables() {
     assert_eq!(r.slots_after, 8);
     // The jump skips the nop inserted before its target.
     assert_eq!(out[3].abs_target(3), Some(7));
+    // The whole result names, per new slot, the original slot it carries (none for the nops):
+    // nop 0 nop 1 nop 2 nop 3.
+    let r = rw
+        .rewrite_image_patched(&insns, bpfpatch_insn::Endian::Little, &mut prepatch_all(PrepatchMode::SkipForJumps))
+        .unwrap();
+    let orig: Vec<Option<u32>> = r.patched.program.aux.iter().map(|a| a.orig).collect();
+    assert_eq!(orig, [None, Some(0), None, Some(1), None, Some(2), None, Some(3)]);
 }
 
 fn cases() -> u32 {
@@ -493,6 +500,19 @@ fn entry_points_include_untyped_functions_and_cross_section_targets() {
         let (_, calls) = load(CALLS[0]);
         let ct = calls.program_by_name(".text").unwrap().0;
         assert_eq!(calls.entry_points(ct), [0, 10, 28]);
+    }
+}
+
+/// An empty program (ldabs.s's empty `.text`) has no entry: slot 0 is an entry only of a
+/// non-empty program, in the object's list and in the view's alike.
+#[test]
+fn an_empty_program_has_no_entries() {
+    for name in ["ldabs-el.o", "ldabs-eb.o"] {
+        let (_, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        assert!(obj.programs()[text].insns().is_empty(), "{name}");
+        assert_eq!(obj.entry_points(text), Vec::<usize>::new(), "{name}");
+        assert_eq!(obj.engine_view(text).unwrap().info().entries(), Vec::<usize>::new(), "{name}");
     }
 }
 
@@ -605,4 +625,36 @@ fn a_view_applied_to_a_changed_program_is_refused() {
     let err = obj.apply_patched(&view, &mut patched).unwrap_err();
     assert!(matches!(err, EngineError::StaleView { .. }), "{err}");
     assert_eq!(obj.write().unwrap(), before.write().unwrap());
+}
+
+/// The write-back takes the engine's remapped tables as given: a relocation or CO-RE record
+/// the tables put at the end of the new image (past its last instruction) has no instruction
+/// to sit on, so it is dropped and reported like one deleted with its instruction, never
+/// followed past the image.
+#[test]
+fn engine_tables_past_the_new_image_drop_their_records() {
+    for name in PROG {
+        let (_, mut obj) = load(name);
+        let pi = (0..obj.programs().len())
+            .find(|&p| !obj.core_relos(p).is_empty() && !obj.programs()[p].relocs().is_empty())
+            .unwrap();
+        let view = obj.engine_view(pi).unwrap();
+        let hook = |_: &Insn, a: Option<&bpfpatch_object::SlotAux>| a.cloned().unwrap_or_default();
+        let mut patched = PatchList::for_program(view.program())
+            .unwrap()
+            .linearize_program(view.program(), &mut { hook }, bpfpatch_patch::LinearizeOptions::default())
+            .unwrap();
+        let end = patched.program.insns.len() as u64 * 8;
+        let t = &mut patched.program.tables;
+        let last = t.elf_relocs.len() - 1;
+        t.elf_relocs[last].insn_off = end;
+        t.core_relocs[0].insn_off = end;
+        let reloc = obj.programs()[pi].relocs()[last];
+        let cores = obj.core_relos(pi).len();
+        let report = obj.apply_patched(&view, &mut patched).unwrap();
+        assert_eq!(report.relocs_dropped.len(), 1, "{name}");
+        assert_eq!(report.relocs_dropped[0].slot, reloc.slot, "{name}");
+        assert_eq!(report.core_relos_dropped, 1, "{name}");
+        assert_eq!(obj.core_relos(pi).len(), cores - 1, "{name}");
+    }
 }

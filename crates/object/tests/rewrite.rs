@@ -2,7 +2,7 @@
 //! checking, with an origin oracle, that every relocation, symbol, func_info, line_info and
 //! CO-RE record points at the same (rewritten) instruction as before.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -329,4 +329,131 @@ fn deleting_a_run_keeps_its_last_line_record() {
         }
     }
     assert!(runs >= 4, "only {runs} programs have a collapsing run");
+}
+
+/// Byte offset in `bytes` of the block of `.BTF.ext` area `k` (0 func_info, 1 line_info,
+/// 2 CO-RE) that names section `sec` (where its `sec_name_off` is), and the area's record size.
+fn ext_block(bytes: &[u8], obj: &BpfObject, k: usize, sec: &str) -> (usize, usize) {
+    let rd = |at: usize| {
+        let x: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+        let v = if obj.endian() == bpfpatch_insn::Endian::Big { u32::from_be_bytes(x) } else { u32::from_le_bytes(x) };
+        v as usize
+    };
+    let i = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".BTF.ext")).unwrap();
+    let x = obj.section_headers()[i].offset as usize;
+    let area = x + rd(x + 4) + rd(x + 8 + 8 * k);
+    let ext = obj.btf_ext().unwrap();
+    let (rec, names_counts): (usize, Vec<(Option<String>, usize)>) = match k {
+        0 => (
+            ext.func_info().rec_size as usize,
+            ext.func_info().blocks.iter().map(|b| (b.sec_name.clone(), b.records.len())).collect(),
+        ),
+        1 => (
+            ext.line_info().rec_size as usize,
+            ext.line_info().blocks.iter().map(|b| (b.sec_name.clone(), b.records.len())).collect(),
+        ),
+        _ => (
+            ext.core_relo().rec_size as usize,
+            ext.core_relo().blocks.iter().map(|b| (b.sec_name.clone(), b.records.len())).collect(),
+        ),
+    };
+    assert_eq!(rd(area), rec);
+    let mut pos = area + 4;
+    for (name, count) in names_counts {
+        if name.as_deref() == Some(sec) {
+            return (pos, rec);
+        }
+        pos += 8 + count * rec;
+    }
+    panic!("no block for {sec} in area {k}");
+}
+
+fn put32(bytes: &mut [u8], obj: &BpfObject, at: usize, v: u32) {
+    let x = if obj.endian() == bpfpatch_insn::Endian::Big { v.to_be_bytes() } else { v.to_le_bytes() };
+    bytes[at..at + 4].copy_from_slice(&x);
+}
+
+/// A program's `.BTF.ext` records move with its code whichever kinds it has: xdp with its
+/// func_info block renamed away (to "dp", no section) keeps line_info only, and a rewrite still
+/// moves every line_info record by the kernel's rule (the origin oracle of tests/common).
+#[test]
+fn line_info_moves_without_func_info_or_core_records() {
+    for name in OBJECTS {
+        let (mut bytes, obj) = load(name);
+        let (at, _) = ext_block(&bytes, &obj, 0, "xdp");
+        let off = obj.btf_ext().unwrap().func_info().block("xdp").unwrap().sec_name_off;
+        put32(&mut bytes, &obj, at, off + 1);
+        let mut obj = BpfObject::parse(&bytes).unwrap();
+        let xdp = prog(&obj, "xdp");
+        assert!(obj.func_info(xdp).is_empty() && obj.core_relos(xdp).is_empty(), "{name}");
+        assert!(obj.line_info(xdp).len() >= 2, "{name}");
+        let before = obj.clone();
+        let rw = rewrite(&before, xdp, |_, _| Edit::NopBefore).unwrap();
+        obj.replace_program(xdp, rw.insns.clone(), &rw.map).unwrap();
+        verify_moved(&before, &obj, xdp, &rw, &|_| false).unwrap();
+        assert_ne!(obj.line_info(xdp), before.line_info(xdp), "{name}: the records moved");
+    }
+}
+
+/// A func_info record whose function was deleted whole lands on the next function's record:
+/// refused even when no function symbol gives the function a size (`mix`'s size set to 0, so
+/// the symbol check does not see it), by the func_info check itself.
+#[test]
+fn a_func_info_record_of_a_deleted_function_is_refused() {
+    for name in OBJECTS {
+        let (mut bytes, obj) = load(name);
+        let text = prog(&obj, ".text");
+        let mix = obj.symbols().iter().position(|s| s.name == "mix").unwrap();
+        assert_eq!(obj.symbols()[mix].value, 20 * 8, "{name}");
+        let symtab = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".symtab")).unwrap();
+        let size_at = obj.section_headers()[symtab].offset as usize + 24 * mix + 16;
+        bytes[size_at..size_at + 8].copy_from_slice(&[0; 8]);
+        let mut obj = BpfObject::parse(&bytes).unwrap();
+        let k = obj.func_info(text).iter().position(|f| f.insn_off == 20 * 8).unwrap();
+        // Delete old slots 20..34 (`mix`), as in replace_rejects_inconsistent_maps_and_leaves_object_unchanged.
+        let m = obj.programs()[text].insns().len();
+        let keep: Vec<usize> = (0..m).filter(|&i| !(20..34).contains(&i)).collect();
+        let mut start = vec![0; m];
+        let mut insn = vec![None; m];
+        for (j, &o) in keep.iter().enumerate() {
+            insn[o] = Some(j);
+            start[o] = j;
+        }
+        (20..34).for_each(|o| start[o] = 20);
+        let new: Vec<Insn> = keep.iter().map(|&o| obj.programs()[text].insns()[o]).collect();
+        match obj.replace_program(text, new, &TableMap { start, insn, new_len: keep.len() }) {
+            Err(ObjectError::Rewrite { error: RewriteError::EmptySubprogram { name: n }, .. }) => {
+                // `mix`'s record k lands on new slot 20, and so does the next function's (k + 1),
+                // the one found on a slot already taken.
+                assert_eq!(n, format!("func_info record {}", k + 1), "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
+    }
+}
+
+/// A func_info record at the program's end (`insn_off` = its length in bytes) names no
+/// instruction: `RecordOutOfRange`, not taken for a deleted function.
+#[test]
+fn a_func_info_record_past_the_last_instruction_is_refused() {
+    for name in OBJECTS {
+        let (mut bytes, obj) = load(name);
+        let xdp = prog(&obj, "xdp");
+        let n = obj.programs()[xdp].insns().len();
+        assert_eq!(obj.func_info(xdp).len(), 1, "{name}");
+        let (at, _) = ext_block(&bytes, &obj, 0, "xdp");
+        let end = u32::try_from(n * 8).unwrap();
+        put32(&mut bytes, &obj, at + 8, end); // the first record's insn_off
+        let mut obj = BpfObject::parse(&bytes).unwrap();
+        let insns = obj.programs()[xdp].insns().to_vec();
+        match obj.replace_program(xdp, insns, &IdentityMap(n)) {
+            Err(ObjectError::Rewrite { error, .. }) => assert_eq!(
+                error,
+                RewriteError::RecordOutOfRange { kind: bpfpatch_object::InfoKind::FuncInfo, record: 0, insn_off: end },
+                "{name}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

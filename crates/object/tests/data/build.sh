@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates the committed test objects from prog.c, calls.c, dwarf.c, notype.s and ldabs.s (little- and big-endian).
+# Regenerates the committed test objects from prog.c, calls.c, dwarf.c, notype.s, ldabs.s and edges.s (little- and big-endian).
 set -eu
 cd "$(dirname "$0")"
 for src in prog calls dwarf; do
@@ -8,8 +8,9 @@ for src in prog calls dwarf; do
 	done
 done
 # Hand-written assembly: untyped function symbols as clang before 10 emits them (notype.s);
-# LD_ABS/LD_IND with a bpf-to-bpf call next to an empty .text (ldabs.s).
-for src in notype ldabs; do
+# LD_ABS/LD_IND with a bpf-to-bpf call next to an empty .text (ldabs.s); relocation shapes
+# clang does not emit from C (edges.s).
+for src in notype ldabs edges; do
 	for t in el eb; do
 		llvm-mc-19 -triple "bpf$t" -filetype=obj "$src.s" -o "$src-$t.o"
 	done
