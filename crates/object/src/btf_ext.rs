@@ -482,7 +482,9 @@ impl BtfExt {
         &self.raw
     }
 
-    /// Whether records were changed since parsing.
+    /// Whether a program's records were replaced since parsing (a rewrite of a program with
+    /// `.BTF.ext` records sets it even when the records come out the same); the section is then
+    /// encoded from the records, which gives back the same bytes for unchanged records.
     #[must_use]
     pub fn is_dirty(&self) -> bool {
         self.dirty
