@@ -735,3 +735,70 @@ fn ptrkind_spilled_parent_pointers_are_stale_in_callee_frames() {
     );
     at(&k, 6, Base::Unknown, false);
 }
+
+/// A local call with no pointer into the parent frame in r0..r9 and no stack argument still
+/// reaches the parent frame once a parent pointer was spilled: the callee may find it in a
+/// stale slot of its frame and write through it.
+#[test]
+fn ptrkind_spilled_parent_pointers_let_local_callees_write_the_parent_frame() {
+    let k = entered(
+        &[
+            stx(Size::DW, 10, -8, 1), // 0: the parent pointer spilled at fp-8
+            mov64(1, 0),              // 1: no parent pointer in r0..r9
+            call_local(5),            // 2 -> 8
+            ldx(Size::DW, 6, 10, -8), // 3: the parent pointer again (its own slot)
+            ldx(Size::DW, 3, 6, 0),   // 4: the caller's fp-8: a scalar or what the callee wrote
+            ldx(Size::W, 0, 3, 0),    // 5: ctx or a scalar
+            mov64(0, 0),              // 6
+            exit(),                   // 7
+            ldx(Size::DW, 1, 10, -8), // 8: callee: a stale slot, maybe a parent pointer
+            stx(Size::DW, 1, 0, 2),   // 9: the context through it
+            exit(),                   // 10
+        ],
+        &[caller_a()],
+    );
+    at(&k, 5, Base::Unknown, true);
+}
+
+/// A frame that escaped (a stack pointer went to a local call) is not handed to the callee
+/// section; a slot of it holding the context then makes the call's memory maybe-context, even
+/// though the context itself never escaped.
+#[test]
+fn ptrkind_escaped_frame_holding_the_context_is_context_memory() {
+    let k = kinds(&[
+        mov64r(6, 1),              // 0
+        mov64r(1, 10),             // 1
+        alu64(AluOp::Add, 1, -8),  // 2
+        call_local(5),             // 3 -> 9: the stack escapes (no slot holds the context yet)
+        stx(Size::DW, 10, -16, 6), // 4: now one does
+        mov64r(1, 10),             // 5
+        alu64(AluOp::Add, 1, -8),  // 6
+        kfunc(),                   // 7
+        exit(),                    // 8
+        exit(),                    // 9
+    ]);
+    assert!(!k.ctx_escaped());
+    let s = k.call_site(I(7)).unwrap();
+    assert!(s.frame.is_none());
+    assert!(s.ctx_in_memory);
+}
+
+/// The value a callee returns in r0 loses its `STACK` flag (a dead frame) but keeps the others:
+/// a stale slot that may be the context, a stack pointer or other memory comes back as the
+/// context or other memory.
+#[test]
+fn ptrkind_returned_stale_values_keep_their_non_stack_kinds() {
+    let k = kinds(&[
+        stx(Size::DW, 10, -8, 1),  // 0: a context spill
+        mov64r(2, 10),             // 1
+        alu64(AluOp::Add, 2, -16), // 2
+        stx(Size::DW, 10, -16, 2), // 3: a stack pointer spill
+        mov64(2, 0),               // 4: no stack argument
+        call_local(2),             // 5 -> 8
+        ldx(Size::W, 3, 0, 0),     // 6: ctx or other
+        exit(),                    // 7
+        ldx(Size::DW, 0, 10, -8),  // 8: callee: stale: ctx, a stack pointer or other
+        exit(),                    // 9
+    ]);
+    at(&k, 6, Base::Unknown, false);
+}
