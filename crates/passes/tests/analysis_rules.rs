@@ -2,7 +2,7 @@
 //! from the rule (in the comments), not read off the analyses' output. The soundness of the
 //! analyses against the VM is `analysis.rs`; these hold what soundness alone cannot: precision
 //! (a fact the rule gives must not be lost) and the corners random programs do not reach.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
 
 mod common;
 
