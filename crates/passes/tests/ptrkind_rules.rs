@@ -802,3 +802,64 @@ fn ptrkind_returned_stale_values_keep_their_non_stack_kinds() {
     ]);
     at(&k, 6, Base::Unknown, false);
 }
+
+/// A stack pointer kept in the parent frame belongs to the activation that wrote it: read by a
+/// local callee it points into its caller's frame, read by the caller after the call it may be
+/// the callee's dead frame. Neither is the reader's current frame for sure (as for stack
+/// pointers passed in registers, which are `OTHER` in the callee and after the return).
+#[test]
+fn ptrkind_stack_pointers_in_the_parent_frame_do_not_cross_local_calls() {
+    let k = entered(
+        &[
+            mov64r(6, 1),             // 0: the parent frame's fp-8
+            mov64r(2, 10),            // 1
+            alu64(AluOp::Add, 2, -8), // 2: this function's fp-8
+            stx(Size::DW, 6, 0, 2),   // 3: into the parent frame's fp-8
+            mov64(2, 0),              // 4: no stack argument
+            call_local(4),            // 5 -> 10
+            ldx(Size::DW, 3, 6, 0),   // 6: this function's fp-8, or the callee's dead one
+            st(Size::DW, 3, 0, 1),    // 7: the frame or other memory
+            mov64(0, 0),              // 8
+            exit(),                   // 9
+            ldx(Size::DW, 4, 1, 0),   // 10: callee: its caller's fp-8
+            st(Size::DW, 4, 0, 1),    // 11: other memory
+            mov64r(2, 10),            // 12
+            alu64(AluOp::Add, 2, -8), // 13
+            stx(Size::DW, 1, 0, 2),   // 14: the callee's fp-8 into the parent frame
+            exit(),                   // 15
+        ],
+        &[caller_a()],
+    );
+    assert_eq!(k.base(I(11)), Some(Base::Other));
+    assert_eq!(k.stack_offset(I(11)), None);
+    assert_eq!(k.base(I(7)), Some(Base::MaybeStack));
+    assert_eq!(k.stack_offset(I(7)), None);
+}
+
+/// A stack pointer the caller left in the parent frame may come back through the callee, in
+/// another parent slot or in a register, although the callee saw it as other memory.
+#[test]
+fn ptrkind_callers_stack_pointers_may_come_back_through_the_parent_frame() {
+    let k = entered(
+        &[
+            mov64r(6, 1),             // 0
+            mov64r(2, 10),            // 1
+            alu64(AluOp::Add, 2, -8), // 2
+            stx(Size::DW, 6, 0, 2),   // 3: this function's fp-8 into the parent frame's fp-8
+            mov64(2, 0),              // 4: no stack argument
+            call_local(5),            // 5 -> 11
+            ldx(Size::DW, 3, 6, -8),  // 6: the parent's fp-16: the context, or the copy
+            st(Size::DW, 3, 0, 1),    // 7: ctx, this frame or other memory
+            st(Size::DW, 0, 0, 1),    // 8: r0: this frame (the copy) or other memory
+            mov64(0, 0),              // 9
+            exit(),                   // 10
+            ldx(Size::DW, 0, 1, 0),   // 11: callee: its caller's fp-8 ...
+            stx(Size::DW, 1, -8, 0),  // 12: ... copied to the parent's fp-16, and returned
+            exit(),                   // 13
+        ],
+        &[caller_a()],
+    );
+    assert_eq!(k.base(I(7)), Some(Base::Unknown));
+    assert_eq!(k.base(I(8)), Some(Base::MaybeStack));
+    assert_eq!(k.stack_depth(SubprogId::MAIN), None);
+}
