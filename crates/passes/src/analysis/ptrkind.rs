@@ -37,14 +37,14 @@
 //! A callee's entry r0..r9 are the join of its call sites' registers (r1..r5 are the arguments;
 //! r0 and r6..r9 are passed too because an interpreter that does not clear them lets the callee
 //! read them; a caller's stack pointer becomes `OTHER` in the callee: it does not alias the
-//! callee's own slots, and so does one the caller left in the parent frame's slots); its r0 at `exit`
-//! flows back to the callers (plus `STACK` if a stack pointer was passed in; the callee's own
-//! stack pointers, in r0..r5 or in the parent frame, are `OTHER` there: they dangle). r6..r9 and r10
-//! survive calls; r0..r5 are `OTHER` after helper calls. Helpers are assumed to write only
-//! scalars into memory passed to them (slots at or above the passed exact offset, or all slots,
-//! are weakly joined with `OTHER`) and to hand callbacks only values the program passed in
-//! r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any helper received a value that
-//! may be the context in r2..r5.
+//! callee's own slots, and so does one the caller left in the parent frame's slots); its r0 at
+//! `exit` flows back to the callers (plus `STACK` if a stack pointer was passed in or left in the
+//! parent frame; the callee's own stack pointers, in r0..r5 or in the parent frame, are `OTHER`
+//! there: they dangle). r6..r9 and r10 survive calls; r0..r5 are `OTHER` after helper calls.
+//! Helpers are assumed to write only scalars into memory passed to them (slots at or above the
+//! passed exact offset, or all slots, are weakly joined with `OTHER`) and to hand callbacks only
+//! values the program passed in r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any
+//! helper received a value that may be the context in r2..r5.
 //!
 //! Declared program entries ([`Entries::programs`]: an object section's other programs)
 //! start as the main program does. Entries called from other sections ([`Entries::calls`]: a
