@@ -37,13 +37,14 @@
 //! A callee's entry r0..r9 are the join of its call sites' registers (r1..r5 are the arguments;
 //! r0 and r6..r9 are passed too because an interpreter that does not clear them lets the callee
 //! read them; a caller's stack pointer becomes `OTHER` in the callee: it does not alias the
-//! callee's own slots); its r0 at `exit`
-//! flows back to the callers (plus `STACK` if a stack pointer was passed in). r6..r9 and r10
-//! survive calls; r0..r5 are `OTHER` after helper calls. Helpers are assumed to write only
-//! scalars into memory passed to them (slots at or above the passed exact offset, or all slots,
-//! are weakly joined with `OTHER`) and to hand callbacks only values the program passed in
-//! r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any helper received a value that
-//! may be the context in r2..r5.
+//! callee's own slots, and so does one the caller left in the parent frame's slots); its r0 at
+//! `exit` flows back to the callers (plus `STACK` if a stack pointer was passed in or left in the
+//! parent frame; the callee's own stack pointers, in r0..r5 or in the parent frame, are `OTHER`
+//! there: they dangle). r6..r9 and r10 survive calls; r0..r5 are `OTHER` after helper calls.
+//! Helpers are assumed to write only scalars into memory passed to them (slots at or above the
+//! passed exact offset, or all slots, are weakly joined with `OTHER`) and to hand callbacks only
+//! values the program passed in r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any
+//! helper received a value that may be the context in r2..r5.
 //!
 //! Declared program entries ([`Entries::programs`]: an object section's other programs)
 //! start as the main program does. Entries called from other sections ([`Entries::calls`]: a
@@ -150,6 +151,13 @@ impl Kind {
             f |= OTHER;
         }
         Kind::flags(f)
+    }
+
+    /// The kind of a value across a bpf-to-bpf call or return: a stack pointer of one activation
+    /// points into another frame in the other (arguments, return values, and the parent frame's
+    /// slots alike).
+    const fn other_frame(self) -> Kind {
+        if self.flags & STACK != 0 { Kind::flags((self.flags & !STACK) | OTHER) } else { self }
     }
 
     /// The kind of a result computed from values with the flags `u` (not a plain move).
@@ -749,7 +757,11 @@ impl Solver<'_> {
                     st.weak_from(None, Kind::flags(w));
                 }
                 let callee = self.cfg.callee(i);
-                let entry_parent = st.pslots;
+                // The caller's stack pointers in the parent frame point into another frame there;
+                // the callee may hand them back (in r0..r5 or the parent frame) as it may the
+                // stack pointers passed in registers.
+                let entry_parent = st.pslots.map(Kind::other_frame);
+                let stack_in = stack_arg || st.pslots.iter().any(|k| k.has(STACK));
                 // The callee may change the parent frame if it can reach it.
                 let reach = args.iter().any(|a| a.has(PARENT))
                     || (stack_arg && st.any_slot_has(PARENT))
@@ -759,6 +771,7 @@ impl Solver<'_> {
                     let exit =
                         callee.map_or([Kind::flags(CTX | OTHER | PARENT); STACK_SLOTS], |s| self.ret_parent[s.idx()]);
                     for (p, x) in st.pslots.iter_mut().zip(exit) {
+                        let x = if stack_in { x.join(Kind::STACK_ANY) } else { x };
                         *p = p.join(x);
                     }
                 }
@@ -766,12 +779,12 @@ impl Solver<'_> {
                 // r0 is the callee's; r1..r5 may keep the caller's values or get the callee's.
                 for (r, k) in ret.iter().enumerate() {
                     let mut v = if r == 0 { *k } else { st.regs[r].join(*k) };
-                    if stack_arg {
+                    if stack_in {
                         v = v.join(Kind::STACK_ANY);
                     }
                     st.regs[r] = v;
                 }
-                let callee_args = args.map(|a| if a.has(STACK) { Kind::flags((a.flags & !STACK) | OTHER) } else { a });
+                let callee_args = args.map(Kind::other_frame);
                 return callee.map(|s| Event::Call(s, callee_args, entry_parent));
             }
             Op::Call(_) | Op::Callx(_) => {
@@ -809,9 +822,10 @@ impl Solver<'_> {
             Op::Exit => {
                 let mut ret = [Kind::OTHER; NRET];
                 ret.copy_from_slice(&st.regs[..NRET]);
-                // The callee's own stack pointers dangle after return.
-                let ret = ret.map(|k| if k.has(STACK) { Kind::flags((k.flags & !STACK) | OTHER) } else { k });
-                return Some(Event::Exit(ret, st.pslots));
+                // The callee's own stack pointers dangle after return (in registers and in the
+                // parent frame alike).
+                let ret = ret.map(Kind::other_frame);
+                return Some(Event::Exit(ret, st.pslots.map(Kind::other_frame)));
             }
             Op::Ja { .. } | Op::Jump { .. } | Op::MayGoto { .. } | Op::Nospec => {}
         }
