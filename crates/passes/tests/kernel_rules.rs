@@ -95,6 +95,32 @@ fn kernel_dce_removes_ja_0_but_not_gotol_0() {
     assert_eq!(run("dce", &ops), [mov(0, 0), Op::Exit]);
 }
 
+/// `opt_hard_wire_dead_code_branches` rewrites conditional jumps only (`insn_is_cond_jump` is
+/// false for `JA`): a `gotol` over dead code stays a `gotol`, with offset 0 once the dead code
+/// is gone, which `opt_remove_nops` (the exact `BPF_JMP | BPF_JA` slot) does not remove.
+#[test]
+fn kernel_dce_keeps_a_gotol_over_dead_code() {
+    let ops = [mov(0, 0), Op::Ja { delta: 1, long: true }, mov(0, 1), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), Op::Ja { delta: 0, long: true }, Op::Exit]);
+}
+
+/// `opt_remove_nops` removes `may_goto +0` (the exact `BPF_JMP | BPF_JCOND` slot, every other
+/// field 0) as it removes `ja +0`.
+#[test]
+fn kernel_dce_removes_may_goto_0() {
+    let ops = [mov(0, 0), Op::MayGoto { off: 0 }, mov(0, 1), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), mov(0, 1), Op::Exit]);
+}
+
+/// A jump to itself (offset -1) is no nop, whatever follows it: kept.
+#[test]
+fn kernel_dce_keeps_a_jump_to_itself() {
+    use bpfpatch_insn::Cond::Eq;
+    // 0: r0 = 0; 1: if r2 == 0 goto 3 (r2 unknown); 2: goto 2; 3: exit
+    let ops = [mov(0, 0), jmp(Eq, 2, Operand::Imm(0), 1), Op::Ja { delta: -1, long: false }, Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), ops);
+}
+
 /// The verifier's value model: a division's result is not a constant for it (the branch on it
 /// stays), `le`/`be` are evaluated in the host's byte order (the branch after `be16` is decided
 /// either way, in opposite directions on the two byte orders).
