@@ -269,6 +269,27 @@ fn blind_leaves_the_rest_alone() {
 
 // ---- §7 zext / rnd_hi32 ---------------------------------------------------------------------
 
+/// The random source of `blind` and `rnd-hi32` is splitmix64: its outputs are the published
+/// reference values (rand_xoshiro's `reference` test, from Vigna's splitmix64.c: seed
+/// 1477776061723855037), and a 32-bit draw is the high half of the next 64-bit output. A
+/// source that returns a fixed or weak value would leave blinded constants readable.
+#[test]
+fn blinding_rng_is_splitmix64() {
+    use bpfpatch_passes::internals::blind::SplitMix64;
+    const SEED: u64 = 1_477_776_061_723_855_037;
+    const REFERENCE: [u64; 5] = [
+        1_985_237_415_132_408_290,
+        2_979_275_885_539_914_483,
+        13_511_426_838_097_143_398,
+        8_488_337_342_461_049_707,
+        15_141_737_807_933_549_159,
+    ];
+    let mut g = SplitMix64::new(SEED);
+    assert_eq!([(); 5].map(|()| g.next_u64()), REFERENCE);
+    let mut g = SplitMix64::new(SEED);
+    assert_eq!([(); 5].map(|()| g.next_u32()), REFERENCE.map(|v| (v >> 32) as u32));
+}
+
 #[test]
 fn zext_and_rnd_hi32_sequences() {
     assert_eq!(kernel_zext_reg(r(3)), BPF_ZEXT_REG(3));
@@ -497,12 +518,58 @@ fn ctx_narrow_loads_on_big_endian_hosts_count_from_the_other_end() {
     assert_eq!(kernel(&p, None), vec![BPF_LDX_MEM(W, 0, 1, 8), BPF_ALU32_IMM(RSH, 0, 24), BPF_ALU32_IMM(AND, 0, 0xff)]);
 }
 
+/// A full-width read of a field whose runtime value is wider (as `xdp_md->data`: a u32 in the
+/// program's view, an 8-byte pointer at run time) is not a narrow load: the kernel's
+/// `is_narrower_load` is `size < ctx_field_size`, so the converter's 8-byte load stands alone,
+/// with no mask that would cut the pointer to 32 bits.
+#[test]
+fn ctx_full_width_read_of_a_wider_runtime_field_is_not_masked() {
+    use bpfpatch_passes::{Converter, CtxField, CtxLayout};
+    let data = CtxField {
+        name: "data".into(),
+        off: 0,
+        size: 4,
+        writable: false,
+        conv: Converter::Direct { off: 0, size: Size::DW },
+    };
+    let layout = CtxLayout::new("xdp_like", vec![data]).unwrap();
+    let p = convert(&layout, &load(Size::W, false, 2, 0), Endian::Little).unwrap().unwrap();
+    assert_eq!(kernel(&p, None), vec![BPF_LDX_MEM(DW, 2, 1, 0)]);
+    // a 2-byte read of it is narrow: shifted (not here: offset 0) and masked to 16 bits
+    let p = convert(&layout, &load(Size::H, false, 2, 0), Endian::Little).unwrap().unwrap();
+    assert_eq!(kernel(&p, None), vec![BPF_LDX_MEM(DW, 2, 1, 0), BPF_ALU32_IMM(AND, 2, 0xffff)]);
+}
+
+/// A layout keeps its name, gives its fields by offset whatever order they came in, and a
+/// converter's `Debug` shows the runtime field or the custom converter's read size.
+#[test]
+fn ctx_layout_name_fields_and_converter_debug() {
+    use bpfpatch_passes::{Converter, CtxField, CtxLayout};
+    let field = |name: &str, off| CtxField {
+        name: name.into(),
+        off,
+        size: 4,
+        writable: false,
+        conv: Converter::Direct { off: 8, size: Size::W },
+    };
+    let layout = CtxLayout::new("my_ctx", vec![field("second", 4), field("first", 0)]).unwrap();
+    assert_eq!(layout.name(), "my_ctx");
+    let names: Vec<&str> = layout.fields().iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(format!("{:?}", layout.fields()[0].conv), "Direct { off: 8, size: W }");
+    let example = example_layout();
+    let custom = &example.fields().iter().find(|f| f.name == "wire_len").unwrap().conv;
+    assert_eq!(format!("{custom:?}"), "Custom { target_size: 4 }");
+}
+
 #[test]
 fn ctx_refuses_invalid_accesses() {
     assert_eq!(ctx_conv(load(Size::H, false, 0, 10)), Err(CtxError::NoField { off: 10, size: 2 }));
     assert_eq!(ctx_conv(load(Size::W, false, 0, 32)), Err(CtxError::NoField { off: 32, size: 4 }));
     assert!(matches!(ctx_conv(load(Size::W, false, 0, 2)), Err(CtxError::NoField { .. } | CtxError::BadAccess { .. })));
     assert!(matches!(ctx_conv(load(Size::H, false, 0, 1)), Err(CtxError::BadAccess { .. })));
+    // an 8-byte read at len's offset covers len and mark: no one field covers it
+    assert_eq!(ctx_conv(load(Size::DW, false, 0, 0)), Err(CtxError::NoField { off: 0, size: 8 }));
     let st = |size, off| Op::Store { size, dst: r(1), off, src: Operand::Imm(1) };
     assert_eq!(ctx_conv(st(Size::W, 0)), Err(CtxError::ReadOnly { field: "len".into() }));
     assert_eq!(ctx_conv(st(Size::H, 4)), Err(CtxError::NarrowWrite { field: "mark".into() }));
@@ -652,6 +719,33 @@ fn lower_v4_sequences_compute_what_the_v4_instruction_computes() {
     assert_eq!(kernel(&p, None), vec![raw(ALU | END | TO_LE, 1, 0, 0, 64)]);
     // non-v4 instructions are left alone
     assert!(lower(&alu(Width::W64, AluOp::Div, 1, Operand::Reg(r(2))), Endian::Little).unwrap().is_none());
+}
+
+/// `sdiv`/`smod` by the immediate -1 lower to exactly what the kernel's `do_misc_fixups`
+/// patches them into ("Make sdiv/smod divide-by-minus-one exceptions impossible"): `neg dst` at
+/// the instruction's width, and `BPF_MOV32_IMM(dst, 0)`. By the immediate 0, the lowering never
+/// leaves a division or modulo by the immediate 0, which the verifier refuses (`check_alu_op`:
+/// "div by zero").
+#[test]
+fn lower_v4_division_by_minus_one_is_the_kernels_and_by_zero_loads() {
+    for (class, w) in [(ALU64, Width::W64), (ALU, Width::W32)] {
+        let lowered = |op: AluOp, imm: i32| {
+            kernel(&lower(&alu(w, op, 3, Operand::Imm(imm)), Endian::Little).unwrap().unwrap(), None)
+        };
+        assert_eq!(lowered(AluOp::SDiv, -1), vec![raw(class | NEG | K, 3, 0, 0, 0)], "{w:?}");
+        assert_eq!(lowered(AluOp::SMod, -1), vec![BPF_MOV32_IMM(3, 0)], "{w:?}");
+        for op in [AluOp::SDiv, AluOp::SMod] {
+            let out = lowered(op, 0);
+            let ops = bpfpatch_insn::decode_program(&out, bpfpatch_insn::DecodeOptions::default()).unwrap();
+            let by_zero = ops.iter().any(|(_, o)| {
+                matches!(
+                    o,
+                    Op::Alu { op: AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod, src: Operand::Imm(0), .. }
+                )
+            });
+            assert!(!by_zero, "{op:?} {w:?} by 0: {ops:?}");
+        }
+    }
 }
 
 // ---- every generator's output decodes, over a grid of inputs -----------------------------------

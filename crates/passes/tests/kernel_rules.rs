@@ -95,6 +95,72 @@ fn kernel_dce_removes_ja_0_but_not_gotol_0() {
     assert_eq!(run("dce", &ops), [mov(0, 0), Op::Exit]);
 }
 
+/// `opt_hard_wire_dead_code_branches` rewrites conditional jumps only (`insn_is_cond_jump` is
+/// false for `JA`): a `gotol` over dead code stays a `gotol`, with offset 0 once the dead code
+/// is gone, which `opt_remove_nops` (the exact `BPF_JMP | BPF_JA` slot) does not remove.
+/// (The running 6.18 kernel's xlated image of this program is the expected one.)
+#[test]
+fn kernel_dce_keeps_a_gotol_over_dead_code() {
+    use bpfpatch_insn::Cond::Ne;
+    // 0: r1 = 0; 1: if r1 != 0 goto 3 (never: `ja +0`, removed); 2: gotol +1;
+    // 3: r0 = 1 (never seen); 4: r0 = 0; 5: exit
+    let ops =
+        [mov(1, 0), jmp(Ne, 1, Operand::Imm(0), 1), Op::Ja { delta: 1, long: true }, mov(0, 1), mov(0, 0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(1, 0), Op::Ja { delta: 0, long: true }, mov(0, 0), Op::Exit]);
+}
+
+/// `opt_remove_nops` removes `may_goto +0` (the exact `BPF_JMP | BPF_JCOND` slot, every other
+/// field 0) as it removes `ja +0`.
+#[test]
+fn kernel_dce_removes_may_goto_0() {
+    let ops = [mov(0, 0), Op::MayGoto { off: 0 }, mov(0, 1), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), mov(0, 1), Op::Exit]);
+}
+
+/// After removing a `may_goto +0`, `opt_remove_nops` steps back to the instruction before it
+/// ("Go back one insn to catch may_goto +1; may_goto +0 sequence", `i -= 2`), whose offset the
+/// removal may have made 0; after removing a `ja +0` it goes on with the next (`i -= 1`). Every
+/// instruction here is seen (r2, r3 unknown), so only the nop rule removes anything. (The
+/// running 6.18 kernel's xlated images of these programs are the expected ones.)
+#[test]
+fn kernel_dce_steps_back_after_removing_may_goto_0() {
+    use bpfpatch_insn::Cond::Eq;
+    let ja = |delta| Op::Ja { delta, long: false };
+    let may_goto = |off| Op::MayGoto { off };
+    let if_zero = |reg, off| jmp(Eq, reg, Operand::Imm(0), off);
+    // `may_goto +1; may_goto +0`: the second goes, then the first (now +0).
+    let ops = [mov(0, 0), may_goto(1), may_goto(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), Op::Exit]);
+    // A chain: each removal steps back to the one before (the upstream commit's example).
+    let ops = [mov(0, 0), may_goto(2), may_goto(1), may_goto(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), Op::Exit]);
+    // `may_goto +1; ja +0`: removing the `ja` does not step back; the may_goto stays, now +0.
+    let ops = [mov(0, 0), may_goto(1), ja(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), may_goto(0), Op::Exit]);
+    // `may_goto +1; ja +0; may_goto +0`: the `ja` goes (no step back), then the last may_goto,
+    // whose step back reaches the first may_goto, now +0: all three go.
+    let ops = [mov(0, 0), may_goto(1), ja(0), may_goto(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), Op::Exit]);
+    // 0: r0 = 0; 1: if r2 == 0 goto 3; 2: ja +1; 3: may_goto +0; 4: exit. The may_goto goes,
+    // then the `ja` before it (now +0); the branch, now +0 too, is no `ja` and stays.
+    let ops = [mov(0, 0), if_zero(2, 1), ja(1), may_goto(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), if_zero(2, 0), Op::Exit]);
+    // 0: r0 = 0; 1: if r2 == 0 goto 4; 2: if r3 == 0 goto 5; 3: ja +2; 4: ja +1;
+    // 5: may_goto +0; 6: exit. The may_goto goes, the step back removes the `ja +1` (now +0)
+    // and moves on: the `ja +2`, now +0 as well, stays.
+    let ops = [mov(0, 0), if_zero(2, 2), if_zero(3, 2), ja(2), ja(1), may_goto(0), Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), [mov(0, 0), if_zero(2, 2), if_zero(3, 1), ja(0), Op::Exit]);
+}
+
+/// A jump to itself (offset -1) is no nop, whatever follows it: kept.
+#[test]
+fn kernel_dce_keeps_a_jump_to_itself() {
+    use bpfpatch_insn::Cond::Eq;
+    // 0: r0 = 0; 1: if r2 == 0 goto 3 (r2 unknown); 2: goto 2; 3: exit
+    let ops = [mov(0, 0), jmp(Eq, 2, Operand::Imm(0), 1), Op::Ja { delta: -1, long: false }, Op::Exit];
+    assert_eq!(run("kernel-dce", &ops), ops);
+}
+
 /// The verifier's value model: a division's result is not a constant for it (the branch on it
 /// stays), `le`/`be` are evaluated in the host's byte order (the branch after `be16` is decided
 /// either way, in opposite directions on the two byte orders).

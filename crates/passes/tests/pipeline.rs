@@ -357,3 +357,143 @@ fn ld_abs_with_calls_is_refused_or_kept_by_policy() {
     assert_eq!(b.stats, [(Pass::Fixups, PassStats { patched: 1, ..PassStats::default() })]);
     assert!(a.insns.len() > no_calls.len(), "lowered");
 }
+
+/// Each pass reports what it did in `Rewritten::stats` (public, and the CLI's `--json`): the
+/// counts on hand-built programs, each derived by hand in the comments from the pass's rules.
+#[test]
+fn every_pass_reports_its_counts() {
+    let stats = |spec: &str, ops: &[Op], opts: &Options| {
+        Pipeline::parse(spec).unwrap().run(&enc(ops), opts).unwrap_or_else(|e| panic!("{spec}: {e}")).stats
+    };
+    let o = Options::default();
+    let none = PassStats::default();
+
+    // dce: 1 is always taken (r0 = 0) and would be hard-wired to `goto 4`, but that lands on the
+    // next survivor (5), so it is deleted; 2 and 3 are dead, 4 is `ja 0`, 7-8 an uncalled
+    // subprogram: deleted = 6 (the runs 1..=4 and 7..=8), rewritten = 0.
+    let prog = [
+        mov64(0, 0),             // 0
+        jmp(Cond::Eq, 0, 0, 2),  // 1
+        call_local(4),           // 2
+        mov64(0, 1),             // 3
+        ja(0),                   // 4
+        alu64(AluOp::Add, 0, 2), // 5
+        exit(),                  // 6
+        mov64(0, 42),            // 7
+        exit(),                  // 8
+    ];
+    assert_eq!(stats("dce", &prog, &o), [(Pass::Dce, PassStats { deleted: 6, ..none })]);
+    // 2 is always taken (r1 = 3 >= 3) over the live 4: hard-wired (rewritten = 1); 3 is only
+    // reached from 2's fall-through: deleted = 1.
+    let prog = [mov64(1, 3), jmp(Cond::Ne, 2, 0, 2), jmp(Cond::Ge, 1, 3, 2), mov64(0, 1), mov64(0, 2), exit()];
+    assert_eq!(stats("dce", &prog, &o), [(Pass::Dce, PassStats { rewritten: 1, deleted: 1, ..none })]);
+
+    // blind: mov 5, add 7, mov 0 (as xor64) and the jump on an immediate are blinded; the
+    // shift, the register move and exit are not: patched = 4.
+    let prog = [
+        mov64(0, 5),
+        alu64(AluOp::Add, 0, 7),
+        alu64(AluOp::Lsh, 0, 1),
+        mov64(1, 0),
+        jmp(Cond::Eq, 0, 3, 1),
+        mov64r(0, 1),
+        exit(),
+    ];
+    assert_eq!(stats("blind", &prog, &o), [(Pass::Blind, PassStats { patched: 4, ..none })]);
+
+    // ctx with the example layout (a one-instruction prologue): the load of `len` and the
+    // store to `mark` through r1 are converted, the stack accesses are not: patched = 2,
+    // prepatched = 1.
+    let layout = bpfpatch_passes::internals::ctx::example_layout();
+    assert_eq!(layout.prologue().len(), 1);
+    let ctx_opts = Options { ctx_layout: Some(layout), ..Options::default() };
+    let prog =
+        [st(Size::DW, 10, -8, 1), ldx(Size::W, 0, 1, 0), stx(Size::W, 1, 4, 0), ldx(Size::DW, 2, 10, -8), exit()];
+    assert_eq!(stats("ctx", &prog, &ctx_opts), [(Pass::Ctx, PassStats { patched: 2, prepatched: 1, ..none })]);
+
+    // fixups: two may_goto (one per subprogram) and a division by a register are patched (3);
+    // each subprogram that uses may_goto gets its counter initialised: prepatched = 2.
+    let prog = [
+        mov64(0, 0),              // 0
+        Op::MayGoto { off: 0 },   // 1
+        call_local(2),            // 2 -> 5
+        alu64r(AluOp::Div, 0, 1), // 3
+        exit(),                   // 4
+        Op::MayGoto { off: 0 },   // 5
+        mov64(0, 1),              // 6
+        exit(),                   // 7
+    ];
+    assert_eq!(stats("fixups", &prog, &o), [(Pass::Fixups, PassStats { patched: 3, prepatched: 2, ..none })]);
+
+    // lower-v4: the sdiv and the movsx are v4 (patched = 2), the rest is not.
+    let prog = [
+        mov64(0, -7),
+        alu64(AluOp::SDiv, 0, 2),
+        alu(bpfpatch_insn::Width::W64, AluOp::MovSx(8), 1, bpfpatch_insn::Operand::Reg(r(0))),
+        alu64r(AluOp::Add, 0, 1),
+        exit(),
+    ];
+    assert_eq!(stats("lower-v4", &prog, &o), [(Pass::LowerV4, PassStats { patched: 2, ..none })]);
+
+    // zext / rnd-hi32: mov32 r0 is read as 64 bits by add64 (zext), mov32 r2 and mov32 r3 only
+    // by 32-bit stores (random upper halves). zext alone patches 1; rnd-hi32 alone 2; together
+    // zext does both (3) and rnd-hi32 reports nothing of its own.
+    let prog = [
+        mov32(0, 5),
+        alu64(AluOp::Add, 0, 1),
+        mov32(2, 3),
+        stx(Size::W, 10, -4, 2),
+        mov32(3, 4),
+        stx(Size::W, 10, -8, 3),
+        exit(),
+    ];
+    assert_eq!(stats("zext", &prog, &o), [(Pass::Zext, PassStats { patched: 1, ..none })]);
+    assert_eq!(stats("rnd-hi32", &prog, &o), [(Pass::RndHi32, PassStats { patched: 2, ..none })]);
+    assert_eq!(
+        stats("zext,rnd-hi32", &prog, &o),
+        [(Pass::Zext, PassStats { patched: 3, ..none }), (Pass::RndHi32, none)]
+    );
+}
+
+/// `fixups` rewrites `call bpf_tail_call` (helper 12) into the kernel-internal tail call, as
+/// `do_misc_fixups` does (`insn->imm = 0; insn->code = BPF_JMP | BPF_TAIL_CALL`: code
+/// 0x05 | 0xf0, every other field 0); given the program array's size it puts the unprivileged
+/// bound check before it: `if r3 >= max_entries goto +2; w3 &= index_mask; tail_call`, where
+/// the array map's index_mask is the next power of two minus one (max_entries 5: 7).
+#[test]
+fn fixups_rewrites_bpf_tail_call_into_the_internal_tail_call() {
+    let tail_call = Insn::new(0x05 | 0xf0, 0, 0, 0, 0);
+    let prog = [mov64(3, 0), call_helper(12), mov64(0, 0), exit()];
+    let out = run("fixups", &prog);
+    assert_eq!(out, [enc(&prog[..1]), vec![tail_call], enc(&prog[2..])].concat());
+    let opts = Options { tail_call_max_entries: Some(5), ..Options::default() };
+    let out = transform(&enc(&prog), &Pipeline::parse("fixups").unwrap(), &opts).unwrap();
+    let check = enc(&[mov64(3, 0), jmp(Cond::Ge, 3, 5, 2), alu32(AluOp::And, 3, 7)]);
+    assert_eq!(out, [check, vec![tail_call], enc(&prog[2..])].concat());
+    // another helper call is left alone
+    let prog = [call_helper(1), exit()];
+    assert_eq!(run("fixups", &prog), enc(&prog));
+}
+
+/// A jump to itself never reaches the next instruction, so it is no no-op whatever follows:
+/// `dce` keeps it (deleting it would turn a program that never ends into one that does).
+#[test]
+fn dce_keeps_a_jump_to_itself() {
+    // 0: r0 = 0; 1: if r2 == 0 goto 3 (r2 unknown); 2: goto 2; 3: exit
+    let prog = [mov64(0, 0), jmp(Cond::Eq, 2, 0, 1), ja(-1), exit()];
+    assert_eq!(run("dce", &prog), enc(&prog));
+    // 0: r1 = 1; 1: if r2 == 0 goto 4; 2: if r1 == 1 goto 2 (always taken: hard-wired to a
+    // goto to itself, which stays); 3: r0 = 1 (dead); 4: exit
+    let prog = [mov64(1, 1), jmp(Cond::Eq, 2, 0, 2), jmp(Cond::Eq, 1, 1, -1), mov64(0, 1), exit()];
+    assert_eq!(run("dce", &prog), enc(&[mov64(1, 1), jmp(Cond::Eq, 2, 0, 1), ja(-1), exit()]));
+}
+
+/// An input that already holds the kernel's zero-extension marker (`BPF_ZEXT_REG`, as an
+/// xlated image does): the marker's result has a zero upper half by definition, so `zext` adds
+/// nothing after it (and nothing after the `mov32` it extends, whose upper half only the marker
+/// reads).
+#[test]
+fn zext_adds_nothing_after_an_existing_zero_extension() {
+    let prog = [mov32(0, 5), Op::Zext { dst: r(0) }, alu64(AluOp::Add, 0, 1), exit()];
+    assert_eq!(run("zext", &prog), enc(&prog));
+}

@@ -47,6 +47,7 @@ impl SplitMix64 {
 }
 
 impl BlindRng for SplitMix64 {
+    /// The high half of the next [`SplitMix64::next_u64`].
     fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }

@@ -88,8 +88,8 @@ pub const LD_ABS_EFAULT: i64 = -14;
 
 /// The `HELPER_LD_ABS_*` contract as a function, for an interpreter to register: the value
 /// of `bytes` (1, 2 or 4) bytes at offset `(i32) r2` of `packet`, big-endian, zero-extended; or
-/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet (examples: the
-/// unit test below).
+/// [`LD_ABS_EFAULT`] when the offset is negative or the read leaves the packet, or for any other
+/// `bytes` (no helper reads that many; examples: the unit test below).
 #[must_use]
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 #[cfg(any(test, feature = "internals"))]
@@ -234,5 +234,8 @@ mod tests {
         assert_eq!(ld_abs_helper_value(&pkt, 2, 1), 0x3456);
         assert_eq!(ld_abs_helper_value(&pkt, 2, 2), LD_ABS_EFAULT as u64);
         assert_eq!(ld_abs_helper_value(&pkt, 1, u64::MAX), LD_ABS_EFAULT as u64); // offset -1
+        // widths no LD_ABS helper has, even where the packet holds that many bytes
+        assert_eq!(ld_abs_helper_value(&pkt, 3, 0), LD_ABS_EFAULT as u64);
+        assert_eq!(ld_abs_helper_value(&[0; 8], 8, 0), LD_ABS_EFAULT as u64);
     }
 }

@@ -8,8 +8,10 @@
 //! - `opt_remove_dead_code`: every unseen instruction is deleted (jumps into a deleted range
 //!   land on the first survivor after it);
 //! - `opt_remove_nops`: then, front to back, every `ja +0` (`BPF_JMP | BPF_JA`, the exact
-//!   slot; not `gotol +0`) and `may_goto +0` is deleted. A goto whose offset only becomes 0
-//!   through a later deletion of a nop after it is not revisited (the kernel's scan moves on).
+//!   slot; not `gotol +0`) and `may_goto +0` is deleted. After deleting a `may_goto +0` the scan
+//!   steps back one instruction (upstream's `i -= 2`: `may_goto +1; may_goto +0` and
+//!   `ja +1; may_goto +0` go entirely); after a `ja +0` it moves on, so a goto whose offset
+//!   only becomes 0 through that deletion is not revisited.
 //!
 //! *Seen* is what the verifier's exploration marks; here it is [`crate::analysis::reach`]'s
 //! reached instructions with the verifier's value model ([`Model::Verifier`]: no constant for
@@ -83,29 +85,49 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
             wire[k] = Wire::Nop;
         }
     }
-    // opt_remove_nops, after opt_remove_dead_code: front to back, a goto is a nop when every
-    // instruction between it and its target is deleted by then. Deletions happen only at or
-    // before the scan position, or are dead code, so the look ahead sees only dead code.
-    let mut dead_run = vec![0usize; n + 1]; // dead_run[k]: deleted instructions from k onwards, in a row
-    for k in (0..n).rev() {
-        dead_run[k] = if del[k] { dead_run[k + 1] + 1 } else { 0 };
-    }
-    for (i, op) in prog.iter() {
-        let k = i.idx();
-        if del[k] {
-            continue;
+    // opt_remove_nops, after opt_remove_dead_code: a scan of the survivors, front to back, that
+    // removes every exact `ja +0` and `may_goto +0`. A goto's offset is 0 when every instruction
+    // between it and its (forward) target is deleted by then, i.e. its target is the next
+    // survivor. After removing a `may_goto +0` the scan steps back to the survivor before it
+    // (whose offset that removal may have made 0); after a `ja +0` it goes on with the next.
+    let survivors: Vec<usize> = (0..n).filter(|&k| !del[k]).collect();
+    let mut next = vec![n; n]; // next[k]: the survivor after k (n: none)
+    let mut prev: Vec<Option<usize>> = vec![None; n];
+    for w in survivors.windows(2) {
+        if let [a, b] = *w {
+            next[a] = b;
+            prev[b] = Some(a);
         }
+    }
+    let mut cur = survivors.first().copied().unwrap_or(n);
+    while cur < n {
+        let k = cur;
+        let i = idx(k);
+        let op = prog.op(i);
         let goto = match op {
             Op::Ja { long: false, .. } => true,
             Op::Jump { .. } => wire[k] == Wire::Goto,
             Op::MayGoto { .. } => true,
             _ => false,
         };
-        let nop = wire[k] == Wire::Nop
-            || (goto && prog.target(i).is_some_and(|(t, _)| t.idx() > k && k + 1 + dead_run[k + 1] >= t.idx()));
-        if nop {
-            del[k] = true;
+        let nop =
+            wire[k] == Wire::Nop || (goto && prog.target(i).is_some_and(|(t, _)| t.idx() > k && next[k] >= t.idx()));
+        if !nop {
+            cur = next[k];
+            continue;
         }
+        del[k] = true;
+        let (before, after) = (prev[k], next[k]);
+        if let Some(b) = before {
+            next[b] = after;
+        }
+        if let Some(a) = prev.get_mut(after) {
+            *a = before;
+        }
+        cur = match before {
+            Some(b) if matches!(op, Op::MayGoto { .. }) => b,
+            _ => after,
+        };
     }
     let goto_at: Vec<bool> = wire.iter().map(|w| *w == Wire::Goto).collect();
     super::dce::apply(list, prog, &goto_at, &del, "kernel-dce")
