@@ -923,3 +923,45 @@ fn ptrkind_stack_arguments_may_come_back_through_the_parent_frame() {
     at(&k, 6, Base::MaybeStack, false);
     assert_eq!(k.stack_depth(SubprogId::MAIN), None);
 }
+
+/// A stack pointer stored to untracked memory (the stack escaped) may reach a local callee that
+/// was passed none: the callee reads it as other memory and may hand it back in r0, where it is
+/// the caller's frame again.
+#[test]
+fn ptrkind_escaped_stack_pointers_may_come_back_from_local_calls() {
+    let k = kinds(&[
+        mov64r(2, 10),            // 0
+        alu64(AluOp::Add, 2, -8), // 1
+        stx(Size::DW, 3, 0, 2),   // 2: this frame's fp-8 into other memory: the stack escapes
+        mov64(2, 0),              // 3: no stack argument
+        call_local(3),            // 4 -> 8
+        st(Size::DW, 0, 0, 1),    // 5: r0: this frame or other memory
+        mov64(0, 0),              // 6
+        exit(),                   // 7
+        ldx(Size::DW, 0, 3, 0),   // 8: callee: from other memory
+        exit(),                   // 9
+    ]);
+    at(&k, 5, Base::MaybeStack, false);
+}
+
+/// A local callee that can reach the caller's frame (its stack escaped) may write any slot of
+/// it with any value it has, the caller's stack pointers included (which it sees as other
+/// memory).
+#[test]
+fn ptrkind_local_callees_may_write_the_callers_stack_pointers_into_its_frame() {
+    let k = kinds(&[
+        mov64r(1, 10),             // 0
+        alu64(AluOp::Add, 1, -8),  // 1
+        mov64r(2, 10),             // 2
+        alu64(AluOp::Add, 2, -16), // 3
+        st(Size::DW, 10, -8, 0),   // 4: a scalar at fp-8
+        call_local(4),             // 5 -> 10
+        ldx(Size::DW, 3, 10, -8),  // 6: fp-8: the scalar, or fp-16 the callee wrote
+        st(Size::DW, 3, 0, 1),     // 7: this frame or other memory
+        mov64(0, 0),               // 8
+        exit(),                    // 9
+        stx(Size::DW, 1, 0, 2),    // 10: callee: its caller's fp-16 into its caller's fp-8
+        exit(),                    // 11
+    ]);
+    at(&k, 7, Base::MaybeStack, false);
+}
