@@ -863,3 +863,105 @@ fn ptrkind_callers_stack_pointers_may_come_back_through_the_parent_frame() {
     assert_eq!(k.base(I(8)), Some(Base::MaybeStack));
     assert_eq!(k.stack_depth(SubprogId::MAIN), None);
 }
+
+/// A local call with a stack argument (`pkt_skip_ipv4_options(pkt, ipv4)` with `ipv4` on the
+/// caller's stack, in `cls_redirect`) may get the caller's stack pointer back only where the
+/// callee hands back other memory (it saw the pointer as `OTHER`): the context in the parent
+/// frame that the callee leaves alone stays the context (`buf->skb` read after the call, and by
+/// a later callee given `buf`), and a scalar returned in r0 stays a scalar.
+#[test]
+fn ptrkind_stack_arguments_leave_the_parent_frames_context_alone() {
+    let k = entered(
+        &[
+            mov64r(6, 1),             // 0: the parent frame's fp-8 (`buf`)
+            mov64r(2, 10),            // 1
+            alu64(AluOp::Add, 2, -8), // 2: a stack argument
+            call_local(7),            // 3 -> 11
+            st(Size::DW, 0, 0, 1),    // 4: r0: the callee's scalar
+            ldx(Size::DW, 3, 6, -8),  // 5: the parent's fp-16: still the context
+            ldx(Size::W, 4, 3, 0x4c), // 6: a context load
+            mov64r(1, 6),             // 7
+            call_local(5),            // 8 -> 14
+            mov64(0, 0),              // 9
+            exit(),                   // 10
+            st(Size::DW, 2, 0, 7),    // 11: callee: a scalar through the stack argument
+            mov64(0, 0),              // 12
+            exit(),                   // 13
+            ldx(Size::DW, 3, 1, -8),  // 14: callee: the parent's fp-16 through `buf`
+            ldx(Size::W, 0, 3, 0x4c), // 15: a context load
+            exit(),                   // 16
+        ],
+        &[caller_a()],
+    );
+    at(&k, 6, Base::Ctx, true);
+    at(&k, 15, Base::Ctx, true);
+    at(&k, 4, Base::Other, false);
+}
+
+/// A stack pointer passed to a local callee may come back through the parent frame or in r0,
+/// where the callee hands back other memory: there it is the caller's frame again.
+#[test]
+fn ptrkind_stack_arguments_may_come_back_through_the_parent_frame() {
+    let k = entered(
+        &[
+            mov64r(6, 1),             // 0: the parent frame's fp-8
+            mov64r(2, 10),            // 1
+            alu64(AluOp::Add, 2, -8), // 2: a stack argument
+            call_local(5),            // 3 -> 9
+            ldx(Size::DW, 3, 6, 0),   // 4: the parent's fp-8: a scalar, or this frame's fp-8
+            st(Size::DW, 3, 0, 1),    // 5: this frame or other memory
+            st(Size::DW, 0, 0, 1),    // 6: r0: this frame or other memory
+            mov64(0, 0),              // 7
+            exit(),                   // 8
+            stx(Size::DW, 1, 0, 2),   // 9: callee: the stack argument into the parent's fp-8
+            mov64r(0, 2),             // 10: and returned
+            exit(),                   // 11
+        ],
+        &[caller_a()],
+    );
+    at(&k, 5, Base::MaybeStack, false);
+    at(&k, 6, Base::MaybeStack, false);
+    assert_eq!(k.stack_depth(SubprogId::MAIN), None);
+}
+
+/// A stack pointer stored to untracked memory (the stack escaped) may reach a local callee that
+/// was passed none: the callee reads it as other memory and may hand it back in r0, where it is
+/// the caller's frame again.
+#[test]
+fn ptrkind_escaped_stack_pointers_may_come_back_from_local_calls() {
+    let k = kinds(&[
+        mov64r(2, 10),            // 0
+        alu64(AluOp::Add, 2, -8), // 1
+        stx(Size::DW, 3, 0, 2),   // 2: this frame's fp-8 into other memory: the stack escapes
+        mov64(2, 0),              // 3: no stack argument
+        call_local(3),            // 4 -> 8
+        st(Size::DW, 0, 0, 1),    // 5: r0: this frame or other memory
+        mov64(0, 0),              // 6
+        exit(),                   // 7
+        ldx(Size::DW, 0, 3, 0),   // 8: callee: from other memory
+        exit(),                   // 9
+    ]);
+    at(&k, 5, Base::MaybeStack, false);
+}
+
+/// A local callee that can reach the caller's frame (its stack escaped) may write any slot of
+/// it with any value it has, the caller's stack pointers included (which it sees as other
+/// memory).
+#[test]
+fn ptrkind_local_callees_may_write_the_callers_stack_pointers_into_its_frame() {
+    let k = kinds(&[
+        mov64r(1, 10),             // 0
+        alu64(AluOp::Add, 1, -8),  // 1
+        mov64r(2, 10),             // 2
+        alu64(AluOp::Add, 2, -16), // 3
+        st(Size::DW, 10, -8, 0),   // 4: a scalar at fp-8
+        call_local(4),             // 5 -> 10
+        ldx(Size::DW, 3, 10, -8),  // 6: fp-8: the scalar, or fp-16 the callee wrote
+        st(Size::DW, 3, 0, 1),     // 7: this frame or other memory
+        mov64(0, 0),               // 8
+        exit(),                    // 9
+        stx(Size::DW, 1, 0, 2),    // 10: callee: its caller's fp-16 into its caller's fp-8
+        exit(),                    // 11
+    ]);
+    at(&k, 7, Base::MaybeStack, false);
+}

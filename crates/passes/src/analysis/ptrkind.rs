@@ -32,15 +32,21 @@
 //!   call while a slot of the frame held it. Then 8-byte loads from untracked memory may yield it.
 //! - `stack_escaped`: a stack pointer was stored to untracked memory or passed to a bpf-to-bpf
 //!   call. Then 8-byte loads from untracked memory may yield a stack pointer, and every local
-//!   call may write every slot of the caller's frame.
+//!   call may write every slot of the caller's frame (with other memory, the caller's stack
+//!   pointers included, and the context once it escaped) and hand the caller's stack pointers
+//!   back.
 //!
 //! A callee's entry r0..r9 are the join of its call sites' registers (r1..r5 are the arguments;
 //! r0 and r6..r9 are passed too because an interpreter that does not clear them lets the callee
 //! read them; a caller's stack pointer becomes `OTHER` in the callee: it does not alias the
 //! callee's own slots, and so does one the caller left in the parent frame's slots); its r0 at
-//! `exit` flows back to the callers (plus `STACK` if a stack pointer was passed in or left in the
-//! parent frame; the callee's own stack pointers, in r0..r5 or in the parent frame, are `OTHER`
-//! there: they dangle). r6..r9 and r10 survive calls; r0..r5 are `OTHER` after helper calls.
+//! `exit` flows back to the callers (the callee's own stack pointers, in r0..r5 or in the parent
+//! frame, are `OTHER` there: they dangle), and so do r1..r5 and the parent frame's slots; if the
+//! caller's stack pointers could reach the callee (the stack escaped, e.g. one was passed in, or
+//! one is in the parent frame), what comes back as `OTHER` may be one of the caller's (the
+//! callee saw them as `OTHER`) and gets `STACK`, what does not (the context, a scalar, a parent
+//! pointer the callee left alone) cannot be one and keeps its kind. r6..r9 and r10 survive
+//! calls; r0..r5 are `OTHER` after helper calls.
 //! Helpers are assumed to write only scalars into memory passed to them (slots at or above the
 //! passed exact offset, or all slots, are weakly joined with `OTHER`) and to hand callbacks only
 //! values the program passed in r2..r5; a callback's arguments are `OTHER`, plus `CTX` if any
@@ -158,6 +164,14 @@ impl Kind {
     /// slots alike).
     const fn other_frame(self) -> Kind {
         if self.flags & STACK != 0 { Kind::flags((self.flags & !STACK) | OTHER) } else { self }
+    }
+
+    /// The kind in a caller of a value a local callee hands back (in r0..r5 or the parent
+    /// frame), when the caller's stack pointers could reach the callee (`stack_in`): the callee
+    /// saw them as `OTHER` ([`Kind::other_frame`]), so a value it hands back as other memory may
+    /// be one of them, and one it does not may not.
+    fn handed_back(self, stack_in: bool) -> Kind {
+        if stack_in && self.has(OTHER) { self.join(Kind::STACK_ANY) } else { self }
     }
 
     /// The kind of a result computed from values with the flags `u` (not a plain move).
@@ -750,7 +764,9 @@ impl Solver<'_> {
                     }
                 }
                 if self.flags.stack_escaped {
-                    let mut w = OTHER;
+                    // The callee may write the caller's slots with what it has, the caller's
+                    // stack pointers included (which it sees as `OTHER`).
+                    let mut w = OTHER | STACK;
                     if self.flags.ctx_escaped {
                         w |= CTX;
                     }
@@ -759,9 +775,9 @@ impl Solver<'_> {
                 let callee = self.cfg.callee(i);
                 // The caller's stack pointers in the parent frame point into another frame there;
                 // the callee may hand them back (in r0..r5 or the parent frame) as it may the
-                // stack pointers passed in registers.
+                // stack pointers passed in registers, as `OTHER` (`Kind::handed_back`).
                 let entry_parent = st.pslots.map(Kind::other_frame);
-                let stack_in = stack_arg || st.pslots.iter().any(|k| k.has(STACK));
+                let stack_in = self.flags.stack_escaped || st.pslots.iter().any(|k| k.has(STACK));
                 // The callee may change the parent frame if it can reach it.
                 let reach = args.iter().any(|a| a.has(PARENT))
                     || (stack_arg && st.any_slot_has(PARENT))
@@ -771,18 +787,14 @@ impl Solver<'_> {
                     let exit =
                         callee.map_or([Kind::flags(CTX | OTHER | PARENT); STACK_SLOTS], |s| self.ret_parent[s.idx()]);
                     for (p, x) in st.pslots.iter_mut().zip(exit) {
-                        let x = if stack_in { x.join(Kind::STACK_ANY) } else { x };
-                        *p = p.join(x);
+                        *p = p.join(x.handed_back(stack_in));
                     }
                 }
                 let ret = callee.map_or([Kind::OTHER; NRET], |s| self.ret[s.idx()]);
                 // r0 is the callee's; r1..r5 may keep the caller's values or get the callee's.
                 for (r, k) in ret.iter().enumerate() {
-                    let mut v = if r == 0 { *k } else { st.regs[r].join(*k) };
-                    if stack_in {
-                        v = v.join(Kind::STACK_ANY);
-                    }
-                    st.regs[r] = v;
+                    let k = k.handed_back(stack_in);
+                    st.regs[r] = if r == 0 { k } else { st.regs[r].join(k) };
                 }
                 let callee_args = args.map(Kind::other_frame);
                 return callee.map(|s| Event::Call(s, callee_args, entry_parent));
