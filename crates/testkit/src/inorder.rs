@@ -195,18 +195,27 @@ impl Case<'_> {
         panic!("in-order differential: {what}\nprogram {:?}\n{}", self.prog, self.log.join("\n"))
     }
 
-    /// A buffer of 1-4 instructions for a patch of `slot`; returns it, whether it uses only
+    /// A buffer of 1-4 instructions (or a pass's, [`Case::pass_buf`]) for a patch of `slot`; returns it, whether it uses only
     /// kernel spellings, and the spellings of its targets.
     fn gen_buf(&mut self, list: &mut PatchList) -> (PatchBuf, Vec<Option<Target>>, bool, Vec<usize>) {
+        if self.rng.chance(6) {
+            return self.pass_buf();
+        }
         let rng = &mut self.rng;
         let mut groups: Vec<Vec<Insn>> = Vec::new();
         for _ in 0..rng.range(1, 4) {
-            groups.push(if rng.chance(55) {
+            let mut g = if rng.chance(55) {
                 let rk = rng.below(6) as u8;
                 ref_insn(rng, rk)
             } else {
                 plain_insn(rng)
-            });
+            };
+            if g.len() == 2 && rng.chance(15) {
+                // An ld_imm64 second slot is data: one that looks like a first slot is still
+                // the second (only the pairing from the buffer's start decides).
+                g[1].code = c::LD_IMM64;
+            }
+            groups.push(g);
         }
         let mut starts = Vec::new();
         let mut len = 0;
@@ -298,6 +307,55 @@ impl Case<'_> {
             // A truncated ld_imm64 at the end.
             buf.push(Insn::new(c::LD_IMM64, 1, 0, 0, 0));
             spec.push(None);
+        }
+        (buf, spec, kernel, spellings)
+    }
+
+    /// A buffer of a pass's shape (blinding, instrumentation) around the 64-slot bound of the
+    /// in-order engine's fast path: 63-130 slots of ALU instructions and jumps to
+    /// `OrigTarget`, sometimes with one slot that takes it off that path (a jump with a
+    /// buffer-local target, an explicit target on an ALU instruction, an ld_imm64 pair).
+    fn pass_buf(&mut self) -> (PatchBuf, Vec<Option<Target>>, bool, Vec<usize>) {
+        let rng = &mut self.rng;
+        let len = *rng.pick(&[63, 64, 65, 66, 100, 127, 128, 129, 130]);
+        let odd = if rng.chance(30) { Some(rng.below(len)) } else { None };
+        let mov = |k: i32| Insn::new(c::ALU64 | c::MOV | c::K, 1, 0, 0, k);
+        let mut buf = PatchBuf::new();
+        let mut spec = Vec::new();
+        let mut spellings = Vec::new();
+        let mut kernel = true;
+        while buf.len() < len {
+            let k = buf.len();
+            kernel = true;
+            if odd == Some(k) {
+                match rng.below(3) {
+                    0 => {
+                        let rk = rng.below(4) as u8;
+                        let t = Target::Local(rng.below(len + 1) as u32);
+                        buf.jump_to(ref_insn(rng, rk)[0], t);
+                        spec.push(Some(t));
+                        spellings.push(1);
+                    }
+                    1 => {
+                        buf.jump_to(mov(k as i32), Target::PastEnd);
+                        spec.push(Some(Target::PastEnd));
+                    }
+                    _ => {
+                        buf.push(Insn::new(c::LD_IMM64, 2, 0, 0, k as i32)).push(Insn::new(0, 0, 0, 0, 1));
+                        spec.extend([None, None]);
+                        // The kernel moves the aux of a buffer ending in an ld_imm64 to its second slot.
+                        kernel = false;
+                    }
+                }
+            } else if rng.chance(50) {
+                let rk = rng.below(4) as u8;
+                buf.jump_to(ref_insn(rng, rk)[0], Target::OrigTarget);
+                spec.push(Some(Target::OrigTarget));
+                spellings.push(3);
+            } else {
+                buf.push(mov(k as i32));
+                spec.push(None);
+            }
         }
         (buf, spec, kernel, spellings)
     }
