@@ -39,7 +39,7 @@ use bpfpatch_patch::fuzzing::Rng;
 use bpfpatch_patch::reference::{KernelAux, KernelAuxHook, KernelProg};
 use bpfpatch_patch::{
     Error, InOrder, InOrderCtx, LineInfo, LinearizeOptions, NodeId, PatchBuf, PatchList, PatchedProgram, Program,
-    Subprog, SubprogId, Target,
+    SideTables, Subprog, SubprogId, Target,
 };
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -133,17 +133,33 @@ enum Req {
 }
 
 /// Breaks a valid program on purpose (rarely): each engine must refuse it the same way,
-/// when built or when linearized.
+/// when built or when linearized. Or (as rarely) makes it empty, which both must accept.
 fn maybe_break(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
     if !rng.chance(8) {
         return;
     }
     let n = p.insns.len();
-    match rng.below(7) {
+    match rng.below(9) {
         0 => {
-            // A jump past the end.
-            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, 3, 0));
+            // A jump to one past the end (the first slot outside), far past it, or before the
+            // start: at slot n of n + 1, `off` targets n + 1 + off.
+            let off = *rng.pick(&[0, 3, -(n as i16) - 2]);
+            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, off, 0));
             p.aux.push(KernelAux::default());
+        }
+        7 => {
+            // A jump into an ld_imm64 second slot (there is none: into the end).
+            let tails: Vec<usize> =
+                heads_of(&p.insns).into_iter().filter(|&h| p.insns[h].is_ld_imm64()).map(|h| h + 1).collect();
+            let t = if tails.is_empty() { n + 1 } else { *rng.pick(&tails) };
+            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, (t as i16) - (n as i16) - 1, 0));
+            p.aux.push(KernelAux::default());
+        }
+        8 => {
+            // The empty program (valid).
+            p.insns.clear();
+            p.aux.clear();
+            p.tables = SideTables::default();
         }
         1 => {
             // A truncated ld_imm64.
@@ -169,6 +185,19 @@ fn maybe_break(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
             if let Some(r) = p.tables.core_relocs.first_mut() {
                 r.insn_off = if rng.chance(50) { 3 } else { (n as u64 + 1) * 8 };
             }
+        }
+    }
+}
+
+/// Sometimes gives ld_imm64 second slots the opcode of a first slot: a second slot is data,
+/// and only the pairing from the program's start decides which slots are second slots.
+fn maybe_odd_tails(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
+    if !rng.chance(10) {
+        return;
+    }
+    for h in heads_of(&p.insns) {
+        if p.insns[h].is_ld_imm64() && h + 1 < p.insns.len() && rng.chance(50) {
+            p.insns[h + 1].code = c::LD_IMM64;
         }
     }
 }
@@ -544,6 +573,7 @@ fn run(mut rng: Rng<'_>) {
         }
     }
     let mut prog = program_with_tables(&mut rng);
+    maybe_odd_tails(&mut rng, &mut prog);
     maybe_break(&mut rng, &mut prog);
     let heads = if prog.insns.last().is_some_and(Insn::is_ld_imm64) {
         heads_of(&prog.insns[..prog.insns.len() - 1])
