@@ -35,6 +35,7 @@
 
 use crate::naive::{heads_of, plain_insn, program_with_tables, ref_insn};
 use bpfpatch_insn::{Insn, Slot, opcode as c};
+use bpfpatch_patch::AuxHook;
 use bpfpatch_patch::fuzzing::Rng;
 use bpfpatch_patch::reference::{KernelAux, KernelAuxHook, KernelProg};
 use bpfpatch_patch::{
@@ -429,7 +430,12 @@ impl Case<'_> {
                 true
             }
             Req::Delete(first, last) => {
-                let got = io.delete_range(*first, *last);
+                // A single instruction both ways (and independently for the list, below).
+                let got = if first == last && self.rng.chance(50) {
+                    io.delete(*first)
+                } else {
+                    io.delete_range(*first, *last)
+                };
                 if let Err(e) = &got
                     && let Some(why) = self.unsupported(e, next, None)
                 {
@@ -554,12 +560,41 @@ impl Case<'_> {
     }
 }
 
+/// One aux hook call: `patched` or not, the instruction's fields, whether a parent was given.
+type Call = (bool, u8, u8, u8, i16, i32, bool);
+
+/// [`KernelAuxHook`], recording every call: the two engines' calls must be the same (in any
+/// order), which holds the hook contract (once per output slot it concerns, with the slot's
+/// final instruction) for the in-order engine as it holds for the list.
+#[derive(Default)]
+struct Recorder {
+    calls: Vec<Call>,
+}
+
+impl Recorder {
+    fn record(&mut self, patched: bool, insn: &Insn, parent: bool) {
+        self.calls.push((patched, insn.code, insn.dst(), insn.src(), insn.off, insn.imm, parent));
+    }
+}
+
+impl AuxHook<KernelAux> for Recorder {
+    fn new_slot(&mut self, insn: &Insn, parent: Option<&KernelAux>) -> KernelAux {
+        self.record(false, insn, parent.is_some());
+        KernelAuxHook.new_slot(insn, parent)
+    }
+
+    fn patched(&mut self, aux: &mut KernelAux, insn: &Insn) {
+        self.record(true, insn, true);
+        KernelAuxHook.patched(aux, insn);
+    }
+}
+
 fn run(mut rng: Rng<'_>) {
     bump(CASES);
     // The warm path: a context and an output dirtied by another program first.
     let mut ctx = InOrderCtx::new();
     let mut out: PatchedProgram<KernelAux> = PatchedProgram::default();
-    let mut hook = KernelAuxHook;
+    let mut hook = Recorder::default();
     {
         let decoy = program_with_tables(&mut rng);
         if let Ok(mut io) = InOrder::new(&mut ctx, &decoy, &mut hook, &mut out) {
@@ -572,6 +607,7 @@ fn run(mut rng: Rng<'_>) {
             let _ = io.finish();
         }
     }
+    hook.calls.clear();
     let mut prog = program_with_tables(&mut rng);
     maybe_odd_tails(&mut rng, &mut prog);
     maybe_break(&mut rng, &mut prog);
@@ -601,7 +637,8 @@ fn run(mut rng: Rng<'_>) {
         case.step(&mut io, &mut list, &mut hi);
     }
     let got = io.finish();
-    let want = list.linearize_program(&prog, &mut KernelAuxHook, LinearizeOptions::default());
+    let mut list_hook = Recorder::default();
+    let want = list.linearize_program(&prog, &mut list_hook, LinearizeOptions::default());
     let want = match (got, want) {
         (Ok(()), Ok(w)) => w,
         (Err(a), Err(b)) => {
@@ -614,6 +651,12 @@ fn run(mut rng: Rng<'_>) {
     };
     bump(LINEARIZED);
     compare(&case, &out, &want, &list);
+    let (mut a, mut b) = (hook.calls, list_hook.calls);
+    a.sort_unstable();
+    b.sort_unstable();
+    if a != b {
+        case.fail(&format!("aux hook calls differ:\n in-order {a:?}\n list     {b:?}"));
+    }
     if case.kernel_ok {
         kernel_compare(&case, &out);
         bump(KERNEL);
