@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use bpfpatch_insn::{Insn, Slot, opcode as c};
-use bpfpatch_patch::{Error, MAX_NODES, MAX_PATCH_SLOTS, NodeId, PatchBuf, PatchList, PrepatchMode};
+use bpfpatch_patch::{
+    Error, InOrder, InOrderCtx, LinearizeOptions, MAX_NODES, MAX_PATCH_SLOTS, NoAux, NodeId, PatchBuf, PatchList,
+    PatchedProgram, PrepatchMode, Program, SideTables,
+};
 
 fn mov(k: i32) -> Insn {
     Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, k)
@@ -61,4 +64,35 @@ fn the_node_limit_bounds_the_sum_of_nodes() {
     l.patch(NodeId::of_slot(Slot(5)), &buf).unwrap();
     l.append(&PatchBuf::from_insns(&[mov(3), Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0)])).unwrap();
     assert_eq!(l.live_len(), 100_001 + 20_000 + 19_999 + 2);
+}
+
+#[test]
+fn the_in_order_engine_bounds_the_sum_of_nodes_and_takes_buffers_up_to_the_cap() {
+    // As the list: MAX_NODES bounds the sum of the nodes (100_002 with the sentinel, then
+    // 32_766 new ones, plus the buffer), not a product (100_002 * 32_767 and 100_002 * 32_766
+    // are above 2^30); the cap of MAX_PATCH_SLOTS slots is inclusive, one more is refused.
+    const { assert!(100_002 * (MAX_PATCH_SLOTS - 1) > MAX_NODES) };
+    let mut insns = vec![mov(1); 100_000];
+    insns.push(Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0));
+    let prog = Program::without_aux(insns, SideTables::default());
+    let cap = PatchBuf::from_insns(&vec![mov(2); MAX_PATCH_SLOTS]);
+    let two = PatchBuf::from_insns(&[mov(3), mov(4)]);
+    let over = PatchBuf::from_insns(&vec![mov(5); MAX_PATCH_SLOTS + 1]);
+    let too_large = Error::PatchTooLarge { len: MAX_PATCH_SLOTS + 1, limit: MAX_PATCH_SLOTS };
+
+    let mut list = PatchList::for_program(&prog).unwrap();
+    let want_cap = list.patch(NodeId::of_slot(Slot(5)), &cap).unwrap();
+    let want_two = list.patch(NodeId::of_slot(Slot(6)), &two).unwrap();
+    assert_eq!(list.patch(NodeId::of_slot(Slot(7)), &over).err(), Some(too_large.clone()));
+    let want = list.linearize_program(&prog, &mut NoAux, LinearizeOptions::default()).unwrap();
+
+    let (mut ctx, mut out, mut hook) = (InOrderCtx::new(), PatchedProgram::default(), NoAux);
+    let mut io = InOrder::new(&mut ctx, &prog, &mut hook, &mut out).unwrap();
+    assert_eq!(io.patch(Slot(5), &cap), Ok(want_cap));
+    assert_eq!(io.patch(Slot(6), &two), Ok(want_two));
+    assert_eq!(io.patch(Slot(7), &over), Err(too_large));
+    io.finish().unwrap();
+    // 100_001 slots, plus MAX_PATCH_SLOTS - 1 and 1 inserted.
+    assert_eq!(out.program.insns.len(), 100_001 + MAX_PATCH_SLOTS);
+    assert_eq!(out.program.insns, want.program.insns);
 }

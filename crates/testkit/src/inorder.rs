@@ -35,11 +35,12 @@
 
 use crate::naive::{heads_of, plain_insn, program_with_tables, ref_insn};
 use bpfpatch_insn::{Insn, Slot, opcode as c};
+use bpfpatch_patch::AuxHook;
 use bpfpatch_patch::fuzzing::Rng;
 use bpfpatch_patch::reference::{KernelAux, KernelAuxHook, KernelProg};
 use bpfpatch_patch::{
     Error, InOrder, InOrderCtx, LineInfo, LinearizeOptions, NodeId, PatchBuf, PatchList, PatchedProgram, Program,
-    Subprog, SubprogId, Target,
+    SideTables, Subprog, SubprogId, Target,
 };
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -133,17 +134,33 @@ enum Req {
 }
 
 /// Breaks a valid program on purpose (rarely): each engine must refuse it the same way,
-/// when built or when linearized.
+/// when built or when linearized. Or (as rarely) makes it empty, which both must accept.
 fn maybe_break(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
     if !rng.chance(8) {
         return;
     }
     let n = p.insns.len();
-    match rng.below(7) {
+    match rng.below(9) {
         0 => {
-            // A jump past the end.
-            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, 3, 0));
+            // A jump to one past the end (the first slot outside), far past it, or before the
+            // start: at slot n of n + 1, `off` targets n + 1 + off.
+            let off = *rng.pick(&[0, 3, -(n as i16) - 2]);
+            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, off, 0));
             p.aux.push(KernelAux::default());
+        }
+        7 => {
+            // A jump into an ld_imm64 second slot (there is none: into the end).
+            let tails: Vec<usize> =
+                heads_of(&p.insns).into_iter().filter(|&h| p.insns[h].is_ld_imm64()).map(|h| h + 1).collect();
+            let t = if tails.is_empty() { n + 1 } else { *rng.pick(&tails) };
+            p.insns.push(Insn::new(c::JMP | c::JA, 0, 0, (t as i16) - (n as i16) - 1, 0));
+            p.aux.push(KernelAux::default());
+        }
+        8 => {
+            // The empty program (valid).
+            p.insns.clear();
+            p.aux.clear();
+            p.tables = SideTables::default();
         }
         1 => {
             // A truncated ld_imm64.
@@ -173,6 +190,19 @@ fn maybe_break(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
     }
 }
 
+/// Sometimes gives ld_imm64 second slots the opcode of a first slot: a second slot is data,
+/// and only the pairing from the program's start decides which slots are second slots.
+fn maybe_odd_tails(rng: &mut Rng<'_>, p: &mut Program<KernelAux>) {
+    if !rng.chance(10) {
+        return;
+    }
+    for h in heads_of(&p.insns) {
+        if p.insns[h].is_ld_imm64() && h + 1 < p.insns.len() && rng.chance(50) {
+            p.insns[h + 1].code = c::LD_IMM64;
+        }
+    }
+}
+
 /// What the kernel can express of a buffer target (see the module documentation).
 fn kernel_spelling(t: Option<Target>) -> bool {
     matches!(t, None | Some(Target::Local(_) | Target::PastEnd | Target::OrigTarget))
@@ -195,18 +225,27 @@ impl Case<'_> {
         panic!("in-order differential: {what}\nprogram {:?}\n{}", self.prog, self.log.join("\n"))
     }
 
-    /// A buffer of 1-4 instructions for a patch of `slot`; returns it, whether it uses only
+    /// A buffer of 1-4 instructions (or a pass's, [`Case::pass_buf`]) for a patch of `slot`; returns it, whether it uses only
     /// kernel spellings, and the spellings of its targets.
     fn gen_buf(&mut self, list: &mut PatchList) -> (PatchBuf, Vec<Option<Target>>, bool, Vec<usize>) {
+        if self.rng.chance(6) {
+            return self.pass_buf();
+        }
         let rng = &mut self.rng;
         let mut groups: Vec<Vec<Insn>> = Vec::new();
         for _ in 0..rng.range(1, 4) {
-            groups.push(if rng.chance(55) {
+            let mut g = if rng.chance(55) {
                 let rk = rng.below(6) as u8;
                 ref_insn(rng, rk)
             } else {
                 plain_insn(rng)
-            });
+            };
+            if g.len() == 2 && rng.chance(15) {
+                // An ld_imm64 second slot is data: one that looks like a first slot is still
+                // the second (only the pairing from the buffer's start decides).
+                g[1].code = c::LD_IMM64;
+            }
+            groups.push(g);
         }
         let mut starts = Vec::new();
         let mut len = 0;
@@ -302,6 +341,55 @@ impl Case<'_> {
         (buf, spec, kernel, spellings)
     }
 
+    /// A buffer of a pass's shape (blinding, instrumentation) around the 64-slot bound of the
+    /// in-order engine's fast path: 63-130 slots of ALU instructions and jumps to
+    /// `OrigTarget`, sometimes with one slot that takes it off that path (a jump with a
+    /// buffer-local target, an explicit target on an ALU instruction, an ld_imm64 pair).
+    fn pass_buf(&mut self) -> (PatchBuf, Vec<Option<Target>>, bool, Vec<usize>) {
+        let rng = &mut self.rng;
+        let len = *rng.pick(&[63, 64, 65, 66, 100, 127, 128, 129, 130]);
+        let odd = if rng.chance(30) { Some(rng.below(len)) } else { None };
+        let mov = |k: i32| Insn::new(c::ALU64 | c::MOV | c::K, 1, 0, 0, k);
+        let mut buf = PatchBuf::new();
+        let mut spec = Vec::new();
+        let mut spellings = Vec::new();
+        let mut kernel = true;
+        while buf.len() < len {
+            let k = buf.len();
+            kernel = true;
+            if odd == Some(k) {
+                match rng.below(3) {
+                    0 => {
+                        let rk = rng.below(4) as u8;
+                        let t = Target::Local(rng.below(len + 1) as u32);
+                        buf.jump_to(ref_insn(rng, rk)[0], t);
+                        spec.push(Some(t));
+                        spellings.push(1);
+                    }
+                    1 => {
+                        buf.jump_to(mov(k as i32), Target::PastEnd);
+                        spec.push(Some(Target::PastEnd));
+                    }
+                    _ => {
+                        buf.push(Insn::new(c::LD_IMM64, 2, 0, 0, k as i32)).push(Insn::new(0, 0, 0, 0, 1));
+                        spec.extend([None, None]);
+                        // The kernel moves the aux of a buffer ending in an ld_imm64 to its second slot.
+                        kernel = false;
+                    }
+                }
+            } else if rng.chance(50) {
+                let rk = rng.below(4) as u8;
+                buf.jump_to(ref_insn(rng, rk)[0], Target::OrigTarget);
+                spec.push(Some(Target::OrigTarget));
+                spellings.push(3);
+            } else {
+                buf.push(mov(k as i32));
+                spec.push(None);
+            }
+        }
+        (buf, spec, kernel, spellings)
+    }
+
     /// One request to both engines (the in-order one first); returns whether it was accepted.
     fn request<H: bpfpatch_patch::AuxHook<KernelAux>>(
         &mut self,
@@ -342,7 +430,12 @@ impl Case<'_> {
                 true
             }
             Req::Delete(first, last) => {
-                let got = io.delete_range(*first, *last);
+                // A single instruction both ways (and independently for the list, below).
+                let got = if first == last && self.rng.chance(50) {
+                    io.delete(*first)
+                } else {
+                    io.delete_range(*first, *last)
+                };
                 if let Err(e) = &got
                     && let Some(why) = self.unsupported(e, next, None)
                 {
@@ -467,12 +560,41 @@ impl Case<'_> {
     }
 }
 
+/// One aux hook call: `patched` or not, the instruction's fields, whether a parent was given.
+type Call = (bool, u8, u8, u8, i16, i32, bool);
+
+/// [`KernelAuxHook`], recording every call: the two engines' calls must be the same (in any
+/// order), which holds the hook contract (once per output slot it concerns, with the slot's
+/// final instruction) for the in-order engine as it holds for the list.
+#[derive(Default)]
+struct Recorder {
+    calls: Vec<Call>,
+}
+
+impl Recorder {
+    fn record(&mut self, patched: bool, insn: &Insn, parent: bool) {
+        self.calls.push((patched, insn.code, insn.dst(), insn.src(), insn.off, insn.imm, parent));
+    }
+}
+
+impl AuxHook<KernelAux> for Recorder {
+    fn new_slot(&mut self, insn: &Insn, parent: Option<&KernelAux>) -> KernelAux {
+        self.record(false, insn, parent.is_some());
+        KernelAuxHook.new_slot(insn, parent)
+    }
+
+    fn patched(&mut self, aux: &mut KernelAux, insn: &Insn) {
+        self.record(true, insn, true);
+        KernelAuxHook.patched(aux, insn);
+    }
+}
+
 fn run(mut rng: Rng<'_>) {
     bump(CASES);
     // The warm path: a context and an output dirtied by another program first.
     let mut ctx = InOrderCtx::new();
     let mut out: PatchedProgram<KernelAux> = PatchedProgram::default();
-    let mut hook = KernelAuxHook;
+    let mut hook = Recorder::default();
     {
         let decoy = program_with_tables(&mut rng);
         if let Ok(mut io) = InOrder::new(&mut ctx, &decoy, &mut hook, &mut out) {
@@ -485,7 +607,9 @@ fn run(mut rng: Rng<'_>) {
             let _ = io.finish();
         }
     }
+    hook.calls.clear();
     let mut prog = program_with_tables(&mut rng);
+    maybe_odd_tails(&mut rng, &mut prog);
     maybe_break(&mut rng, &mut prog);
     let heads = if prog.insns.last().is_some_and(Insn::is_ld_imm64) {
         heads_of(&prog.insns[..prog.insns.len() - 1])
@@ -513,7 +637,8 @@ fn run(mut rng: Rng<'_>) {
         case.step(&mut io, &mut list, &mut hi);
     }
     let got = io.finish();
-    let want = list.linearize_program(&prog, &mut KernelAuxHook, LinearizeOptions::default());
+    let mut list_hook = Recorder::default();
+    let want = list.linearize_program(&prog, &mut list_hook, LinearizeOptions::default());
     let want = match (got, want) {
         (Ok(()), Ok(w)) => w,
         (Err(a), Err(b)) => {
@@ -526,6 +651,12 @@ fn run(mut rng: Rng<'_>) {
     };
     bump(LINEARIZED);
     compare(&case, &out, &want, &list);
+    let (mut a, mut b) = (hook.calls, list_hook.calls);
+    a.sort_unstable();
+    b.sort_unstable();
+    if a != b {
+        case.fail(&format!("aux hook calls differ:\n in-order {a:?}\n list     {b:?}"));
+    }
     if case.kernel_ok {
         kernel_compare(&case, &out);
         bump(KERNEL);
