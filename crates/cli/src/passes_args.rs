@@ -6,7 +6,7 @@
 use anyhow::Result;
 use bpfpatch_cli::pipeline::with_hint;
 use bpfpatch_insn::Insn;
-use bpfpatch_passes::{Options, Pass, Pipeline, transform};
+use bpfpatch_passes::{MayGotoForm, Options, Pass, Pipeline, transform};
 use bpfpatch_vm::{Hi32Mode, VmConfig};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -94,6 +94,28 @@ pub struct PassArgs {
     /// size, runtime offset and size, writable) and an optional prologue.
     #[arg(long, value_name = "FILE")]
     pub ctx_layout: Option<PathBuf>,
+    /// How `fixups` expands `may_goto`: as the target kernel's JIT does.
+    #[arg(long, value_enum, value_name = "FORM", default_value_t = MayGoto::Timed)]
+    pub may_goto: MayGoto,
+}
+
+/// `--may-goto`: the `may_goto` expansion of the target kernel ([`MayGotoForm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MayGoto {
+    /// Linux 6.15+ on x86-64 and arm64: a 16-byte count and timestamp, 7 instructions, a call
+    /// of arch_bpf_timed_may_goto when the count runs out.
+    Timed,
+    /// Earlier kernels and other JITs: an 8-byte counter of BPF_MAX_LOOPS, 4 instructions.
+    Counted,
+}
+
+impl From<MayGoto> for MayGotoForm {
+    fn from(m: MayGoto) -> MayGotoForm {
+        match m {
+            MayGoto::Timed => MayGotoForm::Timed,
+            MayGoto::Counted => MayGotoForm::Counted,
+        }
+    }
 }
 
 impl PassArgs {
@@ -120,10 +142,11 @@ impl PassArgs {
 }
 
 impl PassArgs {
-    /// The pass options: the defaults, with the `--ctx-layout` file's layout.
+    /// The pass options: the defaults, with the `--ctx-layout` file's layout and `--may-goto`'s
+    /// form.
     pub fn options(&self) -> Result<Options> {
         let ctx_layout = self.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
-        Ok(Options { ctx_layout, ..Options::default() })
+        Ok(Options { ctx_layout, may_goto: self.may_goto.into(), ..Options::default() })
     }
 }
 

@@ -14,8 +14,8 @@ use anyhow::Result;
 use bpfpatch_insn::Slot;
 use bpfpatch_object::{BpfObject, CrossCall, ProgramInfo};
 use bpfpatch_passes::{
-    CallSite, CtxLayout, Fact, LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline, call_sites,
-    kernel_zext_reg,
+    CallSite, CtxLayout, Fact, LdAbsPolicy, MayGotoForm, Options, OutputKind, Pass, PassError, PassStats, Pipeline,
+    call_sites, kernel_zext_reg,
 };
 use bpfpatch_patch::PatchList;
 use std::collections::{BTreeSet, HashMap};
@@ -85,6 +85,7 @@ impl ProgramStats {
 pub struct Passes {
     pipeline: Pipeline,
     ctx_layout: Option<CtxLayout>,
+    may_goto: MayGotoForm,
     zext_as_mov32: bool,
     explain: bool,
     done: Vec<ProgramStats>,
@@ -114,6 +115,7 @@ impl Passes {
         Ok(Passes {
             pipeline: Pipeline::for_output(list, blind, kind)?,
             ctx_layout: None,
+            may_goto: MayGotoForm::default(),
             zext_as_mov32: false,
             explain: false,
             done: Vec::new(),
@@ -132,6 +134,14 @@ impl Passes {
     #[must_use]
     pub fn with_ctx_layout(mut self, layout: Option<CtxLayout>) -> Passes {
         self.ctx_layout = layout;
+        self
+    }
+
+    /// The same passes, with `may_goto` expanded in `form` (`--may-goto`; the default is the
+    /// timed form of Linux 6.15+ on x86-64 and arm64).
+    #[must_use]
+    pub fn with_may_goto(mut self, form: MayGotoForm) -> Passes {
+        self.may_goto = form;
         self
     }
 
@@ -198,6 +208,7 @@ impl Passes {
         }
         let opts = Options {
             ctx_layout: self.ctx_layout.clone(),
+            may_goto: self.may_goto,
             entry_calls: self.entry_calls.get(&info.index).cloned().unwrap_or_default(),
             ..object_options(info)
         };

@@ -32,8 +32,8 @@ mod raw;
 pub use error::{DecodeError, Field, Reason, Slot};
 pub use info::{RegSet, TargetField, TargetKind};
 pub use op::{
-    AluOp, AtomicOp, CallKind, Cond, DecodeOptions, Decoded, Encoded, LdImm64Kind, Op, Operand, Size, SwapKind, Width,
-    decode, decode_program,
+    AluOp, AtomicOp, CallKind, Cond, DecodeOptions, Decoded, Encoded, LdImm64Kind, Op, Operand, Size, SwapKind,
+    TIMED_MAY_GOTO_HELPER, Width, decode, decode_program,
 };
 pub use raw::{Endian, Insn, Reg, slots_from_bytes, slots_to_bytes};
 

@@ -319,6 +319,17 @@ impl Cond {
     }
 }
 
+/// The helper id that stands for the kernel's `arch_bpf_timed_may_goto` in xlated programs.
+///
+/// Linux 6.15+ expands `may_goto` on JITs with `bpf_jit_supports_timed_may_goto()` (x86-64,
+/// arm64) into a sequence that calls `arch_bpf_timed_may_goto` with `AX` holding the frame
+/// offset of the loop's `{count, timestamp}` pair and its new count returned in `AX` (r0-r5
+/// preserved). The kernel writes that function's address relative to `__bpf_call_base` into
+/// `imm`, which only the running kernel knows; the xlated model writes this id instead (a
+/// comparison with a kernel dump clears every helper call's `imm`), and the interpreter runs
+/// it as that function when kernel-internal forms are allowed.
+pub const TIMED_MAY_GOTO_HELPER: i32 = i32::MIN + 0x7154;
+
 /// What a `call` instruction calls.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum CallKind {

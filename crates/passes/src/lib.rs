@@ -33,7 +33,8 @@ pub use emit::RewriteError;
 pub use pass::ctx::seq::{ConvertFn, Converter, CtxError, CtxField, CtxLayout, CtxRequest};
 pub use pass::zext::seq::kernel_zext_reg;
 pub use pass::{
-    Fact, LdAbsPolicy, Options, OutputKind, Pass, PassError, PassStats, Pipeline, Rewritten, call_sites, transform,
+    Fact, LdAbsPolicy, MayGotoForm, Options, OutputKind, Pass, PassError, PassStats, Pipeline, Rewritten, call_sites,
+    transform,
 };
 pub use program::ProgramError;
 

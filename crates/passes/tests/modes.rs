@@ -180,7 +180,7 @@ fn ld_abs_lowering_matches_the_interpreter() {
     assert!(failed_reads > 0 && failed_reads < n as usize, "both in- and out-of-bounds reads are exercised");
 }
 
-// ---- may_goto: the expansion runs out exactly when the interpreter's budget does ----------------
+// ---- may_goto: the expansions run out when the interpreter's budget does ----------------------
 
 #[test]
 fn may_goto_expansion_counts_like_the_interpreter() {
@@ -208,6 +208,16 @@ fn may_goto_expansion_counts_like_the_interpreter() {
     };
     let want = big(&insns, LoadOptions::default());
     assert_eq!(want, 8 * 1024 * 1024);
-    let out = transform(&insns, &Pipeline::parse("fixups").unwrap(), &Options::default()).unwrap();
+    let fixups = Pipeline::parse("fixups").unwrap();
+    // The counted form: exactly the budget.
+    let counted = Options { may_goto: bpfpatch_passes::MayGotoForm::Counted, ..Options::default() };
+    let out = transform(&insns, &fixups, &counted).unwrap();
+    assert_eq!(out.len(), insns.len() + 2 * 3 + 2, "two 4-slot expansions, one store per subprogram");
     assert_eq!(big(&out, LoadOptions::INTERNAL), want);
+    // The timed form (the default): 0xffff iterations, then one per refresh of the count by
+    // arch_bpf_timed_may_goto, whose slice the interpreter ends after budget / 0xffff = 128
+    // refreshes: 0xffff * 129 iterations, within 1% of the counted budget.
+    let out = transform(&insns, &fixups, &Options::default()).unwrap();
+    assert_eq!(out.len(), insns.len() + 2 * 6 + 2 * 2, "two 7-slot expansions, two stores per subprogram");
+    assert_eq!(big(&out, LoadOptions::INTERNAL), 0xffff * (1 + (8 * 1024 * 1024) / 0xffff));
 }

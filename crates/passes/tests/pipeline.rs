@@ -5,11 +5,13 @@
 
 mod common;
 
+use bpfpatch_insn::Operand::Imm;
+use bpfpatch_insn::Width::W64;
 use bpfpatch_insn::{AluOp, Cond, Insn, Op, Reg, Size};
 use bpfpatch_passes::internals::blind::{BlindRng, SplitMix64};
 use bpfpatch_passes::internals::emit::RewriteError;
 use bpfpatch_passes::internals::fixups::BPF_MAX_LOOPS;
-use bpfpatch_passes::{LdAbsPolicy, Options, Pass, PassError, PassStats, Pipeline, transform};
+use bpfpatch_passes::{LdAbsPolicy, MayGotoForm, Options, Pass, PassError, PassStats, Pipeline, transform};
 use common::*;
 
 fn run(spec: &str, ops: &[Op]) -> Vec<Insn> {
@@ -75,8 +77,10 @@ fn fixups_output_is_the_kernels() {
             exit()
         ])
     );
-    // may_goto with its counter initialised before the first instruction (depth 0 -> fp-8)
-    let out = run("fixups", &[mov64(0, 0), Op::MayGoto { off: 1 }, alu64(AluOp::Add, 0, 1), exit()]);
+    // may_goto, counted form: its counter initialised before the first instruction (depth 0 -> fp-8)
+    let counted = Options { may_goto: MayGotoForm::Counted, ..Options::default() };
+    let run_counted = |ops: &[Op]| transform(&enc(ops), &Pipeline::parse("fixups").unwrap(), &counted).unwrap();
+    let out = run_counted(&[mov64(0, 0), Op::MayGoto { off: 1 }, alu64(AluOp::Add, 0, 1), exit()]);
     assert_eq!(
         out,
         enc(&[
@@ -102,8 +106,51 @@ fn fixups_output_is_the_kernels() {
         ])
     );
     // the counter goes below the subprogram's own stack (16 bytes here: fp-24)
-    let out = run("fixups", &[st(Size::DW, 10, -16, 1), Op::MayGoto { off: 0 }, mov64(0, 0), exit()]);
+    let out = run_counted(&[st(Size::DW, 10, -16, 1), Op::MayGoto { off: 0 }, mov64(0, 0), exit()]);
     assert_eq!(out[0], st(Size::DW, 10, -24, BPF_MAX_LOOPS).encode().first());
+}
+
+/// The timed `may_goto` of Linux 6.15+ `do_misc_fixups` (the default form), written out from
+/// the kernel's source: `stack_off_cnt = -stack_depth - 16`; `BPF_LDX_MEM(DW, AX, FP, cnt)`,
+/// `BPF_JMP_IMM(JEQ, AX, 0, off >= 0 ? off + 5 : off - 1)`, `BPF_ALU64_IMM(SUB, AX, 1)`,
+/// `BPF_JMP_IMM(JNE, AX, 0, 2)`, `BPF_MOV64_IMM(AX, cnt)`, `BPF_EMIT_CALL(arch_bpf_timed_may_goto)`,
+/// `BPF_STX_MEM(DW, FP, AX, cnt)`; at each subprogram's entry `BPF_ST_MEM(DW, FP, -stack_depth,
+/// BPF_MAX_TIMED_LOOPS)` and `BPF_ST_MEM(DW, FP, -stack_depth + 8, 0)` (its depth now 16 more),
+/// with jumps to the entry moved past both (`adjust_jmp_off(.., 2)`).
+#[test]
+fn timed_may_goto_is_the_kernels() {
+    const CNT: i16 = -16;
+    let call = Op::Call(bpfpatch_insn::CallKind::Helper(bpfpatch_insn::TIMED_MAY_GOTO_HELPER));
+    let expansion = |jeq_off: i16| {
+        [
+            Op::Load { size: Size::DW, signed: false, dst: ax(), src: r(10), off: CNT },
+            Op::Jump { width: W64, cond: Cond::Eq, dst: ax(), src: Imm(0), off: jeq_off },
+            Op::Alu { width: W64, op: AluOp::Sub, dst: ax(), src: Imm(1) },
+            Op::Jump { width: W64, cond: Cond::Ne, dst: ax(), src: Imm(0), off: 2 },
+            Op::Alu { width: W64, op: AluOp::Mov, dst: ax(), src: Imm(i32::from(CNT)) },
+            call,
+            Op::Store { size: Size::DW, dst: r(10), off: CNT, src: bpfpatch_insn::Operand::Reg(ax()) },
+        ]
+    };
+    let init = [st(Size::DW, 10, CNT, 0xffff), st(Size::DW, 10, CNT + 8, 0)];
+    // Forward: `may_goto +1` jumps over `r0 += 1` (off + 5 = 6).
+    let out = run("fixups", &[mov64(0, 0), Op::MayGoto { off: 1 }, alu64(AluOp::Add, 0, 1), exit()]);
+    let mut want = init.to_vec();
+    want.push(mov64(0, 0));
+    want.extend(expansion(6));
+    want.extend([alu64(AluOp::Add, 0, 1), exit()]);
+    assert_eq!(out, enc(&want));
+    // Backward, to the entry: `may_goto -2` at 1 targets slot 0 (off - 1 = -3 lands on the
+    // `mov` after the two stores); the loop's `ja` to the entry skips the stores too.
+    let out = run("fixups", &[mov64(0, 0), Op::MayGoto { off: -2 }, ja(-3), exit()]);
+    let mut want = init.to_vec();
+    want.push(mov64(0, 0));
+    want.extend(expansion(-3));
+    want.extend([ja(-9), exit()]);
+    assert_eq!(out, enc(&want));
+    // Below a 12-byte frame (rounded to 16, as the verifier's grow_stack_state does): the pair at fp-32, fp-24.
+    let out = run("fixups", &[st(Size::W, 10, -12, 1), Op::MayGoto { off: 0 }, mov64(0, 0), exit()]);
+    assert_eq!(out[..2], enc(&[st(Size::DW, 10, -32, 0xffff), st(Size::DW, 10, -24, 0)])[..]);
 }
 
 #[test]

@@ -39,8 +39,12 @@
 //! - `may_goto`: each frame has a loop budget that starts at [`VmConfig::may_goto_budget`]
 //!   (the kernel's `BPF_MAX_LOOPS`) when the frame is entered. While it is positive, `may_goto`
 //!   decrements it and falls through; once it is 0, `may_goto` jumps. This is the kernel's
-//!   lowering: `AX = *(fp - depth - 8); if AX == 0 goto target; AX -= 1; *(fp - depth - 8) = AX`,
-//!   with the slot set to `BPF_MAX_LOOPS` at each subprogram's entry.
+//!   counted lowering: `AX = *(fp - depth - 8); if AX == 0 goto target; AX -= 1;
+//!   *(fp - depth - 8) = AX`, with the slot set to `BPF_MAX_LOOPS` at each subprogram's entry.
+//!   The timed lowering (Linux 6.15+) calls `arch_bpf_timed_may_goto`
+//!   ([`bpfpatch_insn::TIMED_MAY_GOTO_HELPER`], with internal forms on) each time its count
+//!   runs out; here its time slice is a number of refreshes (see the code), so a loop under
+//!   either lowering runs about [`VmConfig::may_goto_budget`] times.
 //! - LD_ABS / LD_IND read 1, 2 or 4 bytes big-endian from the packet at offset
 //!   `(s32)(src + imm)` (`imm` for LD_ABS) into r0 and set r1-r5 to 0 (the kernel clobbers them);
 //!   a negative or out-of-bounds offset returns 0 from the current function, as the kernel's
@@ -61,6 +65,9 @@ use core::fmt;
 
 /// The kernel's `BPF_MAX_LOOPS`: the initial `may_goto` budget of a frame (8 Mi).
 pub const BPF_MAX_LOOPS: u64 = 8 * 1024 * 1024;
+/// The kernel's `BPF_MAX_TIMED_LOOPS`: the count `arch_bpf_timed_may_goto` hands back while
+/// the time slice lasts.
+pub const BPF_MAX_TIMED_LOOPS: u64 = 0xffff;
 /// The kernel's `MAX_CALL_FRAMES`: the main program and up to 7 nested calls.
 pub const MAX_CALL_FRAMES: usize = 8;
 /// The kernel's `MAX_BPF_STACK`: stack bytes per frame.
@@ -620,6 +627,20 @@ impl<'h> Vm<'h> {
                     } else {
                         may_goto -= 1;
                     }
+                }
+                Inst::TimedMayGoto => {
+                    // `arch_bpf_timed_may_goto`: AX is the frame offset of the loop's
+                    // `{count, timestamp}` pair; the new count goes back in AX, r0-r5 kept.
+                    // The clock is the number of refreshes (the timestamp word counts them,
+                    // 0 before the first): the slice lasts `may_goto_budget /
+                    // BPF_MAX_TIMED_LOOPS` of them, at least one, so a timed loop runs about
+                    // as long as a counted one.
+                    let at = r[10].wrapping_add(r[11]).wrapping_add(8);
+                    let ticks = u64_of(mem_try!(mem.load::<8>(at), cur), big);
+                    let slice = (config.may_goto_budget / BPF_MAX_TIMED_LOOPS).max(1);
+                    let (ticks, count) = if ticks < slice { (ticks + 1, BPF_MAX_TIMED_LOOPS) } else { (ticks, 0) };
+                    mem_try!(store(&mut mem, Size::DW, at, ticks, big), cur);
+                    r[11] = count;
                 }
                 Inst::TailCall | Inst::Nospec => {}
                 Inst::LdPacket { size, index, imm } => {

@@ -12,7 +12,9 @@
 
 use crate::error::LoadError;
 use crate::verify::{self, LoadOptions};
-use bpfpatch_insn::{AluOp, AtomicOp, CallKind, Cond, Insn, LdImm64Kind, Op, Operand, Size, Slot, SwapKind, Width};
+use bpfpatch_insn::{
+    AluOp, AtomicOp, CallKind, Cond, Insn, LdImm64Kind, Op, Operand, Size, Slot, SwapKind, TIMED_MAY_GOTO_HELPER, Width,
+};
 
 /// Base virtual address of "code": a `PSEUDO_FUNC` ld_imm64 loads `CODE_BASE + 8 * index` of
 /// the referenced instruction. No data region lies there, so dereferencing it faults.
@@ -76,6 +78,9 @@ pub(crate) enum Inst {
     Jmp32Imm { cond: Cond, dst: u8, imm: i32, target: u32 },
     /// Helper call by static id.
     CallHelper { id: i32 },
+    /// Kernel-internal call of `arch_bpf_timed_may_goto` (the timed `may_goto` expansion):
+    /// a helper call of id [`bpfpatch_insn::TIMED_MAY_GOTO_HELPER`] with internal forms on.
+    TimedMayGoto,
     /// bpf-to-bpf call.
     CallLocal { target: u32 },
     /// Helper call by the id in a register.
@@ -120,7 +125,7 @@ impl LoadedProgram {
         let mut insts = Vec::with_capacity(layout.ops.len());
         let mut slot_of = Vec::with_capacity(layout.ops.len());
         for &(slot, op) in &layout.ops {
-            insts.push(lower(slot, op, &resolve));
+            insts.push(lower(slot, op, &resolve, opts.internal));
             slot_of.push(slot);
         }
         Ok(LoadedProgram { insts, slots: slot_of, n_slots: slots.len() })
@@ -158,7 +163,7 @@ fn reg(r: bpfpatch_insn::Reg) -> u8 {
     r.index()
 }
 
-fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32) -> Inst {
+fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32, internal: bool) -> Inst {
     match op {
         Op::Alu { width, op, dst, src } => {
             let dst = reg(dst);
@@ -215,6 +220,7 @@ fn lower(slot: Slot, op: Op, resolve: &dyn Fn(Slot, i64) -> u32) -> Inst {
                 (Width::W32, Operand::Imm(imm)) => Inst::Jmp32Imm { cond, dst, imm, target },
             }
         }
+        Op::Call(CallKind::Helper(TIMED_MAY_GOTO_HELPER)) if internal => Inst::TimedMayGoto,
         Op::Call(CallKind::Helper(id)) => Inst::CallHelper { id },
         Op::Call(CallKind::Local(imm)) => Inst::CallLocal { target: resolve(slot, i64::from(imm)) },
         Op::Call(CallKind::Kfunc { btf_id, module }) => Inst::Kfunc { btf_id, module },

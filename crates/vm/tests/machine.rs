@@ -316,3 +316,45 @@ fn packet_is_addressable_too() {
     let prog = [lddw(R3, PACKET_BASE), ldx(Size::B, R0, R3, 2), EXIT];
     assert_eq!(run_packet(&prog, &mut pkt), 3);
 }
+
+/// The timed `may_goto`'s call of `arch_bpf_timed_may_goto` (kernel-internal): AX holds the
+/// frame offset of the `{count, timestamp}` pair, the new count comes back in AX (0xffff while
+/// the slice lasts, 0 after), r0-r5 are kept, and the timestamp word counts the refreshes: the
+/// slice is `may_goto_budget / 0xffff` of them (3 here). Without internal forms it is an
+/// ordinary call of an unknown helper.
+#[test]
+fn timed_may_goto_call_refreshes_until_the_slice_ends() {
+    let timed = call(bpfpatch_insn::TIMED_MAY_GOTO_HELPER);
+    let at = |k: i32| [mov(AX, -16), timed, movr(R6, AX), stx(Size::DW, R10, -32 - 8 * k as i16, R6)];
+    let mut ops = vec![mov(R1, 41), st(Size::DW, R10, -8, 0)];
+    for k in 0..4 {
+        ops.extend(at(k));
+    }
+    // r0 = the four counts as bytes (0xff or 0), then the timestamp word, then r1.
+    ops.extend([mov(R0, 0)]);
+    for k in 0..4 {
+        ops.extend([
+            alu(W64, AluOp::Lsh, R0, 8),
+            ldx(Size::B, R7, R10, -32 - 8 * k as i16),
+            alur(W64, AluOp::Or, R0, R7),
+        ]);
+    }
+    ops.extend([
+        alu(W64, AluOp::Lsh, R0, 8),
+        ldx(Size::DW, R7, R10, -8),
+        alur(W64, AluOp::Or, R0, R7),
+        alu(W64, AluOp::Lsh, R0, 8),
+        alur(W64, AluOp::Or, R0, R1),
+        EXIT,
+    ]);
+    let prog = load_internal(&ops).unwrap();
+    let config = VmConfig::default().with_may_goto_budget(3 * 0xffff + 5);
+    let mut vm = Vm::new(config).unwrap();
+    let out = vm.run(&prog, Input::default()).unwrap();
+    assert_eq!(out.r0, 0xff_ff_ff_00_03_29, "three refreshes, then 0; timestamp word 3; r1 kept");
+    // A user program (no internal forms, no AX) calling that id calls an unknown helper.
+    let user = [timed, EXIT];
+    let prog = load(&user).unwrap();
+    let err = Vm::new(VmConfig::default()).unwrap().run(&prog, Input::default()).unwrap_err();
+    assert!(matches!(err, RunError::UnknownHelper { .. }), "{err}");
+}

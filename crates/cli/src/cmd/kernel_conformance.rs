@@ -195,7 +195,7 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
     let hooked = pipeline.as_ref().map(|p| hook(p, &pass_opts));
     let transform: Option<Transform<'_>> = hooked.as_ref().map(|h| h as Transform<'_>);
     let ours_pipeline = Pipeline::kernel();
-    let ours_opts = Options::default();
+    let ours_opts = Options { may_goto: pass_opts.may_goto, ..Options::default() };
 
     let mut out = std::io::stdout().lock();
     let mut summary = Summary::default();

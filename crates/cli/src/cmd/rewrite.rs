@@ -50,6 +50,9 @@ pub struct Args {
     /// size, runtime offset and size, writable) and an optional prologue.
     #[arg(long, value_name = "FILE")]
     pub ctx_layout: Option<PathBuf>,
+    /// How `fixups` expands `may_goto`: as the target kernel's JIT does.
+    #[arg(long, value_enum, value_name = "FORM", default_value_t = passes_args::MayGoto::Timed)]
+    pub may_goto: passes_args::MayGoto,
     /// Read IN as a bare instruction image and write OUT as one.
     #[arg(long)]
     pub raw: bool,
@@ -177,7 +180,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let kind = if args.xlated { OutputKind::Xlated } else { OutputKind::Loadable };
     let layout = args.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
-    let mut passes = pipeline::Passes::for_output(&args.passes, args.blind, kind)?.with_ctx_layout(layout);
+    let mut passes = pipeline::Passes::for_output(&args.passes, args.blind, kind)?
+        .with_ctx_layout(layout)
+        .with_may_goto(args.may_goto.into());
     if args.explain {
         passes = passes.explaining();
     }

@@ -331,6 +331,22 @@ pub struct Options {
     pub entry_calls: Vec<(Slot, CallSite)>,
     /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls.
     pub ld_abs_with_calls: LdAbsPolicy,
+    /// Which expansion of `may_goto` `fixups` writes (the target kernel's JIT decides).
+    pub may_goto: MayGotoForm,
+}
+
+/// The expansion of `may_goto` in the target kernel's `do_misc_fixups`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum MayGotoForm {
+    /// Linux 6.15 and later on a JIT with `bpf_jit_supports_timed_may_goto()` (x86-64, arm64):
+    /// a 16-byte `{count, timestamp}` pair below the frame, the count starting at
+    /// `BPF_MAX_TIMED_LOOPS` and refreshed by a call to `arch_bpf_timed_may_goto` until a time
+    /// slice ends; seven instructions per `may_goto`, two stores at each subprogram's entry.
+    #[default]
+    Timed,
+    /// Earlier kernels and other JITs: an 8-byte counter starting at `BPF_MAX_LOOPS`; four
+    /// instructions per `may_goto`, one store at each subprogram's entry.
+    Counted,
 }
 
 /// What `fixups` does with `LD_ABS`/`LD_IND` in a program with bpf-to-bpf calls (more than one
@@ -363,6 +379,7 @@ impl Default for Options {
             program_entries: Vec::new(),
             entry_calls: Vec::new(),
             ld_abs_with_calls: LdAbsPolicy::Refuse,
+            may_goto: MayGotoForm::Timed,
         }
     }
 }

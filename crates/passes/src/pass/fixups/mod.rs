@@ -7,10 +7,12 @@
 //!   lowered sequence returns with `exit`, which in a callee only leaves the callee): refused as
 //!   the kernel refuses them, or left as they are and counted as skipped
 //!   ([`super::LdAbsPolicy`]).
-//! - `may_goto`: the counter lives at `fp - (depth + 8)` where `depth` is the subprogram's
-//!   stack depth ([`crate::analysis::ptrkind`], rounded up to 8); each subprogram that uses it
-//!   gets `*(u64 *)(fp - depth - 8) = BPF_MAX_LOOPS` inserted before its first instruction
-//!   (jumps there skip it, calls enter it: the kernel's `adjust_jmp_off`).
+//! - `may_goto`, in the target kernel's form ([`super::MayGotoForm`]): timed (Linux 6.15+ on
+//!   x86-64 and arm64), a `{count, timestamp}` pair at `fp - (depth + 16)`, or counted, a
+//!   counter at `fp - (depth + 8)`, where `depth` is the subprogram's stack depth
+//!   ([`crate::analysis::ptrkind`], rounded up to 8); each subprogram that uses it gets the
+//!   initialisation (two stores or one) inserted before its first instruction (jumps there
+//!   skip it, calls enter it: the kernel's `adjust_jmp_off`).
 //! - `call bpf_tail_call` (helper 12) becomes the internal `TAIL_CALL`, bound-checked when
 //!   [`super::Options::tail_call_max_entries`] is given.
 //!
@@ -18,10 +20,13 @@
 
 pub mod seq;
 
-use super::{Fact, LdAbsPolicy, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
+use super::{Fact, LdAbsPolicy, MayGotoForm, OutputKind, Pass, PassCx, PassDef, PassError, PassStats};
 use bpfpatch_insn::{CallKind, Op, Slot};
 use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
-use seq::{HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call};
+use seq::{
+    HELPER_TAIL_CALL, div_guard, ld_abs, may_goto, may_goto_init, may_goto_slot, tail_call, timed_may_goto,
+    timed_may_goto_init, timed_may_goto_slot,
+};
 
 /// Facts `fixups` reads.
 pub const NEEDS: &[Fact] = &[Fact::PtrKind];
@@ -61,9 +66,19 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
                 let sp = cx.cfg.subprog_of(i);
                 let depth = cx.kinds.as_ref().and_then(|k| k.stack_depth(sp));
                 let depth = depth.ok_or(PassError::StackDepthUnknown { slot: item.slot })?;
-                let off = may_goto_slot(depth, cx.opts.stack_limit).map_err(err(item.slot))?;
+                let limit = cx.opts.stack_limit;
+                let (off, p) = match cx.opts.may_goto {
+                    MayGotoForm::Timed => {
+                        let off = timed_may_goto_slot(depth, limit).map_err(err(item.slot))?;
+                        (off, timed_may_goto(off))
+                    }
+                    MayGotoForm::Counted => {
+                        let off = may_goto_slot(depth, limit).map_err(err(item.slot))?;
+                        (off, may_goto(off))
+                    }
+                };
                 counter[sp.idx()] = Some(off);
-                Some(may_goto(off))
+                Some(p)
             }
             Op::Call(CallKind::Helper(HELPER_TAIL_CALL)) => {
                 Some(tail_call(cx.opts.tail_call_max_entries).map_err(err(item.slot))?)
@@ -82,8 +97,15 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
         // The entry may have been deleted (a no-op jump): insert before the first survivor.
         let node = if list.is_deleted(node) { list.next_insn(node) } else { Some(node) };
         let Some(node) = node else { continue };
-        let mut buf = PatchBuf::with_capacity(1);
-        buf.push_op(&may_goto_init(off));
+        let mut buf = PatchBuf::with_capacity(2);
+        match cx.opts.may_goto {
+            MayGotoForm::Timed => timed_may_goto_init(off).iter().for_each(|op| {
+                buf.push_op(op);
+            }),
+            MayGotoForm::Counted => {
+                buf.push_op(&may_goto_init(off));
+            }
+        }
         list.prepatch(node, &buf, PrepatchMode::SkipForJumps).map_err(PassError::engine("fixups"))?;
         stats.prepatched += 1;
     }

@@ -153,26 +153,45 @@ pub fn ld_abs(op: &Op) -> Option<PatchBuf> {
     Some(p)
 }
 
-/// `BPF_MAX_LOOPS`: the initial `may_goto` budget.
+/// `BPF_MAX_LOOPS`: the initial `may_goto` budget of the counted form.
 pub const BPF_MAX_LOOPS: i32 = 8 * 1024 * 1024;
 
-/// The frame offset of a subprogram's `may_goto` counter: `-(depth + 8)`, with `depth` rounded
-/// up to 8 so the 8-byte counter is aligned.
-///
-/// # Errors
-/// [`RewriteError::StackTooDeep`] when the counter would lie below `-limit`.
-pub fn may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
+/// `BPF_MAX_TIMED_LOOPS`: the timed form's count between two looks at the clock.
+pub const BPF_MAX_TIMED_LOOPS: i32 = 0xffff;
+
+/// The frame offset of `extra` bytes below a subprogram's stack: `-(depth + extra)`, with
+/// `depth` rounded up to 8 so the 8-byte words are aligned.
+fn below_frame(depth: u32, extra: u32, limit: u32) -> Result<i16, RewriteError> {
     let rounded = depth.div_ceil(8).saturating_mul(8);
-    let need = rounded.saturating_add(8);
+    let need = rounded.saturating_add(extra);
     if need > limit {
         return Err(RewriteError::StackTooDeep { depth, limit });
     }
     i16::try_from(-i64::from(need)).map_err(|_| RewriteError::StackTooDeep { depth, limit })
 }
 
-/// `may_goto` expanded: `ldx AX, [fp+slot]; if AX == 0 goto <original target>; AX -= 1;
-/// stx [fp+slot], AX`. The kernel writes the `JEQ` offset as `off >= 0 ? off + 2 : off - 1`,
-/// which [`to_kernel`](crate::emit::to_kernel) reproduces from the escape.
+/// The frame offset of a subprogram's counted `may_goto` counter: `-(depth + 8)`, with
+/// `depth` rounded up to 8 so the 8-byte counter is aligned.
+///
+/// # Errors
+/// [`RewriteError::StackTooDeep`] when the counter would lie below `-limit`.
+pub fn may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
+    below_frame(depth, 8, limit)
+}
+
+/// The frame offset of a subprogram's timed `may_goto` pair (`struct bpf_timed_may_goto`:
+/// the count, then the timestamp): `-(depth + 16)`, `depth` rounded up to 8 (the kernel's
+/// `stack_off_cnt = -stack_depth - 16`).
+///
+/// # Errors
+/// [`RewriteError::StackTooDeep`] when the pair would lie below `-limit`.
+pub fn timed_may_goto_slot(depth: u32, limit: u32) -> Result<i16, RewriteError> {
+    below_frame(depth, 16, limit)
+}
+
+/// `may_goto` expanded (counted form): `ldx AX, [fp+slot]; if AX == 0 goto <original target>;
+/// AX -= 1; stx [fp+slot], AX`. The kernel writes the `JEQ` offset as `off >= 0 ? off + 2 :
+/// off - 1`, which [`to_kernel`](crate::emit::to_kernel) reproduces from the escape.
 #[must_use]
 pub fn may_goto(slot: i16) -> PatchBuf {
     let mut p = PatchBuf::new();
@@ -183,12 +202,41 @@ pub fn may_goto(slot: i16) -> PatchBuf {
     p
 }
 
+/// `may_goto` expanded (timed form, Linux 6.15+ `do_misc_fixups`): `ldx AX, [fp+slot];
+/// if AX == 0 goto <original target>; AX -= 1; if AX != 0 goto +2; AX = slot;
+/// call arch_bpf_timed_may_goto; stx [fp+slot], AX`. The call
+/// ([`TIMED_MAY_GOTO_HELPER`](bpfpatch_insn::TIMED_MAY_GOTO_HELPER)) takes the pair's frame
+/// offset in AX and returns the new count there: `BPF_MAX_TIMED_LOOPS` while the time slice
+/// lasts, 0 after. The kernel writes the `JEQ` offset as `off >= 0 ? off + 5 : off - 1`, the
+/// escape's placement at slot 1 of 7.
+#[must_use]
+pub fn timed_may_goto(slot: i16) -> PatchBuf {
+    let mut p = PatchBuf::new();
+    p.push_op(&ldx(Size::DW, Reg::AX, Reg::R10, slot))
+        .escape(jmp_imm(Width::W64, Cond::Eq, Reg::AX, 0, 0))
+        .push_op(&alu64_imm(AluOp::Sub, Reg::AX, 1))
+        .push_op(&jmp_imm(Width::W64, Cond::Ne, Reg::AX, 0, 2))
+        .push_op(&alu64_imm(AluOp::Mov, Reg::AX, i32::from(slot)))
+        .push_op(&call_helper(bpfpatch_insn::TIMED_MAY_GOTO_HELPER))
+        .push_op(&stx(Size::DW, Reg::R10, Reg::AX, slot));
+    p
+}
+
 /// The counter initialisation inserted before the first instruction of every subprogram that
-/// uses `may_goto`: `st [fp+slot], BPF_MAX_LOOPS` (intra-function jumps to that first
-/// instruction skip it; calls enter through it).
+/// uses `may_goto` (counted form): `st [fp+slot], BPF_MAX_LOOPS` (intra-function jumps to that
+/// first instruction skip it; calls enter through it).
 #[must_use]
 pub const fn may_goto_init(slot: i16) -> Op {
     st(Size::DW, Reg::R10, slot, BPF_MAX_LOOPS)
+}
+
+/// The pair's initialisation (timed form): `st [fp+slot], BPF_MAX_TIMED_LOOPS;
+/// st [fp+slot+8], 0` (the timestamp 0: the first call of `arch_bpf_timed_may_goto` starts the
+/// slice), inserted as [`may_goto_init`] is: jumps to the subprogram's first instruction skip
+/// both (the kernel's `adjust_jmp_off` by 2).
+#[must_use]
+pub const fn timed_may_goto_init(slot: i16) -> [Op; 2] {
+    [st(Size::DW, Reg::R10, slot, BPF_MAX_TIMED_LOOPS), st(Size::DW, Reg::R10, slot.wrapping_add(8), 0)]
 }
 
 /// Helper id of `bpf_tail_call`.
