@@ -459,7 +459,8 @@ fn every_pass_reports_its_counts() {
     assert_eq!(stats("ctx", &prog, &ctx_opts), [(Pass::Ctx, PassStats { patched: 2, prepatched: 1, ..none })]);
 
     // fixups: two may_goto (one per subprogram) and a division by a register are patched (3);
-    // each subprogram that uses may_goto gets its counter initialised: prepatched = 2.
+    // each subprogram that uses may_goto gets its pair initialised, two stores (the timed form):
+    // prepatched = 4; one store each in the counted form: 2.
     let prog = [
         mov64(0, 0),              // 0
         Op::MayGoto { off: 0 },   // 1
@@ -470,7 +471,9 @@ fn every_pass_reports_its_counts() {
         mov64(0, 1),              // 6
         exit(),                   // 7
     ];
-    assert_eq!(stats("fixups", &prog, &o), [(Pass::Fixups, PassStats { patched: 3, prepatched: 2, ..none })]);
+    assert_eq!(stats("fixups", &prog, &o), [(Pass::Fixups, PassStats { patched: 3, prepatched: 4, ..none })]);
+    let counted = Options { may_goto: MayGotoForm::Counted, ..o.clone() };
+    assert_eq!(stats("fixups", &prog, &counted), [(Pass::Fixups, PassStats { patched: 3, prepatched: 2, ..none })]);
 
     // lower-v4: the sdiv and the movsx are v4 (patched = 2), the rest is not.
     let prog = [

@@ -107,7 +107,7 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>) -> Result<PassStats
             }
         }
         list.prepatch(node, &buf, PrepatchMode::SkipForJumps).map_err(PassError::engine("fixups"))?;
-        stats.prepatched += 1;
+        stats.prepatched += buf.len();
     }
     Ok(stats)
 }
