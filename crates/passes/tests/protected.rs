@@ -63,7 +63,7 @@ fn dce_does_not_fold_branches_on_protected_constants() {
 }
 
 /// A stack offset built from a protected immediate or offset is unknown: `fixups` cannot place
-/// the `may_goto` counter below the frame (it would be placed by a placeholder) and says so.
+/// the `may_goto` count below the frame (it would be placed by a placeholder) and says so.
 #[test]
 fn stack_depth_from_protected_offsets_is_unknown() {
     let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
@@ -81,10 +81,10 @@ fn stack_depth_from_protected_offsets_is_unknown() {
     let fixups = Pipeline::parse("fixups").unwrap();
     for (prog, slot) in [(through_alu, 1), (direct, 0)] {
         let ok = fixups.run(&prog, &Options::default()).unwrap();
-        // Counter at fp - 16 - 8, stored before the first instruction.
+        // The timed form's pair at fp - 16 - 16, its count stored before the first instruction.
         assert_eq!(
             ok.insns[0],
-            Insn::new(c::ST | c::MEM | c::DW, 10, 0, -24, bpfpatch_passes::internals::fixups::BPF_MAX_LOOPS)
+            Insn::new(c::ST | c::MEM | c::DW, 10, 0, -32, bpfpatch_passes::internals::fixups::BPF_MAX_TIMED_LOOPS)
         );
         let e = fixups.run(&prog, &Options { protected: vec![Slot(slot)], ..Options::default() });
         assert!(matches!(e, Err(bpfpatch_passes::PassError::StackDepthUnknown { .. })), "slot {slot}: {e:?}");
