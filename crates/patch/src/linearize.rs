@@ -811,7 +811,8 @@ impl PatchList {
                     ctx.out.stats.relaxed_goto += 1;
                     continue;
                 }
-                if insn.is_cond_jump() || insn.code == c::JMP | c::JCOND {
+                // (`may_goto`, `JMP | JCOND`, is a conditional jump here too.)
+                if insn.is_cond_jump() {
                     let nodes = self.vnodes();
                     if ctx.relax_mark.len() < nodes {
                         ctx.relax_mark.resize(nodes, 0);
