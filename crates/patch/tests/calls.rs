@@ -344,6 +344,34 @@ fn patch_buffer_accessors() {
     assert_eq!(b.insns().collect::<Vec<_>>(), vec![ld[0], ld[1], exit()]);
 }
 
+/// Two buffers are equal when their slots and every slot's explicit target are: cargo-mutants
+/// showed an equality that held for any buffers, or for buffers equal in either part alone,
+/// unnoticed.
+#[test]
+fn patch_buffers_compare_slots_and_targets() {
+    let plain = PatchBuf::from_insns(&[mov64(0, 1), exit()]);
+    assert_eq!(plain, PatchBuf::from_insns(&[mov64(0, 1), exit()]));
+    assert_ne!(plain, PatchBuf::from_insns(&[mov64(0, 2), exit()]), "another instruction");
+    assert_ne!(plain, PatchBuf::from_insns(&[mov64(0, 1)]), "a prefix");
+    // The same slots, one with an explicit target.
+    let mut with_target = PatchBuf::new();
+    with_target.jump_to(ja(0), Target::PastEnd).push(exit());
+    let mut other_target = PatchBuf::new();
+    other_target.jump_to(ja(0), Target::Local(0)).push(exit());
+    let mut no_target = PatchBuf::new();
+    no_target.push(ja(0)).push(exit());
+    assert_eq!(with_target.insns().collect::<Vec<_>>(), no_target.insns().collect::<Vec<_>>());
+    assert_ne!(with_target, no_target, "a target the other has not");
+    assert_ne!(with_target, other_target, "another target");
+    assert_eq!(with_target, with_target.clone());
+    // The same target set again changes nothing; set on the plain buffer, it makes them equal.
+    let mut again = with_target.clone();
+    assert!(again.set_target(0, Target::PastEnd));
+    assert_eq!(again, with_target);
+    assert!(no_target.set_target(0, Target::PastEnd));
+    assert_eq!(no_target, with_target);
+}
+
 #[test]
 fn a_call_follows_any_number_of_deleted_prologues() {
     // 0: call -> 2 ; 1: exit ; 2: mov r0, 0 ; 3: exit (a subprogram at 2).
