@@ -251,6 +251,17 @@ fn table_errors() {
     let mut x = base.clone();
     x.tables.subprogs = vec![Subprog { start: 0, linfo_idx: 0 }, Subprog { start: 3, linfo_idx: 0 }];
     assert_eq!(run(&x).unwrap_err(), Error::SubprogMismatch { index: 1 });
+    // The table names the program's own subprograms only, not one appended to the list (even
+    // at the start the list gives it): cargo-mutants showed the bound of that rule unchecked.
+    let mut la = PatchList::for_program(&base).unwrap();
+    let appended = la.append(&PatchBuf::from_insns(&[mov64(0, 0), exit()])).unwrap();
+    let start = u32::try_from(appended.first.index()).unwrap();
+    let mut x = base.clone();
+    x.tables.subprogs = vec![Subprog { start: 0, linfo_idx: 0 }, Subprog { start, linfo_idx: 0 }];
+    assert_eq!(
+        la.linearize_program(&x, &mut KernelAuxHook, LinearizeOptions::default()).map(drop).unwrap_err(),
+        Error::SubprogMismatch { index: 1 }
+    );
     let mut x = base.clone();
     x.tables.func_info = vec![FuncInfo::default(); 2];
     assert_eq!(run(&x).unwrap_err(), Error::FuncInfoCount { got: 2, subprogs: 1 });
