@@ -245,3 +245,38 @@ fn xlated_raw_images_start_with_the_marker() {
         assert_eq!(std::fs::read(&l).unwrap(), image, "big={big}: loadable output, no marker");
     }
 }
+
+/// `rewrite --may-goto`: `fixups` expands a surviving `may_goto` in the timed form by default
+/// (Linux 6.15+ on x86-64 and arm64: two stores at the entry, seven slots for the `may_goto`,
+/// the count at fp-16) and in the counted form on request (one store, four slots, the counter
+/// at fp-8), and the run of the result on the interpreter gives the program's r0 either way.
+#[test]
+fn rewrite_expands_may_goto_in_the_form_asked() {
+    // r0 = 0; may_goto +2; r0 += 1; if r0 < 5 goto -3; exit
+    let image = [
+        [0xb7u8, 0, 0, 0, 0, 0, 0, 0],
+        [0xe5, 0, 2, 0, 0, 0, 0, 0],
+        [0x07, 0, 0, 0, 1, 0, 0, 0],
+        [0xa5, 0, 0xfd, 0xff, 5, 0, 0, 0],
+        [0x95, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let input = temp("may-goto-in.bin");
+    std::fs::write(&input, &image).unwrap();
+    for (form, slots, first) in [
+        (None, 5 + 2 + 6, "*(u64 *)(r10 - 0x10) = 0xffff"),
+        (Some("counted"), 5 + 1 + 3, "*(u64 *)(r10 - 0x8) = 0x800000"),
+    ] {
+        let out = temp(&format!("may-goto-{}.bin", form.unwrap_or("default")));
+        let mut args = vec!["--raw", "--xlated", "--passes", "fixups"];
+        if let Some(f) = form {
+            args.extend(["--may-goto", f]);
+        }
+        rewrite_file(&input, &out, &args);
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(bytes.len(), 8 * (1 + slots), "{form:?}: the marker and {slots} slots");
+        let text = stdout(bpfpatch().args(["disasm", "--raw"]).arg(&out));
+        assert!(text.starts_with(&format!("0: {first}\n")), "{form:?}:\n{text}");
+        assert_eq!(stdout(bpfpatch().args(["run", "--raw"]).arg(&out)), "0x5\n", "{form:?}");
+    }
+}
