@@ -113,16 +113,24 @@ fn kernel_dce_may_goto_chains_match_the_kernel() {
     if !kernel_or_skip("kernel_dce_may_goto_chains_match_the_kernel") {
         return;
     }
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kernel-dce");
-    let out = bpfpatch().args(["conformance", "--kernel", "--xlated-compare", dir]).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let n = std::fs::read_dir(dir).unwrap().count();
-    assert!(n >= 3, "{dir}: {n} vectors");
+    let (n, stdout) = compare_data_dir("kernel-dce", &[]);
     assert!(
         stdout.contains(&format!("xlated vs our kernel-dce,fixups: {n} equal, 0 differ, 0 not compared")),
         "{stdout}"
     );
-    assert_eq!(summary(&stdout), (n, 0), "{stdout}");
+}
+
+/// `conformance --kernel --xlated-compare [extra] tests/data/NAME` on its (at least three)
+/// vectors, each of which the kernel must accept and run to its expected result: their number
+/// and the command's output.
+fn compare_data_dir(name: &str, extra: &[&str]) -> (usize, String) {
+    let dir = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    assert!(n >= 3, "{dir}: {n} vectors");
+    let out = bpfpatch().args(["conformance", "--kernel", "--xlated-compare"]).args(extra).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(summary(&stdout), (n, 0), "{extra:?}: {stdout}");
+    (n, stdout)
 }
 
 /// `fixups`' `may_goto` expansion (`tests/data/may-goto/*.data`, raw programs whose `may_goto`
@@ -135,20 +143,15 @@ fn timed_may_goto_matches_the_kernel() {
     if !kernel_or_skip("timed_may_goto_matches_the_kernel") {
         return;
     }
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/may-goto");
-    let n = std::fs::read_dir(dir).unwrap().count();
-    assert!(n >= 3, "{dir}: {n} vectors");
-    for (form, want) in [("timed", format!("{n} equal, 0 differ")), ("counted", format!("0 equal, {n} differ"))] {
-        let out =
-            bpfpatch().args(["conformance", "--kernel", "--xlated-compare", "--may-goto", form, dir]).output().unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
+    // The kernel runs each to its expected result (the loops end by their counters, or by the
+    // time slice where nothing else ends them).
+    for form in ["timed", "counted"] {
+        let (n, stdout) = compare_data_dir("may-goto", &["--may-goto", form]);
+        let want = if form == "timed" { format!("{n} equal, 0 differ") } else { format!("0 equal, {n} differ") };
         assert!(
             stdout.contains(&format!("xlated vs our kernel-dce,fixups: {want}, 0 not compared")),
             "{form}: {stdout}"
         );
-        // The kernel runs each to its expected result (the loops end by their counters, or by
-        // the time slice where nothing else ends them).
-        assert_eq!(summary(&stdout), (n, 0), "{stdout}");
     }
 }
 
