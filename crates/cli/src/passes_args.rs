@@ -80,9 +80,10 @@ pub fn parse_list(list: &str) -> Result<String, String> {
     Ok(list.to_string())
 }
 
-/// The rewriting options of `run` and `conformance`.
+/// `--passes LIST [--blind]`: the passes of every command that rewrites before running (`run`,
+/// `conformance`, and `load`, whose output is loadable: it takes no option of the xlated passes).
 #[derive(Debug, Clone, clap::Args)]
-pub struct PassArgs {
+pub struct PassList {
     /// Rewrite each program with these passes before running it (a comma-separated list; see
     /// --help).
     #[arg(long, value_name = "LIST", value_parser = parse_list, long_help = help("Rewrite each program with these passes before running it", "run the original program"))]
@@ -90,6 +91,14 @@ pub struct PassArgs {
     /// Add constant blinding to the pipeline (the RFC's third mode).
     #[arg(long)]
     pub blind: bool,
+}
+
+/// The rewriting options of `run` and `conformance`: the passes, and the options of the kernel's
+/// xlated passes (`ctx`, `fixups`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PassArgs {
+    #[command(flatten)]
+    pub list: PassList,
     /// The context layout of the `ctx` pass: a JSON file of fields (program-view offset and
     /// size, runtime offset and size, writable) and an optional prologue.
     #[arg(long, value_name = "FILE")]
@@ -122,22 +131,22 @@ impl PassArgs {
     /// The pipeline for output of `kind` (`all` is the kind's; a pass of the xlated kind asked
     /// for loadable output is a usage error), or `None` when nothing is to be rewritten.
     pub fn pipeline_for(&self, kind: bpfpatch_passes::OutputKind) -> Result<Option<Pipeline>> {
-        let list = self.passes.as_deref().unwrap_or("none");
-        if list == "none" && !self.blind {
+        let list = self.list.passes.as_deref().unwrap_or("none");
+        if list == "none" && !self.list.blind {
             return Ok(None);
         }
         let list = if list == "none" { "" } else { list };
-        Ok(Some(Pipeline::for_output(list, self.blind, kind)?))
+        Ok(Some(Pipeline::for_output(list, self.list.blind, kind)?))
     }
 
     /// The pipeline, or `None` when nothing is to be rewritten.
     pub fn pipeline(&self) -> Result<Option<Pipeline>> {
-        let list = self.passes.as_deref().unwrap_or("none");
-        if list == "none" && !self.blind {
+        let list = self.list.passes.as_deref().unwrap_or("none");
+        if list == "none" && !self.list.blind {
             return Ok(None);
         }
         let list = if list == "none" { "" } else { list };
-        Ok(Some(Pipeline::from_cli(list, self.blind)?))
+        Ok(Some(Pipeline::from_cli(list, self.list.blind)?))
     }
 }
 

@@ -59,6 +59,12 @@ fn kernel_passes_need_xlated() {
         .get_output()
         .clone();
     assert!(String::from_utf8(o.stderr).unwrap().contains("--xlated"));
+    // Nor the options of the xlated passes (`ctx`, `fixups`): they would change nothing.
+    for args in [&["--may-goto", "counted"][..], &["--ctx-layout", "layout.json"]] {
+        let o = bpfpatch().arg("load").arg(data("prog-el.o")).args(args).assert().code(2).get_output().clone();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.contains(&format!("unexpected argument '{}'", args[0])), "{args:?}: {err}");
+    }
 }
 
 /// `bpfpatch rewrite IN -o OUT ARGS... --json` (which must succeed): the passes it ran.

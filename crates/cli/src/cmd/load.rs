@@ -12,7 +12,7 @@
 //! rejects included.
 
 use crate::input;
-use crate::passes_args::PassArgs;
+use crate::passes_args::PassList;
 use anyhow::{Context, Result, bail};
 use bpfpatch_cli::pipeline;
 use bpfpatch_kernel::object::{ObjectProgram, load_object, udp_packet};
@@ -29,13 +29,13 @@ pub struct Args {
     #[arg(required = true, value_name = "OBJ")]
     pub objects: Vec<PathBuf>,
     #[command(flatten)]
-    pub passes: PassArgs,
+    pub passes: PassList,
     /// Test aid (kernel fidelity of `zext`): the rewrite is the kernel's `zext` pass alone,
     /// with each zero-extension it inserts written as the uapi `w = w` (mov32 of a register to
     /// itself) instead of the kernel-internal form, so that the kernel can load the result and
     /// judge where `zext` zero-extends. Not what the kernel does (its JIT zero-extends without
     /// an instruction); only for this check.
-    #[arg(long, conflicts_with_all = ["passes", "blind", "ctx_layout"])]
+    #[arg(long, conflicts_with_all = ["passes", "blind"])]
     pub zext_as_mov32: bool,
     /// Print JSON (one record per program) instead of the table.
     #[arg(long)]
@@ -114,15 +114,13 @@ fn side(p: Option<&ObjectProgram>) -> Side {
 
 fn rewritten(bytes: &[u8], path: &std::path::Path, args: &Args, list: &str) -> Result<Vec<u8>> {
     let pa = &args.passes;
-    let layout = pa.ctx_layout.as_deref().map(bpfpatch_cli::ctx_layout::read).transpose()?;
     // What is loaded must be loadable: the kernel's own passes are refused (exit 2, checked by
     // `main`), except `zext` written as uapi moves (--zext-as-mov32).
     let mut passes = if args.zext_as_mov32 {
         pipeline::Passes::for_output("zext", false, bpfpatch_passes::OutputKind::Xlated)?.with_zext_as_mov32(true)
     } else {
         pipeline::Passes::for_output(list, pa.blind, bpfpatch_passes::OutputKind::Loadable)?
-    }
-    .with_ctx_layout(layout);
+    };
     let mut obj = input::object(bytes, path)?;
     passes.for_object(&obj);
     let mut run = |l: &mut PatchList, info: &ProgramInfo<'_>| passes.run(l, info);
