@@ -135,7 +135,7 @@ fn compare_data_dir(name: &str, extra: &[&str]) -> (usize, String) {
 
 /// `fixups`' `may_goto` expansion (`tests/data/may-goto/*.data`, raw programs whose `may_goto`
 /// survive: a forward guard, one at the entry that the loop's back edge targets, one in a callee
-/// with a stack frame): the running kernel's xlated image equals ours in the timed form (the
+/// with a stack frame, one below a full 512-byte frame): the running kernel's xlated image equals ours in the timed form (the
 /// default; 6.18 on x86-64 and arm64), and differs from the counted form of earlier kernels on
 /// every vector, so the comparison sees which one the model writes.
 #[test]

@@ -418,7 +418,12 @@ fn may_goto_expansion_and_counter() {
     assert_eq!(may_goto_slot(16, 512).unwrap(), -24);
     assert_eq!(may_goto_slot(13, 512).unwrap(), -24); // rounded to an aligned slot
     assert_eq!(may_goto_slot(504, 512).unwrap(), -512);
-    assert_eq!(may_goto_slot(505, 512), Err(RewriteError::StackTooDeep { depth: 505, limit: 512 }));
+    // Below a full frame, as the kernel's `stack_depth_extra` (after the verifier's check).
+    assert_eq!(may_goto_slot(505, 512).unwrap(), -520);
+    assert_eq!(may_goto_slot(512, 512).unwrap(), -520);
+    assert_eq!(timed_may_goto_slot(512, 512).unwrap(), -528);
+    assert_eq!(may_goto_slot(513, 512), Err(RewriteError::StackTooDeep { depth: 513, limit: 512 }));
+    assert_eq!(timed_may_goto_slot(513, 512), Err(RewriteError::StackTooDeep { depth: 513, limit: 512 }));
     let p = may_goto(-24);
     assert_eq!(targets(&p).collect::<Vec<_>>(), vec![(1, Target::OrigTarget)]);
     let body = |jeq_off| {

@@ -31,7 +31,8 @@
 //!   variants zero-extend the register they write.
 //! - JMP32 compares the low 32 bits (signed conditions as `i32`).
 //! - bpf-to-bpf calls push a frame: r6-r9 are saved and restored on `exit`, r10 moves down by
-//!   the frame size, the callee's stack frame is zeroed; r1-r5 are passed as they are. The
+//!   the frame size (plus [`MAY_GOTO_STACK`] for a program loaded with internal forms: the
+//!   kernel's room for a `may_goto` count below a full frame), the callee's stack frame is zeroed; r1-r5 are passed as they are. The
 //!   register file is shared, so after the call the caller sees whatever the callee left in
 //!   r1-r5 (the kernel's verifier forbids reading them after a call, so no valid program can
 //!   tell). The main program plus callees may use at most [`VmConfig::max_frames`] frames.
@@ -72,6 +73,13 @@ pub const BPF_MAX_TIMED_LOOPS: u64 = 0xffff;
 pub const MAX_CALL_FRAMES: usize = 8;
 /// The kernel's `MAX_BPF_STACK`: stack bytes per frame.
 pub const STACK_SIZE: usize = 512;
+
+/// Stack bytes a frame of a program loaded with internal forms has below its
+/// [`VmConfig::frame_size`]: the kernel's `stack_depth_extra` for `may_goto` (16 bytes for the
+/// timed form's count and timestamp, 8 for the counted form's counter). `do_misc_fixups` puts
+/// them below the frame *after* the verifier's 512-byte check, and the JIT allocates them, so a
+/// program whose frame is full still gets its count (Linux 6.18 loads and runs it).
+pub const MAY_GOTO_STACK: usize = 16;
 /// The default instruction budget: large enough for a `may_goto` loop that runs its whole
 /// `BPF_MAX_LOOPS` budget with a few instructions per iteration.
 pub const DEFAULT_BUDGET: u64 = 100_000_000;
@@ -331,7 +339,11 @@ impl<'h> Vm<'h> {
         if config.max_frames == 0 {
             return Err(ConfigError("max_frames must be at least 1".into()));
         }
-        let total = config.max_frames.checked_mul(config.frame_size).filter(|&t| t as u64 <= REGION_SIZE);
+        let total = config
+            .frame_size
+            .checked_add(MAY_GOTO_STACK)
+            .and_then(|f| config.max_frames.checked_mul(f))
+            .filter(|&t| t as u64 <= REGION_SIZE);
         let Some(total) = total else {
             return Err(ConfigError(format!(
                 "{} frames of {} bytes exceed the {REGION_SIZE}-byte stack region",
@@ -347,7 +359,7 @@ impl<'h> Vm<'h> {
         let mut vm = Vm {
             config: VmConfig::default(),
             helpers: Vec::new(),
-            stack: vec![0; MAX_CALL_FRAMES * STACK_SIZE],
+            stack: vec![0; MAX_CALL_FRAMES * (STACK_SIZE + MAY_GOTO_STACK)],
             frames: Vec::with_capacity(MAX_CALL_FRAMES),
         };
         vm.register_helper(UNWIND_HELPER_ID, Unwind);
@@ -409,7 +421,9 @@ impl<'h> Vm<'h> {
         }
         let Vm { config, helpers, stack, frames } = self;
         let config = *config;
-        let fs = config.frame_size as u64;
+        // The frame stride: internal forms add the kernel's room for a `may_goto` count.
+        let extra = if prog.internal() { MAY_GOTO_STACK } else { 0 };
+        let fs = (config.frame_size + extra) as u64;
         let insts = prog.insts();
         frames.clear();
 

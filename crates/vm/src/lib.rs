@@ -45,7 +45,7 @@ pub use conformance::{
 };
 pub use error::{Access, ConfigError, Fault, LoadError, Place, RunError};
 pub use helpers::{Helper, HelperError, HelperReturn, Unwind};
-pub use interp::{Hi32Mode, Input, Observer, RunOutcome, Vm, VmConfig};
+pub use interp::{Hi32Mode, Input, MAY_GOTO_STACK, Observer, RunOutcome, Vm, VmConfig};
 pub use memory::Memory;
 pub use program::{CODE_BASE, LoadedProgram};
 pub use verify::{LoadOptions, verify};

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | input memory (`-- mem`) | `MEM_BASE ..+ len` | read/write; r1 points here, r2 holds its length |
 //! | packet | `PACKET_BASE ..+ len` | read/write; what LD_ABS/LD_IND read (big-endian) |
-//! | stack | `STACK_TOP - frames * frame_size .. STACK_TOP` | frame `k` (0 = main) owns `[STACK_TOP - (k+1) * frame_size, STACK_TOP - k * frame_size)`; its r10 is the upper end |
+//! | stack | `STACK_TOP - frames * frame_size .. STACK_TOP` | frame `k` (0 = main) owns `[STACK_TOP - (k+1) * frame_size, STACK_TOP - k * frame_size)`; its r10 is the upper end (`frame_size` is [`crate::VmConfig::frame_size`], plus [`crate::MAY_GOTO_STACK`] for a program loaded with internal forms) |
 //!
 //! Only the stacks of live frames (the current one and its callers) are accessible: a callee may
 //! use a pointer into its caller's frame, as in the kernel, but nothing below its own frame.

@@ -108,6 +108,9 @@ pub struct LoadedProgram {
     insts: Vec<Inst>,
     slots: Vec<Slot>,
     n_slots: usize,
+    /// Loaded with internal forms: a program as the kernel made it, whose frames may hold a
+    /// `may_goto` count below the verified 512 bytes ([`crate::MAY_GOTO_STACK`]).
+    internal: bool,
 }
 
 impl LoadedProgram {
@@ -128,7 +131,7 @@ impl LoadedProgram {
             insts.push(lower(slot, op, &resolve, opts.internal));
             slot_of.push(slot);
         }
-        Ok(LoadedProgram { insts, slots: slot_of, n_slots: slots.len() })
+        Ok(LoadedProgram { insts, slots: slot_of, n_slots: slots.len(), internal: opts.internal })
     }
 
     /// Number of instructions (an ld_imm64 counts once).
@@ -147,6 +150,11 @@ impl LoadedProgram {
     #[must_use]
     pub fn slot_count(&self) -> usize {
         self.n_slots
+    }
+
+    /// Whether it was loaded with internal forms ([`crate::LoadOptions::internal`]).
+    pub(crate) fn internal(&self) -> bool {
+        self.internal
     }
 
     pub(crate) fn insts(&self) -> &[Inst] {

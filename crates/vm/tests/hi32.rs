@@ -97,7 +97,7 @@ fn definitions() -> Vec<(&'static str, Vec<Op>, bool)> {
 }
 
 fn mem() -> Vec<u8> {
-    (0..16).map(|i| 0xf1 + i).collect()
+    (0..16u8).map(|i| 0xf1u8.wrapping_add(i)).collect()
 }
 
 #[test]

@@ -72,7 +72,10 @@ fn out_of_bounds_accesses_are_typed_faults_naming_the_slot() {
     }
     // Above the frame pointer and below the frame.
     assert!(matches!(run_err(&[ldx(Size::B, R0, R10, 0), EXIT], &mut []), RunError::Memory { .. }));
-    assert!(matches!(run_err(&[ldx(Size::DW, R0, R10, -516), EXIT], &mut []), RunError::Memory { .. }));
+    // (A uapi program's frame: 512 bytes; internal forms add the kernel's may_goto room, below.)
+    let below = load(&[ldx(Size::DW, R0, R10, -516), EXIT]).unwrap();
+    assert!(matches!(Vm::conformance().run(&below, Input::default()), Err(RunError::Memory { .. })));
+    assert!(matches!(run_err(&[ldx(Size::DW, R0, R10, -532), EXIT], &mut []), RunError::Memory { .. }));
     assert!(matches!(run_err(&[st(Size::DW, R10, -4, 0), mov(R0, 0), EXIT], &mut []), RunError::Memory { .. }));
     // The whole 512-byte frame is usable.
     assert_eq!(r0(&[st(Size::DW, R10, -512, 9), ldx(Size::DW, R0, R10, -512), EXIT]), 9);
@@ -156,12 +159,44 @@ fn callee_may_use_a_pointer_into_its_callers_frame() {
 #[test]
 fn stack_below_the_current_frame_faults() {
     // The region of a deeper (not live) frame is not accessible.
-    let prog = [ldx(Size::DW, R0, R10, -520), EXIT];
+    let prog = [ldx(Size::DW, R0, R10, -536), EXIT];
     let e = run_err(&prog, &mut []);
     match e {
         RunError::Memory { fault, .. } => assert!(matches!(fault.place, Place::DeadStack { .. }), "{:?}", fault.place),
         e => panic!("{e}"),
     }
+}
+
+/// A program loaded with internal forms (as the kernel made it) has the kernel's 16 bytes for a
+/// `may_goto` count below each full 512-byte frame (`MAY_GOTO_STACK`), and its frames are that
+/// much further apart; below them, the stack is dead as before.
+#[test]
+fn internal_forms_have_room_for_the_may_goto_count_below_a_frame() {
+    let deep = [st(Size::DW, R10, -528, 7), ldx(Size::DW, R0, R10, -528), EXIT];
+    let mut vm = Vm::conformance();
+    assert_eq!(vm.run(&load_internal(&deep).unwrap(), Input::default()).unwrap().r0, 7);
+    let e = vm.run(&load(&deep).unwrap(), Input::default()).unwrap_err();
+    assert!(matches!(e, RunError::Memory { fault, .. } if matches!(fault.place, Place::DeadStack { .. })), "{e}");
+    let below = [ldx(Size::DW, R0, R10, -536), EXIT];
+    let e = vm.run(&load_internal(&below).unwrap(), Input::default()).unwrap_err();
+    assert!(matches!(e, RunError::Memory { fault, .. } if matches!(fault.place, Place::DeadStack { .. })), "{e}");
+    // The callee's frame pointer: 528 bytes below its caller's; its count does not overlap the
+    // caller's frame, and the caller's count survives the call.
+    let prog = [
+        st(Size::DW, R10, -528, 5),
+        call_local(3),
+        ldx(Size::DW, R1, R10, -528),
+        alur(W64, AluOp::Add, R0, R1),
+        EXIT,
+        // 5: r0 = caller fp - own fp; own count slot written
+        st(Size::DW, R10, -528, 99),
+        lddw(R0, STACK_TOP),
+        alur(W64, AluOp::Sub, R0, R10),
+        EXIT,
+    ];
+    assert_eq!(vm.run(&load_internal(&prog).unwrap(), Input::default()).unwrap().r0, 528 + 5);
+    let vm = Vm::new(VmConfig::default().with_frame_size(1024)).unwrap();
+    assert_eq!(vm.config().frame_size, 1024, "the configured size stays what was asked");
 }
 
 #[test]

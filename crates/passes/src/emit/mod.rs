@@ -47,12 +47,14 @@ pub enum RewriteError {
         /// The offset.
         value: i64,
     },
-    /// The frame has no room for the `may_goto` counter.
-    #[error("stack depth {depth} leaves no room for the may_goto counter (limit {limit})")]
+    /// The frame is deeper than the verifier allows: no count goes below it.
+    #[error(
+        "stack depth {depth} is above the verifier's limit of {limit} bytes: no room below it for the may_goto count"
+    )]
     StackTooDeep {
         /// Bytes used.
         depth: u32,
-        /// Bytes available.
+        /// Bytes the verifier allows a frame.
         limit: u32,
     },
     /// A tail-call map size the bound check cannot encode.

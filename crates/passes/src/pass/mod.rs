@@ -300,7 +300,8 @@ pub struct Options {
     pub ctx_layout: Option<CtxLayout>,
     /// Size of the tail-call program array: with it, tail calls get the unprivileged bound check.
     pub tail_call_max_entries: Option<u32>,
-    /// Stack bytes per frame (the `may_goto` counter must fit).
+    /// Stack bytes the verifier allows a frame (`MAX_BPF_STACK`): a deeper one gets no
+    /// `may_goto` count. The count itself goes below it, as the kernel's does.
     pub stack_limit: u32,
     /// Let the linearizer relax out-of-range jumps into `gotol` (cpu v4 targets only).
     pub relax: bool,
