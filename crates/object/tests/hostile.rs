@@ -490,6 +490,29 @@ fn unattached_btf_ext_relocation() {
     }
 }
 
+/// A CO-RE record whose `insn_off` is its section's end (no instruction there) parses, and the
+/// engine view's `patched_at_load` (the passes' protected set) lists old slots only: the record
+/// protects nothing, rather than a slot `n` that is not in the program.
+#[test]
+fn a_core_record_at_the_section_end_protects_no_slot() {
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        // The first block of the CO-RE area: record size, {sec_name_off, num_info}, then the
+        // first record, whose first field is insn_off.
+        let at = fx.area(2) + 12;
+        let old = get32(&fx.b, at, e);
+        let p = (0..fx.obj.programs().len())
+            .find(|&p| fx.obj.core_relos(p).first().is_some_and(|c| c.insn_off == old))
+            .unwrap();
+        let n = fx.obj.programs()[p].insns().len();
+        let obj = fx.parse_with(|b, _| put32(b, at, (n * 8) as u32, e)).unwrap();
+        assert!(obj.core_relos(p).iter().any(|c| c.insn_off as usize == n * 8), "{name}: the record moved");
+        let view = obj.engine_view(p).unwrap();
+        let protected = view.info().patched_at_load();
+        assert!(!protected.is_empty() && protected.iter().all(|&s| s < n), "{name}: {protected:?} of {n}");
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("BPFPATCH_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
 }
