@@ -38,7 +38,7 @@ pub fn help(what: &str, none: &str) -> String {
     );
     let _ = write!(
         s,
-        "\n  {:<10} what the running kernel applies to a privileged load (kernel-dce,fixups) [xlated]",
+        "\n  {:<10} what the running kernel applies to a privileged load (kernel-dce,fixups,cmpxchg-zext) [xlated]",
         "kernel"
     );
     let _ = write!(s, "\n  {:<10} {none}", "none");

@@ -92,14 +92,14 @@ fn all_means_the_passes_of_the_output_kind() {
     }
 }
 
-/// `kernel` names the pipeline the running kernel applies (kernel-dce,fixups): the same output
+/// `kernel` names the pipeline the running kernel applies (kernel-dce,fixups,cmpxchg-zext): the same output
 /// as those passes by name, and, being xlated, only with `--xlated`.
 #[test]
 fn kernel_is_the_kernels_pipeline() {
     for name in ["prog-el.o", "calls-eb.o"] {
         let (a, b) = (temp(&format!("k-{name}")), temp(&format!("df-{name}")));
         rewrite(name, &a, &["--xlated", "--passes", "kernel"]);
-        rewrite(name, &b, &["--xlated", "--passes", "kernel-dce,fixups"]);
+        rewrite(name, &b, &["--xlated", "--passes", "kernel-dce,fixups,cmpxchg-zext"]);
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{name}");
         bpfpatch().arg("rewrite").arg(data(name)).arg("-o").arg(&a).args(["--passes", "kernel"]).assert().code(2);
     }

@@ -46,6 +46,44 @@ fn no_zext_after_a_context_load() {
 
 // ---- kernel-dce: the verifier's `seen`, hard-wired branches, nops -----------------------------
 
+/// A 32-bit `cmpxchg`'s r0 is zero-extended whatever reads it, or nothing (Linux 6.18 does so
+/// after an r0 nobody reads), even for a JIT that zero-extends (`is_cmpxchg_insn`: the part of
+/// `opt_subreg_zext_lo32_rnd_hi32` x86-64 gets, `cmpxchg-zext`); `rnd-hi32` never randomizes it;
+/// a 64-bit `cmpxchg` and other 32-bit atomics get nothing from `cmpxchg-zext`. Against the
+/// running kernel: the CLI's `tests/data/cmpxchg`.
+#[test]
+fn a_32_bit_cmpxchg_is_zero_extended_even_where_r0_is_not_read() {
+    use bpfpatch_insn::AtomicOp;
+    let atomic = |size, op| Op::Atomic { size, op, dst: r(10), src: r(1), off: -8 };
+    let prog = |a: Op| {
+        vec![
+            Op::Store { size: Size::DW, dst: r(10), off: -8, src: Operand::Imm(0) },
+            mov(0, 0),
+            mov(1, 1),
+            a,
+            mov(0, 1),
+            Op::Exit,
+        ]
+    };
+    let zexts = |out: &[Op]| out.iter().filter(|o| matches!(o, Op::Zext { dst } if *dst == r(0))).count();
+    let cmpxchg32 = prog(atomic(Size::W, AtomicOp::Cmpxchg));
+    for list in ["cmpxchg-zext", "zext", "zext,cmpxchg-zext", "kernel", "rnd-hi32,cmpxchg-zext"] {
+        let out = run(list, &cmpxchg32);
+        assert_eq!(zexts(&out), 1, "{list}: {out:?}");
+        let at = out.iter().position(|o| matches!(o, Op::Atomic { .. })).unwrap();
+        assert!(matches!(out[at + 1], Op::Zext { .. }), "{list}: right after it: {out:?}");
+    }
+    // Without either, `rnd-hi32` leaves it alone (the kernel's zext_dst is set for it).
+    assert_eq!(run("rnd-hi32", &cmpxchg32), cmpxchg32);
+    for other in [
+        atomic(Size::DW, AtomicOp::Cmpxchg),
+        atomic(Size::W, AtomicOp::Xchg),
+        atomic(Size::W, AtomicOp::Add { fetch: true }),
+    ] {
+        assert_eq!(run("cmpxchg-zext", &prog(other)), prog(other), "{other:?}");
+    }
+}
+
 fn mov(d: u8, imm: i32) -> Op {
     Op::Alu { width: Width::W64, op: AluOp::Mov, dst: r(d), src: Operand::Imm(imm) }
 }

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub kernel: bool,
     /// With --kernel: compare the kernel's xlated image of each accepted vector without memory
-    /// with our own `--passes kernel` (kernel-dce,fixups) rewrite, and list the differing ones.
+    /// with our own `--passes kernel` (kernel-dce,fixups,cmpxchg-zext) rewrite, and list the differing ones.
     #[arg(long, requires = "kernel")]
     pub xlated_compare: bool,
     /// With --kernel: write the kernel's xlated image of each accepted vector (as loaded, with

@@ -14,7 +14,7 @@
 //!   is rejected or returns something else.
 //!
 //! `--xlated-compare` reads back the kernel's xlated image of each accepted vector without
-//! memory and compares it with our own `--passes kernel` (kernel-dce,fixups) rewrite of the same program,
+//! memory and compares it with our own `--passes kernel` (kernel-dce,fixups,cmpxchg-zext) rewrite of the same program,
 //! ignoring the fields that hold kernel addresses: helper calls' `imm` and map references'
 //! `imm` (bpf-to-bpf calls are compared by their PC-relative offset, which the kernel's dump
 //! keeps in `off`).
@@ -171,7 +171,7 @@ fn first_difference(kernel: &[Insn], ours: &[Insn]) -> String {
 /// The kernel runner's own flags.
 #[derive(Debug, Default)]
 pub struct KernelOptions {
-    /// Compare the xlated images with our `--passes kernel` (kernel-dce,fixups).
+    /// Compare the xlated images with our `--passes kernel` (kernel-dce,fixups,cmpxchg-zext).
     pub xlated_compare: bool,
     /// Write each accepted vector's xlated image here.
     pub dump_xlated: Option<PathBuf>,
@@ -256,7 +256,7 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
                     }
                 }
                 (Err(e), _) => compared_errors.push((path.clone(), format!("xlated: {e}"))),
-                (_, Err(e)) => compared_errors.push((path.clone(), format!("our kernel-dce,fixups: {e}"))),
+                (_, Err(e)) => compared_errors.push((path.clone(), format!("our kernel-dce,fixups,cmpxchg-zext: {e}"))),
             }
         }
         if json {
@@ -300,7 +300,7 @@ pub fn main(paths: &[PathBuf], passes: &PassArgs, kopts: &KernelOptions) -> Resu
             }
             writeln!(
                 out,
-                "xlated vs our kernel-dce,fixups: {equal} equal, {} differ, {} not compared",
+                "xlated vs our kernel-dce,fixups,cmpxchg-zext: {equal} equal, {} differ, {} not compared",
                 differ.len(),
                 compared_errors.len()
             )?;

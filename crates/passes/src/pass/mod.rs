@@ -5,7 +5,7 @@
 //! `dce` (`opt_hard_wire_dead_code_branches`, `opt_remove_dead_code`, `opt_remove_nops`),
 //! `ctx` (`convert_ctx_accesses`), `lower-v4` (ours: after `ctx`, which may emit `movsx`, and
 //! before `fixups`, so signed division is lowered rather than guarded), `fixups`
-//! (`do_misc_fixups`), `zext` / `rnd-hi32` (`opt_subreg_zext_lo32_rnd_hi32`), `blind`
+//! (`do_misc_fixups`), `zext` / `cmpxchg-zext` / `rnd-hi32` (`opt_subreg_zext_lo32_rnd_hi32`), `blind`
 //! (`bpf_jit_blind_constants`, last, at JIT time).
 //!
 //! # Facts
@@ -146,6 +146,8 @@ registry! {
     Fixups => fixups::PASS,
     /// Explicit zero-extension after 32-bit definitions whose upper half is read.
     Zext => zext::ZEXT,
+    /// The zero-extension of a 32-bit `cmpxchg`'s r0 that every JIT gets (`zext` does it too).
+    CmpxchgZext => zext::CMPXCHG_ZEXT,
     /// Random upper halves after 32-bit definitions whose upper half nobody reads.
     RndHi32 => zext::RND_HI32,
     /// Constant blinding.
@@ -448,12 +450,13 @@ impl Pipeline {
     }
 
     /// The pipeline the running kernel applies to a privileged load on x86-64 without
-    /// hardening, as far as it rewrites without a context layout: `kernel-dce,fixups` (no
-    /// `lower-v4`: the kernel runs cpu v4 natively). Its output is the kernel's xlated image where that holds
-    /// no kernel address (`bpfpatch conformance --kernel --xlated-compare`).
+    /// hardening, as far as it rewrites without a context layout: `kernel-dce,fixups,cmpxchg-zext`
+    /// (no `lower-v4`: the kernel runs cpu v4 natively; of `opt_subreg_zext_lo32_rnd_hi32`, only
+    /// what a JIT that zero-extends gets). Its output is the kernel's xlated image where that
+    /// holds no kernel address (`bpfpatch conformance --kernel --xlated-compare`).
     #[must_use]
     pub fn kernel() -> Pipeline {
-        Pipeline { passes: vec![Pass::KernelDce, Pass::Fixups], auto_lower_v4: false }
+        Pipeline { passes: vec![Pass::KernelDce, Pass::Fixups, Pass::CmpxchgZext], auto_lower_v4: false }
     }
 
     /// `--passes LIST [--blind]` for output of `kind`: `all` names [`Pipeline::all_of`] `kind`,

@@ -5,6 +5,13 @@
 //! - otherwise `rnd-hi32` writes random bits into the upper half (`BPF_F_TEST_RND_HI32`): if the
 //!   liveness analysis were wrong, the program's results would change.
 //!
+//! A 32-bit `cmpxchg` always counts as read: the kernel zero-extends its r0 whatever follows
+//! (Linux 6.18 does after an r0 nobody reads, or reads as 32 bits), and does so even for a JIT
+//! that zero-extends by itself (x86-64, arm64: `is_cmpxchg_insn`, since the native instruction
+//! of some architectures loads r0 only when the comparison succeeds). That last rule alone is
+//! `cmpxchg-zext`, the part of this kernel pass the running x86-64 kernel applies
+//! ([`crate::Pipeline::kernel`]).
+//!
 //! Loads from the context are skipped by both, as in the kernel: the context conversion may
 //! widen such a load into a 64-bit pointer load (`xdp->data`), which a zero-extension would
 //! truncate (the kernel's verifier then sees a scalar where the program uses a packet pointer).
@@ -14,7 +21,7 @@
 pub mod seq;
 
 use super::{Fact, OutputKind, PassCx, PassDef, PassError, PassStats};
-use bpfpatch_insn::Op;
+use bpfpatch_insn::{AtomicOp, Op, Size};
 use bpfpatch_patch::PatchList;
 use seq::{def32_reg, rnd_hi32_after, zext_after};
 
@@ -42,6 +49,35 @@ pub(crate) const RND_HI32: PassDef = PassDef {
     run: |list, cx| if cx.zext_requested { Ok(PassStats::default()) } else { run(list, cx, false, true) },
 };
 
+/// `cmpxchg-zext`'s row of the registry: the zero-extension a JIT that zero-extends still gets
+/// (nothing of its own when `zext` runs too: `zext` did it).
+pub(crate) const CMPXCHG_ZEXT: PassDef = PassDef {
+    name: "cmpxchg-zext",
+    help: "zero-extend the r0 of every 32-bit cmpxchg (the kernel does even for a JIT that zero-extends)",
+    kind: OutputKind::Xlated,
+    needs: &[],
+    run: |list, cx| {
+        if cx.zext_requested {
+            return Ok(PassStats::default());
+        }
+        let mut stats = PassStats::default();
+        for item in cx.items(list)? {
+            if is_cmpxchg32(&item.op)
+                && let Some(p) = zext_after(&item.op)
+            {
+                cx.patch(list, item.node, &p, "cmpxchg-zext")?;
+                stats.patched += 1;
+            }
+        }
+        Ok(stats)
+    },
+};
+
+/// A 32-bit `cmpxchg`: its r0 is zero-extended on every JIT (`is_cmpxchg_insn`).
+fn is_cmpxchg32(op: &Op) -> bool {
+    matches!(op, Op::Atomic { size: Size::W, op: AtomicOp::Cmpxchg, .. })
+}
+
 /// Runs `zext` (if `zext`) and `rnd-hi32` (if `rnd`) on `list`.
 ///
 /// # Errors
@@ -59,10 +95,11 @@ pub(crate) fn run(list: &mut PatchList, cx: &mut PassCx<'_>, zext: bool, rnd: bo
         if ctx_load {
             continue;
         }
-        let upper_read = match (item.orig, cx.live.as_ref()) {
-            (Some(i), Some(l)) => l.upper_read(i).unwrap_or(true),
-            _ => true,
-        };
+        let upper_read = is_cmpxchg32(&item.op)
+            || match (item.orig, cx.live.as_ref()) {
+                (Some(i), Some(l)) => l.upper_read(i).unwrap_or(true),
+                _ => true,
+            };
         let p = if upper_read {
             if zext { zext_after(&item.op) } else { None }
         } else if rnd {
