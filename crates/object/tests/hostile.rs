@@ -513,6 +513,113 @@ fn a_core_record_at_the_section_end_protects_no_slot() {
     }
 }
 
+/// The engine takes a program's `.BTF.ext` records as its side tables only when they are well
+/// formed for it (`EngineView`'s completeness: func_info one per subprogram at its start,
+/// line_info strictly increasing on instruction starts inside the program, CO-RE records
+/// inside it); otherwise the write-back moves them with the object's own adjuster. So on each
+/// malformed shape below the rewrite (a nop before every instruction) succeeds and gives exactly
+/// what the adjuster path (`Rewriter::by_adjuster`) gives, or, for a record past the end, both
+/// refuse it the same way: taking such records as tables would make the engine refuse them or
+/// rewrite them differently.
+#[test]
+fn malformed_records_are_moved_by_the_adjuster() {
+    use bpfpatch_object::{ProgramInfo, RewriteOptions, Rewriter};
+    use bpfpatch_patch::{PatchBuf, PatchList, PrepatchMode};
+    let mut pass = |list: &mut PatchList, _: &ProgramInfo<'_>| {
+        let nop = PatchBuf::from_insns(&[bpfpatch_insn::Insn::new(0x05, 0, 0, 0, 0)]);
+        let nodes: Vec<_> = list.iter().map(|(n, _)| n).collect();
+        for n in nodes {
+            list.prepatch(n, &nop, PrepatchMode::LandOnInserted)?;
+        }
+        Ok::<(), bpfpatch_patch::Error>(())
+    };
+    let (mut rewritten, mut on_tail) = (0, 0);
+    for (name, e) in OBJECTS {
+        let fx = Fx::new(name, e);
+        // Record k of the first block of area `a` (record size `size`): its insn_off.
+        let rec = |a: usize, size: usize, k: usize| fx.area(a) + 12 + size * k;
+        let block_prog = |first_off: u32, of: &dyn Fn(usize) -> Option<u32>| {
+            (0..fx.obj.programs().len()).find(|&p| of(p) == Some(first_off)).unwrap()
+        };
+        let li0 = get32(&fx.b, rec(1, 16, 0), e);
+        let lp = block_prog(li0, &|p| fx.obj.line_info(p).first().map(|l| l.insn_off));
+        let ln = fx.obj.programs()[lp].insns().len() as u32;
+        let co0 = get32(&fx.b, rec(2, 16, 0), e);
+        let cp = block_prog(co0, &|p| fx.obj.core_relos(p).first().map(|c| c.insn_off));
+        let cn = fx.obj.programs()[cp].insns().len() as u32;
+        let fi0 = get32(&fx.b, rec(0, 8, 0), e);
+        // (shape, where, new insn_off, whether the rewrite succeeds: a record past the end has
+        // no instruction to move to, and the object refuses it)
+        let mut cases: Vec<(&str, usize, u32, bool)> = vec![
+            ("line_info past the end", rec(1, 16, 1), ln * 8, false),
+            ("line_info not increasing", rec(1, 16, 1), li0, true),
+            ("CO-RE record at the end", rec(2, 16, 0), cn * 8, false),
+            ("func_info off its subprogram", rec(0, 8, 0), fi0 + 8, true),
+        ];
+        // A line_info record on an ld_imm64's second slot, still in increasing order.
+        let offs: Vec<u32> = fx.obj.line_info(lp).iter().map(|l| l.insn_off).collect();
+        let insns = fx.obj.programs()[lp].insns();
+        let tail = (1..offs.len()).find_map(|k| {
+            let (lo, hi) = (offs[k - 1], offs.get(k + 1).copied().unwrap_or(ln * 8));
+            (0..insns.len().saturating_sub(1))
+                .filter(|&t| insns[t].is_ld_imm64())
+                .map(|t| (t as u32 + 1) * 8)
+                .find(|&o| lo < o && o < hi)
+                .map(|o| (k, o))
+        });
+        if let Some((k, o)) = tail {
+            cases.push(("line_info on an ld_imm64's second slot", rec(1, 16, k), o, true));
+            on_tail += 1;
+        }
+        // A function symbol at the section's end (`st_value` = its size, empty): no subprogram starts
+        // there (nor is `is_start` read past the program).
+        let sym = fx.obj.subprograms(lp)[0].symbol as usize;
+        let st_value = fx.off(".symtab") + 24 * sym + 8;
+        let mut shapes: Vec<(&str, Vec<u8>, bool)> = vec![(
+            "function symbol at the end",
+            {
+                let mut b = fx.b.clone();
+                put64(&mut b, st_value, u64::from(ln) * 8, e);
+                put64(&mut b, st_value + 8, 0, e);
+                b
+            },
+            true,
+        )];
+        for (what, at, v, ok) in cases {
+            let mut b = fx.b.clone();
+            put32(&mut b, at, v, e);
+            shapes.push((what, b, ok));
+        }
+        for (what, b, ok) in shapes {
+            let mut a = BpfObject::parse(&b).unwrap_or_else(|err| panic!("{name}: {what}: {err}"));
+            let mut o = a.clone();
+            let engine = Rewriter::new(RewriteOptions { relax: true }).rewrite_object(&mut a, &mut pass);
+            let adjuster =
+                Rewriter::new(RewriteOptions { relax: true }).by_adjuster().rewrite_object(&mut o, &mut pass);
+            assert_eq!(engine.is_ok(), ok, "{name}: {what}: {:?}", engine.as_ref().err());
+            match (&engine, &adjuster) {
+                (Ok(x), Ok(y)) => {
+                    let objects =
+                        |r: &[bpfpatch_object::ProgramReport]| r.iter().map(|r| r.object.clone()).collect::<Vec<_>>();
+                    assert_eq!(objects(x), objects(y), "{name}: {what}: reports");
+                    assert!(
+                        a.write().unwrap() == o.write().unwrap(),
+                        "{name}: {what}: the paths wrote different objects"
+                    );
+                    rewritten += 1;
+                }
+                // A record past the end has no instruction to move to: the adjuster refuses it.
+                (Err(x), Err(y)) => {
+                    let (x, y) = (x.to_string(), y.to_string());
+                    assert!(x == y && x.contains("is outside the section"), "{name}: {what}: {x} / {y}");
+                }
+                (x, y) => panic!("{name}: {what}: engine {:?}, adjuster {:?}", x.as_ref().err(), y.as_ref().err()),
+            }
+        }
+    }
+    assert!(rewritten >= 4 && on_tail == 2, "shapes rewritten: {rewritten}; ld_imm64 cases: {on_tail}");
+}
+
 fn cases() -> u32 {
     std::env::var("BPFPATCH_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
 }
