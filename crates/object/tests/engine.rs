@@ -503,6 +503,26 @@ fn entry_points_include_untyped_functions_and_cross_section_targets() {
     }
 }
 
+/// Each source of entries on its own: `global_fn2` (global, untyped) moved from slot 0 to the
+/// jump target at 7, which nothing else makes an entry (its symbol's `st_value` rewritten in the
+/// file): 7 is now an entry through that symbol alone, and 0 stays one as the program's start
+/// though no symbol is there any more.
+#[test]
+fn a_global_untyped_symbol_alone_makes_an_entry_and_slot_0_is_one_without_a_symbol() {
+    for (name, big) in [(NOTYPE[0], false), (NOTYPE[1], true)] {
+        let (mut bytes, obj) = load(name);
+        let text = obj.program_by_name(".text").unwrap().0;
+        let sym = obj.symbols().iter().position(|s| s.name == "global_fn2").unwrap();
+        assert_eq!(obj.symbols()[sym].value, 0, "{name}");
+        let symtab = (0..obj.section_headers().len()).find(|&i| obj.section_name(i) == Some(".symtab")).unwrap();
+        let at = obj.section_headers()[symtab].offset as usize + 24 * sym + 8;
+        let v: u64 = 7 * 8;
+        bytes[at..at + 8].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
+        let moved = BpfObject::parse(&bytes).unwrap();
+        assert_eq!(moved.entry_points(text), [0, 3, 7, 8], "{name}");
+    }
+}
+
 /// An empty program (ldabs.s's empty `.text`) has no entry: slot 0 is an entry only of a
 /// non-empty program, in the object's list and in the view's alike.
 #[test]
@@ -604,6 +624,70 @@ fn core_relocated_instructions_are_patched_at_load_and_guarded() {
             .unwrap_err();
         assert!(matches!(e, EngineError::RelocatedRewritten { old, .. } if old == at), "{name}: {e}");
         assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
+    }
+}
+
+/// An external call (a relocated `call` into another section, a kfunc call in the view) whose
+/// `imm` a pass changed is refused, though a local call's `imm` may change with its target:
+/// only local calls and function addresses are compared without their `imm`.
+#[test]
+fn an_external_calls_imm_is_guarded() {
+    for name in CALLS {
+        let (bytes, mut obj) = load(name);
+        let xdp = obj.program_by_name("xdp").unwrap().0;
+        assert!(roles(&obj, "xdp").contains(&(22, RelocRole::ExternCall)), "{name}");
+        let e = rewriter()
+            .rewrite_program(&mut obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(22)).unwrap();
+                let mut call = list.insn(n).unwrap();
+                call.imm += 5;
+                list.patch(n, &PatchBuf::from_insns(&[call])).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::RelocatedRewritten { old: 22, .. }), "{name}: {e}");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
+    }
+}
+
+/// `apply_patched_by_adjuster`, the write-back through the object's own adjuster, writes what
+/// `apply_patched` writes (the one remap path's oracle, here called directly), and rewrites.
+#[test]
+fn both_write_backs_write_the_same_object() {
+    for name in PROG.iter().chain(&CALLS) {
+        let (bytes, obj) = load(name);
+        for prog in 0..obj.programs().len() {
+            let view = obj.engine_view(prog).unwrap();
+            let hook = |_: &Insn, a: Option<&bpfpatch_object::SlotAux>| a.cloned().unwrap_or_default();
+            let mut list = PatchList::for_program(view.program()).unwrap();
+            prepatch_all(PrepatchMode::LandOnInserted)(&mut list, &view.info()).unwrap();
+            let patched = list
+                .linearize_program(view.program(), &mut { hook }, bpfpatch_patch::LinearizeOptions::default())
+                .unwrap();
+            let (mut a, mut b) = (obj.clone(), obj.clone());
+            let ra = a.apply_patched(&view, &mut patched.clone()).unwrap();
+            let rb = b.apply_patched_by_adjuster(&view, &mut patched.clone()).unwrap();
+            assert_eq!(ra, rb, "{name} {prog}");
+            let (wa, wb) = (a.write().unwrap(), b.write().unwrap());
+            assert!(wa == wb, "{name} {prog}: the write-backs differ");
+            assert!(wa != bytes, "{name} {prog}: rewritten");
+        }
+    }
+}
+
+/// How a relocation role reads in reports (`--explain`, `check`).
+#[test]
+fn relocation_roles_print_what_they_are() {
+    let roles = [
+        (RelocRole::LocalCall { target: 3 }, "local call to slot 3"),
+        (RelocRole::LocalFuncAddr { target: 9 }, "address of slot 9"),
+        (RelocRole::ExternCall, "external call"),
+        (RelocRole::ExternAddr, "external address"),
+        (RelocRole::Data, "data address"),
+        (RelocRole::Other, "other"),
+    ];
+    for (role, text) in roles {
+        assert_eq!(role.to_string(), text);
     }
 }
 
