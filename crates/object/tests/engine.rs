@@ -396,6 +396,15 @@ fn overflowing_jumps_are_relaxed_and_counted() {
         assert!(matches!(e, EngineError::Patch { .. }), "{e}");
         let reports = rewrite_checked(name, pass());
         assert_eq!(reports[0].relaxed, 1, "{name}");
+        // The oracle's rewriter (write-back through the adjuster) keeps the options it was
+        // made with: it relaxes too, and writes what the engine's write-back writes.
+        let (_, mut a) = load(name);
+        let mut b = a.clone();
+        let ra = Rewriter::new(RewriteOptions { relax: true }).rewrite_object(&mut a, &mut pass()).unwrap();
+        let rb =
+            Rewriter::new(RewriteOptions { relax: true }).by_adjuster().rewrite_object(&mut b, &mut pass()).unwrap();
+        assert_eq!((ra[0].relaxed, rb[0].relaxed), (1, 1), "{name}");
+        assert!(a.write().unwrap() == b.write().unwrap(), "{name}");
     }
 }
 

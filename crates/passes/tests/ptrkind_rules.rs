@@ -688,6 +688,61 @@ fn ptrkind_local_callee_writes_the_parent_frame() {
     at(&k, 2, Base::Unknown, true);
 }
 
+/// With callbacks, a helper given a pointer into the caller's frame may write any pointer there,
+/// the context included (a callback may store one): the slot's value is then unknown; without
+/// callbacks the helper writes scalars.
+#[test]
+fn ptrkind_helpers_with_callbacks_may_write_pointers_into_the_callers_frame() {
+    let body = [
+        mov64r(6, 1),           // 0: parent fp-8 (a scalar there)
+        call_helper(1),         // 1
+        ldx(Size::DW, 4, 6, 0), // 2: the slot after the helper
+        ldx(Size::W, 0, 4, 0),  // 3
+    ];
+    let mut with = body.to_vec();
+    with.extend([func_ref(3, 3), mov64(0, 0), exit(), exit()]); // 4 -> 7: a callback
+    at(&entered(&with, &[caller_a()]), 3, Base::Unknown, false);
+    let mut without = body.to_vec();
+    without.extend([mov64(0, 0), exit()]);
+    at(&entered(&without, &[caller_a()]), 3, Base::Other, false);
+}
+
+/// A local call whose callee can reach the parent frame only through a pointer that escaped to
+/// untracked memory (none in r0..r9, none spilled) may still change it: `sub` escapes the
+/// pointer and calls `deep`, which stores the context through what it loads back; the main
+/// program, after `sub`, may read the context from that slot.
+#[test]
+fn ptrkind_an_escaped_parent_pointer_lets_a_callee_write_the_parent_frame() {
+    let k = entered(
+        &[
+            mov64r(6, 1),           // 0: parent fp-8
+            mov64r(7, 2),           // 1: the context
+            call_local(4),          // 2 -> 7: sub, given r1 = parent fp-8
+            ldx(Size::DW, 4, 6, 0), // 3: the slot after the call
+            ldx(Size::W, 0, 4, 0),  // 4
+            exit(),                 // 5
+            exit(),                 // 6 (unused)
+            mov64r(8, 7),           // 7: sub: r8 = the context
+            mov64r(9, 1),           // 8
+            call_helper(1),         // 9: r0 = other memory
+            stx(Size::DW, 0, 0, 9), // 10: the parent pointer escapes
+            mov64(9, 0),            // 11: no parent pointer left in r0..r9
+            mov64(6, 0),            // 12
+            mov64r(1, 8),           // 13
+            call_local(2),          // 14 -> 17: deep
+            mov64(0, 0),            // 15
+            exit(),                 // 16
+            call_helper(1),         // 17: deep: r0 = other memory
+            ldx(Size::DW, 3, 0, 0), // 18: maybe the escaped parent pointer
+            stx(Size::DW, 3, 0, 1), // 19: the context through it
+            mov64(0, 0),            // 20
+            exit(),                 // 21
+        ],
+        &[caller_a()],
+    );
+    at(&k, 4, Base::Unknown, false);
+}
+
 /// A local call that can reach no pointer into the parent frame (a stack pointer whose frame
 /// holds none, no parent pointer in r0..r9) does not change the parent frame, even if its
 /// callee writes it when called from elsewhere.
