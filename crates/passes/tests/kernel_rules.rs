@@ -75,6 +75,14 @@ fn a_32_bit_cmpxchg_is_zero_extended_even_where_r0_is_not_read() {
     }
     // Without either, `rnd-hi32` leaves it alone (the kernel's zext_dst is set for it).
     assert_eq!(run("rnd-hi32", &cmpxchg32), cmpxchg32);
+    // What each pass reports: `cmpxchg-zext` patched the one instruction, and nothing when
+    // `zext` runs too (which did).
+    let stats = |list: &str| {
+        let r = Pipeline::parse(list).unwrap().run(&enc(&cmpxchg32), &Options::default()).unwrap();
+        r.stats.iter().map(|(p, s)| (p.name(), s.patched)).collect::<Vec<_>>()
+    };
+    assert_eq!(stats("cmpxchg-zext"), [("cmpxchg-zext", 1)]);
+    assert_eq!(stats("zext,cmpxchg-zext"), [("zext", 1), ("cmpxchg-zext", 0)]);
     for other in [
         atomic(Size::DW, AtomicOp::Cmpxchg),
         atomic(Size::W, AtomicOp::Xchg),
