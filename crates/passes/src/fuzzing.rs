@@ -121,7 +121,10 @@ struct Ctx {
 fn mem_access(rng: &mut Rng<'_>, cx: &Ctx, sz: Size) -> (u8, i16) {
     let n = i16::from(sz.bytes());
     if !cx.main || rng.chance(55) {
-        (10, -8 * (1 + rng.below_u64(8) as i16) + (rng.below_u64(u64::from(8 / sz.bytes())) as i16) * n)
+        // Mostly the top 64 bytes of the frame; sometimes its last two slots, so that a frame is
+        // full (512 bytes) and a `may_goto` count goes below it, as the kernel puts it.
+        let slot = if rng.chance(5) { 63 + rng.below_u64(2) as i16 } else { 1 + rng.below_u64(8) as i16 };
+        (10, -8 * slot + (rng.below_u64(u64::from(8 / sz.bytes())) as i16) * n)
     } else {
         (9, (rng.below_u64((MEM_LEN as u64) / u64::from(sz.bytes())) as i16) * n)
     }
