@@ -151,19 +151,14 @@ fn each_request(
     while let Some((&site, first)) = sites.next() {
         let slot = site as usize;
         buf.clear();
-        for (k, insn) in first.insns[..first.len].iter().enumerate() {
-            if first.jump_at == Some(k) {
-                buf.jump_to(*insn, Target::OrigTarget);
-            } else {
-                buf.push(*insn);
-            }
+        buf.extend_from_slice(first.as_slice());
+        if let Some(k) = first.jump_at {
+            buf.set_target(k, Target::OrigTarget);
         }
         if p.insns[slot].is_ld_imm64()
             && let Some((_, second)) = sites.next_if(|&(&s, _)| s as usize == slot + 1)
         {
-            for insn in &second.insns[..second.len] {
-                buf.push(*insn);
-            }
+            buf.extend_from_slice(second.as_slice());
         }
         patch(Slot(slot), buf).map_err(|e| e.to_string())?;
     }

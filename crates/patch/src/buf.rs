@@ -155,6 +155,25 @@ impl PatchBuf {
         self
     }
 
+    /// Appends raw slots in one copy; targets as for [`PatchBuf::push`]. The cheap way to
+    /// build a buffer from pregenerated instructions (then [`PatchBuf::set_target`] for the
+    /// slots whose target is not their own field).
+    ///
+    /// ```
+    /// use bpfpatch_insn::{Insn, opcode as c};
+    /// use bpfpatch_patch::{PatchBuf, Target};
+    /// let ja = Insn::new(c::JMP | c::JA, 0, 0, 0, 0);
+    /// let mut buf = PatchBuf::new();
+    /// buf.extend_from_slice(&[Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 1), ja]);
+    /// assert!(buf.set_target(1, Target::OrigTarget));
+    /// assert_eq!((buf.len(), buf.target(0), buf.target(1)), (2, None, Some(Target::OrigTarget)));
+    /// ```
+    #[inline]
+    pub fn extend_from_slice(&mut self, insns: &[Insn]) -> &mut PatchBuf {
+        self.insns.extend_from_slice(insns);
+        self
+    }
+
     /// Appends an instruction's slots (two for ld_imm64); targets as for [`PatchBuf::push`].
     pub fn push_op(&mut self, op: &Op) -> &mut PatchBuf {
         self.insns.extend_from_slice(op.encode().as_slice());
@@ -189,6 +208,7 @@ impl PatchBuf {
     }
 
     /// Sets (or replaces) the target of buffer slot `index`; returns `false` if there is no such slot.
+    #[inline]
     pub fn set_target(&mut self, index: usize, target: Target) -> bool {
         if index >= self.insns.len() {
             return false;
