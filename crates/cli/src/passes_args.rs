@@ -131,22 +131,26 @@ impl PassArgs {
     /// The pipeline for output of `kind` (`all` is the kind's; a pass of the xlated kind asked
     /// for loadable output is a usage error), or `None` when nothing is to be rewritten.
     pub fn pipeline_for(&self, kind: bpfpatch_passes::OutputKind) -> Result<Option<Pipeline>> {
-        let list = self.list.passes.as_deref().unwrap_or("none");
-        if list == "none" && !self.list.blind {
-            return Ok(None);
-        }
-        let list = if list == "none" { "" } else { list };
+        let Some(list) = self.list.selected() else { return Ok(None) };
         Ok(Some(Pipeline::for_output(list, self.list.blind, kind)?))
     }
 
     /// The pipeline, or `None` when nothing is to be rewritten.
     pub fn pipeline(&self) -> Result<Option<Pipeline>> {
-        let list = self.list.passes.as_deref().unwrap_or("none");
-        if list == "none" && !self.list.blind {
-            return Ok(None);
-        }
-        let list = if list == "none" { "" } else { list };
+        let Some(list) = self.list.selected() else { return Ok(None) };
         Ok(Some(Pipeline::from_cli(list, self.list.blind)?))
+    }
+}
+
+impl PassList {
+    /// The pass list to build a pipeline from (`none` read as no pass), or `None` when nothing
+    /// is to be rewritten (`none`, or no `--passes`, without `--blind`).
+    fn selected(&self) -> Option<&str> {
+        match (self.passes.as_deref().unwrap_or("none"), self.blind) {
+            ("none", false) => None,
+            ("none", true) => Some(""),
+            (list, _) => Some(list),
+        }
     }
 }
 
@@ -186,6 +190,32 @@ mod tests {
         for (line, pass) in lines.iter().zip(Pass::ORDER) {
             assert!(line.trim_start().starts_with(pass.name()) && line.contains(pass.help()), "{line}");
             assert_eq!(line.ends_with("[xlated]"), pass.kind() == bpfpatch_passes::OutputKind::Xlated, "{line}");
+        }
+    }
+
+    /// `none` and no `--passes` mean no rewrite unless `--blind` is given, which alone makes a
+    /// pipeline of `blind`; a list makes its passes, with `blind` added by `--blind`; both
+    /// builders agree.
+    #[test]
+    fn no_passes_without_blind_is_no_pipeline() {
+        let args = |passes: Option<&str>, blind: bool| PassArgs {
+            list: PassList { passes: passes.map(str::to_string), blind },
+            ctx_layout: None,
+            may_goto: MayGoto::Timed,
+        };
+        let kind = bpfpatch_passes::OutputKind::Xlated;
+        let names = |p: Option<Pipeline>| p.map(|p| p.passes().iter().map(|x| x.name()).collect::<Vec<_>>());
+        for (passes, blind, want) in [
+            (None, false, None),
+            (Some("none"), false, None),
+            (None, true, Some(vec!["blind"])),
+            (Some("none"), true, Some(vec!["blind"])),
+            (Some("dce"), false, Some(vec!["dce"])),
+            (Some("dce"), true, Some(vec!["dce", "blind"])),
+        ] {
+            let a = args(passes, blind);
+            assert_eq!(names(a.pipeline().unwrap()), want, "{passes:?} blind={blind}");
+            assert_eq!(names(a.pipeline_for(kind).unwrap()), want, "{passes:?} blind={blind}");
         }
     }
 
