@@ -186,11 +186,35 @@ mod tests {
     #[test]
     fn the_help_lists_every_pass_in_order() {
         let h = help("X", "nothing");
+        assert!(h.starts_with("X: ") && h.ends_with("nothing"), "{h}");
         let lines: Vec<&str> = h.lines().skip(1).take(Pass::ORDER.len()).collect();
+        assert_eq!(lines.len(), Pass::ORDER.len(), "{h}");
         for (line, pass) in lines.iter().zip(Pass::ORDER) {
             assert!(line.trim_start().starts_with(pass.name()) && line.contains(pass.help()), "{line}");
             assert_eq!(line.ends_with("[xlated]"), pass.kind() == bpfpatch_passes::OutputKind::Xlated, "{line}");
         }
+        // The `all` line names the passes of `all`, comma-separated in run order.
+        let all = h.lines().find(|l| l.trim_start().starts_with("all ")).expect("an `all` line");
+        let names: Vec<&str> = Pipeline::all().passes().iter().map(|p| p.name()).collect();
+        assert!(names.len() > 1 && all.contains(&names.join(",")), "{all}");
+    }
+
+    /// `--may-goto` reaches the pass options (timed by default), and a pipeline with `zext` runs
+    /// on a machine with random upper halves seeded by the pass seed; one without on the
+    /// zero-extending machine.
+    #[test]
+    fn options_and_vm_config_follow_the_arguments() {
+        let mut a =
+            PassArgs { list: PassList { passes: None, blind: false }, ctx_layout: None, may_goto: MayGoto::Timed };
+        assert_eq!(a.options().unwrap().may_goto, MayGotoForm::Timed);
+        a.may_goto = MayGoto::Counted;
+        assert_eq!(a.options().unwrap().may_goto, MayGotoForm::Counted);
+        let opts = Options { seed: 77, ..Options::default() };
+        let zext = Pipeline::from_cli("zext", false).unwrap();
+        let dce = Pipeline::from_cli("dce", false).unwrap();
+        assert_eq!(vm_config(Some(&zext), &opts).hi32, Hi32Mode::Randomize(77));
+        assert_eq!(vm_config(Some(&dce), &opts).hi32, Hi32Mode::ZeroExtend);
+        assert_eq!(vm_config(None, &opts).hi32, Hi32Mode::ZeroExtend);
     }
 
     /// `none` and no `--passes` mean no rewrite unless `--blind` is given, which alone makes a
