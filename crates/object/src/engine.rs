@@ -114,9 +114,25 @@ pub struct EngineView {
     /// The object's line_info records of the program (what a record carries beyond the
     /// engine's [`bpfpatch_patch::LineInfo`] rides along by index).
     line_records: Vec<crate::LineInfo>,
+    /// The program's length in slots (its instructions may have gone back to the object).
+    len: usize,
+    /// Per relocated slot (those of `roles`), ascending: the object's encoding and the kernel
+    /// view's. The write-back restores the first; the view's instructions hold the second.
+    encodings: Vec<(usize, Insn, Insn)>,
 }
 
 impl EngineView {
+    /// Puts the object's instructions of the program into the view, in the kernel view's
+    /// encodings at relocated slots.
+    fn install(&mut self, mut insns: Vec<Insn>) {
+        for &(s, _, kernel) in &self.encodings {
+            if let Some(x) = insns.get_mut(s) {
+                *x = kernel;
+            }
+        }
+        self.program.insns = insns;
+    }
+
     /// The program for the engine: kernel-view instructions, aux, side tables.
     #[must_use]
     pub fn program(&self) -> &Program<SlotAux> {
@@ -367,13 +383,46 @@ impl BpfObject {
     /// # Errors
     /// [`ObjectError::NoProgram`] for a bad index.
     pub fn engine_view(&self, prog: usize) -> Result<EngineView, ObjectError> {
+        let mut view = self.view_of(prog)?;
+        // A view that leaves the object whole owns a copy of the instructions.
+        let insns = self.programs.get(prog).map(|p| p.insns.clone()).unwrap_or_default();
+        view.install(insns);
+        Ok(view)
+    }
+
+    /// [`BpfObject::engine_view`] taking the program's instructions out of the object instead
+    /// of copying them (the rewrite path: `Rewriter`): the object's program is empty until
+    /// [`BpfObject::give_back`], which every caller runs before anything else reads the
+    /// object, on success and on error alike.
+    pub(crate) fn take_engine_view(&mut self, prog: usize) -> Result<EngineView, ObjectError> {
+        let mut view = self.view_of(prog)?;
+        let insns = self.programs.get_mut(prog).map(|p| core::mem::take(&mut p.insns)).unwrap_or_default();
+        view.install(insns);
+        Ok(view)
+    }
+
+    /// Moves the instructions of a view made by [`BpfObject::take_engine_view`] back into the
+    /// object, in the object's encodings: the object is as before the view was taken. The
+    /// view keeps everything but its instructions.
+    pub(crate) fn give_back(&mut self, view: &mut EngineView) {
+        let mut insns = core::mem::take(&mut view.program.insns);
+        for &(s, object, _) in &view.encodings {
+            if let Some(x) = insns.get_mut(s) {
+                *x = object;
+            }
+        }
+        if let Some(p) = self.programs.get_mut(view.prog) {
+            p.insns = insns;
+        }
+    }
+
+    /// The kernel view of program `prog` without its instructions (`install` puts them in).
+    fn view_of(&self, prog: usize) -> Result<EngineView, ObjectError> {
         let p = self.programs.get(prog).ok_or(ObjectError::NoProgram { index: prog })?;
         let orig = &p.insns;
         let n = orig.len();
         let is_start = starts(orig);
-        // The engine's program owns its instructions: the one copy the object layer makes
-        // (the kernel view differs from the object's at relocated instructions).
-        let mut insns = orig.clone();
+        let mut encodings = Vec::new();
         let mut aux: Vec<SlotAux> =
             (0..n).map(|s| SlotAux { orig: Some(slot_u32(s)), parent: None, reloc: None }).collect();
         let in_range = |t: i64| usize::try_from(t).ok().filter(|&t| t < n && is_start[t]);
@@ -388,6 +437,7 @@ impl BpfObject {
                 if let Some(first) = s.checked_sub(1).filter(|&f| aux[f].reloc.is_none()) {
                     aux[first].reloc = Some(RelocRole::Other);
                     roles.push((first, RelocRole::Other));
+                    encodings.push((first, orig[first], orig[first]));
                 }
                 continue;
             }
@@ -421,7 +471,8 @@ impl BpfObject {
             } else {
                 RelocRole::Other
             };
-            let v = &mut insns[s];
+            let mut kernel = insn;
+            let v = &mut kernel;
             match role {
                 RelocRole::LocalCall { target } => v.imm = rel_imm(s, target).unwrap_or_default(),
                 RelocRole::LocalFuncAddr { target } => {
@@ -438,8 +489,10 @@ impl BpfObject {
             }
             aux[s].reloc = Some(role);
             roles.push((s, role));
+            encodings.push((s, insn, kernel));
         }
         roles.sort_unstable_by_key(|r| r.0);
+        encodings.sort_unstable_by_key(|e| e.0);
 
         // Side tables.
         let subprograms = self.subprograms(prog);
@@ -496,12 +549,14 @@ impl BpfObject {
             section: self.elf.section_ref(p.section),
             name: p.name.clone(),
             endian: p.endian,
-            program: Program { insns, aux, tables },
+            program: Program { insns: Vec::new(), aux, tables },
             roles,
             subprograms,
             entries: self.entry_points(prog),
             complete,
             line_records: li.to_vec(),
+            len: n,
+            encodings,
         })
     }
 
@@ -607,9 +662,9 @@ impl BpfObject {
         self.apply_patched_via(view, patched, false, true)
     }
 
-    /// The write-back. The new instructions move into the object (no copy); with `keep`,
-    /// `patched.program.insns` then gets a copy of them as they are in the object (the
-    /// contract of [`BpfObject::apply_patched`]), else it is left empty.
+    /// The write-back of a view that left the object whole ([`BpfObject::engine_view`]): the
+    /// view must still be of the object's program, then as [`BpfObject::write_back`] after
+    /// [`check_relocated`].
     fn apply_patched_via(
         &mut self,
         view: &EngineView,
@@ -617,77 +672,96 @@ impl BpfObject {
         engine_tables: bool,
         keep: bool,
     ) -> Result<RewriteReport, EngineError> {
-        let section = view.section.clone();
-        let orig_subs = view.program.tables.subprogs.len();
-        let appended = patched.subprog_map.iter().skip(orig_subs).filter(|m| m.is_some()).count();
-        if appended > 0 {
-            return Err(EngineError::AppendedSubprogram { section, count: appended });
+        if self.programs.get(view.prog).is_none_or(|p| p.insns.len() != view.len) {
+            return Err(EngineError::StaleView { section: view.section.clone() });
         }
-        // The object's instructions, borrowed: the original encodings the relocated
-        // instructions get back.
-        let orig = self
-            .programs
-            .get(view.prog)
-            .map(|p| p.insns.as_slice())
-            .filter(|o| o.len() == view.program.insns.len())
-            .ok_or_else(|| EngineError::StaleView { section: section.clone() })?;
-        let map = &patched.map;
-        let out = &mut patched.program.insns;
-        for &(old, role) in &view.roles {
-            let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
-            let want = view.program.insns[old];
-            let rewritten = || EngineError::RelocatedRewritten { section: section.clone(), old, new };
-            let got = *out.get(new).ok_or_else(rewritten)?;
-            let local = match role {
-                RelocRole::LocalCall { target } | RelocRole::LocalFuncAddr { target } => Some(target),
-                _ => None,
-            };
-            let mut cmp = got;
-            if local.is_some() && got.target_field().is_some() {
-                cmp.imm = want.imm;
-            }
-            let same = cmp == want;
-            if !same {
-                return Err(rewritten());
-            }
-            if want.is_ld_imm64() && out.get(new + 1) != view.program.insns.get(old + 1) {
-                return Err(rewritten());
-            }
-            if let (Some(target), Some(t)) = (local, got.abs_target(new)) {
-                let object = OffsetMapSlots(map).start(target);
-                if i64::try_from(object).ok() != Some(t) {
-                    return Err(EngineError::TargetDisagreement { section, old, engine: t, object });
-                }
-            }
-            out[new] = orig[old];
-            if want.is_ld_imm64()
-                && let (Some(o), Some(x)) = (orig.get(old + 1), out.get_mut(new + 1))
-            {
-                *x = *o;
-            }
-        }
-        // CO-RE-relocated instructions: the loader patches them in place, so they must be intact.
-        for c in &view.program.tables.core_relocs {
-            let Some(old) = usize::try_from(c.insn_off / 8).ok().filter(|_| c.insn_off % 8 == 0) else { continue };
-            if view.roles.binary_search_by_key(&old, |r| r.0).is_ok() {
-                continue;
-            }
-            let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
-            let want = view.program.insns.get(old);
-            let wide = want.is_some_and(Insn::is_ld_imm64);
-            let intact = out.get(new) == want && (!wide || out.get(new + 1) == view.program.insns.get(old + 1));
-            if !intact {
-                return Err(EngineError::RelocatedRewritten { section, old, new });
-            }
-        }
+        check_relocated(view, patched)?;
+        self.write_back(view, patched, engine_tables, keep)
+    }
+
+    /// The object's part of the write-back, once [`check_relocated`] passed (the object holds
+    /// its program's instructions): the new instructions move into the object (no copy), with
+    /// the engine's remapped records (`engine_tables`, when the view is complete) or the
+    /// object's own adjuster; with `keep`, `patched.program.insns` then gets a copy of them as
+    /// they are in the object (the contract of [`BpfObject::apply_patched`]), else it is left
+    /// empty.
+    fn write_back(
+        &mut self,
+        view: &EngineView,
+        patched: &mut PatchedProgram<SlotAux>,
+        engine_tables: bool,
+        keep: bool,
+    ) -> Result<RewriteReport, EngineError> {
         let records = (engine_tables && view.complete)
             .then(|| engine_records(view, &patched.program.tables, &patched.map, &patched.dropped));
-        let report = self.replace_program_with(view.prog, out, &OffsetMapSlots(map), records.as_ref())?;
+        let out = &mut patched.program.insns;
+        let report = self.replace_program_with(view.prog, out, &OffsetMapSlots(&patched.map), records.as_ref())?;
         if keep && let Some(p) = self.programs.get(view.prog) {
             out.clone_from(&p.insns);
         }
         Ok(report)
     }
+}
+
+/// The engine's side of the write-back, before the object is touched: no appended
+/// subprogram; relocated and CO-RE-relocated instructions left alone (compared with the
+/// view's instructions, which it must still hold) and the engine's targets of local calls and
+/// function addresses equal to the map's; then the relocated instructions of
+/// `patched.program.insns` get their object encodings back.
+fn check_relocated(view: &EngineView, patched: &mut PatchedProgram<SlotAux>) -> Result<(), EngineError> {
+    let section = view.section.clone();
+    let orig_subs = view.program.tables.subprogs.len();
+    let appended = patched.subprog_map.iter().skip(orig_subs).filter(|m| m.is_some()).count();
+    if appended > 0 {
+        return Err(EngineError::AppendedSubprogram { section, count: appended });
+    }
+    let map = &patched.map;
+    let out = &mut patched.program.insns;
+    let kernel = &view.program.insns;
+    for (&(old, role), &(at, object, _)) in view.roles.iter().zip(&view.encodings) {
+        debug_assert_eq!(old, at, "roles and encodings are parallel");
+        let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
+        let want = kernel[old];
+        let rewritten = || EngineError::RelocatedRewritten { section: section.clone(), old, new };
+        let got = *out.get(new).ok_or_else(rewritten)?;
+        let local = match role {
+            RelocRole::LocalCall { target } | RelocRole::LocalFuncAddr { target } => Some(target),
+            _ => None,
+        };
+        let mut cmp = got;
+        if local.is_some() && got.target_field().is_some() {
+            cmp.imm = want.imm;
+        }
+        if cmp != want {
+            return Err(rewritten());
+        }
+        if want.is_ld_imm64() && out.get(new + 1) != kernel.get(old + 1) {
+            return Err(rewritten());
+        }
+        if let (Some(target), Some(t)) = (local, got.abs_target(new)) {
+            let object = OffsetMapSlots(map).start(target);
+            if i64::try_from(object).ok() != Some(t) {
+                return Err(EngineError::TargetDisagreement { section, old, engine: t, object });
+            }
+        }
+        // The second slot of an ld_imm64 is the same in both encodings.
+        out[new] = object;
+    }
+    // CO-RE-relocated instructions: the loader patches them in place, so they must be intact.
+    for c in &view.program.tables.core_relocs {
+        let Some(old) = usize::try_from(c.insn_off / 8).ok().filter(|_| c.insn_off % 8 == 0) else { continue };
+        if view.roles.binary_search_by_key(&old, |r| r.0).is_ok() {
+            continue;
+        }
+        let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
+        let want = kernel.get(old);
+        let wide = want.is_some_and(Insn::is_ld_imm64);
+        let intact = out.get(new) == want && (!wide || out.get(new + 1) == kernel.get(old + 1));
+        if !intact {
+            return Err(EngineError::RelocatedRewritten { section, old, new });
+        }
+    }
+    Ok(())
 }
 
 /// Where the engine put the records of `view`'s program ([`EngineRecords`]): its remapped
@@ -811,10 +885,18 @@ impl Rewriter {
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
         let t0 = Instant::now();
-        let view = obj.engine_view(prog)?;
-        let (mut patched, hook) = self.run(&view.section, &view.info(), passes)?;
-        let object = obj.apply_patched_via(&view, &mut patched, !self.adjuster, keep)?;
-        let report = report(&view.info(), &patched, &hook, object, t0.elapsed());
+        // The view takes the object's instructions (no copy) and gives them back before the
+        // object is read again, whatever happened.
+        let mut view = obj.take_engine_view(prog)?;
+        let done = self.run(&view.section, &view.info(), passes).and_then(|(mut patched, hook)| {
+            check_relocated(&view, &mut patched)?;
+            Ok((patched, hook))
+        });
+        obj.give_back(&mut view);
+        let (mut patched, hook) = done?;
+        let object = obj.write_back(&view, &mut patched, !self.adjuster, keep)?;
+        let info = view.info();
+        let report = report((info.index, info.name, view.len), &patched, &hook, object, t0.elapsed());
         Ok(Rewritten { report, patched })
     }
 
@@ -886,7 +968,7 @@ impl Rewriter {
             entries: &[],
         };
         let (patched, hook) = self.run(&section, &info, passes)?;
-        let report = report(&info, &patched, &hook, RewriteReport::default(), t0.elapsed());
+        let report = report((0, info.name, insns.len()), &patched, &hook, RewriteReport::default(), t0.elapsed());
         Ok(Rewritten { report, patched })
     }
 
@@ -913,17 +995,17 @@ impl Rewriter {
     }
 }
 
+/// The report of program `index` named `name` of `n` slots.
 fn report(
-    info: &ProgramInfo<'_>,
+    (index, name, n): (usize, &str, usize),
     patched: &PatchedProgram<SlotAux>,
     hook: &Hook,
     object: RewriteReport,
     time: Duration,
 ) -> ProgramReport {
-    let n = info.program.insns.len();
     ProgramReport {
-        index: info.index,
-        name: info.name.to_string(),
+        index,
+        name: name.to_string(),
         slots_before: n,
         slots_after: patched.map.new_len(),
         patched: hook.patched,

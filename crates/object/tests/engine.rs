@@ -751,3 +751,53 @@ fn engine_tables_past_the_new_image_drop_their_records() {
         assert_eq!(obj.core_relos(pi).len(), cores - 1, "{name}");
     }
 }
+
+/// The rewrite path's view takes the object's instructions instead of copying them
+/// (`take_engine_view`, doc/DESIGN.md "Copies and decodes"), so every way a rewrite can fail
+/// must give them back in the object's encodings: a pass that fails (its error, after it
+/// patched), a pass the write-back refuses (a relocated instruction rewritten). After each the
+/// object writes its input byte for byte, its programs read as before, and the next rewrite
+/// (which sees the kernel view again, relocated roles included) succeeds.
+#[test]
+fn a_failed_rewrite_gives_the_instructions_back() {
+    for name in CALLS {
+        let (bytes, mut obj) = load(name);
+        let before: Vec<Vec<Insn>> = obj.programs().iter().map(|p| p.insns().to_vec()).collect();
+        let xdp = obj.program_by_name("xdp").unwrap().0;
+        let roles_before = roles(&obj, "xdp");
+        assert!(!roles_before.is_empty(), "{name}: relocated instructions to restore");
+        let e = rewriter()
+            .rewrite_program(&mut obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(0)).unwrap();
+                list.prepatch(
+                    n,
+                    &PatchBuf::from_insns(&[Insn::new(c::JMP | c::JA, 0, 0, 0, 0)]),
+                    PrepatchMode::LandOnInserted,
+                )
+                .unwrap();
+                Err("the pass failed")
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::Pass { .. }), "{name}: {e}");
+        let after: Vec<Vec<Insn>> = obj.programs().iter().map(|p| p.insns().to_vec()).collect();
+        assert_eq!(after, before, "{name}: the instructions are the object's again");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged after a failed pass");
+        let e = rewriter()
+            .rewrite_program(&mut obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+                let n = list.node_of(Slot(22)).unwrap();
+                let mut call = list.insn(n).unwrap();
+                call.imm += 5;
+                list.patch(n, &PatchBuf::from_insns(&[call])).unwrap();
+                Ok::<(), Infallible>(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EngineError::RelocatedRewritten { old: 22, .. }), "{name}: {e}");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged after a refused write-back");
+        assert_eq!(roles(&obj, "xdp"), roles_before, "{name}: the same view again");
+        let r = rewriter()
+            .rewrite_program(&mut obj, xdp, &mut |_: &mut PatchList, _: &ProgramInfo<'_>| Ok::<(), Infallible>(()))
+            .unwrap();
+        assert_eq!(r.report.slots_before, before[xdp].len(), "{name}");
+        assert_eq!(obj.write().unwrap(), bytes, "{name}: a rewrite that changes nothing");
+    }
+}
