@@ -75,6 +75,7 @@ impl Insn {
 
     /// The relative delta stored in the target field, if the slot has one.
     #[must_use]
+    #[inline]
     pub fn rel_target(&self) -> Option<i64> {
         self.target_field().map(|(f, _)| match f {
             TargetField::Off => i64::from(self.off),
@@ -84,6 +85,7 @@ impl Insn {
 
     /// The absolute slot this slot at `pc` targets, if it has a target (may be out of range).
     #[must_use]
+    #[inline]
     pub fn abs_target(&self, pc: usize) -> Option<i64> {
         let pc = i64::try_from(pc).ok()?;
         self.rel_target().map(|d| pc + d + 1)
@@ -95,6 +97,7 @@ impl Insn {
     /// `Err(())`-like `false` return when the slot has no target field or `delta` does not fit;
     /// the slot is then unchanged.
     #[must_use]
+    #[inline]
     pub fn set_rel_target(&mut self, delta: i64) -> bool {
         match self.target_field() {
             Some((TargetField::Off, _)) => match i16::try_from(delta) {
