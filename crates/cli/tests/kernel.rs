@@ -193,6 +193,38 @@ fn load_reports_each_program() {
     assert!(xdp["before"]["retval"].is_u64());
 }
 
+/// `load`'s text table starts with its header (the after-columns only with `--passes`); an
+/// object it cannot open is a row of its own, counted below the table and in the JSON, and
+/// makes the exit status a failure while the other objects still load.
+#[test]
+fn load_counts_the_objects_it_cannot_open() {
+    if !kernel_or_skip("load_counts_the_objects_it_cannot_open") {
+        return;
+    }
+    let obj = concat!(env!("CARGO_MANIFEST_DIR"), "/../object/tests/data/prog-el.o");
+    let dir = tempfile_dir("unopened");
+    let bad = dir.join("not-elf.o");
+    std::fs::write(&bad, b"not an ELF object").unwrap();
+    let out = bpfpatch().args(["load", obj]).arg(&bad).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let head = stdout.lines().next().unwrap();
+    assert!(head.starts_with("file") && head.contains("verdict") && !head.contains('|'), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("prog_xdp") && l.contains("success")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("not-elf.o") && l.contains("error")), "{stdout}");
+    assert!(stdout.contains("\n1 object(s) could not be opened or rewritten"), "{stdout}");
+    let out = bpfpatch().args(["load", obj, "--passes", "dce"]).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.lines().next().unwrap().matches("verdict").count(), 2, "{stdout}");
+    let out = bpfpatch().args(["load", "--json", obj]).arg(&bad).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unopened"], 2, "{v}");
+    assert!(v["programs"].as_array().unwrap().iter().any(|p| p["program"] == "prog_xdp"), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn disasm_reads_a_kernel_dump() {
     if !kernel_or_skip("disasm_reads_a_kernel_dump") {
