@@ -217,6 +217,7 @@ fn load_counts_the_objects_it_cannot_open() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
     assert_eq!(stdout.lines().next().unwrap().matches("verdict").count(), 2, "{stdout}");
+    assert!(!stdout.contains("could not be opened"), "no count when every object opened: {stdout}");
     let out = bpfpatch().args(["load", "--json", obj]).arg(&bad).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
