@@ -199,7 +199,7 @@ mod tests {
         assert!(names.len() > 1 && all.contains(&names.join(",")), "{all}");
     }
 
-    /// `--may-goto` reaches the pass options (timed by default), and a pipeline with `zext` runs
+    /// `--may-goto` and `--ctx-layout` reach the pass options (timed and none by default), and a pipeline with `zext` runs
     /// on a machine with random upper halves seeded by the pass seed; one without on the
     /// zero-extending machine.
     #[test]
@@ -209,6 +209,11 @@ mod tests {
         assert_eq!(a.options().unwrap().may_goto, MayGotoForm::Timed);
         a.may_goto = MayGoto::Counted;
         assert_eq!(a.options().unwrap().may_goto, MayGotoForm::Counted);
+        assert!(a.options().unwrap().ctx_layout.is_none());
+        a.ctx_layout = Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../doc/ctx-layout.json")));
+        assert!(a.options().unwrap().ctx_layout.is_some(), "--ctx-layout reaches the options");
+        a.ctx_layout = Some(PathBuf::from("/nonexistent/ctx-layout.json"));
+        assert!(a.options().is_err(), "an unreadable layout is an error");
         let opts = Options { seed: 77, ..Options::default() };
         let zext = Pipeline::from_cli("zext", false).unwrap();
         let dce = Pipeline::from_cli("dce", false).unwrap();
