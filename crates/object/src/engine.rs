@@ -645,7 +645,7 @@ impl BpfObject {
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
     ) -> Result<RewriteReport, EngineError> {
-        self.apply_patched_via(view, patched, true, true)
+        self.apply_patched_via(view, patched, true)
     }
 
     /// [`BpfObject::apply_patched`] with the records moved by the object's own adjuster
@@ -659,24 +659,23 @@ impl BpfObject {
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
     ) -> Result<RewriteReport, EngineError> {
-        self.apply_patched_via(view, patched, false, true)
+        self.apply_patched_via(view, patched, false)
     }
 
-    /// The write-back of a view that left the object whole ([`BpfObject::engine_view`]): the
-    /// view must still be of the object's program, then as [`BpfObject::write_back`] after
-    /// [`check_relocated`].
+    /// The write-back of a view that left the object whole ([`BpfObject::engine_view`]), for
+    /// the public entry points (which hand the new instructions back): the view must still be
+    /// of the object's program, then [`check_relocated`] and [`BpfObject::write_back`].
     fn apply_patched_via(
         &mut self,
         view: &EngineView,
         patched: &mut PatchedProgram<SlotAux>,
         engine_tables: bool,
-        keep: bool,
     ) -> Result<RewriteReport, EngineError> {
         if self.programs.get(view.prog).is_none_or(|p| p.insns.len() != view.len) {
             return Err(EngineError::StaleView { section: view.section.clone() });
         }
         check_relocated(view, patched)?;
-        self.write_back(view, patched, engine_tables, keep)
+        self.write_back(view, patched, engine_tables, true)
     }
 
     /// The object's part of the write-back, once [`check_relocated`] passed (the object holds

@@ -639,21 +639,27 @@ fn core_relocated_instructions_are_patched_at_load_and_guarded() {
 /// An external call (a relocated `call` into another section, a kfunc call in the view) whose
 /// `imm` a pass changed is refused, though a local call's `imm` may change with its target:
 /// only local calls and function addresses are compared without their `imm`.
+/// Rewrites program `xdp` of a `calls-*.o` with a pass that adds 5 to the `imm` of its
+/// external call (slot 22): the write-back's refusal.
+fn bump_the_external_calls_imm(obj: &mut BpfObject, xdp: usize) -> EngineError {
+    rewriter()
+        .rewrite_program(obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
+            let n = list.node_of(Slot(22)).unwrap();
+            let mut call = list.insn(n).unwrap();
+            call.imm += 5;
+            list.patch(n, &PatchBuf::from_insns(&[call])).unwrap();
+            Ok::<(), Infallible>(())
+        })
+        .unwrap_err()
+}
+
 #[test]
 fn an_external_calls_imm_is_guarded() {
     for name in CALLS {
         let (bytes, mut obj) = load(name);
         let xdp = obj.program_by_name("xdp").unwrap().0;
         assert!(roles(&obj, "xdp").contains(&(22, RelocRole::ExternCall)), "{name}");
-        let e = rewriter()
-            .rewrite_program(&mut obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
-                let n = list.node_of(Slot(22)).unwrap();
-                let mut call = list.insn(n).unwrap();
-                call.imm += 5;
-                list.patch(n, &PatchBuf::from_insns(&[call])).unwrap();
-                Ok::<(), Infallible>(())
-            })
-            .unwrap_err();
+        let e = bump_the_external_calls_imm(&mut obj, xdp);
         assert!(matches!(e, EngineError::RelocatedRewritten { old: 22, .. }), "{name}: {e}");
         assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged");
     }
@@ -782,15 +788,7 @@ fn a_failed_rewrite_gives_the_instructions_back() {
         let after: Vec<Vec<Insn>> = obj.programs().iter().map(|p| p.insns().to_vec()).collect();
         assert_eq!(after, before, "{name}: the instructions are the object's again");
         assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged after a failed pass");
-        let e = rewriter()
-            .rewrite_program(&mut obj, xdp, &mut |list: &mut PatchList, _: &ProgramInfo<'_>| {
-                let n = list.node_of(Slot(22)).unwrap();
-                let mut call = list.insn(n).unwrap();
-                call.imm += 5;
-                list.patch(n, &PatchBuf::from_insns(&[call])).unwrap();
-                Ok::<(), Infallible>(())
-            })
-            .unwrap_err();
+        let e = bump_the_external_calls_imm(&mut obj, xdp);
         assert!(matches!(e, EngineError::RelocatedRewritten { old: 22, .. }), "{name}: {e}");
         assert_eq!(obj.write().unwrap(), bytes, "{name}: unchanged after a refused write-back");
         assert_eq!(roles(&obj, "xdp"), roles_before, "{name}: the same view again");

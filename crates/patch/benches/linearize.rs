@@ -38,7 +38,8 @@ fn program() -> Vec<Insn> {
     p
 }
 
-fn blind(list: &mut PatchList, prog: &[Insn], buf: &mut PatchBuf) {
+/// The blinding requests of `prog`, in slot order: `request(slot, buffer)` for each.
+fn each_blinding(prog: &[Insn], buf: &mut PatchBuf, mut request: impl FnMut(Slot, &PatchBuf)) {
     let ax = Reg::AX.index();
     for (i, insn) in prog.iter().enumerate() {
         if insn.code == c::ALU64 | c::ADD | c::K {
@@ -47,15 +48,22 @@ fn blind(list: &mut PatchList, prog: &[Insn], buf: &mut PatchBuf) {
             buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, rnd ^ insn.imm))
                 .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, rnd))
                 .push(Insn::new(c::ALU64 | c::ADD | c::X, insn.dst(), ax, 0, 0));
-            list.patch(list.node_of(Slot(i)).unwrap(), buf).unwrap();
         } else if insn.code == c::JMP | c::JEQ | c::K {
             buf.clear();
             buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, 7))
                 .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, 7))
                 .jump_to(Insn::new(c::JMP | c::JEQ | c::X, insn.dst(), ax, 0, 0), Target::OrigTarget);
-            list.patch(list.node_of(Slot(i)).unwrap(), buf).unwrap();
+        } else {
+            continue;
         }
+        request(Slot(i), buf);
     }
+}
+
+fn blind(list: &mut PatchList, prog: &[Insn], buf: &mut PatchBuf) {
+    each_blinding(prog, buf, |slot, b| {
+        list.patch(list.node_of(slot).unwrap(), b).unwrap();
+    });
 }
 
 /// [`blind`]'s requests through the in-order engine.
@@ -67,23 +75,9 @@ fn blind_in_order<A: Clone, H: AuxHook<A>>(
     buf: &mut PatchBuf,
 ) -> usize {
     let mut io = InOrder::new(ctx, prog, hook, out).unwrap();
-    let ax = Reg::AX.index();
-    for (i, insn) in prog.insns.iter().enumerate() {
-        if insn.code == c::ALU64 | c::ADD | c::K {
-            let rnd = 0x5a5a_5a5a_i32 ^ i as i32;
-            buf.clear();
-            buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, rnd ^ insn.imm))
-                .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, rnd))
-                .push(Insn::new(c::ALU64 | c::ADD | c::X, insn.dst(), ax, 0, 0));
-            io.patch(Slot(i), buf).unwrap();
-        } else if insn.code == c::JMP | c::JEQ | c::K {
-            buf.clear();
-            buf.push(Insn::new(c::ALU64 | c::MOV | c::K, ax, 0, 0, 7))
-                .push(Insn::new(c::ALU64 | c::XOR | c::K, ax, 0, 0, 7))
-                .jump_to(Insn::new(c::JMP | c::JEQ | c::X, insn.dst(), ax, 0, 0), Target::OrigTarget);
-            io.patch(Slot(i), buf).unwrap();
-        }
-    }
+    each_blinding(&prog.insns, buf, |slot, b| {
+        io.patch(slot, b).unwrap();
+    });
     io.finish().unwrap();
     out.program.insns.len()
 }
