@@ -114,23 +114,27 @@ pub struct EngineView {
     /// The object's line_info records of the program (what a record carries beyond the
     /// engine's [`bpfpatch_patch::LineInfo`] rides along by index).
     line_records: Vec<crate::LineInfo>,
-    /// The program's length in slots (its instructions may have gone back to the object).
-    len: usize,
-    /// Per relocated slot (those of `roles`), ascending: the object's encoding and the kernel
-    /// view's. The write-back restores the first; the view's instructions hold the second.
-    encodings: Vec<(usize, Insn, Insn)>,
+    /// Per entry of `roles`: the instruction's object encoding and its kernel view's. The
+    /// write-back restores the first; the view's instructions hold the second.
+    encodings: Vec<(Insn, Insn)>,
 }
 
 impl EngineView {
     /// Puts the object's instructions of the program into the view, in the kernel view's
     /// encodings at relocated slots.
     fn install(&mut self, mut insns: Vec<Insn>) {
-        for &(s, _, kernel) in &self.encodings {
+        for (&(s, _), &(_, kernel)) in self.roles.iter().zip(&self.encodings) {
             if let Some(x) = insns.get_mut(s) {
                 *x = kernel;
             }
         }
         self.program.insns = insns;
+    }
+
+    /// The program's length in slots: one aux record each, which stays in the view when its
+    /// instructions go back to the object ([`BpfObject::give_back`]).
+    fn len(&self) -> usize {
+        self.program.aux.len()
     }
 
     /// The program for the engine: kernel-view instructions, aux, side tables.
@@ -406,7 +410,7 @@ impl BpfObject {
     /// view keeps everything but its instructions.
     pub(crate) fn give_back(&mut self, view: &mut EngineView) {
         let mut insns = core::mem::take(&mut view.program.insns);
-        for &(s, object, _) in &view.encodings {
+        for (&(s, _), &(object, _)) in view.roles.iter().zip(&view.encodings) {
             if let Some(x) = insns.get_mut(s) {
                 *x = object;
             }
@@ -422,11 +426,11 @@ impl BpfObject {
         let orig = &p.insns;
         let n = orig.len();
         let is_start = starts(orig);
-        let mut encodings = Vec::new();
+        // Per relocated slot: its role, object encoding and kernel view encoding.
+        let mut relocated: Vec<(usize, RelocRole, Insn, Insn)> = Vec::new();
         let mut aux: Vec<SlotAux> =
             (0..n).map(|s| SlotAux { orig: Some(slot_u32(s)), parent: None, reloc: None }).collect();
         let in_range = |t: i64| usize::try_from(t).ok().filter(|&t| t < n && is_start[t]);
-        let mut roles = Vec::new();
         for r in &p.relocs {
             let s = r.slot;
             if s >= n || aux[s].reloc.is_some() {
@@ -436,8 +440,7 @@ impl BpfObject {
                 // On the second slot of an ld_imm64: the whole instruction is the relocation's.
                 if let Some(first) = s.checked_sub(1).filter(|&f| aux[f].reloc.is_none()) {
                     aux[first].reloc = Some(RelocRole::Other);
-                    roles.push((first, RelocRole::Other));
-                    encodings.push((first, orig[first], orig[first]));
+                    relocated.push((first, RelocRole::Other, orig[first], orig[first]));
                 }
                 continue;
             }
@@ -488,11 +491,11 @@ impl BpfObject {
                 RelocRole::Other => {}
             }
             aux[s].reloc = Some(role);
-            roles.push((s, role));
-            encodings.push((s, insn, kernel));
+            relocated.push((s, role, insn, kernel));
         }
-        roles.sort_unstable_by_key(|r| r.0);
-        encodings.sort_unstable_by_key(|e| e.0);
+        relocated.sort_unstable_by_key(|r| r.0);
+        let roles = relocated.iter().map(|&(s, role, _, _)| (s, role)).collect();
+        let encodings = relocated.iter().map(|&(_, _, object, kernel)| (object, kernel)).collect();
 
         // Side tables.
         let subprograms = self.subprograms(prog);
@@ -555,7 +558,6 @@ impl BpfObject {
             entries: self.entry_points(prog),
             complete,
             line_records: li.to_vec(),
-            len: n,
             encodings,
         })
     }
@@ -671,7 +673,7 @@ impl BpfObject {
         patched: &mut PatchedProgram<SlotAux>,
         engine_tables: bool,
     ) -> Result<RewriteReport, EngineError> {
-        if self.programs.get(view.prog).is_none_or(|p| p.insns.len() != view.len) {
+        if self.programs.get(view.prog).is_none_or(|p| p.insns.len() != view.len()) {
             return Err(EngineError::StaleView { section: view.section.clone() });
         }
         check_relocated(view, patched)?;
@@ -717,8 +719,7 @@ fn check_relocated(view: &EngineView, patched: &mut PatchedProgram<SlotAux>) -> 
     let map = &patched.map;
     let out = &mut patched.program.insns;
     let kernel = &view.program.insns;
-    for (&(old, role), &(at, object, _)) in view.roles.iter().zip(&view.encodings) {
-        debug_assert_eq!(old, at, "roles and encodings are parallel");
+    for (&(old, role), &(object, _)) in view.roles.iter().zip(&view.encodings) {
         let Some(new) = map.insn(Slot(old)).map(|s| s.0) else { continue };
         let want = kernel[old];
         let rewritten = || EngineError::RelocatedRewritten { section: section.clone(), old, new };
@@ -895,7 +896,7 @@ impl Rewriter {
         let (mut patched, hook) = done?;
         let object = obj.write_back(&view, &mut patched, !self.adjuster, keep)?;
         let info = view.info();
-        let report = report((info.index, info.name, view.len), &patched, &hook, object, t0.elapsed());
+        let report = report((info.index, info.name, view.len()), &patched, &hook, object, t0.elapsed());
         Ok(Rewritten { report, patched })
     }
 
