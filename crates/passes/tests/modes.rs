@@ -221,3 +221,47 @@ fn may_goto_expansion_counts_like_the_interpreter() {
     assert_eq!(out.len(), insns.len() + 2 * 6 + 2 * 2, "two 7-slot expansions, two stores per subprogram");
     assert_eq!(big(&out, LoadOptions::INTERNAL), 0xffff * (1 + (8 * 1024 * 1024) / 0xffff));
 }
+
+/// The generator's stack accesses (`fuzzing::mem_access`): every one inside the 512-byte frame
+/// and aligned to its size; every offset inside an 8-byte slot for every size; and the frame's
+/// last slot (fp-512), so that random programs have full frames with a `may_goto` count below
+/// them. Without the last, no random program exercises what `tests/data/may-goto/full-frame`
+/// pins (a generator that never makes a shape proves nothing about it).
+#[test]
+fn random_stack_accesses_cover_the_whole_frame() {
+    use bpfpatch_insn::opcode as c;
+    let mut in_slot = std::collections::BTreeSet::new();
+    let mut full = 0usize;
+    for seed in 0..500 {
+        let insns =
+            vm_program(&mut bpfpatch_passes::fuzzing::Rng::from_bytes_seeded(&[], seed), 1 + (seed % 3) as usize, 30);
+        let mut i = 0;
+        while i < insns.len() {
+            let insn = insns[i];
+            i += if insn.is_ld_imm64() { 2 } else { 1 };
+            let class = insn.code & c::CLASS_MASK;
+            let base = match class {
+                c::LDX => insn.src(),
+                c::ST | c::STX => insn.dst(),
+                _ => continue,
+            };
+            if base != 10 {
+                continue;
+            }
+            let bytes: i16 = match insn.code & c::SIZE_MASK {
+                c::W => 4,
+                c::H => 2,
+                c::B => 1,
+                _ => 8,
+            };
+            let off = insn.off;
+            assert!((-512..0).contains(&off) && off % bytes == 0, "seed {seed}: [r10{off:+}] of {bytes} bytes");
+            in_slot.insert((bytes, off.rem_euclid(8)));
+            full += usize::from(off < -504);
+        }
+    }
+    let want: std::collections::BTreeSet<(i16, i16)> =
+        [1i16, 2, 4, 8].iter().flat_map(|&b| (0..8).step_by(b as usize).map(move |o| (b, o))).collect();
+    assert_eq!(in_slot, want, "offsets inside a slot, per size");
+    assert!(full > 10, "{full} accesses to the frame's last slot");
+}
