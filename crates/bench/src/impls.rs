@@ -42,7 +42,8 @@ pub enum Impl {
 /// buffer and output, all kept across runs (regalloc2's `run_with_ctx` model).
 #[derive(Debug, Default)]
 pub struct State {
-    list: PatchList,
+    /// The list's allocations between runs (it borrows each run's program: `recycle`d in and out).
+    list: PatchList<'static>,
     ctx: PatchCtx,
     inorder: InOrderCtx,
     buf: PatchBuf,
@@ -183,15 +184,21 @@ fn in_order(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String
 fn engine(w: &Workload, out: &mut Output, st: &mut State) -> Result<(), String> {
     let p = &w.prog;
     let e = |e: bpfpatch_patch::Error| e.to_string();
-    let list = &mut st.list;
-    list.reset_for_program(p).map_err(e)?;
-    each_request(w, &mut st.buf, |slot, b| list.patch(list.node_of(slot)?, b).map(|_| ()))?;
-    // The linearization writes into the caller's previous output (its buffers are reused: no
-    // copy, no allocation once warm); the engine keeps the map and the other results.
-    core::mem::swap(out, &mut st.out.program);
-    let r = list.linearize_program_into(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default(), &mut st.out);
-    core::mem::swap(out, &mut st.out.program);
-    r.map_err(e)
+    // The kept allocations, for a list that reads this program in place.
+    let mut list = core::mem::take(&mut st.list).recycle();
+    let r = (|| {
+        list.reset_for_program(p).map_err(e)?;
+        each_request(w, &mut st.buf, |slot, b| list.patch(list.node_of(slot)?, b).map(|_| ()))?;
+        // The linearization writes into the caller's previous output (its buffers are reused: no
+        // copy, no allocation once warm); the engine keeps the map and the other results.
+        core::mem::swap(out, &mut st.out.program);
+        let r =
+            list.linearize_program_into(&mut st.ctx, p, &mut KernelAuxHook, LinearizeOptions::default(), &mut st.out);
+        core::mem::swap(out, &mut st.out.program);
+        r.map_err(e)
+    })();
+    st.list = list.recycle();
+    r
 }
 
 #[cfg(test)]

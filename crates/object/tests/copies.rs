@@ -85,7 +85,9 @@ fn rewrite_copies_instructions_as_the_design_note_says() {
     // The linearized program, which moves into the object. The engine view takes the object's
     // instructions and gives them back (`take_engine_view`); before: a copy of them
     // (`engine_view`), and before #15 also the view's copy of the original and the
-    // write-back's copy.
+    // write-back's copy. The patch list reads the program in place (I7; its copy was `n + 1`
+    // slots, the sentinel's included, so not counted here: `crates/patch/tests/in_place.rs`
+    // holds that no list allocation is of the program's instruction size).
     assert_eq!(report, 1, "{n} slots: allocations of the program's size");
     let mut o = obj.clone();
     let keep = count(n, || {

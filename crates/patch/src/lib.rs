@@ -55,7 +55,8 @@
 //! assert_eq!(out.map.insn(Slot(3)), Some(Slot(4)));
 //!
 //! // 2. delete: references land on the first surviving slot after the deleted ones.
-//! let mut l = PatchList::new(&[ja(1), mov(0, 0), mov(0, 1), exit])?;
+//! let jumpy = [ja(1), mov(0, 0), mov(0, 1), exit];
+//! let mut l = PatchList::new(&jumpy)?;
 //! l.delete(l.node_of(Slot(2))?)?;
 //! let out = l.linearize(LinearizeOptions::default())?;
 //! assert_eq!(jt(&out.insns, 0), 2); // the exit
@@ -101,7 +102,8 @@
 //! let jt = |p: &[Insn], i: usize| p[i].abs_target(i).unwrap();
 //!
 //! // 0: call 2 ; 1: exit ; 2: r0 = 1 (subprogram) ; 3: exit
-//! let mut l = PatchList::new(&[call(1), exit, mov(0, 1), exit])?;
+//! let prog = [call(1), exit, mov(0, 1), exit];
+//! let mut l = PatchList::new(&prog)?;
 //! let x = l.node_of(Slot(2))?;
 //! let before = l.label_at(x)?; // bound before the prologue
 //! // A prologue at x whose own call goes past its end: to x's instruction.
@@ -119,7 +121,8 @@
 //! assert_eq!(jt(&out, 2), 4); // the label took its call landing when bound: the prologue
 //! assert_eq!(jt(&out, 5), 6); // the prologue's PastEnd: the instruction
 //! // Deleted code cannot be named; references made before the deletion follow the survivor.
-//! let mut l = PatchList::new(&[call(1), exit, mov(9, 0), mov(0, 1), exit])?;
+//! let prog2 = [call(1), exit, mov(9, 0), mov(0, 1), exit];
+//! let mut l = PatchList::new(&prog2)?;
 //! let d = l.node_of(Slot(2))?;
 //! l.delete(d)?;
 //! let mut b = PatchBuf::new();
@@ -143,7 +146,8 @@
 //! let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
 //! // Constant blinding of `if r1 == 5 goto +1`: the jcc moves to the end of its patch and keeps
 //! // its original target; no hand-computed `off - 2`.
-//! let mut l = PatchList::new(&[jeq(1, 5, 1), mov(0, 0), exit])?;
+//! let prog = [jeq(1, 5, 1), mov(0, 0), exit];
+//! let mut l = PatchList::new(&prog)?;
 //! let mut b = PatchBuf::new();
 //! b.push(mov(11, 5 ^ 0x1234))
 //!     .push(Insn::new(c::ALU64 | c::XOR | c::K, 11, 0, 0, 0x1234))
@@ -230,11 +234,16 @@
 //! Building the list: O(n). Each request: O(buffer) (`delete_range`: O(range); inserting before
 //! a deleted run walks that run). Linearization: one walk over all nodes plus one pass over the
 //! fixups; call groups resolve in amortized O(1) with memoization; each relaxation round is
-//! another walk and only happens when a jump overflows. Memory: about 21 bytes per node plus
-//! 4 per original slot (predecessor links, 4 more, only once a request inserts before a node);
-//! a pending patch costs 8 bytes per slot plus 12 (and 4 per jump-class slot). The warm path allocates nothing:
-//! [`PatchList::reset_for_program`], [`PatchCtx`] and [`PatchList::linearize_program_into`]
-//! keep every buffer across programs (regalloc2's `run_with_ctx` model).
+//! another walk and only happens when a jump overflows. Memory: the list borrows the program
+//! and reads its instructions in place (invariant I7), so an original slot costs 21 bytes of
+//! list state (links, reference, origin, flags, identity, rewrite index) and no copy of its
+//! instruction; a node the list makes costs 21 bytes with its instruction, an original a
+//! request rewrites 8 more (predecessor links, 4 per node, only once a request inserts before
+//! a node); a pending patch costs 8 bytes per slot plus 12 (and 4 per jump-class slot). The
+//! warm path allocates nothing: [`PatchList::reset_for_program`] (with
+//! [`PatchList::recycle`] across programs of different lifetimes), [`PatchCtx`] and
+//! [`PatchList::linearize_program_into`] keep every buffer across programs (regalloc2's
+//! `run_with_ctx` model).
 //!
 //! # Names
 //!

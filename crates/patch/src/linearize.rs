@@ -21,7 +21,7 @@
 
 use crate::error::{Error, Result};
 use crate::handle::{Origin, Ref, pos};
-use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PatchList, is_jump_class};
+use crate::list::{F_CMOVED, F_DELETED, F_LOGGED, F_TGT, F_TOUCHED, NONE, PatchList, is_jump_class, node_insn};
 use crate::pending::PendingPatch;
 use crate::tables::AuxHook;
 use bpfpatch_insn::{Cond, Insn, Slot, TargetField, TargetKind, opcode as c};
@@ -553,7 +553,7 @@ fn backward(orig_len: u32, pos: &[u32], r: u32, lx: u32, at: u32, insn: &Insn, f
 const GOTOL: u8 = c::JMP32 | c::JA;
 const GOTO: u8 = c::JMP | c::JA;
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Linearizes into a fresh [`Linearized`] (allocating; see [`PatchList::linearize_with`]).
     ///
     /// # Errors
@@ -605,7 +605,7 @@ impl PatchList {
             ctx.src.reserve(self.live_slots);
         }
         let marks: &[u8] = if relaxing { &ctx.relax_mark } else { &[] };
-        let arr = self.insn.len() as u32;
+        let arr = self.arr() as u32;
         let insns = &mut ctx.out.insns;
         let pos = &mut ctx.out.map.pos;
         let (fixups, src) = (&mut ctx.fixups, &mut ctx.src);
@@ -640,8 +640,9 @@ impl PatchList {
         let mut o: u32 = 0;
         let mut pending = self.pending.iter();
         // The arrays as slices, once: the loop's stores cannot make the compiler reload them.
-        let (flags, next, insns, origins, tgts) =
-            (&self.flags[..], &self.next[..], &self.insn[..], &self.origin[..], &self.tgt[..]);
+        let (flags, next, origins, tgts) = (&self.flags[..], &self.next[..], &self.origin[..], &self.tgt[..]);
+        // The instructions: the program's, read in place, and the list's own (I7).
+        let (orig, own, over, over_at) = (self.orig, &self.own[..], &self.over[..], &self.over_at[..]);
         let mut x = self.head;
         while x != end && x != NONE {
             let xi = x as usize;
@@ -659,7 +660,8 @@ impl PatchList {
                 continue;
             }
             let r = if f & F_TGT != 0 { tgts[xi] } else { NONE };
-            o += e.node(Node { x: xi as u32, f, insn: insns[xi], r, origin: origins[xi] }, o, pos);
+            let insn = node_insn(orig, own, over, over_at, f, xi);
+            o += e.node(Node { x: xi as u32, f, insn, r, origin: origins[xi] }, o, pos);
         }
         if let Some(w) = pos.get_mut(end as usize) {
             *w = o;
@@ -728,7 +730,7 @@ impl PatchList {
         self.size_pos(ctx);
         ctx.fixups.clear();
         let need = self.live_slots;
-        let (fast_calls, arr, orig_len) = (self.cgroups.is_empty(), self.insn.len() as u32, self.orig_len);
+        let (fast_calls, arr, orig_len) = (self.cgroups.is_empty(), self.arr() as u32, self.orig_len);
         let insns = &mut ctx.out.insns;
         let pos = &mut ctx.out.map.pos;
         let fixups = &mut ctx.fixups;
@@ -894,7 +896,7 @@ impl PatchList {
         };
         ctx.chain.clear();
         let mut h = start;
-        let limit = self.insn.len() + self.cgroups.len() + 2;
+        let limit = self.arr() + self.cgroups.len() + 2;
         let (root, mut crossed) = loop {
             if let Some(r) = memo(ctx, h) {
                 break r;

@@ -1,8 +1,10 @@
 //! The patch list: an arena of slot nodes linked in program order, with symbolic targets.
 //!
 //! Storage is structure-of-arrays (one `Vec` per field, `u32` indices), so the linearizer's hot
-//! loop touches only `flags`, `insn` and `next`. Nodes `0..n` are the original slots, node `n`
-//! is the end sentinel, later nodes are inserted slots. See the crate documentation for the
+//! loop touches only `flags`, the instructions and `next`. Nodes `0..n` are the original slots,
+//! node `n` is the end sentinel, later nodes are inserted slots. The original instructions are
+//! read in place from the program the list borrows (I7): the list stores only the instructions
+//! of the nodes it made and of the originals a request rewrote. See the crate documentation for the
 //! model. This file holds the data, the queries and the helpers every request shares; the
 //! requests live by job in `list/`: `build` (from a program), `resolve` (a buffer's targets,
 //! validated before anything changes), `edit` (patch, prepatch, delete, append, set_insn,
@@ -49,6 +51,14 @@
 //!   common case of a pass (blinding, instrumentation) and costs one copy of the buffer (a
 //!   `memcpy` of [`PatchBuf`]'s contiguous slots; a patch without jump-class slots is streamed
 //!   into the output as whole slices).
+//! - **I7 (originals in place)**: a node without `F_OWN` is an original node whose
+//!   instruction is the borrowed program's, `orig[x]`. `F_OWN` (never cleared) means the list
+//!   holds the instruction: nodes from `n` on (the sentinel, inserted nodes) always, in
+//!   `own[x - n]`; an original node once a request wrote it, in `over[over_at[x]]`, its own
+//!   entry. Every read and write of a node's instruction goes through `node_insn` /
+//!   `set_node_insn`, so building a list copies no instruction, a request that rewrites an
+//!   original costs one entry of `over`, and the walk's common case (an untouched original) is
+//!   one flag test.
 
 // Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
 // or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
@@ -91,6 +101,9 @@ pub(crate) const F_CMOVED: u8 = 16;
 pub(crate) const F_CFRESH: u8 = 32;
 /// Node flag: a pending patch of the log replaces this original node (see `log`).
 pub(crate) const F_LOGGED: u8 = 64;
+/// Node flag: the list holds this node's instruction, not the program (I7): every node from
+/// `n` on, and an original a request wrote (then in `over[over_at[x]]`).
+pub(crate) const F_OWN: u8 = 128;
 
 /// How code inserted before an instruction is entered (see the crate documentation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -171,9 +184,20 @@ impl Appended {
 /// linearize it once. Alias of the RFC's `bpf_create_list_insn` result.
 #[doc(alias = "bpf_create_list_insn")]
 #[doc(alias = "bpf_list_insn")]
+///
+/// The list borrows the program's instructions for its lifetime `'p` (read in place, I7);
+/// [`PatchList::recycle`] keeps a list's allocations for another program.
 #[derive(Clone, Debug, Default)]
-pub struct PatchList {
-    pub(crate) insn: Vec<Insn>,
+pub struct PatchList<'p> {
+    /// The original program's instructions (I7).
+    pub(crate) orig: &'p [Insn],
+    /// Instructions of nodes `n..` (the sentinel's first), by `x - n` (I7).
+    pub(crate) own: Vec<Insn>,
+    /// Instructions of the original nodes a request wrote (`F_OWN`), by `over_at` (I7).
+    pub(crate) over: Vec<Insn>,
+    /// Per original node with `F_OWN`: its index in `over`. Any other entry is stale and
+    /// never read.
+    pub(crate) over_at: Vec<u32>,
     pub(crate) next: Vec<u32>,
     /// Predecessor links, maintained only once an insertion "before" a node needed them
     /// (`prev_ok`): most lists are only patched forward and never read them.
@@ -231,6 +255,19 @@ impl Default for NodeView {
     }
 }
 
+/// The instruction of array node `x` whose flags are `f` (I7), from the list's parts (the
+/// linearizer's walk holds them as slices).
+#[inline(always)]
+pub(crate) fn node_insn(orig: &[Insn], own: &[Insn], over: &[Insn], over_at: &[u32], f: u8, x: usize) -> Insn {
+    if f & F_OWN == 0 {
+        orig[x]
+    } else if x >= orig.len() {
+        own[x - orig.len()]
+    } else {
+        over[over_at[x] as usize]
+    }
+}
+
 /// Whether a slot is of the jump classes (the slots of a logged patch that hold a reference).
 #[inline]
 pub(crate) fn is_jump_class(insn: &Insn) -> bool {
@@ -250,7 +287,7 @@ fn is_call_kind(insn: &Insn) -> bool {
     matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef)))
 }
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Number of slots in the original program.
     #[must_use]
     pub fn orig_len(&self) -> usize {
@@ -272,7 +309,37 @@ impl PatchList {
     /// Number of nodes including the new nodes of pending patches (their ids are allocated).
     #[inline]
     pub(crate) fn vnodes(&self) -> usize {
-        self.insn.len() + self.pending.new_nodes()
+        self.arr() + self.pending.new_nodes()
+    }
+
+    /// Number of nodes in the arrays (original, sentinel, inserted; not the pending ones).
+    #[inline]
+    pub(crate) fn arr(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// The instruction of array node `x` (I7): the program's for an original the requests left
+    /// alone, the list's own otherwise. `x` must be below [`PatchList::arr`].
+    #[inline(always)]
+    pub(crate) fn node_insn(&self, x: usize) -> Insn {
+        node_insn(self.orig, &self.own, &self.over, &self.over_at, self.flags[x], x)
+    }
+
+    /// Writes the instruction of array node `x` (I7): an original gets `F_OWN` and an entry of
+    /// `over` the first time (a node from `n` on has `F_OWN` from its allocation). Keeps every
+    /// other flag.
+    #[inline]
+    pub(crate) fn set_node_insn(&mut self, x: usize, insn: Insn) {
+        let n = self.orig.len();
+        if x >= n {
+            self.own[x - n] = insn;
+        } else if self.flags[x] & F_OWN != 0 {
+            self.over[self.over_at[x] as usize] = insn;
+        } else {
+            self.flags[x] |= F_OWN;
+            self.over_at[x] = self.over.len() as u32;
+            self.over.push(insn);
+        }
     }
 
     /// The end sentinel's node.
@@ -409,7 +476,7 @@ impl PatchList {
     #[inline]
     fn live_insn(&self, node: NodeId) -> Result<u32> {
         let x = node.0;
-        if x as usize >= self.insn.len() || x == self.end() {
+        if x as usize >= self.arr() || x == self.end() {
             return Err(Error::NoSuchNode { node });
         }
         let f = self.flags[x as usize];
@@ -426,11 +493,15 @@ impl PatchList {
     #[inline]
     fn last_slot(&self, x: u32) -> u32 {
         // Pending patches hold no ld_imm64.
-        if x as usize >= self.insn.len() || self.flags[x as usize] & F_LOGGED != 0 {
+        if x as usize >= self.arr() || self.flags[x as usize] & F_LOGGED != 0 {
             return x;
         }
         let nx = self.next[x as usize];
-        if self.insn[x as usize].is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 { nx } else { x }
+        if self.node_insn(x as usize).is_ld_imm64() && nx != NONE && self.flags[nx as usize] & F_TAIL != 0 {
+            nx
+        } else {
+            x
+        }
     }
 
     /// The current call handle of node `x`.
@@ -450,7 +521,7 @@ impl PatchList {
     /// find-live pointers of deleted nodes.
     fn find_live(&mut self, x: u32) -> u32 {
         let mut r = x;
-        let mut guard = self.insn.len();
+        let mut guard = self.arr();
         while r != NONE && self.flags[r as usize] & F_DELETED != 0 && guard > 0 {
             r = self.tgt[r as usize];
             guard -= 1;
@@ -482,10 +553,10 @@ impl PatchList {
             return;
         }
         self.prev.clear();
-        self.prev.resize(self.insn.len(), NONE);
+        self.prev.resize(self.arr(), NONE);
         let mut p = NONE;
         let mut x = self.head;
-        let mut guard = self.insn.len();
+        let mut guard = self.arr();
         while x != NONE && guard > 0 {
             self.prev[x as usize] = p;
             p = x;
@@ -507,16 +578,17 @@ impl PatchList {
     /// buffers are a few slots, and this is on the per-patch path.)
     #[inline]
     fn alloc(&mut self, k: usize) -> u32 {
-        let base = self.insn.len() as u32;
+        let base = self.arr() as u32;
         for _ in 0..k {
-            self.insn.push(Insn::default());
+            self.own.push(Insn::default());
             self.next.push(NONE);
             if self.prev_ok {
                 self.prev.push(NONE);
             }
             self.tgt.push(NONE);
             self.origin.push(NONE);
-            self.flags.push(0);
+            // The list holds a new node's instruction (I7).
+            self.flags.push(F_OWN);
         }
         base
     }
@@ -543,9 +615,14 @@ impl PatchList {
     /// [`PatchList::vnodes`]. O(log pending) for a node of a pending patch.
     pub(crate) fn view(&self, x: u32) -> NodeView {
         let xi = x as usize;
-        let arr = self.insn.len();
+        let arr = self.arr();
         if xi < arr && self.flags[xi] & F_LOGGED == 0 {
-            return NodeView { insn: self.insn[xi], f: self.flags[xi], next: self.next[xi], origin: self.origin[xi] };
+            return NodeView {
+                insn: self.node_insn(xi),
+                f: self.flags[xi],
+                next: self.next[xi],
+                origin: self.origin[xi],
+            };
         }
         // Entry `e` of the log and slot `k` of its patch.
         let found = if xi < arr { self.pending.find_orig(x).map(|e| (e, 0)) } else { self.pending.find_new(xi - arr) };

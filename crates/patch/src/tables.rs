@@ -278,7 +278,7 @@ impl Shape<'_> {
     }
 }
 
-fn check_program<A>(list: &PatchList, prog: &Program<A>) -> Result<()> {
+fn check_program<A>(list: &PatchList<'_>, prog: &Program<A>) -> Result<()> {
     let tail = |s: usize| list.flags[s] & F_TAIL != 0;
     let shape =
         Shape { n: list.orig_len(), tail: &tail, subprogs: &list.subprogs, orig_subprogs: list.orig_subprog_count() };
@@ -416,13 +416,13 @@ impl OffsetMap {
     }
 }
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Builds the list of a program, with its subprogram table (or the kernel's computed one
     /// when the table is empty).
     ///
     /// # Errors
     /// As [`PatchList::with_subprogs`].
-    pub fn for_program<A>(prog: &Program<A>) -> Result<PatchList> {
+    pub fn for_program<A>(prog: &'p Program<A>) -> Result<PatchList<'p>> {
         if prog.tables.subprogs.is_empty() {
             PatchList::new(&prog.insns)
         } else {
@@ -461,7 +461,7 @@ impl PatchList {
     ///
     /// # Errors
     /// As [`PatchList::for_program`]; on error the list is empty.
-    pub fn reset_for_program<A>(&mut self, prog: &Program<A>) -> Result<()> {
+    pub fn reset_for_program<A>(&mut self, prog: &'p Program<A>) -> Result<()> {
         if prog.tables.subprogs.is_empty() {
             return self.reset(&prog.insns, None);
         }

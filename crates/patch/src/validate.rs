@@ -1,4 +1,4 @@
-//! A checker of the list's invariants I1-I6 (`list.rs`), run by the differential tests after
+//! A checker of the list's invariants I1-I7 (`list.rs`), run by the differential tests after
 //! every request (regalloc2's checker model: the engine's state is checked, not only its
 //! output). Compiled with debug assertions or the `fuzzing` feature; O(nodes + groups).
 
@@ -7,13 +7,13 @@
 
 use crate::handle::{Origin, Ref};
 use crate::ids::NodeId;
-use crate::list::{F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_TAIL, F_TGT, NONE, PatchList, is_jump_class};
+use crate::list::{F_CFRESH, F_CMOVED, F_DELETED, F_LOGGED, F_OWN, F_TAIL, F_TGT, NONE, PatchList, is_jump_class};
 use core::fmt;
 
 /// An invariant of the list that does not hold: which one, where, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvariantViolation {
-    /// `"I1"` .. `"I6"`, or `"links"` for the list structure itself.
+    /// `"I1"` .. `"I7"`, or `"links"` for the list structure itself.
     pub invariant: &'static str,
     /// The node where it was seen.
     pub node: NodeId,
@@ -33,15 +33,17 @@ fn bad(invariant: &'static str, node: u32, detail: String) -> Result<(), Invaria
     Err(InvariantViolation { invariant, node: NodeId(node), detail })
 }
 
-impl PatchList {
-    /// Checks the invariants I1-I6 of the list (see the module notes of the list) and its link
+impl<'p> PatchList<'p> {
+    /// Checks the invariants I1-I7 of the list (see the module notes of the list) and its link
     /// structure; `Err` names the first violation. Every request must leave a list on which this
     /// holds; the differential tests call it after each one.
     ///
     /// # Errors
     /// The first violation found.
     pub fn validate(&self) -> Result<(), InvariantViolation> {
-        let arr = self.insn.len();
+        // First: the walks below read instructions through I7.
+        self.validate_own()?;
+        let arr = self.arr();
         let end = self.end();
         let nodes = self.vnodes();
         // Links: from the head, every node once, ending at the sentinel; the live count matches.
@@ -108,16 +110,49 @@ impl PatchList {
         self.validate_log()
     }
 
+    /// I7: every node from `n` on has `F_OWN`; an original with `F_OWN` has its own entry of
+    /// `over`, and every entry belongs to one of them; `own` covers the nodes from `n` on.
+    fn validate_own(&self) -> Result<(), InvariantViolation> {
+        let n = self.orig.len();
+        if n != self.orig_len() || self.own.len() + n != self.arr() {
+            return bad(
+                "I7",
+                self.end(),
+                format!("{n} originals and {} own slots for {} nodes", self.own.len(), self.arr()),
+            );
+        }
+        let mut owner = vec![NONE; self.over.len()];
+        for x in 0..self.arr() {
+            let own = self.flags[x] & F_OWN != 0;
+            if x >= n && !own {
+                return bad("I7", x as u32, "a node the list made reads the program's instruction".into());
+            }
+            if x >= n || !own {
+                continue;
+            }
+            let k = self.over_at[x] as usize;
+            match owner.get(k) {
+                Some(&NONE) => owner[k] = x as u32,
+                Some(&o) => return bad("I7", x as u32, format!("shares its instruction {k} with node {o}")),
+                None => return bad("I7", x as u32, format!("instruction {k} of {}", self.over.len())),
+            }
+        }
+        if let Some(k) = owner.iter().position(|&o| o == NONE) {
+            return bad("I7", self.end(), format!("rewritten instruction {k} belongs to no node"));
+        }
+        Ok(())
+    }
+
     /// I1 (no reference to a tail) and I3/I4 (references are well-formed handles).
     fn validate_refs(&self) -> Result<(), InvariantViolation> {
-        let arr = self.insn.len();
+        let arr = self.arr();
         let check =
             |from: u32, r: u32, what: &str| -> Result<(), InvariantViolation> { self.check_ref(from, r, what, arr) };
         for x in 0..arr {
             let f = self.flags[x];
             if f & (F_TGT | F_DELETED | F_LOGGED) == F_TGT {
                 check(x as u32, self.tgt[x], "reference")?;
-                if self.insn[x].target_field().is_none() {
+                if self.node_insn(x).target_field().is_none() {
                     return bad("I3", x as u32, "a reference on an instruction without a target field".into());
                 }
             }
@@ -139,7 +174,7 @@ impl PatchList {
     }
 
     fn check_ref(&self, from: u32, r: u32, what: &str, bound: usize) -> Result<(), InvariantViolation> {
-        let arr = self.insn.len();
+        let arr = self.arr();
         {
             if let Ref::Label(l) = Ref::of(r) {
                 if l as usize >= self.labels.len() {
@@ -161,7 +196,7 @@ impl PatchList {
     /// I2: the find-live pointer of a deleted node leads to the first live node after it in
     /// list order (nothing was inserted inside or right after a deleted run).
     fn validate_deleted(&self) -> Result<(), InvariantViolation> {
-        let arr = self.insn.len();
+        let arr = self.arr();
         for d in 0..arr {
             if self.flags[d] & F_DELETED == 0 {
                 continue;
@@ -196,7 +231,7 @@ impl PatchList {
 
     /// I4: every call handle resolves without a cycle; moved and fresh flags match their maps.
     fn validate_groups(&self) -> Result<(), InvariantViolation> {
-        let arr = self.insn.len();
+        let arr = self.arr();
         let limit = arr + self.cgroups.len() + 2;
         for x in 0..arr as u32 {
             let f = self.flags[x as usize];
@@ -317,6 +352,7 @@ impl PatchList {
 mod tests {
     //! The checker must fail where an invariant is broken: each test corrupts one part of a
     //! valid list and expects the violation named.
+    use crate::list::F_OWN;
     use crate::{PatchBuf, PatchList, Target};
     use bpfpatch_insn::{Insn, Slot, opcode as c};
 
@@ -324,11 +360,18 @@ mod tests {
         Insn::new(c::ALU64 | c::MOV | c::K, d, 0, 0, k)
     }
 
+    const JEQ: Insn = Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 1, 0);
+    const PENDING_JUMP: [Insn; 4] = [
+        Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 0),
+        JEQ,
+        Insn::new(c::ALU64 | c::MOV | c::K, 0, 0, 0, 1),
+        Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0),
+    ];
+
     /// A list with one pending patch (I6) whose last slot is a jump to the original target.
-    fn with_pending_jump() -> PatchList {
-        let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
-        let jeq = Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 1, 0);
-        let mut l = PatchList::new(&[mov(0, 0), jeq, mov(0, 1), exit]).unwrap();
+    fn with_pending_jump() -> PatchList<'static> {
+        let jeq = JEQ;
+        let mut l = PatchList::new(&PENDING_JUMP).unwrap();
         let mut b = PatchBuf::new();
         b.push(mov(9, 9)).jump_to(jeq, Target::OrigTarget);
         l.patch(l.node_of(Slot(1)).unwrap(), &b).unwrap();
@@ -352,7 +395,8 @@ mod tests {
         let hi = Insn::new(0, 0, 0, 0, 0);
         let jeq = Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 2, 0);
         let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
-        let mut l = PatchList::new(&[jeq, lo, hi, exit]).unwrap();
+        let orig = [jeq, lo, hi, exit];
+        let mut l = PatchList::new(&orig).unwrap();
         let mut b = PatchBuf::new();
         b.push(mov(9, 9)).jump_to(jeq, Target::OrigTarget);
         l.patch(l.node_of(Slot(0)).unwrap(), &b).unwrap();
@@ -360,5 +404,57 @@ mod tests {
         l.pending.refs_mut()[0] = 2;
         let e = l.validate().unwrap_err();
         assert_eq!(e.invariant, "I1", "{e}");
+    }
+
+    /// A list whose original slot 0 was rewritten by `set_insn` (I7: `F_OWN`, one `over` entry).
+    fn with_rewritten_original() -> PatchList<'static> {
+        let mut l = PatchList::new(&PENDING_JUMP).unwrap();
+        l.set_insn(l.node_of(Slot(0)).unwrap(), mov(0, 42)).unwrap();
+        assert_eq!((l.over.len(), l.flags[0] & F_OWN), (1, F_OWN));
+        assert_eq!(l.insn(l.node_of(Slot(0)).unwrap()), Some(mov(0, 42)));
+        assert_eq!(l.orig[0], PENDING_JUMP[0], "the program is not written");
+        assert_eq!(l.validate(), Ok(()));
+        l
+    }
+
+    #[test]
+    fn a_rewritten_original_without_its_instruction_is_reported() {
+        let mut l = with_rewritten_original();
+        l.over.clear();
+        assert_eq!(l.validate().unwrap_err().invariant, "I7");
+    }
+
+    #[test]
+    fn two_originals_sharing_a_rewritten_instruction_are_reported() {
+        let mut l = with_rewritten_original();
+        l.flags[2] |= F_OWN;
+        l.over_at[2] = 0;
+        let e = l.validate().unwrap_err();
+        assert_eq!((e.invariant, e.node), ("I7", crate::NodeId(2)), "{e}");
+    }
+
+    #[test]
+    fn a_rewritten_instruction_of_no_node_is_reported() {
+        let mut l = with_rewritten_original();
+        l.over.push(mov(1, 1));
+        assert_eq!(l.validate().unwrap_err().invariant, "I7");
+    }
+
+    #[test]
+    fn an_inserted_node_reading_the_program_is_reported() {
+        let mut l = with_rewritten_original();
+        let p = l.patch(l.node_of(Slot(2)).unwrap(), &PatchBuf::from_insns(&[mov(7, 7), mov(0, 1)])).unwrap();
+        l.flush();
+        assert_eq!(l.validate(), Ok(()));
+        l.flags[p.last.index()] &= !F_OWN;
+        let e = l.validate().unwrap_err();
+        assert_eq!((e.invariant, e.node), ("I7", p.last), "{e}");
+    }
+
+    #[test]
+    fn own_storage_that_does_not_cover_the_new_nodes_is_reported() {
+        let mut l = with_rewritten_original();
+        l.own.push(mov(1, 1));
+        assert_eq!(l.validate().unwrap_err().invariant, "I7");
     }
 }

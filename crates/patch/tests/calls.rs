@@ -61,7 +61,8 @@ fn self_call_bufs() -> Vec<(&'static str, PatchBuf)> {
 fn repro1_buffer_local_call_after_a_prologue_lands_in_its_own_buffer() {
     for mode in [None, Some(PrepatchMode::LandOnInserted)] {
         for (what, buf) in self_call_bufs() {
-            let mut l = PatchList::new(&base()).unwrap();
+            let orig = base();
+            let mut l = PatchList::new(&orig).unwrap();
             let x = node(&l, 2);
             l.prepatch(x, &PatchBuf::from_insns(&[mov64(8, 8)]), PrepatchMode::SkipForJumps).unwrap();
             match mode {
@@ -85,7 +86,8 @@ fn repro1_buffer_local_call_after_a_prologue_lands_in_its_own_buffer() {
 #[test]
 fn repro2_prologue_call_past_end_lands_on_the_instruction() {
     for how in 0..3 {
-        let mut l = PatchList::new(&base()).unwrap();
+        let orig = base();
+        let mut l = PatchList::new(&orig).unwrap();
         let mut b = PatchBuf::new();
         b.push(mov64(8, 8));
         match how {
@@ -125,11 +127,15 @@ fn repro3_retarget_a_pseudo_func() {
     assert_eq!(l.retarget(f, Target::Local(1)), Err(Error::TargetIntoLdImm64 { index: 0 }));
 }
 
-/// `0: call -> 2; 1: exit; 2: r8 = 0; 3: r0 = 1; 4: exit`, slot 2 deleted, a skipping
-/// prologue `r9 = 0` before 3: the list the fourth reproduction starts from.
-fn repro4_list(delete: bool) -> (PatchList, Patched) {
-    let p = vec![call_local(1), exit(), mov64(8, 0), mov64(0, 1), exit()];
-    let mut l = PatchList::new(&p).unwrap();
+/// `0: call -> 2; 1: exit; 2: r8 = 0; 3: r0 = 1; 4: exit`.
+fn repro4() -> Vec<Insn> {
+    vec![call_local(1), exit(), mov64(8, 0), mov64(0, 1), exit()]
+}
+
+/// [`repro4`] with slot 2 deleted (when `delete`), a skipping prologue `r9 = 0` before 3:
+/// the list the fourth reproduction starts from.
+fn repro4_list(p: &[Insn], delete: bool) -> (PatchList<'_>, Patched) {
+    let mut l = PatchList::new(p).unwrap();
     if delete {
         l.delete(node(&l, 2)).unwrap();
     }
@@ -142,7 +148,8 @@ fn repro4_list(delete: bool) -> (PatchList, Patched) {
 fn repro4_a_deleted_slot_does_not_move_a_call_past_end() {
     for delete in [false, true] {
         // patch(p.first, [r9 = 0; call PastEnd]): the call lands on `r0 = 1`.
-        let (mut l, pp) = repro4_list(delete);
+        let p = repro4();
+        let (mut l, pp) = repro4_list(&p, delete);
         let mut b = PatchBuf::new();
         b.push(mov64(9, 0)).jump_to(call_local(0), Target::PastEnd);
         l.patch(pp.first, &b).unwrap();
@@ -153,7 +160,8 @@ fn repro4_a_deleted_slot_does_not_move_a_call_past_end() {
         assert_eq!(tgt(&out, 0), 2, "the original call enters the prologue (deleted slot: {delete})");
 
         // retarget(.., PastEnd) of a call in the prologue: the same.
-        let (mut l, pp) = repro4_list(delete);
+        let p = repro4();
+        let (mut l, pp) = repro4_list(&p, delete);
         l.patch(pp.first, &PatchBuf::from_insns(&[call_local(0)])).unwrap();
         l.retarget(pp.first, Target::PastEnd).unwrap();
         let out = lin(&l);
@@ -179,7 +187,8 @@ fn node_orig_and_label_calls_land_on_the_instruction_at_request_time() {
     };
     for how in 0..3u8 {
         // Prologue first, then the new call: the call skips it.
-        let mut l = PatchList::new(&base()).unwrap();
+        let orig = base();
+        let mut l = PatchList::new(&orig).unwrap();
         let x = node(&l, 2);
         l.prepatch(x, &PatchBuf::from_insns(&[mov64(8, 8)]), PrepatchMode::SkipForJumps).unwrap();
         let t = spell(&mut l, how, x);
@@ -192,7 +201,8 @@ fn node_orig_and_label_calls_land_on_the_instruction_at_request_time() {
         assert_eq!(tgt(&out, 1), 4, "spelling {how}: new call made after the prologue lands on x");
 
         // New call first, then the prologue: both enter it.
-        let mut l = PatchList::new(&base()).unwrap();
+        let orig = base();
+        let mut l = PatchList::new(&orig).unwrap();
         let x = node(&l, 2);
         let t = spell(&mut l, how, x);
         let mut b = PatchBuf::new();
@@ -208,7 +218,8 @@ fn node_orig_and_label_calls_land_on_the_instruction_at_request_time() {
 /// position was at binding time: the binding is the request.
 #[test]
 fn a_label_takes_its_call_landing_when_bound() {
-    let mut l = PatchList::new(&base()).unwrap();
+    let orig = base();
+    let mut l = PatchList::new(&orig).unwrap();
     let x = node(&l, 2);
     let lab = l.label_at(x).unwrap();
     l.prepatch(x, &PatchBuf::from_insns(&[mov64(8, 8)]), PrepatchMode::SkipForJumps).unwrap();

@@ -88,13 +88,15 @@ fn original_targets_and_subprogram_starts_lie_inside_the_program() {
         Error::BadSubprogStart { index: 1, start: p.len() }
     );
     // The empty program has no subprogram (there is no slot 0 to start one).
-    let l = PatchList::new(&[]).unwrap();
+    let orig = [];
+    let l = PatchList::new(&orig).unwrap();
     assert_eq!((l.subprog_count(), l.orig_subprog_count()), (0, 0));
 }
 
 #[test]
 fn node_errors() {
-    let mut l = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut l = PatchList::new(&orig).unwrap();
     let one = PatchBuf::from_insns(&[mov64(0, 1)]);
     assert_eq!(
         rejects(&mut l, |l| l.patch(NodeId::of_slot(Slot(99)), &one).map(drop)),
@@ -120,7 +122,8 @@ fn node_errors() {
 
 #[test]
 fn buffer_errors() {
-    let mut l = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut l = PatchList::new(&orig).unwrap();
     let empty = PatchBuf::new();
     assert_eq!(rejects(&mut l, |l| l.patch(n(3), &empty).map(drop)), Error::EmptyPatch);
     assert_eq!(
@@ -188,12 +191,14 @@ fn buffer_errors() {
 
 #[test]
 fn label_errors() {
-    let mut other = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut other = PatchList::new(&orig).unwrap();
     for _ in 0..3 {
         other.new_label().unwrap();
     }
     let foreign = other.new_label().unwrap();
-    let mut l = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut l = PatchList::new(&orig).unwrap();
     let mut b = PatchBuf::new();
     b.jump_to(ja(0), Target::Label(foreign));
     assert_eq!(rejects(&mut l, |l| l.patch(n(3), &b).map(drop)), Error::UnknownLabel { label: foreign });
@@ -213,7 +218,8 @@ fn label_errors() {
 #[test]
 fn linearize_errors() {
     // A jump past the end: a patch of the last instruction jumping "past end".
-    let mut l = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut l = PatchList::new(&orig).unwrap();
     let mut b = PatchBuf::new();
     b.jump_to(ja(0), Target::PastEnd);
     l.patch(n(4), &b).unwrap();
@@ -222,7 +228,8 @@ fn linearize_errors() {
         Error::TargetPastEnd { at: Slot(4), orig: Some(Slot(4)) }
     );
     // ... or a jump whose target and everything after it was deleted.
-    let mut l = PatchList::new(&prog()).unwrap();
+    let orig = prog();
+    let mut l = PatchList::new(&orig).unwrap();
     l.delete_range(n(3), n(4)).unwrap();
     assert_eq!(
         l.linearize(LinearizeOptions::default()).unwrap_err(),

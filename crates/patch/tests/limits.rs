@@ -42,7 +42,8 @@ fn buffers_at_the_cap_are_accepted_by_the_eager_requests_too() {
     // The cap is inclusive for every request, not only for the first patch of an untouched
     // node (which is logged): a prepatch, then a second patch of the same node.
     let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
-    let mut l = PatchList::new(&[mov(1), exit]).unwrap();
+    let orig = [mov(1), exit];
+    let mut l = PatchList::new(&orig).unwrap();
     let n = l.node_of(Slot(0)).unwrap();
     let cap = PatchBuf::from_insns(&vec![mov(2); MAX_PATCH_SLOTS]);
     let p = l.prepatch(n, &cap, PrepatchMode::SkipForJumps).unwrap();

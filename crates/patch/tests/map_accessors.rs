@@ -10,11 +10,15 @@ use bpfpatch_insn::{Insn, Slot};
 use bpfpatch_patch::*;
 use common::*;
 
-/// `mov r0; mov r1; mov r2; mov r3; exit`, slot 1 deleted and slot 3 patched with two slots:
-/// `mov r0; mov r2; mov r4; mov r3; exit`.
-fn deleted_and_patched() -> (PatchList, Linearized) {
-    let insns: Vec<Insn> = vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(3, 3), exit()];
-    let mut l = PatchList::new(&insns).unwrap();
+/// `mov r0; mov r1; mov r2; mov r3; exit`; `deleted_and_patched` deletes slot 1 and patches
+/// slot 3 with two slots: `mov r0; mov r2; mov r4; mov r3; exit`.
+fn program() -> Vec<Insn> {
+    vec![mov64(0, 0), mov64(1, 1), mov64(2, 2), mov64(3, 3), exit()]
+}
+
+/// [`program`]'s list with slot 1 deleted and slot 3 patched, and its linearization.
+fn deleted_and_patched(insns: &[Insn]) -> (PatchList<'_>, Linearized) {
+    let mut l = PatchList::new(insns).unwrap();
     let n1 = l.node_of(Slot(1)).unwrap();
     let n3 = l.node_of(Slot(3)).unwrap();
     l.delete(n1).unwrap();
@@ -26,7 +30,8 @@ fn deleted_and_patched() -> (PatchList, Linearized) {
 
 #[test]
 fn is_deleted_names_exactly_the_deleted_slots() {
-    let (_, out) = deleted_and_patched();
+    let insns = program();
+    let (_, out) = deleted_and_patched(&insns);
     let m = &out.map;
     let got: Vec<bool> = (0..=6).map(|s| m.is_deleted(Slot(s))).collect();
     // Slot 1 only; one past the end and beyond are no slot at all.
@@ -35,7 +40,8 @@ fn is_deleted_names_exactly_the_deleted_slots() {
 
 #[test]
 fn live_start_is_none_for_deleted_slots_and_past_the_end() {
-    let (_, out) = deleted_and_patched();
+    let insns = program();
+    let (_, out) = deleted_and_patched(&insns);
     let m = &out.map;
     assert_eq!(m.live_start(Slot(0)), Some(Slot(0)));
     assert_eq!(m.live_start(Slot(1)), None, "deleted");
@@ -51,7 +57,8 @@ fn live_start_is_none_for_deleted_slots_and_past_the_end() {
 
 #[test]
 fn node_pos_is_the_slot_the_list_order_gives() {
-    let (l, out) = deleted_and_patched();
+    let insns = program();
+    let (l, out) = deleted_and_patched(&insns);
     let m = &out.map;
     let slots: Vec<(NodeId, Insn)> = l.slots().collect();
     assert_eq!(slots.len(), out.insns.len());

@@ -18,7 +18,8 @@ fn n(s: usize) -> NodeId {
 fn a_patch_counts_its_slots_and_is_never_empty() {
     // Both the logged path (a pristine node) and the eager path (a prepatch) report the
     // buffer's slot count; a patch has at least one slot (an empty buffer is refused).
-    let mut l = PatchList::new(&[mov64(0, 1), mov64(0, 2), exit()]).unwrap();
+    let orig = [mov64(0, 1), mov64(0, 2), exit()];
+    let mut l = PatchList::new(&orig).unwrap();
     let p = l.patch(n(0), &PatchBuf::from_insns(&[mov64(1, 1), mov64(0, 1)])).unwrap();
     assert_eq!((p.len(), p.is_empty()), (2, false));
     let q = l.prepatch(n(1), &PatchBuf::from_insns(&[mov64(2, 2)]), PrepatchMode::SkipForJumps).unwrap();
@@ -30,7 +31,8 @@ fn a_patch_counts_its_slots_and_is_never_empty() {
 fn insn_answers_for_nodes_of_the_list_only() {
     // Program of 2 slots: nodes 0 and 1 are its instructions, node 2 is the end sentinel
     // (which holds no instruction), node 3 does not exist.
-    let mut l = PatchList::new(&[mov64(0, 1), exit()]).unwrap();
+    let orig = [mov64(0, 1), exit()];
+    let mut l = PatchList::new(&orig).unwrap();
     assert_eq!(l.node_count(), 3);
     assert_eq!(l.insn(n(0)), Some(mov64(0, 1)));
     assert_eq!(l.insn(n(2)), None, "the end sentinel");
@@ -51,7 +53,8 @@ fn insn_answers_for_nodes_of_the_list_only() {
 #[test]
 fn deleted_nodes_are_reported_and_carry_no_origin() {
     // 0: mov ; 1: mov ; 2: exit. Deleting slot 0 leaves slot 1 first.
-    let mut l = PatchList::new(&[mov64(0, 1), mov64(0, 2), exit()]).unwrap();
+    let orig = [mov64(0, 1), mov64(0, 2), exit()];
+    let mut l = PatchList::new(&orig).unwrap();
     assert_eq!(l.first_insn(), Some(n(0)));
     assert!(!l.is_deleted(n(0)));
     l.delete(n(0)).unwrap();
@@ -77,7 +80,8 @@ fn iter_lists_live_instructions_once_per_ld_imm64() {
     assert_eq!(l.iter().collect::<Vec<_>>(), want);
     assert_eq!(l.slots().count(), 4);
     assert_eq!(l.next_insn(n(1)), Some(n(3)), "the second slot is skipped");
-    let empty = PatchList::new(&[]).unwrap();
+    let orig = [];
+    let empty = PatchList::new(&orig).unwrap();
     assert_eq!(empty.first_insn(), None);
     assert_eq!(empty.iter().count(), 0);
 }

@@ -69,21 +69,27 @@ fn far_patch(l: &mut PatchList, slot: usize, insn: Insn) {
     l.patch(p.orig, &PatchBuf::from_insns(&vec![insn; FAR - half + 1])).unwrap();
 }
 
-/// `[jcc r1, imm -> exit; mov r0, 7; mov r0, 8; exit]` with the first mov patched into FAR movs.
-fn far_program(jcc: Insn) -> PatchList {
-    let p = vec![jcc, mov64(0, 7), mov64(0, 8), exit()];
-    let mut l = PatchList::new(&p).unwrap();
+/// `[jcc r1, imm -> exit; mov r0, 7; mov r0, 8; exit]`.
+fn far_insns(jcc: Insn) -> Vec<Insn> {
+    vec![jcc, mov64(0, 7), mov64(0, 8), exit()]
+}
+
+/// The list of [`far_insns`] with the first mov patched into FAR movs.
+fn far_program(p: &[Insn]) -> PatchList<'_> {
+    let mut l = PatchList::new(p).unwrap();
     far_patch(&mut l, 1, mov64(0, 7));
     l
 }
 
 #[test]
 fn overflow_without_relaxation_is_a_typed_error() {
-    let l = far_program(Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 2, 0));
+    let p = far_insns(Insn::new(c::JMP | c::JEQ | c::K, 1, 0, 2, 0));
+    let l = far_program(&p);
     let e = l.linearize(LinearizeOptions::default()).unwrap_err();
     assert_eq!(e, Error::JumpOutOfRange { at: Slot(0), orig: Some(Slot(0)), delta: FAR as i64 + 1 });
     // And a goto too.
-    let l = far_program(ja(2));
+    let p = far_insns(ja(2));
+    let l = far_program(&p);
     assert!(matches!(l.linearize(LinearizeOptions::default()), Err(Error::JumpOutOfRange { at: Slot(0), .. })));
 }
 
@@ -93,7 +99,8 @@ fn opcodes_without_a_relaxed_form_stay_out_of_range() {
     // opcodes with a 16-bit jump field are accepted as input but have no relaxed form (a jump32
     // JCOND, a goto with the X source bit, a jump32 TAIL_CALL): overflowing one stays an error.
     for code in [c::JMP32 | c::JCOND, c::JMP | c::JA | c::X, c::JMP32 | c::TAIL_CALL] {
-        let l = far_program(Insn::new(code, 0, 0, 2, 0));
+        let p = far_insns(Insn::new(code, 0, 0, 2, 0));
+        let l = far_program(&p);
         let e = l.linearize(LinearizeOptions { relax: true }).unwrap_err();
         assert_eq!(e, Error::JumpOutOfRange { at: Slot(0), orig: Some(Slot(0)), delta: FAR as i64 + 1 }, "{code:#x}");
     }
@@ -101,7 +108,8 @@ fn opcodes_without_a_relaxed_form_stay_out_of_range() {
 
 #[test]
 fn goto_becomes_gotol_in_place() {
-    let l = far_program(ja(2));
+    let p = far_insns(ja(2));
+    let l = far_program(&p);
     let out = l.linearize(LinearizeOptions { relax: true }).unwrap();
     assert_eq!(out.insns.len(), FAR + 3);
     assert_eq!(out.insns[0].code, c::JMP32 | c::JA);
@@ -124,7 +132,8 @@ fn every_condition_relaxes_to_an_equivalent_sequence() {
     for code in codes {
         for &imm in &imms {
             let jcc = if code == c::JMP | c::JCOND { may_goto(2) } else { Insn::new(code, 1, 0, 2, imm) };
-            let l = far_program(jcc);
+            let p = far_insns(jcc);
+            let l = far_program(&p);
             let out = l.linearize(LinearizeOptions { relax: true }).unwrap();
             let end = out.insns.len() - 1; // the exit: the jump's target
             let fall = out.map.jump_target(Slot(1)).unwrap().0; // first mov

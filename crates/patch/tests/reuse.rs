@@ -136,7 +136,8 @@ fn assert_same(a: &PatchedProgram<A>, b: &PatchedProgram<A>, what: &str) {
 
 #[test]
 fn reused_list_ctx_and_output_match_fresh_ones() {
-    let mut list = PatchList::default();
+    // The list's allocations, kept across programs (each list borrows its program).
+    let mut kept: PatchList<'static> = PatchList::default();
     let mut ctx = PatchCtx::new();
     let mut out = PatchedProgram::default();
     for round in 0..3 {
@@ -153,10 +154,12 @@ fn reused_list_ctx_and_output_match_fresh_ones() {
                     let mut fresh_hook = Hook::default();
                     let fresh = fresh_list.linearize_program(&prog, &mut fresh_hook, opts).unwrap();
 
+                    let mut list = kept.recycle();
                     list.reset_for_program(&prog).unwrap();
                     edit(&mut list, &prog, delete);
                     let mut hook = Hook::default();
                     list.linearize_program_into(&mut ctx, &prog, &mut hook, opts, &mut out).unwrap();
+                    kept = list.recycle();
                     assert_same(&out, &fresh, &what);
                     // Once per slot: every new slot once, every patched identity once.
                     let new = out.program.aux.iter().filter(|a| a.tag & 0xffff >= 1000).count();

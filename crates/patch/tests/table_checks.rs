@@ -39,7 +39,8 @@ fn bad_relocations_are_reported_before_an_engine_error() {
 fn remap_relocs_checks_its_input_on_its_own() {
     // `OffsetMap::remap_relocs` is public: called directly (no `linearize_program` check before
     // it), a misaligned or out-of-range record is an error naming it, and nothing is output.
-    let l = PatchList::new(&[mov64(0, 0), mov64(1, 1), exit()]).unwrap();
+    let orig = [mov64(0, 0), mov64(1, 1), exit()];
+    let l = PatchList::new(&orig).unwrap();
     let map = l.linearize(LinearizeOptions::default()).unwrap().map;
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
     let at = |off: u64| Reloc { insn_off: off, data: ElfRelocData::default() };

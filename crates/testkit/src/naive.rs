@@ -646,9 +646,9 @@ pub fn program_with_tables(rng: &mut Rng<'_>) -> Program<KernelAux> {
     }
 }
 
-struct Driver<'a> {
+struct Driver<'a, 'p> {
     rng: Rng<'a>,
-    list: PatchList,
+    list: PatchList<'p>,
     naive: Naive,
     /// Node categories (index into [`NODES`]) beyond "original".
     inserted: BTreeSet<NodeId>,
@@ -659,7 +659,7 @@ struct Driver<'a> {
     log: Vec<String>,
 }
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     fn fail(&self, what: &str) -> ! {
         panic!("naive differential: {what}\n{}", self.log.join("\n"))
     }
@@ -882,7 +882,7 @@ impl Driver<'_> {
             Driver::note(8, &[], Some(cat));
         }
         self.check_slots(req);
-        // The engine's own invariants (I1-I6), after every request, refused ones included.
+        // The engine's own invariants (I1-I7), after every request, refused ones included.
         if let Err(e) = self.list.validate() {
             self.fail(&format!("{req}: {e}"));
         }

@@ -1,12 +1,13 @@
-//! Building the list from a program (`new`, `with_subprogs`, `reset`): one pass for ld_imm64
-//! pairs, one for targets and subprogram starts.
+//! Building the list from a program (`new`, `with_subprogs`, `reset`, `recycle`): one pass
+//! for ld_imm64 pairs, one for targets and subprogram starts. The program's instructions are
+//! borrowed, not copied (I7).
 
 // Node ids, handles, labels and positions are below MAX_NODES = 2^30 (see `list.rs`).
 #![allow(clippy::cast_possible_truncation)]
 
 use super::*;
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Builds the list of a program. Subprogram starts are computed as the kernel does
     /// (`add_subprog_and_kfunc`): slot 0 and every pseudo-call / `PSEUDO_FUNC` target.
     ///
@@ -14,7 +15,7 @@ impl PatchList {
     /// A target outside the program or into an ld_imm64 second slot, a truncated ld_imm64, or a
     /// program above [`MAX_NODES`].
     #[doc(alias = "bpf_create_list_insn")]
-    pub fn new(insns: &[Insn]) -> Result<PatchList> {
+    pub fn new(insns: &'p [Insn]) -> Result<PatchList<'p>> {
         let mut l = PatchList::default();
         l.reset(insns, None)?;
         Ok(l)
@@ -24,18 +25,90 @@ impl PatchList {
     ///
     /// # Errors
     /// As [`PatchList::new`], plus [`Error::BadSubprogStart`].
-    pub fn with_subprogs(insns: &[Insn], starts: &[u32]) -> Result<PatchList> {
+    pub fn with_subprogs(insns: &'p [Insn], starts: &[u32]) -> Result<PatchList<'p>> {
         let mut l = PatchList::default();
         l.reset(insns, Some(starts))?;
         Ok(l)
     }
 
+    /// This list's allocations, emptied, for a list of a program with another lifetime (the
+    /// reuse path across programs: keep a `PatchList<'static>`, `recycle` it into the list of
+    /// the program at hand, and back when done).
+    ///
+    /// ```
+    /// use bpfpatch_insn::{Insn, opcode as c};
+    /// use bpfpatch_patch::PatchList;
+    /// let mut kept: PatchList<'static> = PatchList::default();
+    /// for n in [3, 5] {
+    ///     let prog = vec![Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0); n];
+    ///     let mut list = kept.recycle();
+    ///     list.reset(&prog, None)?;
+    ///     assert_eq!(list.live_len(), n);
+    ///     kept = list.recycle();
+    /// }
+    /// # Ok::<(), bpfpatch_patch::Error>(())
+    /// ```
+    #[must_use]
+    pub fn recycle<'q>(mut self) -> PatchList<'q> {
+        self.clear_all();
+        let PatchList {
+            orig: _,
+            own,
+            over,
+            over_at,
+            next,
+            prev,
+            prev_ok,
+            tgt,
+            origin,
+            flags,
+            orig_len,
+            head,
+            orig_node,
+            labels,
+            subprogs,
+            orig_subprogs,
+            cgroups,
+            cmoved,
+            cfresh,
+            live_slots,
+            scratch,
+            pending,
+        } = self;
+        PatchList {
+            orig: &[],
+            own,
+            over,
+            over_at,
+            next,
+            prev,
+            prev_ok,
+            tgt,
+            origin,
+            flags,
+            orig_len,
+            head,
+            orig_node,
+            labels,
+            subprogs,
+            orig_subprogs,
+            cgroups,
+            cmoved,
+            cfresh,
+            live_slots,
+            scratch,
+            pending,
+        }
+    }
+
     /// Rebuilds this list for another program, keeping every allocation (for the reuse path).
+    /// The program is borrowed: nothing of it is copied (I7).
     ///
     /// # Errors
     /// As [`PatchList::with_subprogs`] (`starts == None` computes them). On error the list is empty.
-    pub fn reset(&mut self, insns: &[Insn], starts: Option<&[u32]>) -> Result<()> {
+    pub fn reset(&mut self, insns: &'p [Insn], starts: Option<&[u32]>) -> Result<()> {
         let mut tgt = core::mem::take(&mut self.tgt);
+        let mut over_at = core::mem::take(&mut self.over_at);
         self.clear_all();
         let n = insns.len();
         if n + 1 > MAX_NODES {
@@ -51,19 +124,29 @@ impl PatchList {
             tgt.resize(n + 1, NONE);
         }
         self.tgt = tgt;
+        // `over_at` likewise: read only under F_OWN, which writes it first (I7).
+        if over_at.capacity() < n {
+            over_at = vec![0; n];
+        } else {
+            over_at.truncate(n);
+            over_at.resize(n, 0);
+        }
+        self.over_at = over_at;
         // Exact sizes first: a fresh list allocates each array once (no growth copy).
-        self.insn.reserve(n + 1);
         self.next.reserve(n + 1);
         self.origin.reserve(n + 1);
         self.flags.reserve(n + 1);
         self.orig_node.reserve(n);
-        self.insn.extend_from_slice(insns);
-        self.insn.push(Insn::default());
+        self.orig = insns;
+        // The sentinel's instruction (never emitted).
+        self.own.push(Insn::default());
         self.next.extend(1..=n32);
         self.next.push(NONE);
         self.origin.extend(0..n32);
         self.origin.push(NONE);
-        self.flags.resize(n + 1, 0);
+        self.flags.resize(n, 0);
+        // The sentinel's instruction is the list's (I7: every node from `n` on).
+        self.flags.push(F_OWN);
         self.orig_node.extend(0..n32);
         self.orig_len = n32;
         self.head = 0;
@@ -83,8 +166,8 @@ impl PatchList {
                 i += 1;
             }
         }
-        // Pass 2: targets.
-        let mut calls: Vec<u32> = Vec::new();
+        // Pass 2: targets (the call targets go straight into the subprogram table, sorted
+        // below: no allocation on a warm rebuild).
         for (i, insn) in insns.iter().enumerate() {
             // Only jumps, calls and ld_imm64 have a target field (cheap test first).
             if self.flags[i] & F_TAIL != 0 || !(is_jump_class(insn) || insn.is_ld_imm64()) {
@@ -103,7 +186,7 @@ impl PatchList {
             self.tgt[i] = tu as u32;
             self.flags[i] |= F_TGT;
             if starts.is_none() && matches!(insn.target_field(), Some((_, TargetKind::Call | TargetKind::FuncRef))) {
-                calls.push(tu as u32);
+                self.subprogs.push(tu as u32);
             }
         }
         match starts {
@@ -121,10 +204,9 @@ impl PatchList {
             }
             None => {
                 if n > 0 {
-                    calls.push(0);
-                    calls.sort_unstable();
-                    calls.dedup();
-                    self.subprogs.extend_from_slice(&calls);
+                    self.subprogs.push(0);
+                    self.subprogs.sort_unstable();
+                    self.subprogs.dedup();
                 }
             }
         }
@@ -133,7 +215,10 @@ impl PatchList {
     }
 
     pub(super) fn clear_all(&mut self) {
-        self.insn.clear();
+        self.orig = &[];
+        self.own.clear();
+        self.over.clear();
+        self.over_at.clear();
         self.next.clear();
         self.prev.clear();
         self.prev_ok = false;

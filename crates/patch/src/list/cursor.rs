@@ -5,9 +5,9 @@
 
 use super::*;
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// A cursor on the first live instruction.
-    pub fn cursor(&mut self) -> Cursor<'_> {
+    pub fn cursor(&mut self) -> Cursor<'_, 'p> {
         self.flush();
         let node = self.first_insn().map_or(NONE, |n| n.0);
         Cursor { list: self, node }
@@ -17,7 +17,7 @@ impl PatchList {
     ///
     /// # Errors
     /// When `node` is not a live instruction.
-    pub fn cursor_at(&mut self, node: NodeId) -> Result<Cursor<'_>> {
+    pub fn cursor_at(&mut self, node: NodeId) -> Result<Cursor<'_, 'p>> {
         self.flush();
         let x = self.live_insn(node)?;
         Ok(Cursor { list: self, node: x })
@@ -31,12 +31,12 @@ impl PatchList {
 /// cases [`Cursor::advance`] moves to the instruction that followed, so inserted code is not
 /// revisited by the same walk (a later pass walks it).
 #[derive(Debug)]
-pub struct Cursor<'a> {
-    list: &'a mut PatchList,
+pub struct Cursor<'a, 'p> {
+    list: &'a mut PatchList<'p>,
     node: u32,
 }
 
-impl Cursor<'_> {
+impl<'p> Cursor<'_, 'p> {
     /// The current node, `None` past the end.
     #[must_use]
     pub fn node(&self) -> Option<NodeId> {
@@ -55,7 +55,7 @@ impl Cursor<'_> {
         let n = self.node()?;
         self.list.insn(n)?;
         let t = self.list.last_slot(n.0);
-        (t != n.0).then(|| self.list.insn[t as usize])
+        (t != n.0).then(|| self.list.node_insn(t as usize))
     }
 
     /// The original slot whose identity the current instruction carries.
@@ -113,7 +113,7 @@ impl Cursor<'_> {
     }
 
     /// The list (for queries and requests at other positions).
-    pub fn list(&mut self) -> &mut PatchList {
+    pub fn list(&mut self) -> &mut PatchList<'p> {
         self.list
     }
 }

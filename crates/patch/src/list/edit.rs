@@ -8,7 +8,7 @@ use super::resolve::Plan;
 use super::*;
 use crate::handle::Origin;
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Replaces the instruction at `node` (both slots of an ld_imm64) by `buf`.
     ///
     /// Everything that reached `node` reaches the first instruction of `buf`; the original
@@ -35,14 +35,14 @@ impl PatchList {
         self.check_room(len)?;
         let old_last = self.last_slot(x);
         let was_ld = old_last != x;
-        let base = self.insn.len() as u32;
+        let base = self.arr() as u32;
         let orig_target = if self.flags[x as usize] & F_TGT != 0 { self.tgt[x as usize] } else { NONE };
         let succ = self.next[old_last as usize];
         // A deleted run after the instruction is skipped for calls: its call-group snapshot
         // predates any prologue inserted since before the survivor (I2, I4).
         let live = self.find_live(succ);
         let past_end_call = self.cur_handle(live);
-        let orig_call = is_call_kind(&self.insn[x as usize]);
+        let orig_call = is_call_kind(&self.node_insn(x as usize));
         let plan = Plan { first: x, base, past_end: succ, past_end_call, orig_target: Some(orig_target), orig_call };
         self.resolve_buf(buf, &plan)?;
         let p = self.commit_patch(x, len, |k| buf.insns[k]);
@@ -102,7 +102,7 @@ impl PatchList {
                 past_end: self.next[old_last as usize],
                 past_end_call: NONE,
                 orig_target: Some(if f & F_TGT != 0 { self.tgt[xi] } else { NONE }),
-                orig_call: is_call_kind(&self.insn[xi]),
+                orig_call: is_call_kind(&self.node_insn(xi)),
             };
             // A slot the one-pass rules do not cover undoes the references recorded so far.
             let mark = self.pending.mark();
@@ -156,7 +156,7 @@ impl PatchList {
     /// instruction. `live_slots` is the caller's.
     #[inline]
     pub(super) fn commit_patch(&mut self, x: u32, len: usize, insn_at: impl Fn(usize) -> Insn) -> Patched {
-        let base = self.insn.len() as u32;
+        let base = self.arr() as u32;
         let xi = x as usize;
         let o = self.origin[xi];
         let keep = self.flags[xi] & (F_CMOVED | F_CFRESH | F_TOUCHED);
@@ -173,14 +173,14 @@ impl PatchList {
             // New slots descend from the patched instruction's original (an original identity
             // moves to the last instruction below).
             let desc = origin.child().word();
-            self.insn.reserve(new);
+            self.own.reserve(new);
             self.next.reserve(new);
             self.tgt.reserve(new);
             self.flags.reserve(new);
             self.origin.reserve(new);
             for k in 1..len {
                 let r = self.scratch[k];
-                self.insn.push(insn_at(k));
+                self.own.push(insn_at(k));
                 self.next.push(if k == new { nx } else { base + k as u32 });
                 let (t, f) = match r {
                     TAIL_MARK => (NONE, F_TAIL),
@@ -188,7 +188,7 @@ impl PatchList {
                     _ => (r, F_TGT),
                 };
                 self.tgt.push(t);
-                self.flags.push(f);
+                self.flags.push(f | F_OWN);
                 self.origin.push(desc);
             }
             if self.prev_ok {
@@ -230,7 +230,7 @@ impl PatchList {
         let x = self.live_insn(node)?;
         let len = buf.len();
         self.check_room(len)?;
-        let base = self.insn.len() as u32;
+        let base = self.arr() as u32;
         let xi = x as usize;
         let orig_target = if self.flags[xi] & F_TGT != 0 { self.tgt[xi] } else { NONE };
         let o = self.origin[xi];
@@ -248,14 +248,15 @@ impl PatchList {
                     past_end: moved,
                     past_end_call: NONE,
                     orig_target: Some(orig_target),
-                    orig_call: is_call_kind(&self.insn[xi]),
+                    orig_call: is_call_kind(&self.node_insn(xi)),
                 };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
                 let m = moved as usize;
-                self.insn[m] = self.insn[xi];
+                let insn = self.node_insn(xi);
+                self.set_node_insn(m, insn);
                 self.tgt[m] = self.tgt[xi];
-                self.flags[m] = self.flags[xi] & (F_TGT | F_TOUCHED);
+                self.flags[m] = (self.flags[xi] & (F_TGT | F_TOUCHED)) | F_OWN;
                 self.origin[m] = o;
                 if let Origin::Orig(s) = origin {
                     self.orig_node[s as usize] = moved;
@@ -293,7 +294,7 @@ impl PatchList {
                     past_end: x,
                     past_end_call: fresh,
                     orig_target: Some(orig_target),
-                    orig_call: is_call_kind(&self.insn[xi]),
+                    orig_call: is_call_kind(&self.node_insn(xi)),
                 };
                 self.resolve_buf(buf, &plan)?;
                 self.alloc(len);
@@ -412,7 +413,7 @@ impl PatchList {
         let len = buf.len();
         self.check_room(len)?;
         self.ensure_prev();
-        let base = self.insn.len() as u32;
+        let base = self.arr() as u32;
         let plan = Plan {
             first: base,
             base: base + 1,
@@ -451,17 +452,18 @@ impl PatchList {
     pub fn set_insn(&mut self, node: NodeId, insn: Insn) -> Result<()> {
         self.flush();
         let x = self.live_insn(node)? as usize;
-        if insn.is_ld_imm64() != self.insn[x].is_ld_imm64() {
+        let old = self.node_insn(x);
+        if insn.is_ld_imm64() != old.is_ld_imm64() {
             return Err(Error::LengthChange { node });
         }
         let has_field = insn.target_field().is_some();
         if has_field && self.flags[x] & F_TGT == 0 {
             return Err(Error::NoTargetToKeep { node });
         }
-        if has_field && is_call_kind(&insn) != is_call_kind(&self.insn[x]) {
+        if has_field && is_call_kind(&insn) != is_call_kind(&old) {
             return Err(Error::TargetKindChange { node });
         }
-        self.insn[x] = insn;
+        self.set_node_insn(x, insn);
         if !has_field {
             self.flags[x] &= !F_TGT;
             self.tgt[x] = NONE;
@@ -478,7 +480,7 @@ impl PatchList {
     pub fn retarget(&mut self, node: NodeId, target: Target) -> Result<()> {
         self.flush();
         let x = self.live_insn(node)?;
-        let insn = self.insn[x as usize];
+        let insn = self.node_insn(x as usize);
         if insn.target_field().is_none() {
             return Err(Error::NodeHasNoTargetField { node });
         }
@@ -491,7 +493,7 @@ impl PatchList {
         let mut one = PatchBuf::with_capacity(2);
         one.jump_to(insn, target);
         if tail != x {
-            one.push(self.insn[tail as usize]);
+            one.push(self.node_insn(tail as usize));
         }
         let plan = Plan {
             first: x,

@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// A new, unbound label.
     ///
     /// # Errors

@@ -24,7 +24,7 @@ pub(super) struct Plan {
     pub(super) orig_call: bool,
 }
 
-impl PatchList {
+impl<'p> PatchList<'p> {
     /// Validates `buf` and resolves every target into `self.scratch` (one entry per buffer
     /// slot: a reference, `NONE`, or `TAIL_MARK`). Changes nothing else.
     #[inline]
@@ -179,7 +179,7 @@ impl PatchList {
                 if k == len && plan.past_end_call != NONE {
                     return Ok(plan.past_end_call);
                 }
-                Ok(if (node as usize) < self.insn.len() { self.cur_handle(node) } else { node })
+                Ok(if (node as usize) < self.arr() { self.cur_handle(node) } else { node })
             };
             let r = match (target, field) {
                 (None, None) => NONE,
@@ -204,7 +204,7 @@ impl PatchList {
                         self.node_ref(s.0 as u32, call_kind, i)?
                     }
                     Target::Node(n) => {
-                        if n.index() >= self.insn.len() || n.0 == self.end() {
+                        if n.index() >= self.arr() || n.0 == self.end() {
                             return Err(Error::TargetNoSuchNode { index: i, node: n });
                         }
                         self.node_ref(n.0, call_kind, i)?
@@ -239,13 +239,12 @@ impl PatchList {
     }
 
     /// Writes buffer slot `k` (with its resolved reference) into node `node`, keeping only the
-    /// call-group flags of `keep`.
+    /// call-group flags of `keep` (and `F_OWN`, I7).
     #[inline(always)]
     pub(super) fn write_slot(&mut self, node: u32, insn: Insn, k: usize, keep: u8) {
         let r = self.scratch[k];
         let x = node as usize;
-        self.insn[x] = insn;
-        let mut f = keep;
+        let mut f = keep | (self.flags[x] & F_OWN);
         if r == TAIL_MARK {
             f |= F_TAIL;
             self.tgt[x] = NONE;
@@ -256,6 +255,7 @@ impl PatchList {
             self.tgt[x] = NONE;
         }
         self.flags[x] = f;
+        self.set_node_insn(x, insn);
     }
 
     /// Index of the last instruction (not tail) of the resolved buffer in `scratch`.

@@ -1,0 +1,153 @@
+//! The list reads the original program in place (invariant I7 of `list.rs`; #15 item 1, #16
+//! item 1): building a list allocates nothing of the program's instruction size, and a list
+//! rebuilt for a program of the same size allocates nothing at all. A counting allocator sees
+//! every allocation made on the test's thread while it watches.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The counting allocator: a `GlobalAlloc` is an unsafe trait; it forwards to `System`.
+#![allow(unsafe_code)]
+
+mod common;
+
+use bpfpatch_insn::{Insn, Slot};
+use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchList};
+use common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    /// Whether allocations are watched, how many were made and the largest size seen.
+    static WATCH: Cell<(bool, usize, usize)> = const { Cell::new((false, 0, 0)) };
+}
+
+fn see(size: usize) {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    let _ = WATCH.try_with(|w| {
+        let (on, n, max) = w.get();
+        if on {
+            w.set((on, n + 1, max.max(size)));
+        }
+    });
+}
+
+// SAFETY: every call forwards to `System` with the caller's arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        see(layout.size());
+        // SAFETY: as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        see(layout.size());
+        // SAFETY: as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        see(new_size);
+        // SAFETY: as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The number of allocations `f` makes and the largest one's size, in bytes.
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    WATCH.with(|w| w.set((true, 0, 0)));
+    let r = f();
+    let (_, n, max) = WATCH.with(|w| w.replace((false, 0, 0)));
+    (r, n, max)
+}
+
+/// `n` slots: blocks of a conditional jump over a mov, an ld_imm64, a call to the last
+/// subprogram, then `exit` and that subprogram.
+fn program(n: usize) -> Vec<Insn> {
+    let mut p = Vec::with_capacity(n);
+    while p.len() + 7 < n {
+        p.push(jeq(1, 0, 1));
+        p.push(mov64(0, 1));
+        p.extend(ld_imm64(2, 7));
+        p.push(mov64(3, 3));
+    }
+    let call_at = p.len();
+    p.push(call_local(0));
+    p.push(exit());
+    while p.len() + 2 < n {
+        p.push(mov64(4, 4));
+    }
+    let sub = p.len();
+    p[call_at] = call_local(i32::try_from(sub - call_at - 1).unwrap());
+    p.push(mov64(0, 0));
+    p.push(exit());
+    assert_eq!(p.len(), n);
+    p
+}
+
+#[test]
+fn building_a_list_copies_no_instruction() {
+    let n = 1 << 14;
+    let prog = program(n);
+    let (list, count, max) = allocations(|| PatchList::new(&prog).unwrap());
+    // Per node it keeps links, references, origins and flags (at most 4 bytes each); an
+    // instruction is 8. Before I7 the list copied the program into `n + 1` instructions.
+    assert!(max < n * size_of::<Insn>(), "largest allocation {max} bytes for {n} slots of 8 bytes");
+    assert!(count > 0, "the per-node arrays are allocated");
+    // And reads it: every slot, as the program holds it.
+    let out = list.linearize(LinearizeOptions::default()).unwrap();
+    assert_eq!(out.insns, prog);
+}
+
+#[test]
+fn rewritten_originals_are_the_lists_own() {
+    let n = 1 << 12;
+    let prog = program(n);
+    let mut list = PatchList::new(&prog).unwrap();
+    // Rewrite every third original in place and patch every seventh: the program is
+    // untouched, the list's view and its output are the requests'.
+    let mut want = prog.clone();
+    for s in (0..n).step_by(3) {
+        // Plain instructions only (not an ld_imm64's halves, a jump, a call or an exit).
+        let Ok(x) = list.node_of(Slot(s)) else { continue };
+        if !prog[s].is_ld_imm64() && prog[s].target_field().is_none() && prog[s] != exit() {
+            list.set_insn(x, mov64(9, 9)).unwrap();
+            want[s] = mov64(9, 9);
+        }
+    }
+    assert!(want.iter().filter(|&&i| i == mov64(9, 9)).count() > n / 10);
+    for s in (0..n).step_by(7).filter(|&s| want[s] == mov64(3, 3) || want[s] == mov64(4, 4)) {
+        list.patch(list.node_of(Slot(s)).unwrap(), &PatchBuf::from_insns(&[mov64(8, 8), want[s]])).unwrap();
+    }
+    assert_eq!(prog, program(n), "the program is read, never written");
+    let out = list.linearize(LinearizeOptions::default()).unwrap();
+    for s in 0..n {
+        let Some(at) = out.map.insn(Slot(s)) else { continue };
+        if !prog[s].is_ld_imm64() && prog[s].target_field().is_none() {
+            assert_eq!(out.insns[at.0], want[s], "slot {s}");
+        }
+    }
+}
+
+#[test]
+fn a_list_rebuilt_for_a_program_of_the_same_size_allocates_nothing() {
+    let prog = program(1 << 12);
+    let other = program(1 << 12);
+    let mut kept: PatchList<'static> = PatchList::default();
+    let mut counts = Vec::new();
+    for p in [&prog, &other, &prog, &other] {
+        let mut list = kept.recycle();
+        let ((), count, _) = allocations(|| list.reset(p, None).unwrap());
+        assert_eq!(list.linearize(LinearizeOptions::default()).unwrap().insns, *p);
+        kept = list.recycle();
+        counts.push(count);
+    }
+    // The first build sizes the arrays; every later one reuses them.
+    assert!(counts[0] > 0, "{counts:?}");
+    assert_eq!(counts[1..], [0, 0, 0], "allocations per rebuild");
+}
