@@ -5,55 +5,12 @@
 //! same size). Each allocation it sees is one named in the design note.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// The counting allocator: a `GlobalAlloc` is an unsafe trait; it forwards to `System`.
-#![allow(unsafe_code)]
 
 use bpfpatch_insn::Insn;
 use bpfpatch_object::{BpfObject, ProgramInfo, RewriteOptions, Rewriter};
 use bpfpatch_patch::PatchList;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use bpfpatch_testkit::alloc::Counting;
 use std::convert::Infallible;
-
-struct Counting;
-
-thread_local! {
-    /// The size watched (0: none) and how many allocations of it were made on this thread.
-    static WATCH: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
-fn see(size: usize) {
-    // `try_with`: the allocator also runs while thread-locals are torn down.
-    let _ = WATCH.try_with(|w| {
-        let (size_watched, n) = w.get();
-        if size_watched != 0 && size == size_watched {
-            w.set((size_watched, n + 1));
-        }
-    });
-}
-
-// SAFETY: every call forwards to `System` with the caller's arguments.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        see(layout.size());
-        // SAFETY: as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        see(layout.size());
-        // SAFETY: as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        see(new_size);
-        // SAFETY: as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static COUNTING: Counting = Counting;
@@ -64,9 +21,7 @@ fn nothing(_: &mut PatchList, _: &ProgramInfo<'_>) -> Result<(), Infallible> {
 
 /// The allocations of `n` instructions' size made by `f`.
 fn count(n: usize, f: impl FnOnce()) -> usize {
-    WATCH.with(|w| w.set((n * size_of::<Insn>(), 0)));
-    f();
-    WATCH.with(|w| w.replace((0, 0))).1
+    bpfpatch_testkit::alloc::count(n * size_of::<Insn>(), f).1.of_size
 }
 
 #[test]

@@ -4,66 +4,21 @@
 //! every allocation made on the test's thread while it watches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// The counting allocator: a `GlobalAlloc` is an unsafe trait; it forwards to `System`.
-#![allow(unsafe_code)]
 
 mod common;
 
 use bpfpatch_insn::{Insn, Slot};
 use bpfpatch_patch::{LinearizeOptions, PatchBuf, PatchList};
+use bpfpatch_testkit::alloc::{Counting, count};
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    /// Whether allocations are watched, how many were made and the largest size seen.
-    static WATCH: Cell<(bool, usize, usize)> = const { Cell::new((false, 0, 0)) };
-}
-
-fn see(size: usize) {
-    // `try_with`: the allocator also runs while thread-locals are torn down.
-    let _ = WATCH.try_with(|w| {
-        let (on, n, max) = w.get();
-        if on {
-            w.set((on, n + 1, max.max(size)));
-        }
-    });
-}
-
-// SAFETY: every call forwards to `System` with the caller's arguments.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        see(layout.size());
-        // SAFETY: as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        see(layout.size());
-        // SAFETY: as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        see(new_size);
-        // SAFETY: as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
 /// The number of allocations `f` makes and the largest one's size, in bytes.
 fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
-    WATCH.with(|w| w.set((true, 0, 0)));
-    let r = f();
-    let (_, n, max) = WATCH.with(|w| w.replace((false, 0, 0)));
-    (r, n, max)
+    let (r, a) = count(0, f);
+    (r, a.count, a.largest)
 }
 
 /// `n` slots: blocks of a conditional jump over a mov, an ld_imm64, a call to the last

@@ -17,9 +17,11 @@
 //! - [`naive`]: a deliberately naive patcher (absolute indices, every reference rewritten on
 //!   every request) and the request generator that drives it against the list engine; its
 //!   program generator also makes programs with aux data and every side table.
+//! - [`alloc`]: a counting allocator, for the tests that count what a path allocates.
 //! - [`inorder`]: the in-order engine (`bpfpatch_patch::InOrder`) against the list engine and
 //!   the kernel reference, on those programs and random in-order request scripts.
 
+pub mod alloc;
 pub mod corpus;
 pub mod inorder;
 pub mod inputs;

@@ -51,54 +51,34 @@ impl<'p> PatchList<'p> {
     #[must_use]
     pub fn recycle<'q>(mut self) -> PatchList<'q> {
         self.clear_all();
-        let PatchList {
-            orig: _,
-            own,
-            over,
-            over_at,
-            next,
-            prev,
-            prev_ok,
-            tgt,
-            origin,
-            flags,
-            orig_len,
-            head,
-            orig_node,
-            labels,
-            subprogs,
-            orig_subprogs,
-            cgroups,
-            cmoved,
-            cfresh,
-            live_slots,
-            scratch,
-            pending,
-        } = self;
-        PatchList {
-            orig: &[],
-            own,
-            over,
-            over_at,
-            next,
-            prev,
-            prev_ok,
-            tgt,
-            origin,
-            flags,
-            orig_len,
-            head,
-            orig_node,
-            labels,
-            subprogs,
-            orig_subprogs,
-            cgroups,
-            cmoved,
-            cfresh,
-            live_slots,
-            scratch,
-            pending,
+        // Every field but the borrow moves over (a struct literal: a field added to the list
+        // and not named here does not compile).
+        macro_rules! moved {
+            ($($f:ident),* $(,)?) => { PatchList { orig: &[], $($f: self.$f),* } };
         }
+        moved!(
+            own,
+            over,
+            over_at,
+            next,
+            prev,
+            prev_ok,
+            tgt,
+            origin,
+            flags,
+            orig_len,
+            head,
+            orig_node,
+            labels,
+            subprogs,
+            orig_subprogs,
+            cgroups,
+            cmoved,
+            cfresh,
+            live_slots,
+            scratch,
+            pending,
+        )
     }
 
     /// Rebuilds this list for another program, keeping every allocation (for the reuse path).
