@@ -18,13 +18,8 @@ fn text_oracle_smoke() {
     if seeds.is_empty() {
         seeds.push(b"r0 = 0x1\nexit\n".to_vec());
     }
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x as usize
-    };
+    let mut rng = bpfpatch_testkit::Rng::seeded(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next() as usize;
     const ALPHABET: &[u8] = b" \n\t+-*()[],:;#<>=&|^%!su0123456789abcdefxrwl";
     let n = smoke_cases(200_000);
     for _ in 0..n {

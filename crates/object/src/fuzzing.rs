@@ -6,6 +6,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use crate::{BpfObject, EngineError, ProgramInfo, RewriteOptions, Rewriter, check};
+use bpfpatch_insn::fuzzing::Rng;
 use bpfpatch_insn::{Insn, Slot, opcode as c};
 use bpfpatch_patch::{OffsetMap, PatchBuf, PatchList, PrepatchMode};
 use core::convert::Infallible;
@@ -192,8 +193,8 @@ fn same_control_flow(before: &BpfObject, after: &BpfObject, p: usize, map: &Offs
 /// The bounded smoke run of an object oracle inside `cargo test`: `oracle` on `committed`, the
 /// committed inputs of fuzz target `target` (the test kit's `committed_inputs`; the test
 /// objects of this crate when there are none), then on `n` mutations of them (byte and bit
-/// flips, words with boundary values, truncations, copied chunks) from the xorshift seed
-/// `seed`. A failing mutation is written to `<temp dir>/<target>-smoke-failure` (for
+/// flips, words with boundary values, truncations, copied chunks) from the one generator
+/// ([`Rng`]) seeded with `seed`. A failing mutation is written to `<temp dir>/<target>-smoke-failure` (for
 /// `fuzz/regressions/<target>/`) before the panic goes on. Returns how many committed inputs
 /// ran.
 ///
@@ -211,13 +212,8 @@ pub fn smoke_objects(target: &str, committed: Vec<Vec<u8>>, oracle: fn(&[u8]), n
             seeds.push(std::fs::read(format!("{data}/{name}")).unwrap_or_default());
         }
     }
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        usize::try_from(x >> 1).unwrap_or(usize::MAX)
-    };
+    let mut rng = Rng::seeded(seed);
+    let mut next = move || usize::try_from(rng.next() >> 1).unwrap_or(usize::MAX);
     const WORDS: [u64; 8] = [0, 1, 7, 8, 0x7fff_ffff, 0xffff_ffff, u64::MAX, 0x8000_0000_0000_0000];
     for _ in 0..n {
         let mut d = seeds[next() % seeds.len()].clone();

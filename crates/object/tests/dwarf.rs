@@ -307,13 +307,8 @@ fn a_rewrite_that_changes_nothing_leaves_dwarf_alone() {
 fn corrupted_dwarf_is_dropped_or_remapped_never_a_panic() {
     // Deterministic byte corruption of the debug sections (and their relocations' addends):
     // every rewrite must succeed, each debug section either remapped or dropped and named.
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = bpfpatch_testkit::Rng::seeded(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next();
     let mut dropped = 0;
     for name in ["dwarf-el.o", "dwarf-eb.o"] {
         let bytes = std::fs::read(data(name)).unwrap();
