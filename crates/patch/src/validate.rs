@@ -457,4 +457,26 @@ mod tests {
         l.own.push(mov(1, 1));
         assert_eq!(l.validate().unwrap_err().invariant, "I7");
     }
+
+    #[test]
+    fn a_find_live_pointer_past_the_first_survivor_is_reported() {
+        let mut l = PatchList::new(&PENDING_JUMP).unwrap();
+        l.delete(l.node_of(Slot(2)).unwrap()).unwrap();
+        assert_eq!(l.validate(), Ok(()));
+        // Deleted node 2's first survivor is node 3 (the exit); point it past, at the sentinel.
+        l.tgt[2] = l.end();
+        let e = l.validate().unwrap_err();
+        assert_eq!((e.invariant, e.node), ("I2", crate::NodeId(2)), "{e}");
+    }
+
+    #[test]
+    fn call_group_flags_without_their_table_entry_are_reported() {
+        use crate::list::{F_CFRESH, F_CMOVED};
+        for flag in [F_CFRESH, F_CMOVED] {
+            let mut l = PatchList::new(&PENDING_JUMP).unwrap();
+            l.flags[0] |= flag;
+            let e = l.validate().unwrap_err();
+            assert_eq!((e.invariant, e.node), ("I4", crate::NodeId(0)), "{e}");
+        }
+    }
 }
