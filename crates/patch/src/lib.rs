@@ -235,11 +235,12 @@
 //! a deleted run walks that run). Linearization: one walk over all nodes plus one pass over the
 //! fixups; call groups resolve in amortized O(1) with memoization; each relaxation round is
 //! another walk and only happens when a jump overflows. Memory: the list borrows the program
-//! and reads its instructions in place (invariant I7), so an original slot costs 21 bytes of
-//! list state (links, reference, origin, flags, identity, rewrite index) and no copy of its
-//! instruction; a node the list makes costs 21 bytes with its instruction, an original a
-//! request rewrites 8 more (predecessor links, 4 per node, only once a request inserts before
-//! a node); a pending patch costs 8 bytes per slot plus 12 (and 4 per jump-class slot). The
+//! and reads its instructions in place (invariant I7), so an original slot costs 17 bytes of
+//! list state (links, reference, origin, flags, identity) and no copy of its instruction
+//! (`tests/in_place.rs`), 4 more once any original is rewritten in place (the rewrite table),
+//! and 8 for its instruction if it is; a node the list makes costs 21 bytes with its
+//! instruction (predecessor links, 4 per node, only once a request inserts before a node); a
+//! pending patch costs 8 bytes per slot plus 12 (and 4 per jump-class slot). The
 //! warm path allocates nothing: [`PatchList::reset_for_program`] (with
 //! [`PatchList::recycle`] across programs of different lifetimes), [`PatchCtx`] and
 //! [`PatchList::linearize_program_into`] keep every buffer across programs (regalloc2's

@@ -55,7 +55,7 @@
 //!   instruction is the borrowed program's, `orig[x]`. `F_OWN` (never cleared) means the list
 //!   holds the instruction: nodes from `n` on (the sentinel, inserted nodes) always, in
 //!   `own[x - n]`; an original node once a request wrote it, in `over[over_at[x]]`, its own
-//!   entry. Every read and write of a node's instruction goes through `node_insn` /
+//!   entry (`over_at`, one index per original, is sized by the first such write). Every read and write of a node's instruction goes through `node_insn` /
 //!   `set_node_insn`, so building a list copies no instruction, a request that rewrites an
 //!   original costs one entry of `over`, and the walk's common case (an untouched original) is
 //!   one flag test.
@@ -196,7 +196,7 @@ pub struct PatchList<'p> {
     /// Instructions of the original nodes a request wrote (`F_OWN`), by `over_at` (I7).
     pub(crate) over: Vec<Insn>,
     /// Per original node with `F_OWN`: its index in `over`. Any other entry is stale and
-    /// never read.
+    /// never read; sized by the first original a request rewrites (none until then).
     pub(crate) over_at: Vec<u32>,
     pub(crate) next: Vec<u32>,
     /// Predecessor links, maintained only once an insertion "before" a node needed them
@@ -336,6 +336,10 @@ impl<'p> PatchList<'p> {
         } else if self.flags[x] & F_OWN != 0 {
             self.over[self.over_at[x] as usize] = insn;
         } else {
+            if self.over_at.len() < n {
+                // The first original this list rewrites sizes the table (I7).
+                self.over_at.resize(n, 0);
+            }
             self.flags[x] |= F_OWN;
             self.over_at[x] = self.over.len() as u32;
             self.over.push(insn);

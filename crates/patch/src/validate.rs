@@ -130,7 +130,14 @@ impl<'p> PatchList<'p> {
             if x >= n || !own {
                 continue;
             }
-            let k = self.over_at[x] as usize;
+            let Some(&k) = self.over_at.get(x) else {
+                return bad(
+                    "I7",
+                    x as u32,
+                    format!("a rewritten original beyond the {}-entry table", self.over_at.len()),
+                );
+            };
+            let k = k as usize;
             match owner.get(k) {
                 Some(&NONE) => owner[k] = x as u32,
                 Some(&o) => return bad("I7", x as u32, format!("shares its instruction {k} with node {o}")),
@@ -478,5 +485,14 @@ mod tests {
             let e = l.validate().unwrap_err();
             assert_eq!((e.invariant, e.node), ("I4", crate::NodeId(0)), "{e}");
         }
+    }
+
+    #[test]
+    fn a_rewritten_original_beyond_the_rewrite_table_is_reported() {
+        // A fresh list has no rewrite table (the first rewrite sizes it).
+        let mut l = PatchList::new(&PENDING_JUMP).unwrap();
+        l.flags[0] |= F_OWN;
+        let e = l.validate().unwrap_err();
+        assert_eq!((e.invariant, e.node), ("I7", crate::NodeId(0)), "{e}");
     }
 }

@@ -21,6 +21,12 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
     (r, a.count, a.largest)
 }
 
+/// The bytes `f` allocates.
+fn bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let (r, a) = count(0, f);
+    (r, a.bytes)
+}
+
 /// `n` slots: blocks of a conditional jump over a mov, an ld_imm64, a call to the last
 /// subprogram, then `exit` and that subprogram.
 fn program(n: usize) -> Vec<Insn> {
@@ -57,6 +63,30 @@ fn building_a_list_copies_no_instruction() {
     // And reads it: every slot, as the program holds it.
     let out = list.linearize(LinearizeOptions::default()).unwrap();
     assert_eq!(out.insns, prog);
+}
+
+#[test]
+fn a_list_costs_17_bytes_per_original_until_one_is_rewritten() {
+    let n = 1 << 14;
+    let prog = program(n);
+    // Links, reference and origin (4 bytes each, the sentinel's too), flags (1), the identity
+    // table (4): the crate documentation's memory figure. No instruction, and no rewrite table.
+    let (mut list, b) = bytes(|| PatchList::new(&prog).unwrap());
+    let budget = 17 * n + 13 + 64;
+    assert!(b <= budget, "{b} bytes for {n} slots (budget {budget})");
+    // The first original rewritten in place sizes the table: 4 bytes per original.
+    let y = list.node_of(Slot(1)).unwrap();
+    let ((), b) = bytes(|| list.set_insn(y, mov64(9, 9)).unwrap());
+    assert!((4 * n..4 * n + 256).contains(&b), "{b} bytes for the first rewritten original");
+    // A patch logged for later (I6) copies its slots and writes no array.
+    assert_eq!(prog[4], mov64(3, 3));
+    let x = list.node_of(Slot(4)).unwrap();
+    let ((), b) = bytes(|| {
+        list.patch(x, &PatchBuf::from_insns(&[mov64(8, 8), prog[4]])).unwrap();
+    });
+    assert!(b < 256, "{b} bytes for one logged patch");
+    let out = list.linearize(LinearizeOptions::default()).unwrap();
+    assert_eq!((out.insns[1], out.insns[4], out.insns[5]), (mov64(9, 9), mov64(8, 8), mov64(3, 3)));
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub struct Allocations {
     pub largest: usize,
     /// Those of exactly the size [`count`] was given.
     pub of_size: usize,
+    /// The bytes asked for, all allocations together (a reallocation counts its new size).
+    pub bytes: usize,
 }
 
 thread_local! {
@@ -33,6 +35,7 @@ fn see(size: usize) {
             a.count += 1;
             a.largest = a.largest.max(size);
             a.of_size += usize::from(size == watched);
+            a.bytes += size;
             w.set(Some((watched, a)));
         }
     });
@@ -91,7 +94,7 @@ mod tests {
             drop(w);
             v
         });
-        assert_eq!(a, Allocations { count: 2, largest: 100, of_size: 1 });
+        assert_eq!(a, Allocations { count: 2, largest: 100, of_size: 1, bytes: 132 });
         assert_eq!(v.capacity() + before.capacity(), 7);
         let (_, after) = count(0, || ());
         assert_eq!(after, Allocations::default());

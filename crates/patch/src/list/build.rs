@@ -88,7 +88,6 @@ impl<'p> PatchList<'p> {
     /// As [`PatchList::with_subprogs`] (`starts == None` computes them). On error the list is empty.
     pub fn reset(&mut self, insns: &'p [Insn], starts: Option<&[u32]>) -> Result<()> {
         let mut tgt = core::mem::take(&mut self.tgt);
-        let mut over_at = core::mem::take(&mut self.over_at);
         self.clear_all();
         let n = insns.len();
         if n + 1 > MAX_NODES {
@@ -104,14 +103,8 @@ impl<'p> PatchList<'p> {
             tgt.resize(n + 1, NONE);
         }
         self.tgt = tgt;
-        // `over_at` likewise: read only under F_OWN, which writes it first (I7).
-        if over_at.capacity() < n {
-            over_at = vec![0; n];
-        } else {
-            over_at.truncate(n);
-            over_at.resize(n, 0);
-        }
-        self.over_at = over_at;
+        // `over_at` is left as it is: read only under F_OWN, and sized by the first original a
+        // request rewrites (I7), so a list whose originals are never rewritten has none.
         // Exact sizes first: a fresh list allocates each array once (no growth copy).
         self.next.reserve(n + 1);
         self.origin.reserve(n + 1);
@@ -198,7 +191,7 @@ impl<'p> PatchList<'p> {
         self.orig = &[];
         self.own.clear();
         self.over.clear();
-        self.over_at.clear();
+        // (`over_at` keeps its stale entries: read only under F_OWN, I7.)
         self.next.clear();
         self.prev.clear();
         self.prev_ok = false;
