@@ -4,8 +4,8 @@
 //! loop touches only `flags`, the instructions and `next`. Nodes `0..n` are the original slots,
 //! node `n` is the end sentinel, later nodes are inserted slots. The original instructions are
 //! read in place from the program the list borrows (I7): the list stores only the instructions
-//! of the nodes it made and of the originals a request rewrote. See the crate documentation for the
-//! model. This file holds the data, the queries and the helpers every request shares; the
+//! of the nodes it made and of the originals a request rewrote. See the crate documentation for
+//! the model. This file holds the data, the queries and the helpers every request shares; the
 //! requests live by job in `list/`: `build` (from a program), `resolve` (a buffer's targets,
 //! validated before anything changes), `edit` (patch, prepatch, delete, append, set_insn,
 //! retarget, the log's flush), `labels` and `cursor`; the pending log is `pending.rs`. The
@@ -55,10 +55,10 @@
 //!   instruction is the borrowed program's, `orig[x]`. `F_OWN` (never cleared) means the list
 //!   holds the instruction: nodes from `n` on (the sentinel, inserted nodes) always, in
 //!   `own[x - n]`; an original node once a request wrote it, in `over[over_at[x]]`, its own
-//!   entry (`over_at`, one index per original, is sized by the first such write). Every read and write of a node's instruction goes through `node_insn` /
-//!   `set_node_insn`, so building a list copies no instruction, a request that rewrites an
-//!   original costs one entry of `over`, and the walk's common case (an untouched original) is
-//!   one flag test.
+//!   entry (`over_at`, one index per original, is sized by the first such write). Every read
+//!   and write of a node's instruction goes through `node_insn` / `set_node_insn`, so building
+//!   a list copies no instruction, a request that rewrites an original costs one entry of
+//!   `over`, and the walk's common case (an untouched original) is one flag test.
 
 // Node ids, handles, labels and positions are below MAX_NODES = 2^30 (checked whenever nodes
 // or labels are allocated), so the usize <-> u32 conversions in this module cannot truncate.
