@@ -730,7 +730,7 @@ impl<'p> PatchList<'p> {
         self.size_pos(ctx);
         ctx.fixups.clear();
         let need = self.live_slots;
-        let (fast_calls, arr, orig_len) = (self.cgroups.is_empty(), self.arr() as u32, self.orig_len);
+        let (fast_calls, arr, orig_len) = (self.cgroups.is_empty(), self.arr() as u32, self.end());
         let insns = &mut ctx.out.insns;
         let pos = &mut ctx.out.map.pos;
         let fixups = &mut ctx.fixups;
@@ -941,9 +941,9 @@ impl<'p> PatchList<'p> {
 
     /// Fills the map's per-original-slot tables once positions are final.
     fn finish_map(&self, ctx: &mut PatchCtx) -> Result<()> {
-        let n = self.orig_len as usize;
+        let n = self.orig_len();
         let fast = self.cgroups.is_empty();
-        ctx.out.map.orig_len = self.orig_len;
+        ctx.out.map.orig_len = self.end();
         ctx.out.map.new_len = ctx.out.map.pos[self.end() as usize];
         ctx.out.map.orig_node.clear();
         ctx.out.map.orig_node.extend_from_slice(&self.orig_node);

@@ -210,7 +210,6 @@ pub struct PatchList<'p> {
     /// snapshot handle or `NONE` (lazy: the group of the next node).
     pub(crate) origin: Vec<u32>,
     pub(crate) flags: Vec<u8>,
-    pub(crate) orig_len: u32,
     pub(crate) head: u32,
     pub(crate) orig_node: Vec<u32>,
     /// Per label: (jump node, call handle), `NONE` while unbound.
@@ -291,7 +290,7 @@ impl<'p> PatchList<'p> {
     /// Number of slots in the original program.
     #[must_use]
     pub fn orig_len(&self) -> usize {
-        self.orig_len as usize
+        self.orig.len()
     }
 
     /// Number of slots the list would linearize to now (before any jump relaxation).
@@ -346,9 +345,11 @@ impl<'p> PatchList<'p> {
         }
     }
 
-    /// The end sentinel's node.
+    /// The end sentinel's node: the number of original slots (the program is below
+    /// [`MAX_NODES`], checked when the list is built).
+    #[inline]
     pub(crate) fn end(&self) -> u32 {
-        self.orig_len
+        self.orig.len() as u32
     }
 
     /// The node of original slot `slot` (its position; after a landing prepatch it holds the

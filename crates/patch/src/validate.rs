@@ -114,7 +114,7 @@ impl<'p> PatchList<'p> {
     /// `over`, and every entry belongs to one of them; `own` covers the nodes from `n` on.
     fn validate_own(&self) -> Result<(), InvariantViolation> {
         let n = self.orig.len();
-        if n != self.orig_len() || self.own.len() + n != self.arr() {
+        if self.own.len() + n != self.arr() {
             return bad(
                 "I7",
                 self.end(),
@@ -299,7 +299,7 @@ impl<'p> PatchList<'p> {
 
     /// I5: each original slot's identity lives on exactly one live node, `orig_node[slot]`.
     fn validate_origins(&self) -> Result<(), InvariantViolation> {
-        let n = self.orig_len as usize;
+        let n = self.orig_len();
         let mut owner = vec![NONE; n];
         let nodes = self.vnodes();
         for x in 0..nodes as u32 {
@@ -335,7 +335,7 @@ impl<'p> PatchList<'p> {
         }
         for p in self.pending.iter() {
             let x = p.x;
-            if last.is_some_and(|l| l >= x) || x >= self.orig_len {
+            if last.is_some_and(|l| l >= x) || x >= self.end() {
                 return bad("I6", x, "log entries not increasing original nodes".into());
             }
             if self.flags[x as usize] & F_LOGGED == 0 {
@@ -413,6 +413,12 @@ mod tests {
         assert_eq!(e.invariant, "I1", "{e}");
     }
 
+    /// The invariant and node `validate` reports for a list a test corrupted.
+    fn reported(l: &PatchList<'_>) -> (&'static str, crate::NodeId) {
+        let e = l.validate().expect_err("the planted corruption is reported");
+        (e.invariant, e.node)
+    }
+
     /// A list whose original slot 0 was rewritten by `set_insn` (I7: `F_OWN`, one `over` entry).
     fn with_rewritten_original() -> PatchList<'static> {
         let mut l = PatchList::new(&PENDING_JUMP).unwrap();
@@ -428,7 +434,7 @@ mod tests {
     fn a_rewritten_original_without_its_instruction_is_reported() {
         let mut l = with_rewritten_original();
         l.over.clear();
-        assert_eq!(l.validate().unwrap_err().invariant, "I7");
+        assert_eq!(reported(&l).0, "I7");
     }
 
     #[test]
@@ -436,15 +442,14 @@ mod tests {
         let mut l = with_rewritten_original();
         l.flags[2] |= F_OWN;
         l.over_at[2] = 0;
-        let e = l.validate().unwrap_err();
-        assert_eq!((e.invariant, e.node), ("I7", crate::NodeId(2)), "{e}");
+        assert_eq!(reported(&l), ("I7", crate::NodeId(2)));
     }
 
     #[test]
     fn a_rewritten_instruction_of_no_node_is_reported() {
         let mut l = with_rewritten_original();
         l.over.push(mov(1, 1));
-        assert_eq!(l.validate().unwrap_err().invariant, "I7");
+        assert_eq!(reported(&l).0, "I7");
     }
 
     #[test]
@@ -454,15 +459,14 @@ mod tests {
         l.flush();
         assert_eq!(l.validate(), Ok(()));
         l.flags[p.last.index()] &= !F_OWN;
-        let e = l.validate().unwrap_err();
-        assert_eq!((e.invariant, e.node), ("I7", p.last), "{e}");
+        assert_eq!(reported(&l), ("I7", p.last));
     }
 
     #[test]
     fn own_storage_that_does_not_cover_the_new_nodes_is_reported() {
         let mut l = with_rewritten_original();
         l.own.push(mov(1, 1));
-        assert_eq!(l.validate().unwrap_err().invariant, "I7");
+        assert_eq!(reported(&l).0, "I7");
     }
 
     #[test]
@@ -472,8 +476,7 @@ mod tests {
         assert_eq!(l.validate(), Ok(()));
         // Deleted node 2's first survivor is node 3 (the exit); point it past, at the sentinel.
         l.tgt[2] = l.end();
-        let e = l.validate().unwrap_err();
-        assert_eq!((e.invariant, e.node), ("I2", crate::NodeId(2)), "{e}");
+        assert_eq!(reported(&l), ("I2", crate::NodeId(2)));
     }
 
     #[test]
@@ -482,8 +485,7 @@ mod tests {
         for flag in [F_CFRESH, F_CMOVED] {
             let mut l = PatchList::new(&PENDING_JUMP).unwrap();
             l.flags[0] |= flag;
-            let e = l.validate().unwrap_err();
-            assert_eq!((e.invariant, e.node), ("I4", crate::NodeId(0)), "{e}");
+            assert_eq!(reported(&l), ("I4", crate::NodeId(0)));
         }
     }
 
@@ -492,7 +494,26 @@ mod tests {
         // A fresh list has no rewrite table (the first rewrite sizes it).
         let mut l = PatchList::new(&PENDING_JUMP).unwrap();
         l.flags[0] |= F_OWN;
-        let e = l.validate().unwrap_err();
-        assert_eq!((e.invariant, e.node), ("I7", crate::NodeId(0)), "{e}");
+        assert_eq!(reported(&l), ("I7", crate::NodeId(0)));
+    }
+
+    #[test]
+    fn an_identity_table_naming_another_node_is_reported() {
+        let mut l = PatchList::new(&PENDING_JUMP).unwrap();
+        l.orig_node[0] = 3;
+        assert_eq!(reported(&l), ("I5", crate::NodeId(0)));
+    }
+
+    #[test]
+    fn log_entries_out_of_order_or_past_the_program_are_reported() {
+        for x in [0, 4] {
+            let mut l = with_pending_jump();
+            // After the logged patch of node 1: an entry for node 0, or for the sentinel.
+            l.pending.commit(x, &[mov(7, 7)]);
+            // (The log's own check: the walks before it read the log through the entries.)
+            let e = l.validate_log().expect_err("the planted entry is reported");
+            assert_eq!((e.invariant, e.node), ("I6", crate::NodeId(x)), "{e}");
+            assert!(e.detail.contains("not increasing"), "{e}");
+        }
     }
 }

@@ -15,18 +15,6 @@ use common::*;
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-/// The number of allocations `f` makes and the largest one's size, in bytes.
-fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
-    let (r, a) = count(0, f);
-    (r, a.count, a.largest)
-}
-
-/// The bytes `f` allocates.
-fn bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let (r, a) = count(0, f);
-    (r, a.bytes)
-}
-
 /// `n` slots: blocks of a conditional jump over a mov, an ld_imm64, a call to the last
 /// subprogram, then `exit` and that subprogram.
 fn program(n: usize) -> Vec<Insn> {
@@ -55,11 +43,12 @@ fn program(n: usize) -> Vec<Insn> {
 fn building_a_list_copies_no_instruction() {
     let n = 1 << 14;
     let prog = program(n);
-    let (list, count, max) = allocations(|| PatchList::new(&prog).unwrap());
+    let (list, a) = count(0, || PatchList::new(&prog).unwrap());
+    let max = a.largest;
     // Per node it keeps links, references, origins and flags (at most 4 bytes each); an
     // instruction is 8. Before I7 the list copied the program into `n + 1` instructions.
     assert!(max < n * size_of::<Insn>(), "largest allocation {max} bytes for {n} slots of 8 bytes");
-    assert!(count > 0, "the per-node arrays are allocated");
+    assert!(a.count > 0, "the per-node arrays are allocated");
     // And reads it: every slot, as the program holds it.
     let out = list.linearize(LinearizeOptions::default()).unwrap();
     assert_eq!(out.insns, prog);
@@ -71,19 +60,18 @@ fn a_list_costs_17_bytes_per_original_until_one_is_rewritten() {
     let prog = program(n);
     // Links, reference and origin (4 bytes each, the sentinel's too), flags (1), the identity
     // table (4): the crate documentation's memory figure. No instruction, and no rewrite table.
-    let (mut list, b) = bytes(|| PatchList::new(&prog).unwrap());
+    let (mut list, a) = count(0, || PatchList::new(&prog).unwrap());
+    let b = a.bytes;
     let budget = 17 * n + 13 + 64;
     assert!(b <= budget, "{b} bytes for {n} slots (budget {budget})");
     // The first original rewritten in place sizes the table: 4 bytes per original.
     let y = list.node_of(Slot(1)).unwrap();
-    let ((), b) = bytes(|| list.set_insn(y, mov64(9, 9)).unwrap());
+    let b = count(0, || list.set_insn(y, mov64(9, 9)).unwrap()).1.bytes;
     assert!((4 * n..4 * n + 256).contains(&b), "{b} bytes for the first rewritten original");
     // A patch logged for later (I6) copies its slots and writes no array.
     assert_eq!(prog[4], mov64(3, 3));
     let x = list.node_of(Slot(4)).unwrap();
-    let ((), b) = bytes(|| {
-        list.patch(x, &PatchBuf::from_insns(&[mov64(8, 8), prog[4]])).unwrap();
-    });
+    let b = count(0, || list.patch(x, &PatchBuf::from_insns(&[mov64(8, 8), prog[4]])).unwrap()).1.bytes;
     assert!(b < 256, "{b} bytes for one logged patch");
     let out = list.linearize(LinearizeOptions::default()).unwrap();
     assert_eq!((out.insns[1], out.insns[4], out.insns[5]), (mov64(9, 9), mov64(8, 8), mov64(3, 3)));
@@ -128,10 +116,10 @@ fn a_list_rebuilt_for_a_program_no_larger_allocates_nothing() {
     let mut counts = Vec::new();
     for p in [&prog, &other, &prog, &other, &small, &prog] {
         let mut list = kept.recycle();
-        let ((), count, _) = allocations(|| list.reset(p, None).unwrap());
+        let n = count(0, || list.reset(p, None).unwrap()).1.count;
         assert_eq!(list.linearize(LinearizeOptions::default()).unwrap().insns, *p);
         kept = list.recycle();
-        counts.push(count);
+        counts.push(n);
     }
     // The first build sizes the arrays; every later one reuses them, a smaller program's too.
     assert!(counts[0] > 0, "{counts:?}");

@@ -66,7 +66,6 @@ impl<'p> PatchList<'p> {
             tgt,
             origin,
             flags,
-            orig_len,
             head,
             orig_node,
             labels,
@@ -121,7 +120,6 @@ impl<'p> PatchList<'p> {
         // The sentinel's instruction is the list's (I7: every node from `n` on).
         self.flags.push(F_OWN);
         self.orig_node.extend(0..n32);
-        self.orig_len = n32;
         self.head = 0;
         self.live_slots = n;
         // Pass 1: ld_imm64 pairs.
@@ -205,7 +203,6 @@ impl<'p> PatchList<'p> {
         self.cmoved.clear();
         self.cfresh.clear();
         self.pending.clear();
-        self.orig_len = 0;
         self.head = 0;
         self.orig_subprogs = 0;
         self.live_slots = 0;

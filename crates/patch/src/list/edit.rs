@@ -62,7 +62,7 @@ impl<'p> PatchList<'p> {
     pub(super) fn try_log(&mut self, node: NodeId, buf: &PatchBuf) -> Option<Patched> {
         let x = node.0;
         let xi = x as usize;
-        if x >= self.orig_len || self.pending.last_node().is_some_and(|lx| lx >= x) {
+        if x >= self.end() || self.pending.last_node().is_some_and(|lx| lx >= x) {
             return None;
         }
         let f = self.flags[xi];
