@@ -170,7 +170,7 @@ impl PatchBuf {
     /// ```
     #[inline]
     pub fn extend_from_slice(&mut self, insns: &[Insn]) -> &mut PatchBuf {
-        self.insns.extend_from_slice(insns);
+        crate::append::extend_small(&mut self.insns, insns);
         self
     }
 

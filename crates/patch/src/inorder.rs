@@ -50,6 +50,7 @@
 // the usize <-> u32 conversions in this module cannot truncate.
 #![allow(clippy::cast_possible_truncation)]
 
+use crate::append::extend_small;
 use crate::buf::{PatchBuf, Target};
 use crate::error::{Error, Result};
 use crate::handle::pos;
@@ -60,6 +61,30 @@ use crate::tables::{AuxHook, PatchedProgram, Program, Shape, TableScratch, check
 #[cfg(doc)]
 use crate::{OffsetMap, PatchList};
 use bpfpatch_insn::{Slot, TargetKind};
+
+/// [`KIND`] bit: a jump-class opcode (`JMP`, `JMP32`).
+const JUMP: u8 = 1;
+/// [`KIND`] bit: the ld_imm64 opcode.
+const LD_IMM64: u8 = 2;
+
+/// Per opcode, its [`JUMP`] and [`LD_IMM64`] bits: [`InOrder::plain`] classifies a buffer with
+/// one load per slot.
+static KIND: [u8; 256] = {
+    use bpfpatch_insn::opcode as c;
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let class = i as u8 & c::CLASS_MASK;
+        if class == c::JMP || class == c::JMP32 {
+            t[i] |= JUMP;
+        }
+        if i as u8 == c::LD_IMM64 {
+            t[i] |= LD_IMM64;
+        }
+        i += 1;
+    }
+    t
+};
 
 /// Resolution scratch: an ld_imm64 second slot of the buffer.
 const TAIL: u32 = u32::MAX - 1;
@@ -174,35 +199,6 @@ pub struct InOrder<'a, A, H> {
     deferred: Option<Error>,
 }
 
-/// `v.extend_from_slice(s)` without a `memmove` call for the buffers of 1 to 4 slots a pass
-/// writes most (element pushes after one reservation; the call's dispatch cost more than
-/// the copy: `benches/linearize.rs`, `inorder/warm`).
-#[inline(always)]
-fn extend_small<T: Copy>(v: &mut Vec<T>, s: &[T]) {
-    match *s {
-        [a] => v.push(a),
-        [a, b] => {
-            v.reserve(2);
-            v.push(a);
-            v.push(b);
-        }
-        [a, b, c] => {
-            v.reserve(3);
-            v.push(a);
-            v.push(b);
-            v.push(c);
-        }
-        [a, b, c, d] => {
-            v.reserve(4);
-            v.push(a);
-            v.push(b);
-            v.push(c);
-            v.push(d);
-        }
-        _ => v.extend_from_slice(s),
-    }
-}
-
 /// `at + rel + 1`, the absolute target of a PC-relative field at `at` (saturating).
 fn abs(at: usize, rel: i64) -> i64 {
     i64::try_from(at).unwrap_or(i64::MAX).saturating_add(rel).saturating_add(1)
@@ -236,7 +232,13 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let mut i = 0;
         while i < n {
             let insn = &insns[i];
-            if insn.is_ld_imm64() {
+            // Most slots are neither: one table load each.
+            let kind = KIND[insn.code as usize];
+            if kind == 0 {
+                i += 1;
+                continue;
+            }
+            if kind & LD_IMM64 != 0 {
                 if i + 1 >= n {
                     return Err(Error::TruncatedLdImm64 { slot: Slot(i) });
                 }
@@ -247,7 +249,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
                 i += 2;
                 continue;
             }
-            if is_jump_class(insn) && insn.target_field().is_some() {
+            if insn.target_field().is_some() {
                 ctx.targets.push((i as u32, 0));
             }
             i += 1;
@@ -372,9 +374,10 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         }
         let out = &mut *self.out;
         let o = out.program.insns.len() as u32;
-        out.program.insns.extend_from_slice(&self.prog.insns[a..b]);
+        // Runs between two patched slots are short in a pass: no `memmove` call for them.
+        extend_small(&mut out.program.insns, &self.prog.insns[a..b]);
         if self.aux {
-            out.program.aux.extend_from_slice(&self.prog.aux[a..b]);
+            extend_small(&mut out.program.aux, &self.prog.aux[a..b]);
         }
         if let Some(p) = out.map.pos.get_mut(a..b) {
             for (k, w) in p.iter_mut().enumerate() {
@@ -473,14 +476,15 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         }
         // An explicit target is only allowed on a jump (checked below).
         let explicit = buf.targets.len().min(len);
-        let mut mask = 0u64;
+        // One table load per slot: which are jumps, whether any is an ld_imm64.
+        let (mut mask, mut any) = (0u64, 0u8);
         for (k, insn) in buf.insns.iter().enumerate() {
-            let class = insn.code & bpfpatch_insn::opcode::CLASS_MASK;
-            if class == bpfpatch_insn::opcode::JMP || class == bpfpatch_insn::opcode::JMP32 {
-                mask |= 1 << k;
-            } else if insn.code == bpfpatch_insn::opcode::LD_IMM64 {
-                return None;
-            }
+            let kind = KIND[insn.code as usize];
+            any |= kind;
+            mask |= u64::from(kind & JUMP) << k;
+        }
+        if any & LD_IMM64 != 0 {
+            return None;
         }
         for (k, t) in buf.targets[..explicit].iter().enumerate() {
             if t.is_some() && mask >> k & 1 == 0 {
@@ -519,15 +523,12 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let o = out.program.insns.len() as u32;
         let len = buf.len();
         let last = len - 1;
-        extend_small(&mut out.program.insns, &buf.insns);
+        // Exact-size extends: one capacity check per vector, then a plain loop.
+        out.program.insns.extend(buf.insns.iter().copied());
         if let Some(p) = out.map.pos.get_mut(x as usize) {
             *p = pos::live(o);
         }
-        let p = &mut out.map.pos;
-        p.reserve(len);
-        for k in 1..len as u32 {
-            p.push(pos::live(o + k));
-        }
+        out.map.pos.extend((1..len as u32).map(|k| pos::live(o + k)));
         out.map.orig_node.push(if last == 0 { x } else { self.n + self.new_nodes + last as u32 });
         let mut m = mask;
         while m != 0 {
@@ -541,9 +542,10 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         }
         let parent = &self.prog.aux[x as usize];
         let hook = &mut *self.hook;
+        // A slot with a target gets a placeholder, completed by the fixup pass (S5); the last
+        // carries the patched slot's identity.
         let aux = &mut out.program.aux;
         aux.reserve(len);
-        // A slot with a target gets a placeholder, completed by the fixup pass (S5).
         for (k, insn) in buf.insns[..last].iter().enumerate() {
             aux.push(if mask >> k & 1 != 0 { parent.clone() } else { hook.new_slot(insn, Some(parent)) });
         }
@@ -800,22 +802,5 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             ..LinearizeStats::default()
         };
         remap_tables(&self.prog.tables, &mut self.ctx.tables, out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::extend_small;
-
-    /// Every length, the small ones and past them, appends exactly the slice.
-    #[test]
-    fn extend_small_appends_exactly_the_slice() {
-        let src: Vec<u32> = (0..9).collect();
-        for len in 0..=src.len() {
-            let mut v = vec![100, 101];
-            extend_small(&mut v, &src[..len]);
-            assert_eq!(v[..2], [100, 101]);
-            assert_eq!(v[2..], src[..len], "length {len}");
-        }
     }
 }

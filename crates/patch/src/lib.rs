@@ -254,6 +254,7 @@
 //! [`PatchList::linearize_program`] (each carries a `doc(alias)`).
 #![deny(missing_docs)]
 
+mod append;
 mod buf;
 mod error;
 mod handle;
