@@ -230,6 +230,20 @@ mod tests {
     use crate::ids::SubprogId;
     use bpfpatch_insn::opcode as c;
 
+    /// `extend_from_slice` appends exactly the slice, whatever its length (the short ones are
+    /// pushed one by one), after what is there, and returns the same buffer.
+    #[test]
+    fn extend_from_slice_appends_exactly_the_slice() {
+        let src: Vec<Insn> = (0..9).map(|k| Insn::new(c::ALU64 | c::MOV | c::K, 1, 0, 0, k)).collect();
+        for len in 0..=src.len() {
+            let mut buf = PatchBuf::new();
+            buf.push(Insn::default()).extend_from_slice(&src[..len]).push(Insn::default());
+            let got: Vec<Insn> = buf.insns().collect();
+            assert_eq!(got.len(), len + 2, "length {len}");
+            assert_eq!(got[1..=len], src[..len], "length {len}");
+        }
+    }
+
     /// `target` reads back exactly the explicit targets given, whichever way they were given,
     /// and nothing for plain slots, slots past the end, or after `clear`.
     #[test]

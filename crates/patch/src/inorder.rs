@@ -197,6 +197,8 @@ pub struct InOrder<'a, A, H> {
     aux: bool,
     /// The error the list would report when linearizing (S6).
     deferred: Option<Error>,
+    /// Requests written by the fast path ([`InOrder::plain`]).
+    plain: usize,
 }
 
 /// `at + rel + 1`, the absolute target of a PC-relative field at `at` (saturating).
@@ -316,13 +318,22 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         }
         out.map.orig_node.clear();
         out.map.orig_node.reserve(n);
-        Ok(InOrder { prog, hook, ctx, out, n: n as u32, next: 0, tcur: 0, new_nodes: 0, aux, deferred })
+        Ok(InOrder { prog, hook, ctx, out, n: n as u32, next: 0, tcur: 0, new_nodes: 0, aux, deferred, plain: 0 })
     }
 
     /// The first original slot still open to requests.
     #[must_use]
     pub fn next_slot(&self) -> Slot {
         Slot(self.next as usize)
+    }
+
+    /// How many accepted patches took the fast path: buffers of 1 to 64 slots without
+    /// ld_imm64 whose only references are jumps to [`Target::OrigTarget`] of a patched jump
+    /// (blinding, most guards). The others are resolved slot by slot, with the same result; a
+    /// pass whose requests never take the fast path pays for that.
+    #[must_use]
+    pub fn plain_patches(&self) -> usize {
+        self.plain
     }
 
     /// The errors of the list's `node_of(slot)`: outside the program, an ld_imm64 second slot.
@@ -441,6 +452,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let orig = if let Some(t) = self.plain(x, buf) {
             // Validated (nothing to refuse): write (S6).
             self.write_plain(x, buf, t);
+            self.plain += 1;
             node_of(len - 1)
         } else {
             self.resolve(x, w, buf)?;
@@ -802,5 +814,56 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             ..LinearizeStats::default()
         };
         remap_tables(&self.prog.tables, &mut self.ctx.tables, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Error, InOrder, InOrderCtx, NoAux, PatchBuf, PatchedProgram, Program, SideTables, Target};
+    use bpfpatch_insn::{Insn, Slot, opcode as c};
+
+    /// The fast path takes exactly the buffers `plain` documents (the general path gives the
+    /// same result, so only this count tells them apart): blinding's shapes do, a slot with a
+    /// reference of its own, an ld_imm64, a jump-class slot without a target (`exit`) or an
+    /// `OrigTarget` of an instruction that has none do not.
+    #[test]
+    fn the_fast_path_takes_exactly_the_plain_buffers() {
+        let alu = |k: i32| Insn::new(c::ALU64 | c::ADD | c::K, 1, 0, 0, k);
+        let mov = |d: u8, k: i32| Insn::new(c::ALU64 | c::MOV | c::K, d, 0, 0, k);
+        let jeq = |off: i16| Insn::new(c::JMP | c::JEQ | c::K, 1, 0, off, 5);
+        let exit = Insn::new(c::JMP | c::EXIT, 0, 0, 0, 0);
+        let ld = Insn::new(c::LD_IMM64, 2, 0, 0, 1);
+        let prog = vec![jeq(2), alu(1), alu(2), alu(3), alu(4), alu(5), alu(6), mov(0, 0), exit];
+        let prog = Program::without_aux(prog, SideTables::default());
+        let (mut ctx, mut out, mut hook) = (InOrderCtx::new(), PatchedProgram::default(), NoAux);
+        let mut e = InOrder::new(&mut ctx, &prog, &mut hook, &mut out).unwrap();
+        // Blinding of the jcc (its jump keeps the original target) and of an ALU: fast.
+        let mut b = PatchBuf::new();
+        b.push(mov(11, 7)).push(mov(11, 7)).jump_to(Insn::new(c::JMP | c::JEQ | c::X, 1, 11, 0, 0), Target::OrigTarget);
+        e.patch(Slot(0), &b).unwrap();
+        b.clear();
+        b.push(mov(11, 1)).push(mov(11, 1)).push(Insn::new(c::ALU64 | c::ADD | c::X, 1, 11, 0, 0));
+        e.patch(Slot(1), &b).unwrap();
+        assert_eq!(e.plain_patches(), 2);
+        // A jump of its own (a local offset), an ld_imm64, an exit: the general path.
+        b.clear();
+        b.push(jeq(0)).push(alu(2));
+        e.patch(Slot(2), &b).unwrap();
+        b.clear();
+        b.push(ld).push(Insn::default()).push(alu(3));
+        e.patch(Slot(3), &b).unwrap();
+        b.clear();
+        b.push(alu(4)).push(exit);
+        e.patch(Slot(4), &b).unwrap();
+        // The original has no jump target: refused by the general path, not taken.
+        b.clear();
+        b.jump_to(jeq(0), Target::OrigTarget);
+        assert_eq!(e.patch(Slot(5), &b), Err(Error::NoOrigTarget { index: 0 }));
+        assert_eq!(e.plain_patches(), 2);
+        // Still fast after them: 1 to 64 slots, 65 are not.
+        e.patch(Slot(5), &PatchBuf::from_insns(&[alu(5); 64])).unwrap();
+        e.patch(Slot(6), &PatchBuf::from_insns(&[alu(6); 65])).unwrap();
+        assert_eq!(e.plain_patches(), 3);
+        e.finish().unwrap();
     }
 }
