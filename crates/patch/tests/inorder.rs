@@ -36,4 +36,6 @@ fn inorder_agrees_with_the_list_and_the_kernel() {
     assert!(st.refused > 0 && st.unsupported > 0 && st.bad_programs > 0, "refusals never exercised: {st:?}");
     assert!(st.deletions > 0 && st.ld_pairs > 0, "deletions or ld_imm64 pairs never exercised: {st:?}");
     assert!(st.spellings.iter().all(|&k| k > 0), "a target spelling was never accepted: {st:?}");
+    // Both of the in-order engine's paths: the fast one (blinding's shapes) and the general one.
+    assert!(st.fast * 20 >= st.accepted && st.fast * 2 < st.accepted, "one path barely exercised: {st:?}");
 }

@@ -70,9 +70,12 @@ pub struct Stats {
     pub deletions: usize,
     /// Accepted patches of an ld_imm64 pair.
     pub ld_pairs: usize,
+    /// Accepted patches the in-order engine wrote by its fast path (`InOrder::plain_patches`);
+    /// the rest of the accepted patches took its general path.
+    pub fast: usize,
 }
 
-const N: usize = 16;
+const N: usize = 17;
 static C: [AtomicUsize; N] = [const { AtomicUsize::new(0) }; N];
 const CASES: usize = 0;
 const BAD: usize = 1;
@@ -85,6 +88,7 @@ const KERNEL: usize = 7;
 const SPELL: usize = 8; // 8..14
 const DELETIONS: usize = 14;
 const LD_PAIRS: usize = 15;
+const FAST: usize = 16;
 
 fn bump(i: usize) {
     C[i].fetch_add(1, Relaxed);
@@ -106,6 +110,7 @@ pub fn stats() -> Stats {
         spellings: core::array::from_fn(|k| g(SPELL + k)),
         deletions: g(DELETIONS),
         ld_pairs: g(LD_PAIRS),
+        fast: g(FAST),
     }
 }
 
@@ -405,7 +410,11 @@ impl Case<'_> {
         self.log.push(what.clone());
         match &req {
             Req::Patch(slot, buf, spec) => {
+                let fast = io.plain_patches();
                 let got = io.patch(*slot, buf);
+                if io.plain_patches() != fast {
+                    bump(FAST);
+                }
                 if let Err(e) = &got
                     && let Some(why) = self.unsupported(e, next, Some(spec))
                 {
