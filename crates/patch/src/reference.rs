@@ -310,7 +310,7 @@ pub fn insn_has_def32(insn: &Insn) -> bool {
 fn def32_fast(insn: &Insn) -> bool {
     let v = DEF32[insn.code as usize];
     // Branch-free for the table's answers (a pass's slots mix 32- and 64-bit ALU at random: a
-    // branch on the answer mispredicted about once per patch, `cachegrind --branch-sim=yes`).
+    // branch on the answer mispredicted about every other slot, `cachegrind --branch-sim=yes`).
     if v < 2 {
         v != 0
     } else {
