@@ -56,7 +56,7 @@ use crate::error::{Error, Result};
 use crate::handle::pos;
 use crate::ids::{NodeId, SubprogId};
 use crate::linearize::LinearizeStats;
-use crate::list::{MAX_NODES, NONE, Patched, is_jump_class};
+use crate::list::{MAX_NODES, NONE, Patched};
 use crate::tables::{AuxHook, PatchedProgram, Program, Shape, TableScratch, check_shape, remap_tables};
 #[cfg(doc)]
 use crate::{OffsetMap, PatchList};
@@ -67,8 +67,8 @@ const JUMP: u8 = 1;
 /// [`KIND`] bit: the ld_imm64 opcode.
 const LD_IMM64: u8 = 2;
 
-/// Per opcode, its [`JUMP`] and [`LD_IMM64`] bits: [`InOrder::plain`] classifies a buffer with
-/// one load per slot.
+/// Per opcode, its [`JUMP`] and [`LD_IMM64`] bits: the engine classifies a slot (the program's
+/// in [`InOrder::new`], a buffer's in [`InOrder::plain`] and `resolve`) with one load.
 static KIND: [u8; 256] = {
     use bpfpatch_insn::opcode as c;
     let mut t = [0u8; 256];
@@ -535,8 +535,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let o = out.program.insns.len() as u32;
         let len = buf.len();
         let last = len - 1;
-        // Exact-size extends: one capacity check per vector, then a plain loop.
-        out.program.insns.extend(buf.insns.iter().copied());
+        extend_small(&mut out.program.insns, &buf.insns);
         if let Some(p) = out.map.pos.get_mut(x as usize) {
             *p = pos::live(o);
         }
@@ -580,7 +579,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let node_of = |k: usize| if k == 0 { x } else { base + k as u32 - 1 };
         let out = &mut *self.out;
         let o = out.program.insns.len() as u32;
-        out.program.insns.extend_from_slice(&buf.insns);
+        extend_small(&mut out.program.insns, &buf.insns);
         if let Some(p) = out.map.pos.get_mut(x as usize) {
             *p = pos::live(o);
         }
@@ -691,7 +690,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
                 }
                 continue;
             }
-            let maybe = is_jump_class(&insn) || insn.is_ld_imm64();
+            let maybe = KIND[insn.code as usize] != 0;
             let field = if maybe { insn.target_field() } else { None };
             let call_kind = matches!(field, Some((_, TargetKind::Call | TargetKind::FuncRef)));
             let local = |k: i64| -> Result<u32> {
