@@ -128,6 +128,45 @@ pub fn run_warm(imp: Impl, w: &Workload, runs: usize, state: &mut State) -> Resu
     Ok((samples, out.insns.len()))
 }
 
+/// Runs every implementation of `imps` warm on `w`, interleaved: one untimed run each to size
+/// its buffers, then `runs` rounds of one timed run per implementation. A slow phase of the
+/// machine (another tenant, a frequency change) then falls on every implementation of the round
+/// alike instead of on whichever ran during it, so the ratios between them hold still when the
+/// times do not. Returns each implementation's samples and output length, in `imps`' order.
+///
+/// # Errors
+/// The first implementation error.
+pub fn run_warm_interleaved(
+    imps: &mut [(Impl, &mut State)],
+    w: &Workload,
+    runs: usize,
+) -> Result<Vec<(Vec<Sample>, usize)>, String> {
+    let mut outs: Vec<Output> = imps.iter().map(|_| Output::default()).collect();
+    for ((imp, state), out) in imps.iter_mut().zip(&mut outs) {
+        imp.run(w, out, state)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = imps.iter().map(|_| Vec::with_capacity(runs)).collect();
+    round_robin(imps.len(), runs, |i| {
+        let ((imp, state), out) = (&mut imps[i], &mut outs[i]);
+        let (r, s) = measure::measure(|| imp.run(w, out, state));
+        r?;
+        samples[i].push(s);
+        Ok::<(), String>(())
+    })?;
+    Ok(samples.into_iter().zip(&outs).map(|(s, o)| (s, o.insns.len())).collect())
+}
+
+/// Calls `one(i)` for `runs` rounds of every `i` in `0..k`, in order: the measurement order of
+/// interleaved runs (warm and cold). Stops at the first error.
+fn round_robin<E>(k: usize, runs: usize, mut one: impl FnMut(usize) -> Result<(), E>) -> Result<(), E> {
+    for _ in 0..runs {
+        for i in 0..k {
+            one(i)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `imp` once on a fresh [`State`] and [`Output`] (what one cold process does).
 ///
 /// # Errors
@@ -206,7 +245,7 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
             .filter(|r: &&Row| r.imp == "kernel" && r.workload == w.name && !r.extrapolated)
             .map(|r| (r.patches as f64, r.median_ms))
             .collect();
-        for (imp, state) in &mut states {
+        for (imp, state) in states.iter_mut().filter(|(i, _)| *i == Impl::Kernel) {
             let imp = *imp;
             progress(done, total, &format!("{} {} {} warm", kind.name(), size, imp.name()));
             // The kernel runs while its budget lasts (the last run may overshoot it), and never
@@ -239,33 +278,43 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
             }
             let t0 = std::time::Instant::now();
             let (samples, out_len) = run_warm(imp, &w, cfg.runs, state)?;
-            if imp == Impl::Kernel {
-                kernel_spent_s += t0.elapsed().as_secs_f64();
-                let r = row(&w, imp, "warm", &samples, out_len);
-                kernel_points.push((r.patches as f64, r.median_ms));
-                results.push(r);
-            } else {
-                let mut r = row(&w, imp, "warm", &samples, out_len);
-                // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
-                // fresh process (when child processes run at all).
-                if cfg.cold_runs > 0 && imp != Impl::Kernel {
-                    r.peak_bytes = cold(imp, kind, size, true)?.0.peak_bytes;
-                }
-                results.push(r);
-            }
+            kernel_spent_s += t0.elapsed().as_secs_f64();
+            let r = row(&w, imp, "warm", &samples, out_len);
+            kernel_points.push((r.patches as f64, r.median_ms));
+            results.push(r);
             done += 1;
         }
-        if cfg.cold_runs > 0 {
-            for &imp in &cold_impls {
-                progress(done, total, &format!("{} {} {} cold", kind.name(), size, imp.name()));
-                let mut samples = Vec::with_capacity(cfg.cold_runs);
-                let mut out_len = 0;
-                for _ in 0..cfg.cold_runs {
-                    let (s, n) = cold(imp, kind, size, false)?;
-                    samples.push(s);
-                    out_len = n;
-                }
-                results.push(row(&w, imp, "cold", &samples, out_len));
+        // The linear implementations, interleaved (`run_warm_interleaved`).
+        let mut fast: Vec<(Impl, &mut State)> =
+            states.iter_mut().filter(|(i, _)| *i != Impl::Kernel).map(|(i, s)| (*i, s)).collect();
+        let names = fast.iter().map(|(i, _)| i.name()).collect::<Vec<_>>().join(", ");
+        progress(done, total, &format!("{} {} warm, interleaved: {names}", kind.name(), size));
+        let measured = run_warm_interleaved(&mut fast, &w, cfg.runs)?;
+        for ((imp, _), (samples, out_len)) in fast.iter().zip(measured) {
+            let mut r = row(&w, *imp, "warm", &samples, out_len);
+            // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
+            // fresh process (when child processes run at all).
+            if cfg.cold_runs > 0 {
+                r.peak_bytes = cold(*imp, kind, size, true)?.0.peak_bytes;
+            }
+            results.push(r);
+            done += 1;
+        }
+        if cfg.cold_runs > 0 && !cold_impls.is_empty() {
+            // Interleaved as the warm runs: round after round, one fresh process per
+            // implementation.
+            let names = cold_impls.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+            progress(done, total, &format!("{} {} cold, interleaved: {names}", kind.name(), size));
+            let mut samples: Vec<Vec<Sample>> = cold_impls.iter().map(|_| Vec::with_capacity(cfg.cold_runs)).collect();
+            let mut out_lens = vec![0; cold_impls.len()];
+            round_robin(cold_impls.len(), cfg.cold_runs, |i| {
+                let (s, n) = cold(cold_impls[i], kind, size, false)?;
+                samples[i].push(s);
+                out_lens[i] = n;
+                Ok::<(), String>(())
+            })?;
+            for ((&imp, samples), out_len) in cold_impls.iter().zip(&samples).zip(out_lens) {
+                results.push(row(&w, imp, "cold", samples, out_len));
                 done += 1;
             }
         }
@@ -288,6 +337,68 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_robin_visits_every_implementation_once_per_round() {
+        let mut order = Vec::new();
+        round_robin(3, 2, |i| {
+            order.push(i);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+        // The first error stops it.
+        let mut seen = 0;
+        let r = round_robin(2, 3, |i| {
+            seen += 1;
+            if i == 1 { Err("second") } else { Ok(()) }
+        });
+        assert_eq!((r, seen), (Err("second"), 2));
+    }
+
+    /// Cold runs alternate between the implementations round after round (a slow phase of
+    /// the machine falls on all of them), and every warm row gets its peak from one warm child.
+    #[test]
+    fn cold_runs_are_interleaved() {
+        let cfg = Config {
+            runs: 2,
+            cold_runs: 3,
+            kernel_budget_s: 0.0,
+            seed_sizes: vec![300],
+            rand_ld_dw: false,
+            impls: vec![Impl::Bpfpatch, Impl::CopyFloor],
+        };
+        let mut calls: Vec<(&str, bool)> = Vec::new();
+        let mut cold = |imp: Impl, kind: WorkloadKind, size: usize, warm: bool| {
+            calls.push((imp.name(), warm));
+            run_cold_here(imp, kind, size)
+        };
+        let report = run(&cfg, &mut cold, &mut |_, _, _| {}).unwrap();
+        let timed: Vec<&str> = calls.iter().filter(|c| !c.1).map(|c| c.0).collect();
+        assert_eq!(timed, ["bpfpatch", "copy-floor", "bpfpatch", "copy-floor", "bpfpatch", "copy-floor"]);
+        assert_eq!(calls.iter().filter(|c| c.1).count(), 2);
+        let rows: Vec<(&str, &str, usize)> =
+            report.results.iter().map(|r| (r.imp.as_str(), r.regime.as_str(), r.runs)).collect();
+        assert_eq!(
+            rows,
+            [("bpfpatch", "warm", 2), ("copy-floor", "warm", 2), ("bpfpatch", "cold", 3), ("copy-floor", "cold", 3)]
+        );
+    }
+
+    /// Interleaved warm runs measure what sequential ones do: the same outputs, `runs` samples
+    /// each, in the order given.
+    #[test]
+    fn interleaved_warm_runs_match_sequential_ones() {
+        let w = workload::seed(2000);
+        let (mut a, mut b) = (State::default(), State::default());
+        let mut imps = [(Impl::Bpfpatch, &mut a), (Impl::CopyFloor, &mut b)];
+        let got = run_warm_interleaved(&mut imps, &w, 3).unwrap();
+        for ((imp, _), (samples, out_len)) in imps.iter().zip(&got) {
+            let (seq, seq_len) = run_warm(*imp, &w, 1, &mut State::default()).unwrap();
+            assert_eq!((samples.len(), *out_len), (3, seq_len), "{}", imp.name());
+            assert!(seq_len > w.insns().len() && seq.len() == 1);
+        }
+    }
 
     /// A warm run's peak counts the buffers it keeps: at least its output's instructions
     /// (8 bytes a slot) for the implementations that write one. In-process measurements after
