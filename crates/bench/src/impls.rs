@@ -72,6 +72,17 @@ impl Impl {
         Impl::ALL.into_iter().find(|i| i.name() == s)
     }
 
+    /// Whether its warm runs are interleaved with the others' ([`crate::suite::run_warm_interleaved`]):
+    /// the implementations that keep their buffers between runs (`bpfpatch`, `bpfpatch-list`,
+    /// `copy-floor`). The RFC list allocates and frees its 3M nodes every run and runs back to
+    /// back, its best case: interleaved with the others, its 1M-patch median rose from ~123 to
+    /// ~147 ms (two alternations of each way), a cost of the arrangement rather than of the
+    /// design. The quadratic kernel model runs alone under its time budget.
+    #[must_use]
+    pub fn interleaved(self) -> bool {
+        matches!(self, Impl::Bpfpatch | Impl::BpfpatchList | Impl::CopyFloor)
+    }
+
     /// Whether the cold regime (a fresh process per run) is measured for it.
     #[must_use]
     pub fn has_cold_regime(self) -> bool {

@@ -245,7 +245,8 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
             .filter(|r: &&Row| r.imp == "kernel" && r.workload == w.name && !r.extrapolated)
             .map(|r| (r.patches as f64, r.median_ms))
             .collect();
-        for (imp, state) in states.iter_mut().filter(|(i, _)| *i == Impl::Kernel) {
+        // The kernel's algorithm (budgeted) and the RFC list, back to back (`Impl::interleaved`).
+        for (imp, state) in states.iter_mut().filter(|(i, _)| !i.interleaved()) {
             let imp = *imp;
             progress(done, total, &format!("{} {} {} warm", kind.name(), size, imp.name()));
             // The kernel runs while its budget lasts (the last run may overshoot it), and never
@@ -278,15 +279,21 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
             }
             let t0 = std::time::Instant::now();
             let (samples, out_len) = run_warm(imp, &w, cfg.runs, state)?;
-            kernel_spent_s += t0.elapsed().as_secs_f64();
-            let r = row(&w, imp, "warm", &samples, out_len);
-            kernel_points.push((r.patches as f64, r.median_ms));
+            let mut r = row(&w, imp, "warm", &samples, out_len);
+            if imp == Impl::Kernel {
+                kernel_spent_s += t0.elapsed().as_secs_f64();
+                kernel_points.push((r.patches as f64, r.median_ms));
+            } else if cfg.cold_runs > 0 {
+                // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
+                // fresh process (when child processes run at all).
+                r.peak_bytes = cold(imp, kind, size, true)?.0.peak_bytes;
+            }
             results.push(r);
             done += 1;
         }
-        // The linear implementations, interleaved (`run_warm_interleaved`).
+        // The implementations that keep their buffers, interleaved (`run_warm_interleaved`).
         let mut fast: Vec<(Impl, &mut State)> =
-            states.iter_mut().filter(|(i, _)| *i != Impl::Kernel).map(|(i, s)| (*i, s)).collect();
+            states.iter_mut().filter(|(i, _)| i.interleaved()).map(|(i, s)| (*i, s)).collect();
         let names = fast.iter().map(|(i, _)| i.name()).collect::<Vec<_>>().join(", ");
         progress(done, total, &format!("{} {} warm, interleaved: {names}", kind.name(), size));
         let measured = run_warm_interleaved(&mut fast, &w, cfg.runs)?;
