@@ -369,20 +369,19 @@ mod tests {
         assert_eq!((r, seen), (Err("second"), 2));
     }
 
+    /// One seed size of 300 patches, `runs` warm and `cold_runs` cold runs, a kernel budget
+    /// large enough for it.
+    fn small_plan((runs, cold_runs): (usize, usize), impls: Vec<Impl>) -> Config {
+        Config { runs, cold_runs, kernel_budget_s: 60.0, seed_sizes: vec![300], rand_ld_dw: false, impls }
+    }
+
     /// The arrangement of one size: the kernel model and the RFC list back to back, the
     /// implementations that keep their buffers interleaved warm and cold (round after round,
     /// so a slow phase of the machine falls on all of them), one warm child per row for its
     /// peak, progress counted up to the total.
     #[test]
     fn buffer_keeping_implementations_run_interleaved() {
-        let cfg = Config {
-            runs: 2,
-            cold_runs: 3,
-            kernel_budget_s: 60.0,
-            seed_sizes: vec![300],
-            rand_ld_dw: false,
-            impls: vec![Impl::Kernel, Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor],
-        };
+        let cfg = small_plan((2, 3), vec![Impl::Kernel, Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor]);
         let mut calls: Vec<(&str, bool)> = Vec::new();
         let mut cold = |imp: Impl, kind: WorkloadKind, size: usize, warm: bool| {
             calls.push((imp.name(), warm));
@@ -427,14 +426,7 @@ mod tests {
     /// Without cold runs no child process starts: no cold rows, warm peaks from this process.
     #[test]
     fn no_cold_runs_start_no_child() {
-        let cfg = Config {
-            runs: 1,
-            cold_runs: 0,
-            kernel_budget_s: 0.0,
-            seed_sizes: vec![300],
-            rand_ld_dw: false,
-            impls: vec![Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor],
-        };
+        let cfg = small_plan((1, 0), vec![Impl::RfcList, Impl::Bpfpatch, Impl::CopyFloor]);
         let mut calls = 0;
         let mut cold = |imp: Impl, kind: WorkloadKind, size: usize, _: bool| {
             calls += 1;
