@@ -300,8 +300,10 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
         // The implementations that keep their buffers, interleaved (`run_warm_interleaved`).
         let mut fast: Vec<(Impl, &mut State)> =
             states.iter_mut().filter(|(i, _)| i.interleaved()).map(|(i, s)| (*i, s)).collect();
-        let names = fast.iter().map(|(i, _)| i.name()).collect::<Vec<_>>().join(", ");
-        progress(done, total, &format!("{} {} warm, interleaved: {names}", kind.name(), size));
+        if !fast.is_empty() {
+            let names = fast.iter().map(|(i, _)| i.name()).collect::<Vec<_>>().join(", ");
+            progress(done, total, &format!("{} {} warm, interleaved: {names}", kind.name(), size));
+        }
         let measured = run_warm_interleaved(&mut fast, &w, cfg.runs)?;
         for ((imp, _), (samples, out_len)) in fast.iter().zip(measured) {
             let mut r = row(&w, *imp, "warm", &samples, out_len);
@@ -436,6 +438,13 @@ mod tests {
         assert_eq!(calls, 0);
         assert!(report.results.iter().all(|r| r.regime == "warm"), "{:?}", report.results);
         assert_eq!(report.results.len(), 3);
+        // Nothing to interleave: no such step reported.
+        let mut msgs = Vec::new();
+        run(&small_plan((1, 0), vec![Impl::RfcList]), &mut |_, _, _, _| Err("no child".to_string()), &mut |_, _, m| {
+            msgs.push(m.to_string());
+        })
+        .unwrap();
+        assert_eq!(msgs, ["seed 300 rfc-list warm", "done"]);
     }
 
     /// Interleaved warm runs measure what sequential ones do: the same outputs, `runs` samples
