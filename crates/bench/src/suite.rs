@@ -209,6 +209,18 @@ pub fn run_warm_peak_here(imp: Impl, kind: WorkloadKind, size: usize) -> Result<
 /// # Errors
 /// The first implementation or cold-run error.
 pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result<Report, String> {
+    let start = std::time::Instant::now();
+    run_with_clock(cfg, cold, progress, &mut || start.elapsed().as_secs_f64())
+}
+
+/// [`run`], charging the kernel model's budgets by `clock` (seconds from any fixed point), so
+/// that a test can give each kernel run the time it wants.
+fn run_with_clock(
+    cfg: &Config,
+    cold: ColdRunner<'_>,
+    progress: Progress<'_>,
+    clock: &mut dyn FnMut() -> f64,
+) -> Result<Report, String> {
     let mut results = Vec::new();
     let mut plan: Vec<(WorkloadKind, usize)> = cfg.seed_sizes.iter().map(|&s| (WorkloadKind::Seed, s)).collect();
     let kernel = cfg.impls.contains(&Impl::Kernel);
@@ -236,11 +248,11 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
             }
             let w = kind.generate(size);
             progress(done, total, &format!("{} {} kernel warm (calibration)", kind.name(), size));
-            let t0 = std::time::Instant::now();
+            let t0 = clock();
             let state = states.iter_mut().find(|(i, _)| *i == Impl::Kernel).map(|(_, s)| s);
             let mut scratch = State::default();
             let (samples, out_len) = run_warm(Impl::Kernel, &w, cfg.runs, state.unwrap_or(&mut scratch))?;
-            calibration_spent_s += t0.elapsed().as_secs_f64();
+            calibration_spent_s += clock() - t0;
             results.push(row(&w, Impl::Kernel, "warm", &samples, out_len));
             done += 1;
             continue;
@@ -283,11 +295,11 @@ pub fn run(cfg: &Config, cold: ColdRunner<'_>, progress: Progress<'_>) -> Result
                 done += 1;
                 continue;
             }
-            let t0 = std::time::Instant::now();
+            let t0 = clock();
             let (samples, out_len) = run_warm(imp, &w, cfg.runs, state)?;
             let mut r = row(&w, imp, "warm", &samples, out_len);
             if imp == Impl::Kernel {
-                kernel_spent_s += t0.elapsed().as_secs_f64();
+                kernel_spent_s *= clock() - t0;
                 kernel_points.push((r.patches as f64, r.median_ms));
             } else if cfg.cold_runs > 0 {
                 // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
@@ -445,6 +457,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(msgs, ["seed 300 rfc-list warm", "done"]);
+    }
+
+    /// The kernel model runs sizes while its budget lasts and is extrapolated beyond: with each
+    /// size charged 5 s against a 12 s budget, three sizes run and the fourth is extrapolated
+    /// (its fit predicts milliseconds, so only the spent time can stop it).
+    #[test]
+    fn the_kernel_budget_stops_measured_sizes() {
+        let cfg = Config {
+            seed_sizes: vec![300, 301, 302, 303],
+            kernel_budget_s: 12.0,
+            ..small_plan((1, 0), vec![Impl::Kernel])
+        };
+        // Each kernel run reads the clock twice: 5 s apart.
+        let mut now = 0.0;
+        let mut clock = || {
+            now += 5.0;
+            now
+        };
+        let report =
+            run_with_clock(&cfg, &mut |_, _, _, _| Err("no child".to_string()), &mut |_, _, _| {}, &mut clock).unwrap();
+        let rows: Vec<(usize, bool)> = report.results.iter().map(|r| (r.patches, r.extrapolated)).collect();
+        assert_eq!(rows, [(300, false), (301, false), (302, false), (303, true)]);
     }
 
     /// Interleaved warm runs measure what sequential ones do: the same outputs, `runs` samples
