@@ -299,7 +299,7 @@ fn run_with_clock(
             let (samples, out_len) = run_warm(imp, &w, cfg.runs, state)?;
             let mut r = row(&w, imp, "warm", &samples, out_len);
             if imp == Impl::Kernel {
-                kernel_spent_s *= clock() - t0;
+                kernel_spent_s += clock() - t0;
                 kernel_points.push((r.patches as f64, r.median_ms));
             } else if cfg.cold_runs > 0 {
                 // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
