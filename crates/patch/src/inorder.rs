@@ -56,7 +56,7 @@ use crate::error::{Error, Result};
 use crate::handle::pos;
 use crate::ids::{NodeId, SubprogId};
 use crate::linearize::LinearizeStats;
-use crate::list::{MAX_NODES, NONE, Patched};
+use crate::list::{MAX_NODES, NONE, Patched, is_jump_code};
 use crate::tables::{AuxHook, PatchedProgram, Program, Shape, TableScratch, check_shape, remap_tables};
 #[cfg(doc)]
 use crate::{OffsetMap, PatchList};
@@ -74,8 +74,7 @@ static KIND: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        let class = i as u8 & c::CLASS_MASK;
-        if class == c::JMP || class == c::JMP32 {
+        if is_jump_code(i as u8) {
             t[i] |= JUMP;
         }
         if i as u8 == c::LD_IMM64 {

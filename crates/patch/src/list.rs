@@ -270,7 +270,13 @@ pub(crate) fn node_insn(orig: &[Insn], own: &[Insn], over: &[Insn], over_at: &[u
 /// Whether a slot is of the jump classes (the slots of a logged patch that hold a reference).
 #[inline]
 pub(crate) fn is_jump_class(insn: &Insn) -> bool {
-    let class = insn.code & bpfpatch_insn::opcode::CLASS_MASK;
+    is_jump_code(insn.code)
+}
+
+/// [`is_jump_class`] on an opcode byte, usable in constant tables (the in-order engine's
+/// `KIND`).
+pub(crate) const fn is_jump_code(code: u8) -> bool {
+    let class = code & bpfpatch_insn::opcode::CLASS_MASK;
     class == bpfpatch_insn::opcode::JMP || class == bpfpatch_insn::opcode::JMP32
 }
 
