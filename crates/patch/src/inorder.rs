@@ -60,7 +60,7 @@ use crate::list::{MAX_NODES, NONE, Patched, is_jump_code};
 use crate::tables::{AuxHook, PatchedProgram, Program, Shape, TableScratch, check_shape, remap_tables};
 #[cfg(doc)]
 use crate::{OffsetMap, PatchList};
-use bpfpatch_insn::{Slot, TargetKind};
+use bpfpatch_insn::{Insn, Slot, TargetKind};
 
 /// [`KIND`] bit: a jump-class opcode (`JMP`, `JMP32`).
 const JUMP: u8 = 1;
@@ -200,6 +200,20 @@ pub struct InOrder<'a, A, H> {
     plain: usize,
 }
 
+/// Appends the positions `o + 1 .. o + len` (a buffer's new nodes, written at `o`): one
+/// fixed-size copy for the lengths a pass writes most.
+#[inline(always)]
+fn new_positions(p: &mut Vec<u32>, o: u32, len: usize) {
+    let live = |k: u32| pos::live(o + k);
+    match len {
+        0 | 1 => {}
+        2 => p.push(live(1)),
+        3 => p.extend_from_slice(&[live(1), live(2)]),
+        4 => p.extend_from_slice(&[live(1), live(2), live(3)]),
+        _ => p.extend((1..len as u32).map(live)),
+    }
+}
+
 /// `at + rel + 1`, the absolute target of a PC-relative field at `at` (saturating).
 fn abs(at: usize, rel: i64) -> i64 {
     i64::try_from(at).unwrap_or(i64::MAX).saturating_add(rel).saturating_add(1)
@@ -293,7 +307,7 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let deferred = {
             let c = &*ctx;
             let tail = |s: usize| c.is_tail(s);
-            let shape = Shape { n, tail: &tail, subprogs: &c.starts, orig_subprogs: c.starts.len() };
+            let shape = Shape { n, tail, subprogs: &c.starts, orig_subprogs: c.starts.len() };
             check_shape(&shape, prog).err()
         };
         ctx.fixups.clear();
@@ -448,9 +462,15 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         let base = self.n + 1 + self.new_nodes;
         let node_of = |k: usize| if k == 0 { x } else { base + k as u32 - 1 };
         // The node of the buffer's last instruction, which takes the identity (S5).
-        let orig = if let Some(t) = self.plain(x, buf) {
-            // Validated (nothing to refuse): write (S6).
-            self.write_plain(x, buf, t);
+        // The plain buffers of 1 to 4 slots are classified and written unrolled.
+        let plain = match buf.insns.as_slice() {
+            [a] => self.plain_n(x, &[*a], buf),
+            [a, b] => self.plain_n(x, &[*a, *b], buf),
+            [a, b, c] => self.plain_n(x, &[*a, *b, *c], buf),
+            [a, b, c, d] => self.plain_n(x, &[*a, *b, *c, *d], buf),
+            insns => self.plain(x, buf).map(|t| self.write_plain(x, insns, t)).is_some(),
+        };
+        let orig = if plain {
             self.plain += 1;
             node_of(len - 1)
         } else {
@@ -485,8 +505,6 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         if len == 0 || len > 64 {
             return None;
         }
-        // An explicit target is only allowed on a jump (checked below).
-        let explicit = buf.targets.len().min(len);
         // One table load per slot: which are jumps, whether any is an ld_imm64.
         let (mut mask, mut any) = (0u64, 0u8);
         for (k, insn) in buf.insns.iter().enumerate() {
@@ -494,9 +512,37 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
             any |= kind;
             mask |= u64::from(kind & JUMP) << k;
         }
+        self.plain_targets(x, buf, mask, any)
+    }
+
+    /// [`InOrder::plain`] on a buffer of `L` slots, unrolled; writes it when it is plain
+    /// ([`InOrder::write_plain`], unrolled too) and says so.
+    #[inline(always)]
+    fn plain_n<const L: usize>(&mut self, x: u32, insns: &[Insn; L], buf: &PatchBuf) -> bool {
+        let (mut mask, mut any) = (0u64, 0u8);
+        for (k, insn) in insns.iter().enumerate() {
+            let kind = KIND[insn.code as usize];
+            any |= kind;
+            mask |= u64::from(kind & JUMP) << k;
+        }
+        match self.plain_targets(x, buf, mask, any) {
+            Some(t) => {
+                self.write_plain(x, insns, t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The rest of [`InOrder::plain`], given the buffer's jump slots (`mask`) and the union of
+    /// its [`KIND`] bits (`any`).
+    #[inline(always)]
+    fn plain_targets(&self, x: u32, buf: &PatchBuf, mask: u64, any: u8) -> Option<(u32, u64)> {
         if any & LD_IMM64 != 0 {
             return None;
         }
+        // An explicit target is only allowed on a jump.
+        let explicit = buf.targets.len().min(buf.len());
         for (k, t) in buf.targets[..explicit].iter().enumerate() {
             if t.is_some() && mask >> k & 1 == 0 {
                 return None;
@@ -524,21 +570,23 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
     }
 
     /// Writes a buffer [`InOrder::plain`] accepted, whose jumps (`mask`) go to node `t`
-    /// (S2-S5). Every vector grows once per buffer (exact-size extends).
-    #[inline]
-    fn write_plain(&mut self, x: u32, buf: &PatchBuf, (t, mask): (u32, u64)) {
+    /// (S2-S5). Every vector grows once per buffer. Inlined at each call: called with the
+    /// slots of a 1-to-4-slot buffer copied into an array ([`InOrder::plain_n`]), the length is
+    /// a constant and every copy and loop below unrolls.
+    #[inline(always)]
+    fn write_plain(&mut self, x: u32, insns: &[Insn], (t, mask): (u32, u64)) {
         if self.next < x {
             self.stream_to(x);
         }
         let out = &mut *self.out;
         let o = out.program.insns.len() as u32;
-        let len = buf.len();
+        let len = insns.len();
         let last = len - 1;
-        extend_small(&mut out.program.insns, &buf.insns);
+        out.program.insns.extend_from_slice(insns);
         if let Some(p) = out.map.pos.get_mut(x as usize) {
             *p = pos::live(o);
         }
-        out.map.pos.extend((1..len as u32).map(|k| pos::live(o + k)));
+        new_positions(&mut out.map.pos, o, len);
         out.map.orig_node.push(if last == 0 { x } else { self.n + self.new_nodes + last as u32 });
         let mut m = mask;
         while m != 0 {
@@ -556,12 +604,12 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
         // carries the patched slot's identity.
         let aux = &mut out.program.aux;
         aux.reserve(len);
-        for (k, insn) in buf.insns[..last].iter().enumerate() {
+        for (k, insn) in insns[..last].iter().enumerate() {
             aux.push(if mask >> k & 1 != 0 { parent.clone() } else { hook.new_slot(insn, Some(parent)) });
         }
         let mut a = parent.clone();
         if mask >> last & 1 == 0 {
-            hook.patched(&mut a, &buf.insns[last]);
+            hook.patched(&mut a, &insns[last]);
         }
         aux.push(a);
     }

@@ -261,18 +261,20 @@ impl<A> Default for PatchedProgram<A> {
 /// What the table checks need to know of the original program besides the tables: its
 /// length, which slots are ld_imm64 second slots, and the engine's subprogram starts (the
 /// list's and [`crate::InOrder`]'s, built from the same program by the same rule).
-pub(crate) struct Shape<'a> {
+pub(crate) struct Shape<'a, T: Fn(usize) -> bool> {
     /// Slots of the original program.
     pub(crate) n: usize,
-    /// Whether original slot `s` (`< n`) is the second slot of an ld_imm64.
-    pub(crate) tail: &'a dyn Fn(usize) -> bool,
+    /// Whether original slot `s` (`< n`) is the second slot of an ld_imm64 (a closure the
+    /// checks inline: they call it once per table entry).
+    pub(crate) tail: T,
     /// Subprogram starts (original ones first).
     pub(crate) subprogs: &'a [u32],
     /// Number of original subprograms.
     pub(crate) orig_subprogs: usize,
 }
 
-impl Shape<'_> {
+impl<T: Fn(usize) -> bool> Shape<'_, T> {
+    #[inline]
     fn slot_ok(&self, s: u64) -> bool {
         s < self.n as u64 && !(self.tail)(s as usize)
     }
@@ -280,14 +282,13 @@ impl Shape<'_> {
 
 fn check_program<A>(list: &PatchList<'_>, prog: &Program<A>) -> Result<()> {
     let tail = |s: usize| list.flags[s] & F_TAIL != 0;
-    let shape =
-        Shape { n: list.orig_len(), tail: &tail, subprogs: &list.subprogs, orig_subprogs: list.orig_subprog_count() };
+    let shape = Shape { n: list.orig_len(), tail, subprogs: &list.subprogs, orig_subprogs: list.orig_subprog_count() };
     check_shape(&shape, prog)
 }
 
 /// Checks `prog`'s length, aux and every side table against the engine's view of it
 /// (`shape`): the errors [`PatchList::linearize_program`] reports before linearizing.
-pub(crate) fn check_shape<A>(shape: &Shape<'_>, prog: &Program<A>) -> Result<()> {
+pub(crate) fn check_shape<A, T: Fn(usize) -> bool>(shape: &Shape<'_, T>, prog: &Program<A>) -> Result<()> {
     let n = shape.n;
     if prog.insns.len() != n {
         return Err(Error::ProgramMismatch { expected: n, got: prog.insns.len() });
@@ -350,6 +351,7 @@ impl OffsetMap {
     /// land past the end are dropped. Output is strictly increasing.
     pub fn remap_line_info(&self, input: &[LineInfo], out: &mut Vec<LineInfo>) {
         out.clear();
+        out.reserve(input.len());
         self.line_info_survivors(input, |i, s| out.push(LineInfo { insn_off: s.0 as u32, ..input[i] }));
     }
 
@@ -357,21 +359,29 @@ impl OffsetMap {
     /// carry more than a [`LineInfo`]: calls `keep(input index, new slot)` for every entry that
     /// survives, in order.
     pub fn line_info_survivors(&self, input: &[LineInfo], mut keep: impl FnMut(usize, Slot)) {
-        let mut pending: Option<(usize, Slot)> = None;
+        // `OffsetMap::start` with its checks hoisted out of the loop.
+        let words: &[u32] = if self.cstart.is_empty() { &self.pos } else { &self.cstart };
+        let (n, new_len) = (self.orig_len(), self.new_len);
+        let mut pending: Option<(usize, u32)> = None;
         for (i, l) in input.iter().enumerate() {
-            let Some(s) = self.start(Slot(l.insn_off as usize)) else { continue };
-            if s.0 >= self.new_len() {
+            let o = l.insn_off as usize;
+            let s = match words.get(o) {
+                Some(&w) if o < n => pos::slot(w),
+                _ if o == n => new_len,
+                _ => continue,
+            };
+            if s >= new_len {
                 continue;
             }
             // On a collision the last entry wins.
             if let Some((j, t)) = pending.replace((i, s))
                 && t != s
             {
-                keep(j, t);
+                keep(j, Slot(t as usize));
             }
         }
         if let Some((j, t)) = pending {
-            keep(j, t);
+            keep(j, Slot(t as usize));
         }
     }
 

@@ -38,4 +38,6 @@ fn inorder_agrees_with_the_list_and_the_kernel() {
     assert!(st.spellings.iter().all(|&k| k > 0), "a target spelling was never accepted: {st:?}");
     // Both of the in-order engine's paths: the fast one (blinding's shapes) and the general one.
     assert!(st.fast * 20 >= st.accepted && st.fast * 2 < st.accepted, "one path barely exercised: {st:?}");
+    // Each buffer length the fast path unrolls apart, and the longer ones.
+    assert!(st.fast_len.iter().all(|&k| k > 0), "a fast-path length never exercised: {st:?}");
 }

@@ -73,9 +73,11 @@ pub struct Stats {
     /// Accepted patches the in-order engine wrote by its fast path (`InOrder::plain_patches`);
     /// the rest of the accepted patches took its general path.
     pub fast: usize,
+    /// The fast path's patches by buffer length: 1, 2, 3, 4 (each unrolled apart) and longer.
+    pub fast_len: [usize; 5],
 }
 
-const N: usize = 17;
+const N: usize = 22;
 static C: [AtomicUsize; N] = [const { AtomicUsize::new(0) }; N];
 const CASES: usize = 0;
 const BAD: usize = 1;
@@ -89,6 +91,7 @@ const SPELL: usize = 8; // 8..14
 const DELETIONS: usize = 14;
 const LD_PAIRS: usize = 15;
 const FAST: usize = 16;
+const FAST_LEN: usize = 17; // 17..22
 
 fn bump(i: usize) {
     C[i].fetch_add(1, Relaxed);
@@ -111,6 +114,7 @@ pub fn stats() -> Stats {
         deletions: g(DELETIONS),
         ld_pairs: g(LD_PAIRS),
         fast: g(FAST),
+        fast_len: core::array::from_fn(|k| g(FAST_LEN + k)),
     }
 }
 
@@ -346,13 +350,13 @@ impl Case<'_> {
         (buf, spec, kernel, spellings)
     }
 
-    /// A buffer of a pass's shape (blinding, instrumentation) around the 64-slot bound of the
-    /// in-order engine's fast path: 63-130 slots of ALU instructions and jumps to
-    /// `OrigTarget`, sometimes with one slot that takes it off that path (a jump with a
+    /// A buffer of a pass's shape (blinding, instrumentation): 1 to 6 slots (the fast path
+    /// unrolls 1 to 4 apart) or 63-130 around its 64-slot bound, of ALU instructions and jumps
+    /// to `OrigTarget`, sometimes with one slot that takes it off that path (a jump with a
     /// buffer-local target, an explicit target on an ALU instruction, an ld_imm64 pair).
     fn pass_buf(&mut self) -> (PatchBuf, Vec<Option<Target>>, bool, Vec<usize>) {
         let rng = &mut self.rng;
-        let len = *rng.pick(&[63, 64, 65, 66, 100, 127, 128, 129, 130]);
+        let len = *rng.pick(&[1, 2, 3, 4, 5, 6, 63, 64, 65, 66, 100, 127, 128, 129, 130]);
         let odd = if rng.chance(30) { Some(rng.below(len)) } else { None };
         let mov = |k: i32| Insn::new(c::ALU64 | c::MOV | c::K, 1, 0, 0, k);
         let mut buf = PatchBuf::new();
@@ -414,6 +418,7 @@ impl Case<'_> {
                 let got = io.patch(*slot, buf);
                 if io.plain_patches() != fast {
                     bump(FAST);
+                    bump(FAST_LEN + buf.len().clamp(1, 5) - 1);
                 }
                 if let Err(e) = &got
                     && let Some(why) = self.unsupported(e, next, Some(spec))
