@@ -201,7 +201,9 @@ pub struct InOrder<'a, A, H> {
 }
 
 /// Appends the positions `o + 1 .. o + len` (a buffer's new nodes, written at `o`): one
-/// fixed-size copy for the lengths a pass writes most.
+/// fixed-size copy for the lengths a pass writes most, pushes after one reservation beyond
+/// (`extend` over the range was an out-of-line call per buffer: +15M instructions per
+/// `bpfpatch bench` run on `rand-ld-dw`, whose buffers have 6 slots).
 #[inline(always)]
 fn new_positions(p: &mut Vec<u32>, o: u32, len: usize) {
     let live = |k: u32| pos::live(o + k);
@@ -210,7 +212,12 @@ fn new_positions(p: &mut Vec<u32>, o: u32, len: usize) {
         2 => p.push(live(1)),
         3 => p.extend_from_slice(&[live(1), live(2)]),
         4 => p.extend_from_slice(&[live(1), live(2), live(3)]),
-        _ => p.extend((1..len as u32).map(live)),
+        _ => {
+            p.reserve(len - 1);
+            for k in 1..len as u32 {
+                p.push(live(k));
+            }
+        }
     }
 }
 
