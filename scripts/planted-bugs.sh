@@ -50,8 +50,8 @@ bugs = {
     "        if matches!(item.op, Op::Zext { .. }) || def32_reg(&item.op).is_none() {"),
   # Collapsed line_info keeps the first record instead of the last.
   "line-info-first": ("crates/patch/src/tables.rs",
-    "            if let Some((j, t)) = pending.replace((i, s))\n                && t != s\n            {\n                keep(j, t);\n            }",
-    "            match pending { Some((_, t)) if t == s => continue, Some((j, t)) => keep(j, t), None => {} }\n"
+    "            if let Some((j, t)) = pending.replace((i, s))\n                && t != s\n            {\n                keep(j, Slot(t as usize));\n            }",
+    "            match pending { Some((_, t)) if t == s => continue, Some((j, t)) => keep(j, Slot(t as usize)), None => {} }\n"
     "            pending = Some((i, s));"),
   # Off by one on register-source forward conditional jumps in the list's linearization.
   "linearize-reg-jump": ("crates/patch/src/linearize.rs",
