@@ -364,12 +364,11 @@ impl OffsetMap {
         let (n, new_len) = (self.orig_len(), self.new_len);
         let mut pending: Option<(usize, u32)> = None;
         for (i, l) in input.iter().enumerate() {
+            // An offset past the program maps to the end or to nothing (`start`): no record
+            // either way. (The words beyond it are the sentinel and new nodes, not slots.)
             let o = l.insn_off as usize;
-            let s = match words.get(o) {
-                Some(&w) if o < n => pos::slot(w),
-                _ if o == n => new_len,
-                _ => continue,
-            };
+            let Some(&w) = words.get(o).filter(|_| o < n) else { continue };
+            let s = pos::slot(w);
             if s >= new_len {
                 continue;
             }

@@ -55,6 +55,28 @@ fn live_start_is_none_for_deleted_slots_and_past_the_end() {
     assert_eq!(m.live_start(Slot(6)), None);
 }
 
+/// Line info follows `start` for any offset, the ones past the program included: the map's
+/// words beyond the original slots (the sentinel, then the patch's new node at 6, at slot 2)
+/// are no slots, so a record there is dropped, not moved to a new node's position.
+#[test]
+fn line_info_past_the_program_is_dropped_whatever_the_map_holds_there() {
+    let insns = program();
+    let (_, out) = deleted_and_patched(&insns);
+    let m = &out.map;
+    let rec = |o: u32| LineInfo { insn_off: o, file_name_off: 1, line_off: 2, line_col: o };
+    for o in 0..9u32 {
+        let mut got = Vec::new();
+        m.remap_line_info(&[rec(o)], &mut got);
+        let want: Vec<LineInfo> = m
+            .start(Slot(o as usize))
+            .filter(|s| s.0 < m.new_len())
+            .map(|s| LineInfo { insn_off: s.0 as u32, ..rec(o) })
+            .into_iter()
+            .collect();
+        assert_eq!(got, want, "offset {o}");
+    }
+}
+
 #[test]
 fn node_pos_is_the_slot_the_list_order_gives() {
     let insns = program();
