@@ -70,7 +70,7 @@ fn line_info_past_the_program_is_dropped_whatever_the_map_holds_there() {
         let want: Vec<LineInfo> = m
             .start(Slot(o as usize))
             .filter(|s| s.0 < m.new_len())
-            .map(|s| LineInfo { insn_off: s.0 as u32, ..rec(o) })
+            .map(|s| LineInfo { insn_off: u32::try_from(s.0).unwrap(), ..rec(o) })
             .into_iter()
             .collect();
         assert_eq!(got, want, "offset {o}");
