@@ -173,6 +173,22 @@ fn round_robin<E>(k: usize, runs: usize, mut one: impl FnMut(usize) -> Result<()
     Ok(())
 }
 
+/// Sets a warm row's peak memory from a fresh process running `imp` warm, when child processes
+/// run at all (`cold_runs > 0`): in-process runs reuse memory earlier sizes freed.
+fn warm_peak(
+    r: &mut Row,
+    cfg: &Config,
+    cold: ColdRunner<'_>,
+    kind: WorkloadKind,
+    size: usize,
+    imp: Impl,
+) -> Result<(), String> {
+    if cfg.cold_runs > 0 {
+        r.peak_bytes = cold(imp, kind, size, true)?.0.peak_bytes;
+    }
+    Ok(())
+}
+
 /// Runs `imp` once on a fresh [`State`] and [`Output`] (what one cold process does).
 ///
 /// # Errors
@@ -301,10 +317,8 @@ fn run_with_clock(
             if imp == Impl::Kernel {
                 kernel_spent_s += clock() - t0;
                 kernel_points.push((r.patches as f64, r.median_ms));
-            } else if cfg.cold_runs > 0 {
-                // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
-                // fresh process (when child processes run at all).
-                r.peak_bytes = cold(imp, kind, size, true)?.0.peak_bytes;
+            } else {
+                warm_peak(&mut r, cfg, cold, kind, size, imp)?;
             }
             results.push(r);
             done += 1;
@@ -319,11 +333,7 @@ fn run_with_clock(
         let measured = run_warm_interleaved(&mut fast, &w, cfg.runs)?;
         for ((imp, _), (samples, out_len)) in fast.iter().zip(measured) {
             let mut r = row(&w, *imp, "warm", &samples, out_len);
-            // In-process runs reuse memory earlier sizes freed: the warm peak comes from a
-            // fresh process (when child processes run at all).
-            if cfg.cold_runs > 0 {
-                r.peak_bytes = cold(*imp, kind, size, true)?.0.peak_bytes;
-            }
+            warm_peak(&mut r, cfg, cold, kind, size, *imp)?;
             results.push(r);
             done += 1;
         }

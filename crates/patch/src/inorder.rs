@@ -526,6 +526,8 @@ impl<'a, A: Clone, H: AuxHook<A>> InOrder<'a, A, H> {
     /// ([`InOrder::write_plain`], unrolled too) and says so.
     #[inline(always)]
     fn plain_n<const L: usize>(&mut self, x: u32, insns: &[Insn; L], buf: &PatchBuf) -> bool {
+        // `plain`'s loop over an array. Not a shared helper: one called from both changed how
+        // the slice path inlined, +10.7M instructions per `bpfpatch bench` run on `rand-ld-dw`.
         let (mut mask, mut any) = (0u64, 0u8);
         for (k, insn) in insns.iter().enumerate() {
             let kind = KIND[insn.code as usize];
