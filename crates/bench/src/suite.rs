@@ -491,6 +491,31 @@ mod tests {
         assert_eq!(rows, [(300, false), (301, false), (302, false), (303, true)]);
     }
 
+    /// The kernel model's calibration runs on small `rand-ld-dw` programs have a budget of
+    /// their own: with each charged 5 s against 8 s, the first two lengths run, the third does
+    /// not, and the full program is extrapolated from the two.
+    #[test]
+    fn the_calibration_budget_stops_calibration_lengths() {
+        let cfg = Config {
+            seed_sizes: vec![],
+            rand_ld_dw: true,
+            kernel_budget_s: 8.0,
+            ..small_plan((1, 0), vec![Impl::Kernel])
+        };
+        let mut now = 0.0;
+        let mut clock = || {
+            now += 5.0;
+            now
+        };
+        let report =
+            run_with_clock(&cfg, &mut |_, _, _, _| Err("no child".to_string()), &mut |_, _, _| {}, &mut clock).unwrap();
+        // A program generated for `n` slots is a little shorter (whole ld_imm64 groups).
+        let len = |n: usize| workload::rand_ld_dw(n).insns().len();
+        let rows: Vec<(usize, bool)> = report.results.iter().map(|r| (r.insns_in, r.extrapolated)).collect();
+        let lens = RAND_LD_DW_KERNEL_LENS;
+        assert_eq!(rows, [(len(lens[0]), false), (len(lens[1]), false), (len(RAND_LD_DW_LEN), true)]);
+    }
+
     /// Interleaved warm runs measure what sequential ones do: the same outputs, `runs` samples
     /// each, in the order given.
     #[test]
